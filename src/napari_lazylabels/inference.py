@@ -1,0 +1,134 @@
+"""Tiled, batched, Gaussian-blended prediction (Ke et al. 2020, section 4.1; METHOD 5).
+
+The image is padded (reflect) to a multiple of the network's pooling factor
+and cut into overlapping tiles whose origins are on the pooling grid. Of each
+tile only the core farther than the receptive-field radius from an inner tile
+edge is used, weighted by a Gaussian centred on the tile, and the weighted
+sum is normalised. Because every used pixel saw its whole receptive field,
+the result equals a single whole-image pass up to float rounding, whatever
+the tile size (``tests/test_inference.py`` checks it).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .model import LazyUNet, receptive_radius
+
+ProgressFn = Callable[[int, int], None]
+
+
+def _round_up(v: int, m: int) -> int:
+    return -(-v // m) * m
+
+
+def tile_layout(length: int, tile: int, margin: int, multiple: int) -> tuple[int, list[int]]:
+    """Tile length and tile starts along one axis of a padded length.
+
+    Starts are multiples of ``multiple``; consecutive cores (tiles less
+    ``margin`` on inner sides) overlap or touch, so every pixel is covered.
+    """
+    if length <= tile:
+        return length, [0]
+    n = max(2, math.ceil((length - 2 * margin) / max(tile - 2 * margin, multiple)))
+    while True:
+        t = _round_up(math.ceil((length + 2 * margin * (n - 1)) / n), multiple)
+        while t <= min(length, max(tile, t)):
+            starts = sorted({min((i * (length - t) // (n - 1)) // multiple * multiple, length - t)
+                             for i in range(n)})
+            if all(b + margin <= a + t - margin for a, b in zip(starts, starts[1:])):
+                return t, starts
+            t += multiple
+        n += 1
+
+
+def gaussian_window(h: int, w: int, sigma_fraction: float = 0.25) -> np.ndarray:
+    """Gaussian weights centred on a tile (sigma = fraction of its size)."""
+    y = np.arange(h) - (h - 1) / 2
+    x = np.arange(w) - (w - 1) / 2
+    gy = np.exp(-0.5 * (y / (sigma_fraction * h)) ** 2)
+    gx = np.exp(-0.5 * (x / (sigma_fraction * w)) ** 2)
+    return np.outer(gy, gx).astype(np.float32) + 1e-6
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Reflect-pad a CYX array at the bottom and right to a multiple of ``multiple``."""
+    h, w = image.shape[-2:]
+    ph, pw = _round_up(max(h, multiple), multiple) - h, _round_up(max(w, multiple), multiple) - w
+    if ph == 0 and pw == 0:
+        return image
+    return np.pad(image, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
+
+
+def _forward(model: LazyUNet, batch: np.ndarray, device: torch.device, amp: bool,
+             tasks: Sequence[str]) -> dict[str, np.ndarray]:
+    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+    with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp and device.type == "cuda"):
+        out = model(x)
+    return {k: torch.softmax(out[k].float(), dim=1).cpu().numpy() for k in tasks}
+
+
+@torch.no_grad()
+def predict_whole(model: LazyUNet, image: np.ndarray, device: torch.device | str = "cpu",
+                  amp: bool = False) -> dict[str, np.ndarray]:
+    """One forward pass over the whole (normalised, CYX) image: the reference."""
+    device = torch.device(device)
+    model.eval()
+    h, w = image.shape[-2:]
+    padded = pad_to_multiple(image, model.config.size_multiple)
+    out = _forward(model, padded[None], device, amp, model.task_names)
+    return {k: v[0, :, :h, :w] for k, v in out.items()}
+
+
+@torch.no_grad()
+def predict_tiled(model: LazyUNet, image: np.ndarray, *, tile_size: int = 1024, batch_size: int = 2,
+                  device: torch.device | str = "cpu", amp: bool = True, margin: int | None = None,
+                  tasks: Sequence[str] | None = None, progress: ProgressFn | None = None
+                  ) -> dict[str, np.ndarray]:
+    """Per-task probabilities (C, H, W) for a normalised CYX image of any size.
+
+    ``tile_size`` caps the tile edge (memory); tiles are made as large as
+    needed to cover the image with few tiles. ``margin`` defaults to the
+    network's receptive-field radius rounded up to the pooling grid.
+    """
+    device = torch.device(device)
+    model.eval()
+    tasks = list(tasks or model.task_names)
+    m = model.config.size_multiple
+    if margin is None:
+        margin = _round_up(receptive_radius(model), m)
+    h, w = image.shape[-2:]
+    padded = pad_to_multiple(image, m)
+    ph, pw = padded.shape[-2:]
+    tile_size = max(_round_up(tile_size, m), 2 * margin + m)
+    th, ys = tile_layout(ph, tile_size, margin, m)
+    tw, xs = tile_layout(pw, tile_size, margin, m)
+    window = gaussian_window(th, tw)
+    boxes = [(y, x) for y in ys for x in xs]
+    acc = {k: None for k in tasks}
+    norm = np.zeros((ph, pw), np.float32)
+    for b0 in range(0, len(boxes), batch_size):
+        chunk = boxes[b0:b0 + batch_size]
+        batch = np.stack([padded[:, y:y + th, x:x + tw] for y, x in chunk])
+        out = _forward(model, batch, device, amp, tasks)
+        for i, (y, x) in enumerate(chunk):
+            core = np.zeros((th, tw), bool)
+            y_lo = 0 if y == 0 else margin
+            y_hi = th if y + th >= ph else th - margin
+            x_lo = 0 if x == 0 else margin
+            x_hi = tw if x + tw >= pw else tw - margin
+            core[y_lo:y_hi, x_lo:x_hi] = True
+            wgt = window * core
+            norm[y:y + th, x:x + tw] += wgt
+            for k in tasks:
+                if acc[k] is None:
+                    acc[k] = np.zeros((out[k].shape[1], ph, pw), np.float32)
+                acc[k][:, y:y + th, x:x + tw] += out[k][i] * wgt
+        if progress is not None:
+            progress(min(b0 + batch_size, len(boxes)), len(boxes))
+    assert norm.min() > 0, "tiles do not cover the image"
+    return {k: (v / norm)[:, :h, :w] for k, v in acc.items()}

@@ -1,0 +1,172 @@
+"""The multi-task U-Net of Ke et al. (2020, 2021), and the plain U-Net.
+
+One contracting path is shared by all tasks. In the last ``multitask_levels``
+decoder levels each level is a multi-task block (METHOD 3)::
+
+    x_{l+1}   = F_W(x_l, c_l)                   detection path
+    z_{l+1/2} = F_W(z_l, c_l)                   segmentation path, same weights W
+    z_{l+1}   = z_{l+1/2} + R(z_{l+1/2})        plus its own residual sub-block
+    y_{l+1}   = G(y_l, z_{l+1})                 separation path, skips from segmentation
+
+Heads (1x1 convolutions) sit on one of the three paths, as each task's
+:class:`~napari_lazylabels.tasks.TaskSpec` says. With ``multitask=False`` the
+network is a plain U-Net and every head reads its single path.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import NetworkConfig
+from .tasks import DETECTION, SEGMENTATION, SEPARATION, TaskSpec
+
+
+def conv_layer(cin: int, cout: int) -> nn.Sequential:
+    """3x3 convolution, batch normalisation, LeakyReLU(0.01)."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                         nn.LeakyReLU(0.01, inplace=True))
+
+
+def conv_block(cin: int, cout: int, n: int) -> nn.Sequential:
+    return nn.Sequential(*[conv_layer(cin if i == 0 else cout, cout) for i in range(n)])
+
+
+def upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class UpBlock(nn.Module):
+    """Bilinear 2x upsampling, concatenation with a skip, a conv block."""
+
+    def __init__(self, cin: int, cskip: int, cout: int, n: int):
+        super().__init__()
+        self.block = conv_block(cin + cskip, cout, n)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.block(torch.cat([upsample_to(x, skip), skip], dim=1))
+
+
+class MultiTaskBlock(nn.Module):
+    """One multi-task decoder level (detection, segmentation, separation paths)."""
+
+    def __init__(self, cin: int, cskip: int, cout: int, n: int):
+        super().__init__()
+        self.shared = UpBlock(cin, cskip, cout, n)       # F_W: detection and segmentation
+        self.residual = conv_block(cout, cout, 1)        # R: the segmentation sub-block
+        self.separation = UpBlock(cin, cout, cout, n)    # G: skips from the segmentation path
+
+    def forward(self, x, z, y, skip):
+        x1 = self.shared(x, skip)
+        z_half = x1 if z is x else self.shared(z, skip)  # same input, same weights: compute once
+        z1 = z_half + self.residual(z_half)
+        y1 = self.separation(y, z1)
+        return x1, z1, y1
+
+
+class LazyUNet(nn.Module):
+    """A U-Net with one head per task; multi-task decoder blocks unless disabled.
+
+    ``forward`` returns a dict task name -> logits (B, C, H, W). H and W must be
+    multiples of ``config.size_multiple``.
+    """
+
+    def __init__(self, config: NetworkConfig, tasks: Sequence[TaskSpec]):
+        super().__init__()
+        self.config = config
+        self.task_names = [t.name for t in tasks]
+        d, n = config.depth, config.convs_per_block
+        ch = [config.base_channels * 2 ** i for i in range(d)]
+        self.encoder = nn.ModuleList(
+            [conv_block(config.in_channels if i == 0 else ch[i - 1], ch[i], n) for i in range(d)])
+        n_mt = config.multitask_levels if config.multitask else 0
+        self.shared_decoder = nn.ModuleList()
+        self.multitask_decoder = nn.ModuleList()
+        for level in range(d - 2, -1, -1):     # from the bottleneck up to full resolution
+            if level < n_mt:
+                self.multitask_decoder.append(MultiTaskBlock(ch[level + 1], ch[level], ch[level], n))
+            else:
+                self.shared_decoder.append(UpBlock(ch[level + 1], ch[level], ch[level], n))
+        self.heads = nn.ModuleDict({t.name: nn.Conv2d(ch[0], t.n_classes, 1) for t in tasks})
+        self.head_paths = {t.name: (t.features if config.multitask else SEGMENTATION) for t in tasks}
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        skips = []
+        h = image
+        for i, block in enumerate(self.encoder):
+            if i > 0:
+                h = F.max_pool2d(h, 2)
+            h = block(h)
+            skips.append(h)
+        skips.pop()                    # the bottleneck is not a skip
+        for block in self.shared_decoder:
+            h = block(h, skips.pop())
+        x = z = y = h
+        for block in self.multitask_decoder:
+            x, z, y = block(x, z, y, skips.pop())
+        paths = {DETECTION: x, SEGMENTATION: z, SEPARATION: y}
+        return {name: head(paths[self.head_paths[name]]) for name, head in self.heads.items()}
+
+
+def build_model(config: NetworkConfig, tasks: Sequence[TaskSpec]) -> LazyUNet:
+    return LazyUNet(config, tasks)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- receptive field -----------------------------------------------------------------------
+
+class _SupportConv(nn.Module):
+    """Stands in for a convolution: which pixels can influence which (1 channel)."""
+
+    def __init__(self, kernel: int):
+        super().__init__()
+        self.kernel = kernel
+
+    def forward(self, x):
+        x = x.amax(dim=1, keepdim=True)
+        if self.kernel == 1:
+            return x
+        return F.max_pool2d(x, self.kernel, stride=1, padding=self.kernel // 2)
+
+
+def _support_model(model: nn.Module) -> nn.Module:
+    support = copy.deepcopy(model).cpu().float().eval()
+    for parent in support.modules():
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Conv2d):
+                setattr(parent, name, _SupportConv(child.kernel_size[0]))
+            elif isinstance(child, (nn.BatchNorm2d, nn.LeakyReLU)):
+                setattr(parent, name, nn.Identity())
+    return support
+
+
+@torch.no_grad()
+def receptive_radius(model: LazyUNet) -> int:
+    """Exact radius (px) of the network's receptive field.
+
+    Every operation is replaced by its support (which input pixels reach which
+    output pixel: 3x3 conv -> 3x3 dilation, pooling and bilinear upsampling as
+    they are), an impulse is pushed through, and the farthest output pixel it
+    reaches gives the radius. Tiled inference uses it as the margin that makes
+    tiles agree with a whole-image pass.
+    """
+    support = _support_model(model)
+    m = model.config.size_multiple
+    size = 16 * m
+    while True:
+        x = torch.zeros(1, 1, size, size)
+        c = size // 2
+        x[0, 0, c, c] = 1.0
+        out = torch.stack([o.amax(dim=1)[0] for o in support(x).values()]).amax(0)
+        ys, xs = torch.nonzero(out > 0, as_tuple=True)
+        radius = int(max((ys - c).abs().max(), (xs - c).abs().max()))
+        if radius < c - 1:
+            return radius
+        size *= 2
