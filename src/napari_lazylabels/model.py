@@ -47,24 +47,32 @@ class UpBlock(nn.Module):
         super().__init__()
         self.block = conv_block(cin + cskip, cout, n)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.block(torch.cat([upsample_to(x, skip), skip], dim=1))
+    def forward(self, x: torch.Tensor, skip: torch.Tensor, upsampled: torch.Tensor | None = None) -> torch.Tensor:
+        up = upsample_to(x, skip) if upsampled is None else upsampled
+        return self.block(torch.cat([up, skip], dim=1))
 
 
 class MultiTaskBlock(nn.Module):
-    """One multi-task decoder level (detection, segmentation, separation paths)."""
+    """One multi-task decoder level (detection, segmentation, separation paths).
+
+    The residual sub-block R and the separation block G are single conv
+    layers (the paper's "small grey blocks"); F_W has ``convs_per_block``.
+    """
 
     def __init__(self, cin: int, cskip: int, cout: int, n: int):
         super().__init__()
         self.shared = UpBlock(cin, cskip, cout, n)       # F_W: detection and segmentation
         self.residual = conv_block(cout, cout, 1)        # R: the segmentation sub-block
-        self.separation = UpBlock(cin, cout, cout, n)    # G: skips from the segmentation path
+        self.separation = UpBlock(cin, cout, cout, 1)    # G: skips from the segmentation path
 
     def forward(self, x, z, y, skip):
-        x1 = self.shared(x, skip)
-        z_half = x1 if z is x else self.shared(z, skip)  # same input, same weights: compute once
+        # At the first multi-task level the three paths share one input: the
+        # upsampling and F_W (same input, same weights) are computed once.
+        up_x = upsample_to(x, skip)
+        x1 = self.shared(x, skip, up_x)
+        z_half = x1 if z is x else self.shared(z, skip)
         z1 = z_half + self.residual(z_half)
-        y1 = self.separation(y, z1)
+        y1 = self.separation(y, z1, up_x if y is x else None)
         return x1, z1, y1
 
 

@@ -19,7 +19,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -124,6 +124,13 @@ class Trainer:
                 auto_class_weights(self.sampler.class_counts(t), self.config.class_weight_cap)
             self.class_weights[t.name] = torch.tensor(w, dtype=torch.float32, device=self.device)
         self.annotated_counts = annotation_summary(self.items, self.tasks)
+        self._hooks: list[tuple[int, Callable[["Trainer"], None]]] = []
+
+    def add_hook(self, every: int, fn: Callable[["Trainer"], None]) -> None:
+        """Call ``fn(trainer)`` after every ``every``-th step (e.g. to update the
+        targets of a task between rounds, as the recursive approximation does).
+        Hooks may change ``trainer.sampler.images[i].targets`` in place."""
+        self._hooks.append((int(every), fn))
 
     # -- control -------------------------------------------------------------------------
     def stop(self) -> None:
@@ -196,6 +203,9 @@ class Trainer:
                 t0 = time.perf_counter()
                 loss, parts = self._train_step()
                 self.step += 1
+                for every, fn in self._hooks:
+                    if self.step % every == 0:
+                        fn(self)
                 dt = time.perf_counter() - t0
                 inst = cfg.batch_size / max(dt, 1e-9)
                 rate = inst if rate == 0 else 0.9 * rate + 0.1 * inst
