@@ -258,6 +258,10 @@ def test_read_project_errors(tmp_path):
     shutil.rmtree(folder / "b.ome.zarr")
     with pytest.raises(ImageReadError, match="b.ome.zarr: OME-Zarr store not found"):
         read_project(folder)
+    (folder / "project.json").write_text(
+        '{"format": "napari-lazylabels project", "version": 1, "images": [{"name": "x", "path": "../x"}]}')
+    with pytest.raises(ImageReadError, match="inside the project folder"):
+        read_project(folder)
     (folder / "project.json").write_text('{"format": "napari-lazylabels project", "version": 99, "images": []}')
     with pytest.raises(ImageReadError, match="newer"):
         read_project(folder)

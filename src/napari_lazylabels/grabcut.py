@@ -48,6 +48,10 @@ _CROSS = ndi.generate_binary_structure(2, 1)
 #: Percentiles that map to 0 and 255 in the 8-bit image.
 PERCENTILES = (1.0, 99.8)
 
+#: A GrabCut result smaller than this fraction of the first guess counts as
+#: collapsed onto the blob, and the guess is kept instead.
+COLLAPSE = 0.3
+
 
 def blob_components(blobs: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
     """Number the blobs: connected regions (8-connected) of one class value.
@@ -85,11 +89,14 @@ def _scaling(image: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _to_rgb8(crop: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """A YX or YXC crop as contiguous 8-bit RGB."""
+def _to_rgb8(crop: np.ndarray, lo: float, hi: float, smooth: float = 0.0) -> np.ndarray:
+    """A YX or YXC crop as contiguous 8-bit RGB, Gaussian-smoothed in YX by ``smooth`` px."""
     crop = np.asarray(crop, dtype=np.float32)
     if crop.ndim == 3 and crop.shape[-1] != 3:
         crop = crop.mean(axis=-1)
+    if smooth > 0:
+        crop = ndi.gaussian_filter(np.nan_to_num(crop, nan=lo), (smooth, smooth) + (0,) * (crop.ndim - 2),
+                                   mode="nearest")
     scaled = np.nan_to_num((crop - lo) * (255.0 / (hi - lo)), nan=0.0)
     out = np.clip(scaled, 0, 255).astype(np.uint8)
     if out.ndim == 2:
@@ -114,27 +121,53 @@ def _out_dtype(existing: np.ndarray | None, max_class: int) -> np.dtype:
 
 
 def _draft_one(rgb: np.ndarray, own: np.ndarray, others: np.ndarray, box: tuple[slice, slice],
-               dilate: int, iterations: int, fill_holes: bool) -> np.ndarray:
+               dilate: int, iterations: int, fill_holes: bool, preseed: bool = False) -> np.ndarray:
     """GrabCut in one crop. ``own``: the blob; ``others``: definite background; box: the search box."""
     mask = np.full(own.shape, cv2.GC_BGD, np.uint8)
     mask[box] = cv2.GC_PR_BGD
-    grown = ndi.binary_dilation(own, _disk(dilate)) if dilate > 0 else own
-    mask[grown] = cv2.GC_PR_FGD
+    grown = ndi.binary_dilation(own, _disk(dilate)) if dilate > 0 else own.copy()
+    guess = grown | _preseed(rgb, own, others, box) if preseed else grown
+    guess &= ~others
+    guess |= own
+    mask[guess] = cv2.GC_PR_FGD
     mask[others & ~own] = cv2.GC_BGD
     mask[own] = cv2.GC_FGD
-    fallback = grown & ~(others & ~own)
     has_bg = np.any((mask == cv2.GC_BGD) | (mask == cv2.GC_PR_BGD))
-    if not has_bg or iterations <= 0:
-        result = fallback
-    else:
+    result = guess
+    if has_bg and iterations > 0:
         bgd = np.zeros((1, 65), np.float64)
         fgd = np.zeros((1, 65), np.float64)
         try:
             cv2.grabCut(rgb, mask, None, bgd, fgd, int(iterations), cv2.GC_INIT_WITH_MASK)
             result = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
         except cv2.error:  # e.g. too few samples for a colour model
-            result = fallback
+            pass
+        if preseed and result.sum() < COLLAPSE * guess.sum():
+            result = guess  # GrabCut collapsed onto the blob (weak contrast, noise): keep the guess
     return _keep_blob_component(result | own, own, fill_holes)
+
+
+def _preseed(rgb: np.ndarray, own: np.ndarray, others: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
+    """A first guess of the object: box pixels connected to the blob whose colour is nearer the
+    blob's median than the background's, and nearer to this blob than to any other."""
+    inbox = np.zeros(own.shape, bool)
+    inbox[box] = True
+    bg = ~inbox & ~others
+    if bg.sum() < 10:  # box reaches the crop's edge on every side: use the box's far pixels
+        bg = ~others & (ndi.distance_transform_edt(~own) > 0.5 * max(own.shape))
+    if bg.sum() < 10:
+        return np.zeros(own.shape, bool)
+    col = rgb.astype(np.float32)
+    fg_ref = np.median(col[own], axis=0)
+    bg_ref = np.median(col[bg], axis=0)
+    similar = ((col - fg_ref) ** 2).sum(-1) < ((col - bg_ref) ** 2).sum(-1)
+    if others.any():
+        similar &= ndi.distance_transform_edt(~own) <= ndi.distance_transform_edt(~others)
+    similar &= inbox
+    similar |= own
+    comps, _ = ndi.label(similar, structure=_CROSS)
+    ids = np.unique(comps[own])
+    return np.isin(comps, ids[ids > 0]) & ~others
 
 
 def _keep_blob_component(mask: np.ndarray, own: np.ndarray, fill_holes: bool) -> np.ndarray:
@@ -152,7 +185,8 @@ def grabcut_drafts(image: np.ndarray, blobs: np.ndarray, existing: np.ndarray | 
                    margin: int = 10, dilate: int = 3, iterations: int = 3,
                    only: Iterable[int] | None = None,
                    progress: Callable[[int, int], None] | None = None,
-                   grow: float = 1.0, fill_holes: bool = True) -> np.ndarray:
+                   grow: float = 1.0, smooth: float = 0.7, preseed: bool = True,
+                   fill_holes: bool = True) -> np.ndarray:
     """Draft strong masks (a class map) from detection blobs with GrabCut.
 
     Args:
@@ -235,8 +269,8 @@ def grabcut_drafts(image: np.ndarray, blobs: np.ndarray, existing: np.ndarray | 
                 pc = painted_comps[crop]
                 touching = np.unique(pc[own])
                 others |= (pc > 0) & ~np.isin(pc, touching[touching > 0])
-            draft = _draft_one(_to_rgb8(image[crop], lo, hi), own, others, box,
-                               dilate, iterations, fill_holes)
+            draft = _draft_one(_to_rgb8(image[crop], lo, hi, smooth), own, others, box,
+                               dilate, iterations, fill_holes, preseed)
             drafts[i] = (crop, draft)
             o = owner[crop]
             contested[crop] |= draft & (o > 0)
@@ -262,8 +296,9 @@ def grabcut_drafts(image: np.ndarray, blobs: np.ndarray, existing: np.ndarray | 
 def _split_contested(image: np.ndarray, comps: np.ndarray, owner: np.ndarray, contested: np.ndarray,
                      drafts: dict[int, tuple[tuple[slice, slice], np.ndarray]]) -> None:
     """Give pixels claimed by several drafts to the claimant a gradient watershed reaches first."""
-    ys, xs = np.nonzero(owner > 0)
-    sl = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    crops = [c for c, _ in drafts.values()]
+    sl = (slice(min(c[0].start for c in crops), max(c[0].stop for c in crops)),
+          slice(min(c[1].start for c in crops), max(c[1].stop for c in crops)))
     gray = np.asarray(_gray(np.asarray(image[sl], dtype=np.float32)))
     gray = np.nan_to_num(gray)
     elevation = np.hypot(ndi.sobel(gray, 0), ndi.sobel(gray, 1))

@@ -456,6 +456,10 @@ def read_project_info(folder: str | os.PathLike) -> dict:
     if not isinstance(images, list) or not all(isinstance(e, dict) and "name" in e and "path" in e
                                                for e in images):
         raise ImageReadError("project file has no valid 'images' list", source=str(pfile))
+    for e in images:
+        if not isinstance(e["path"], str) or Path(e["path"]).name != e["path"] or e["path"].startswith("."):
+            raise ImageReadError(f"image path {e['path']!r} must be a store inside the project folder",
+                                 source=str(pfile))
     info.setdefault("class_names", [])
     return info
 

@@ -192,12 +192,27 @@ class Trainer:
         self.network.train()
         return out
 
+    def _report(self, loss, parts, rate, start, preview=None, checkpoint=None) -> TrainingProgress:
+        cfg = self.config
+        return TrainingProgress(
+            step=self.step, total_steps=cfg.steps, loss=loss, losses=parts,
+            learning_rate=learning_rate_at(max(self.step - 1, 0), cfg), patches_per_s=rate,
+            elapsed_s=time.perf_counter() - start,
+            eta_s=(cfg.steps - self.step) * cfg.batch_size / max(rate, 1e-9),
+            device=self.device_name, preview=preview, checkpoint=checkpoint,
+            stopped=self._stop, history=self.history)
+
     def run(self) -> Iterator[TrainingProgress]:
-        """Train until ``config.steps`` or ``stop()``; yield a report per step."""
+        """Train until ``config.steps`` or ``stop()``; yield a report per step.
+
+        When ``stop()`` is called between steps, one more report with
+        ``stopped=True`` (and the checkpoint, if any) closes the run.
+        """
         cfg = self.config
         start = time.perf_counter()
         first_step = self.step
-        rate = 0.0
+        rate, loss, parts = 0.0, float("nan"), {}
+        final_sent = False
         try:
             while self.step < cfg.steps and not self._stop:
                 t0 = time.perf_counter()
@@ -206,8 +221,7 @@ class Trainer:
                 for every, fn in self._hooks:
                     if self.step % every == 0:
                         fn(self)
-                dt = time.perf_counter() - t0
-                inst = cfg.batch_size / max(dt, 1e-9)
+                inst = cfg.batch_size / max(time.perf_counter() - t0, 1e-9)
                 rate = inst if rate == 0 else 0.9 * rate + 0.1 * inst
                 self.history["total"].append(loss)
                 for k, v in parts.items():
@@ -218,12 +232,10 @@ class Trainer:
                 checkpoint = None
                 if self.checkpoint_dir and (last or self.step % cfg.checkpoint_every == 0):
                     checkpoint = str(self.save_checkpoint())
-                elapsed = time.perf_counter() - start
-                yield TrainingProgress(
-                    step=self.step, total_steps=cfg.steps, loss=loss, losses=parts,
-                    learning_rate=learning_rate_at(self.step - 1, cfg), patches_per_s=rate,
-                    elapsed_s=elapsed, eta_s=(cfg.steps - self.step) * cfg.batch_size / max(rate, 1e-9),
-                    device=self.device_name, preview=preview, checkpoint=checkpoint,
-                    stopped=self._stop, history=self.history)
+                final_sent = last
+                yield self._report(loss, parts, rate, start, preview, checkpoint)
+            if self._stop and not final_sent:
+                checkpoint = str(self.save_checkpoint()) if self.checkpoint_dir else None
+                yield self._report(loss, parts, rate, start, self._preview(), checkpoint)
         finally:
             release_memory(self.device)
