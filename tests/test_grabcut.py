@@ -54,6 +54,9 @@ def test_drafts_recover_disks_from_central_blobs():
         obj = gt == i
         assert iou((drafts > 0) & ndi.binary_dilation(obj, iterations=3), obj) >= 0.85
         assert np.bincount(drafts[obj]).argmax() == c  # class of the blob
+    # The bare METHOD form (no first guess, no smoothing) works on these too.
+    bare = grabcut_drafts(render(gt), central_blobs(gt, classes), preseed=False, smooth=0)
+    assert iou(bare > 0, gt > 0) >= 0.85
 
 
 def test_touching_disks_are_not_merged():
@@ -69,6 +72,54 @@ def test_touching_disks_are_not_merged():
     # Same classes: the drafts still split (each blob is its own object).
     same = grabcut_drafts(render(gt, 1), (blobs > 0).astype(np.uint8))
     assert np.array_equal(same > 0, drafts > 0)
+
+
+def test_two_blobs_in_one_object_share_it():
+    # Both drafts claim the whole disk: the contested pixels are split between them.
+    gt = np.zeros((70, 70), np.int32)
+    gt[ellipse(35, 35, 14, 26)] = 1
+    blobs = np.zeros(gt.shape, np.uint8)
+    blobs[33:38, 18:23] = 1
+    blobs[33:38, 48:53] = 2
+    out = grabcut_drafts(render(gt), blobs)
+    assert iou(out > 0, gt > 0) >= 0.85
+    for c, x in ((1, 20), (2, 50)):
+        part = out == c
+        assert part[35, x] and ndi.label(part)[1] == 1
+        assert part.sum() >= 0.3 * gt.sum()
+    assert out[35, 25] == 1 and out[35, 45] == 2
+
+
+def test_crowded_scene_with_small_inner_blobs():
+    rng = np.random.default_rng(7)
+    gt = np.zeros((192, 192), np.int32)
+    n = 0
+    for _ in range(2000):
+        a = rng.uniform(6, 16)
+        rr, cc = ellipse(*rng.uniform(0, 192, 2), a, a * rng.uniform(0.6, 1), shape=gt.shape,
+                         rotation=rng.uniform(0, np.pi))
+        overlap = gt[rr, cc] > 0
+        if len(rr) < 40 or overlap.mean() > 0.1 or (overlap.any() and rng.random() > 0.5):
+            continue
+        n += 1
+        gt[rr, cc] = n
+        if n == 40:
+            break
+    # Levels differ per object (dim ones next to bright ones); blobs are each object's
+    # inner quarter-depth core, with the object's id as its class to score each draft.
+    levels = np.concatenate([[150.0], rng.uniform(500, 1100, n)])
+    img = ndi.gaussian_filter(levels[gt], 1.0) + rng.normal(0, 40, gt.shape)
+    blobs = np.zeros(gt.shape, np.uint8)
+    for i, sl in enumerate(ndi.find_objects(gt), 1):
+        depth = ndi.distance_transform_edt(gt[sl] == i)
+        blobs[sl][depth >= 0.75 * depth.max()] = i
+    calls = []
+    out = grabcut_drafts(img, blobs, progress=lambda i, total: calls.append((i, total)))
+    assert calls == [(i, n) for i in range(1, n + 1)]
+    ious = np.array([iou(out == i, gt == i) for i in range(1, n + 1)])
+    assert ious.mean() >= 0.9 and (ious >= 0.85).mean() >= 0.9
+    # Reproducible (GrabCut's k-means is seeded).
+    assert np.array_equal(out, grabcut_drafts(img, blobs))
 
 
 def test_existing_pixels_are_never_changed():

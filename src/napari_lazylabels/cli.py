@@ -54,8 +54,19 @@ def _task_weights(text: str) -> dict[str, float]:
     return out
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import PRESETS, TrainConfig
+    from .recursive import RecursiveConfig
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(
         prog="lazylabels",
@@ -88,6 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="number of object classes K; label values must be 0..K (default 1)")
     tr.add_argument("--task-weights", type=_task_weights, default={}, metavar="W",
                     help="task weights alpha_k, e.g. detection=1,separation=2,segmentation=1")
+    rec = RecursiveConfig()
+    tr.add_argument("--recursive", action="store_true",
+                    help="add the recursive approximation task (Ke et al. 2021): targets start as the "
+                         "blobs and grow towards the boundaries every round, guided by the segmentation "
+                         "head; the rounds are saved in MODEL_DIR/approximations/round_XX.npz")
+    tr.add_argument("--rounds", type=_positive, default=rec.rounds,
+                    help=f"with --recursive: growth rounds (default {rec.rounds})")
+    tr.add_argument("--steps-per-round", type=_positive, default=None, metavar="T",
+                    help="with --recursive: steps between two growth rounds "
+                         "(default: --steps divided by rounds+1)")
+    tr.add_argument("--lambda-train", type=_non_negative, default=rec.lambda_train, metavar="L",
+                    help=f"with --recursive: growth speed lambda in training (default {rec.lambda_train})")
+    tr.add_argument("--lambda-final", type=_non_negative, default=rec.lambda_final, metavar="L",
+                    help=f"with --recursive: lambda of the last growth at prediction "
+                         f"(default {rec.lambda_final})")
     tr.add_argument("--resume", action="store_true",
                     help="continue training from the checkpoint in MODEL_DIR up to --steps")
     tr.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")
@@ -158,15 +184,28 @@ def cmd_train(args) -> int:
             raise ModelFileError("nothing to resume: model directory not found", source=str(model_dir))
     else:
         check_writable(model_dir, args.overwrite)
-    unknown = set(args.task_weights) - {"detection", "separation", "segmentation"}
+    known = {"detection", "separation", "segmentation"} | ({"approximation"} if args.recursive else set())
+    unknown = set(args.task_weights) - known
     if unknown:
         raise LazyLabelsError(f"unknown task(s) in --task-weights: {', '.join(sorted(unknown))}")
     tasks = lazy_tasks(args.classes, args.task_weights)
     items = load_manifest(args.data, tasks)
+    recursive = None
+    if args.recursive:
+        from .recursive import RecursiveConfig, with_approximation, with_approximation_labels
+        recursive = RecursiveConfig(rounds=args.rounds, steps_per_round=args.steps_per_round,
+                                    lambda_train=args.lambda_train, lambda_final=args.lambda_final)
+        tasks = with_approximation(tasks, args.task_weights.get("approximation", 1.0))
+        items = with_approximation_labels(items)
     config = TrainConfig(steps=args.steps, patch_size=args.patch_size, batch_size=args.batch_size,
                          learning_rate=args.lr, seed=args.seed, device=args.device)
     trainer = Trainer(items, tasks, preset(args.preset), config, resume=model_dir if args.resume else None,
                       checkpoint_dir=model_dir, data_description=str(args.data))
+    rounds = None
+    if recursive is not None:
+        from .recursive import APPROXIMATIONS_DIR, attach_recursive
+        rounds = attach_recursive(trainer, recursive,
+                                  resume_from=model_dir / APPROXIMATIONS_DIR if args.resume else None)
     counts = ", ".join(f"{k} {v}" for k, v in trainer.annotated_counts.items())
     print(f"{len(items)} images (annotated: {counts}); device {trainer.device_name}", file=sys.stderr)
     if trainer.step >= config.steps:
@@ -174,7 +213,18 @@ def cmd_train(args) -> int:
               file=sys.stderr)
         return 0
     start = time.perf_counter()
-    run_training(trainer, args.quiet)
+    if rounds is None:
+        run_training(trainer, args.quiet)
+    else:
+        from .recursive import save_recursive_model
+        try:
+            run_training(trainer, args.quiet)
+        except KeyboardInterrupt:
+            save_recursive_model(trainer, rounds, model_dir)
+            raise
+        save_recursive_model(trainer, rounds, model_dir)
+        print(f"{rounds.current_round} approximation rounds written to {model_dir / 'approximations'}",
+              file=sys.stderr)
     print(f"model written to {model_dir} ({trainer.step} steps, {time.perf_counter() - start:.0f} s)")
     return 0
 
@@ -185,7 +235,7 @@ def cmd_predict(args) -> int:
     from .imageio import load_image
     from .modelio import load_model
     from .output import write_prediction
-    from .pipeline import segment
+    from .recursive import segment_model
 
     out = Path(args.out)
     name = out.name.lower()
@@ -202,7 +252,7 @@ def cmd_predict(args) -> int:
         bar.n = done
         bar.refresh()
 
-    result = segment(model, image, device=device, tile_size=args.tile_size, progress=tick)
+    result = segment_model(model, image, device=device, tile_size=args.tile_size, progress=tick)
     bar.close()
     write_prediction(out, image, result, model, overwrite=args.overwrite, source=str(args.image))
     print(f"{result.n_objects} objects; written to {out}")

@@ -26,7 +26,7 @@ import numpy as np
 from .atomic import check_writable
 from .config import TrainConfig, preset
 from .figures import save_loss_curve, save_overlay_figure
-from .metrics import average_precision, dice
+from .metrics import aggregate, summarize
 from .ome_zarr import ImageStore, annotations_to_store, write_project
 from .output import prediction_labels
 from .pipeline import segment
@@ -72,7 +72,8 @@ def _log(quiet: bool, message: str) -> None:
 
 
 def run_demo(out: str | Path = "lazylabels-demo", *, steps: int | None = None, device: str = "auto",
-             overwrite: bool = False, quiet: bool = False) -> DemoReport:
+             overwrite: bool = False, quiet: bool = False, network: str = "cpu") -> DemoReport:
+    """Run the demo into ``out``; ``network`` is a preset name (``tiny`` for tests)."""
     from .cli import run_training
 
     t_start = time.perf_counter()
@@ -88,7 +89,7 @@ def run_demo(out: str | Path = "lazylabels-demo", *, steps: int | None = None, d
     config = TrainConfig(steps=steps or DEMO_STEPS, device=device, seed=DEMO_SEED)
     work = out.with_name(out.name + ".partial")
     check_writable(work, overwrite=True)
-    trainer = Trainer(items, tasks, preset("cpu"), config, data_description="synthetic demo sample")
+    trainer = Trainer(items, tasks, preset(network), config, data_description="synthetic demo sample")
     _log(quiet, f"training on {trainer.device_name}")
     t0 = time.perf_counter()
     run_training(trainer, quiet)
@@ -96,26 +97,24 @@ def run_demo(out: str | Path = "lazylabels-demo", *, steps: int | None = None, d
     model = trainer.model()
 
     stores = [annotations_to_store(it, {"class_names": model.class_names, "split": "train"}) for it in items]
-    panels, per_image, dices = [], [], []
-    tp = fp = fn = 0
+    panels, per_image, summaries = [], [], []
     for i, t in enumerate(tests):
         result = segment(model, t.image, device=trainer.device)
-        d = dice(result.semantic > 0, t.semantic > 0)
-        ap = average_precision(result.instances, t.instances, 0.5)
-        from .metrics import match_instances
-        m = match_instances(result.instances, t.instances, 0.5)
-        tp, fp, fn = tp + m[0], fp + m[1], fn + m[2]
-        dices.append(d)
-        per_image.append({"name": f"test_{i:03d}", "dice": float(d), "ap50": float(ap),
-                          "objects_true": int(t.instances.max()), "objects_found": result.n_objects})
+        summary = summarize(result.instances, t.instances, result.semantic, t.semantic)
+        summaries.append(summary)
+        per_image.append({"name": f"test_{i:03d}", "dice": summary["dice"], "ap50": summary["ap50"],
+                          "object_dice": summary["object_dice"],
+                          "objects_true": int(summary["n_gt"]), "objects_found": int(summary["n_pred"])})
         labels = prediction_labels(result)
         labels["ground_truth"] = t.instances.astype(np.uint16)
         stores.append(ImageStore(image=t.image, labels=labels, probabilities=result.probabilities,
                                  name=f"test_{i:03d}", metadata={"class_names": model.class_names,
                                                                  "split": "test"}))
         panels.append({"image": t.image, "instances": result.instances, "reference": t.instances,
-                       "title": f"test_{i:03d}", "subtitle": f"Dice {d:.3f}  AP50 {ap:.3f}"})
-    report = DemoReport(dice=float(np.mean(dices)), ap50=float(tp / max(tp + fp + fn, 1)),
+                       "title": f"test_{i:03d}",
+                       "subtitle": f"Dice {summary['dice']:.3f}  AP50 {summary['ap50']:.3f}"})
+    total = aggregate(summaries)
+    report = DemoReport(dice=float(total["dice"]), ap50=float(total["ap50"]),
                         per_image=per_image, train_images=len(items), strong_images=strong,
                         steps=trainer.step, train_seconds=train_s, device=trainer.device_name, out=str(out))
 

@@ -4,7 +4,8 @@ For each blob (a connected region of one class value in the detection layer)
 GrabCut runs on a crop around it, seeded by a mask:
 
 * ``GC_FGD``: the blob itself;
-* ``GC_PR_FGD``: the blob dilated by ``dilate`` px;
+* ``GC_PR_FGD``: the blob dilated by ``dilate`` px, plus a first guess of the
+  object (``preseed``, below);
 * ``GC_BGD``: a ring outside the search box, every other blob dilated by
   1 px (so neighbours are not swallowed) and user-painted masks of other
   objects (from ``existing``);
@@ -14,10 +15,33 @@ The search box is the blob's bounding box grown by ``margin`` px plus ``grow``
 times the blob's larger side: a blob is drawn well inside its object, which can
 be about three times as wide as the blob.
 
-The image crop is scaled to 8-bit RGB with percentiles of the whole image
-(1 and 99.8 %), grayscale replicated to three channels and images with two or
-more than three channels reduced to their mean. The draft keeps the connected
-component that contains the blob, holes filled, and takes the blob's class.
+The image crop is smoothed a little (Gaussian, ``smooth`` px) and scaled to
+8-bit RGB with percentiles of the whole image (1 and 99.8 %), grayscale
+replicated to three channels and images with two or more than three channels
+reduced to their mean. The draft keeps the connected component that contains
+the blob, holes filled, and takes the blob's class.
+
+Deviations from the bare METHOD form, measured on synthetic crowded scenes of
+nuclei-like objects (256x256, 60 objects of intensity 500-1100 over 150, noise
+sd 40, some touching, blobs covering the inner 20 % of each object's depth):
+
+* ``preseed`` (default on): with only the dilated blob as "probably
+  foreground", most of the object starts as "probably background", its colour
+  dominates GrabCut's background model and the cut collapses onto the blob
+  for small blobs. The first guess (pixels connected to the blob whose colour
+  is nearer the blob's median than the background's, and nearer to this blob
+  than to any other) lifts the mean IoU from 0.81 to 0.95, and on a noisy
+  version (noise sd 120 on objects of 500-1100 over a background of 150)
+  from 0.34 to 0.86.
+* ``smooth`` = 0.7 px: with the guess, light smoothing lifts the noisy case
+  to 0.90 and leaves the clean one as it was (0.95).
+* Where GrabCut still collapses (a result smaller than ``COLLAPSE`` times the
+  guess) or raises (no background samples, e.g. a blob filling its box), the
+  guess is the draft.
+* GrabCut's k-means starts from OpenCV's global RNG: it is seeded (0) before
+  each call so the drafts are reproducible.
+
+``preseed=False, smooth=0`` gives the bare METHOD form.
 
 Overlaps: where two drafts claim the same pixels, the pixels go to the blob
 a seeded watershed on the image gradient reaches first (inside the union of
@@ -121,12 +145,13 @@ def _out_dtype(existing: np.ndarray | None, max_class: int) -> np.dtype:
 
 
 def _draft_one(rgb: np.ndarray, own: np.ndarray, others: np.ndarray, box: tuple[slice, slice],
-               dilate: int, iterations: int, fill_holes: bool, preseed: bool = False) -> np.ndarray:
+               dilate: int, iterations: int, fill_holes: bool, preseed: bool = False,
+               image_bg: np.ndarray | None = None) -> np.ndarray:
     """GrabCut in one crop. ``own``: the blob; ``others``: definite background; box: the search box."""
     mask = np.full(own.shape, cv2.GC_BGD, np.uint8)
     mask[box] = cv2.GC_PR_BGD
     grown = ndi.binary_dilation(own, _disk(dilate)) if dilate > 0 else own.copy()
-    guess = grown | _preseed(rgb, own, others, box) if preseed else grown
+    guess = grown | _preseed(rgb, own, others, box, image_bg) if preseed else grown
     guess &= ~others
     guess |= own
     mask[guess] = cv2.GC_PR_FGD
@@ -138,6 +163,7 @@ def _draft_one(rgb: np.ndarray, own: np.ndarray, others: np.ndarray, box: tuple[
         bgd = np.zeros((1, 65), np.float64)
         fgd = np.zeros((1, 65), np.float64)
         try:
+            cv2.setRNGSeed(0)  # GrabCut's k-means start is random: make the drafts reproducible
             cv2.grabCut(rgb, mask, None, bgd, fgd, int(iterations), cv2.GC_INIT_WITH_MASK)
             result = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
         except cv2.error:  # e.g. too few samples for a colour model
@@ -147,27 +173,52 @@ def _draft_one(rgb: np.ndarray, own: np.ndarray, others: np.ndarray, box: tuple[
     return _keep_blob_component(result | own, own, fill_holes)
 
 
-def _preseed(rgb: np.ndarray, own: np.ndarray, others: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
-    """A first guess of the object: box pixels connected to the blob whose colour is nearer the
-    blob's median than the background's, and nearer to this blob than to any other."""
+def _preseed(rgb: np.ndarray, own: np.ndarray, others: np.ndarray, box: tuple[slice, slice],
+             image_bg: np.ndarray | None = None) -> np.ndarray:
+    """A first guess of the object for GrabCut's colour models.
+
+    Box pixels connected to the blob whose colour is nearer the blob's median
+    than each background colour, and nearer to this blob than to any other.
+    Background colours: the median outside the box (which may be mostly
+    neighbouring objects in a crowded field) and ``image_bg``, the median of
+    the whole image away from the blobs; one within the blob's own colour
+    spread is ignored.
+    """
     inbox = np.zeros(own.shape, bool)
     inbox[box] = True
     bg = ~inbox & ~others
-    if bg.sum() < 10:  # box reaches the crop's edge on every side: use the box's far pixels
-        bg = ~others & (ndi.distance_transform_edt(~own) > 0.5 * max(own.shape))
-    if bg.sum() < 10:
-        return np.zeros(own.shape, bool)
+    if bg.sum() < 10:  # the box fills the crop (image edges): use the pixels far from the blob
+        far = ndi.distance_transform_edt(~own)
+        bg = ~others & (far > 0.5 * far.max())
     col = rgb.astype(np.float32)
-    fg_ref = np.median(col[own], axis=0)
-    bg_ref = np.median(col[bg], axis=0)
-    similar = ((col - fg_ref) ** 2).sum(-1) < ((col - bg_ref) ** 2).sum(-1)
+    own_col = col[own]
+    fg_ref = np.median(own_col, axis=0)
+    spread = max(8.0, 2.0 * float(np.sqrt(((own_col - fg_ref) ** 2).sum(1).mean())))
+    refs = [np.median(col[bg], axis=0)] if bg.sum() >= 10 else []
+    if image_bg is not None:
+        refs.append(np.asarray(image_bg, np.float32))
+    refs = [r for r in refs if np.sqrt(((r - fg_ref) ** 2).sum()) > spread]
+    if not refs:
+        return np.zeros(own.shape, bool)
+    d_fg = ((col - fg_ref) ** 2).sum(-1)
+    similar = inbox.copy()
+    for r in refs:
+        similar &= d_fg < ((col - r) ** 2).sum(-1)
     if others.any():
         similar &= ndi.distance_transform_edt(~own) <= ndi.distance_transform_edt(~others)
-    similar &= inbox
     similar |= own
     comps, _ = ndi.label(similar, structure=_CROSS)
     ids = np.unique(comps[own])
     return np.isin(comps, ids[ids > 0]) & ~others
+
+
+def _image_background(image: np.ndarray, blob_any: np.ndarray, lo: float, hi: float) -> np.ndarray | None:
+    """Median 8-bit colour of the image away from the blobs (subsampled), or None."""
+    step = max(1, int(np.sqrt(blob_any.size / 250_000)))
+    away = ~ndi.binary_dilation(blob_any[::step, ::step], _SQUARE, iterations=2)
+    if away.sum() < 10:
+        return None
+    return np.median(_to_rgb8(image[::step, ::step], lo, hi)[away].astype(np.float32), axis=0)
 
 
 def _keep_blob_component(mask: np.ndarray, own: np.ndarray, fill_holes: bool) -> np.ndarray:
@@ -199,11 +250,16 @@ def grabcut_drafts(image: np.ndarray, blobs: np.ndarray, existing: np.ndarray | 
         margin: px added on every side of the blob's bounding box (on top of
             ``grow``) to make the search box.
         dilate: radius in px of the "probably foreground" ring around the blob.
-        iterations: GrabCut iterations (0: the dilated blob, no GrabCut).
+        iterations: GrabCut iterations (0: no GrabCut, the first guess is the draft).
         only: component ids (of :func:`blob_components`) to draft; the other
             blobs still act as background. None: all blobs.
-        progress: called as ``progress(done, total)`` after each blob.
+        progress: called as ``progress(done, total)`` after each blob drafted
+            (once as ``progress(0, 0)`` when there is none to draft).
         grow: the box is also grown by this times the blob's larger side.
+        smooth: Gaussian sigma (px) applied to each crop before GrabCut.
+        preseed: add a colour-based first guess of the object to
+            "probably foreground" (see the module doc); False with
+            ``smooth=0`` is the bare METHOD form.
         fill_holes: fill holes of each draft.
 
     Returns:
@@ -252,6 +308,7 @@ def grabcut_drafts(image: np.ndarray, blobs: np.ndarray, existing: np.ndarray | 
         # Other objects' definite background: blobs dilated 1 px, and painted masks.
         blob_any = comps > 0
         h, w = blobs.shape
+        image_bg = _image_background(image, blob_any, lo, hi) if preseed else None
         painted_comps = label_regions(painted, connectivity=2) if painted.any() else None
         for n_done, i in enumerate(todo, 1):
             sy, sx = boxes[i - 1]
@@ -270,7 +327,7 @@ def grabcut_drafts(image: np.ndarray, blobs: np.ndarray, existing: np.ndarray | 
                 touching = np.unique(pc[own])
                 others |= (pc > 0) & ~np.isin(pc, touching[touching > 0])
             draft = _draft_one(_to_rgb8(image[crop], lo, hi, smooth), own, others, box,
-                               dilate, iterations, fill_holes, preseed)
+                               dilate, iterations, fill_holes, preseed, image_bg)
             drafts[i] = (crop, draft)
             o = owner[crop]
             contested[crop] |= draft & (o > 0)

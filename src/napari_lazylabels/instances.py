@@ -262,7 +262,7 @@ def instances_from_probabilities(probs: Mapping[str, np.ndarray],
     # Region components no seed reached: instances of their own.
     orphan = region & (labels == 0)
     if orphan.any():
-        extra, n_extra = ndi.label(orphan, structure=_CROSS)
+        extra, _ = ndi.label(orphan, structure=_CROSS)
         labels[orphan] = extra[orphan] + labels.max()
 
     # Interface pixels (foreground outside the region) go to the instance they touch.

@@ -36,8 +36,9 @@ class SyntheticImage:
     """One synthetic image and its ground truth.
 
     Attributes:
-        image: float32 YX intensities (background about 0.05-0.2, nuclei
-            about 0.3-1.5, noisy).
+        image: float32 YX intensities, not normalised (background about
+            0.03-0.2, nuclei mostly 0.2-1.5 with speckles up to about 3;
+            noise can make a few pixels slightly negative).
         instances: int32 YX instance map, 0 = background, ids 1..n.
         semantic: int32 YX class map, 0 = background, classes 1..K.
         classes: instance id -> class.

@@ -1,0 +1,64 @@
+"""Every tooltip and help text of the napari widgets, in one place."""
+
+from __future__ import annotations
+
+TIPS: dict[str, str] = {
+    # annotation widget
+    "image": "The image to annotate. A 2D+t or 2D+z stack is annotated plane by plane: "
+             "each plane is one training image.",
+    "class_names": "Names of the object classes, separated by commas. Their number is K: "
+                   "blobs and masks hold class ids 1..K (not instance ids).",
+    "add_layers": "Add the three lazy-label layers for this image (blobs, scribbles, masks), "
+                  "named after it. Existing layers are kept as they are.",
+    "blobs": "Detection: a quick blob well inside each object, painted with the object's class "
+             "(1..K). Shortcut Alt-1.",
+    "scribbles": "Separation: a thin scribble (1) on the interface between two touching objects. "
+                 "Shortcut Alt-2.",
+    "masks": "Segmentation: exact masks by class (1..K) on a few images only. Draft them with "
+             "GrabCut, then correct. Shortcut Alt-3.",
+    "summary": "Per image (or plane of a stack): blobs per class, scribble length, strong-mask "
+               "coverage and the tasks the image is annotated for (a task counts when its layer "
+               "is painted on that image).",
+    # GrabCut
+    "grabcut": "Draft strong masks from the blobs of the current plane with GrabCut. Drafts go only "
+               "where the mask layer is still empty; Ctrl-Z on the masks layer undoes them.",
+    "grabcut_scope": "Which blobs to draft: every blob of the plane, only the blobs of the class "
+                     "selected in the blobs layer, or only the blobs inside the visible area.",
+    "grabcut_iterations": "GrabCut iterations per blob (0: the dilated blob, no GrabCut).",
+    # training
+    "train_images": "Images to train on (tick several). Each image's lazy-label layers are found by "
+                    "their names; planes of a stack with nothing painted are skipped.",
+    "preview": "The image whose prediction layers are refreshed while training runs (its current "
+               "plane for a stack).",
+    "preset": "Network size: 'tiny' for tests, 'cpu' trains usefully in minutes on 2 cores, "
+              "'paper' is the network of Ke et al. (2020), for GPUs.",
+    "steps": "Optimisation steps in total. Resume continues until this many.",
+    "patch": "Side of the square training patches (px).",
+    "batch": "Patches per step.",
+    "lr": "Base learning rate (linear warm-up, then cosine decay).",
+    "weights": "Task weights of the total loss (detection, separation, segmentation).",
+    "device": "Where to train: auto picks CUDA, then Apple MPS, then the CPU.",
+    "threads": "CPU threads for training. Leaving one core free keeps napari responsive.",
+    "train": "Train a new model from scratch on the ticked images.",
+    "stop": "Stop after the current step; the last checkpoint is kept and Resume continues from it.",
+    "resume": "Continue the stopped run from its checkpoint, up to Steps.",
+    "device_in_use": "The device the running (or last) training actually uses.",
+    "loss_plot": "Loss per task over training steps (running mean).",
+    # model
+    "save_model": "Save the current model as a folder (weights + config.json).",
+    "load_model": "Load a model folder saved before (from napari or the lazylabels CLI).",
+    "predict_image": "The image layer to segment.",
+    "predict": "Segment the image with the current (or loaded) model: per-task probabilities, "
+               "semantic classes and instances (every plane of a stack).",
+    # export
+    "export_image": "The image to export with its lazy labels and prediction layers.",
+    "export_folder": "The project folder (OME-Zarr stores plus project.json). It is created if "
+                     "missing; other images in it are kept.",
+    "export": "Write the image, its lazy labels and its predictions into the project. An image "
+              "already in the project is replaced only if you agree.",
+}
+
+
+def tip(key: str) -> str:
+    """The tooltip for ``key`` (empty string if there is none)."""
+    return TIPS.get(key, "")
