@@ -26,6 +26,6 @@ CONSTRAINTS="${LAZYLABELS_CONSTRAINTS-constraints-cpu.txt}"
 PIP_ARGS=(-q --disable-pip-version-check)
 [ -n "$CONSTRAINTS" ] && PIP_ARGS+=(-c "$CONSTRAINTS")
 echo "setup: installing napari-lazylabels and its dependencies into .venv"
-.venv/bin/python -m pip install "${PIP_ARGS[@]}" --upgrade pip >/dev/null
+.venv/bin/python -m pip install "${PIP_ARGS[@]}" --upgrade pip 2>&1 | grep -v -E "^WARNING: Location|^$" || true
 .venv/bin/python -m pip install "${PIP_ARGS[@]}" -e ".[testing]" 2>&1 | grep -v -E "^WARNING: Location|^$" || true
 .venv/bin/python -c "import napari_lazylabels, torch; print('setup: ok (torch', torch.__version__ + ')')"

@@ -1,0 +1,115 @@
+"""The lazy annotation widget driven as a user would: layers, shortcuts, class names, summary, GrabCut."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_lazylabels._sample_data import REAL_NAME, SYNTHETIC_NAME, real_instances
+from napari_lazylabels.simulate import detection_blobs
+from napari_lazylabels.widgets import AnnotationWidget
+from napari_lazylabels.widgets.layers import BRUSH_SIZE, label_layer_name
+
+pytestmark = pytest.mark.gui
+
+
+def test_add_layers_names_colours_brushes_and_shortcuts(real_viewer, qtbot):
+    w = AnnotationWidget(real_viewer)
+    qtbot.addWidget(w)
+    assert w.image_combo.currentText() == REAL_NAME
+    w.class_edit.setText("nucleus, mitotic")
+    w.add_layers()
+    names = [label_layer_name(REAL_NAME, t) for t in ("detection", "separation", "segmentation")]
+    assert names == ["HeLa nuclei (real) blobs", "HeLa nuclei (real) scribbles", "HeLa nuclei (real) masks"]
+    image = real_viewer.layers[REAL_NAME]
+    for name, task in zip(names, ("detection", "separation", "segmentation")):
+        layer = real_viewer.layers[name]
+        assert layer.data.shape == image.data.shape and not layer.data.any()
+        assert layer.brush_size == BRUSH_SIZE[task]
+    blobs, scribbles, masks = (real_viewer.layers[n] for n in names)
+    # each layer has its own colours: class 1 of blobs differs from class 1 of masks
+    assert not np.allclose(blobs.colormap.map(np.array([1]))[0], masks.colormap.map(np.array([1]))[0])
+    assert not np.allclose(scribbles.colormap.map(np.array([1]))[0], blobs.colormap.map(np.array([1]))[0])
+    # two classes: both have colours, the class names show in the layer features
+    assert list(blobs.features["class"]) == ["(none)", "nucleus", "mitotic"]
+    # adding again keeps the same layers (and what is painted in them)
+    blobs.paint((100, 100), 1)
+    w.add_layers()
+    assert len(real_viewer.layers) == 4 and blobs.data[100, 100] == 1
+    # the shortcuts switch layers and put them in paint mode
+    keys = {str(k): f for k, f in real_viewer.keymap.items()}
+    for key, layer in (("Alt+2", scribbles), ("Alt+3", masks), ("Alt+1", blobs)):
+        keys[key](real_viewer)
+        assert real_viewer.layers.selection.active is layer and layer.mode == "paint"
+
+
+def test_summary_follows_painting(synthetic_viewer, qtbot):
+    w = AnnotationWidget(synthetic_viewer)
+    qtbot.addWidget(w)
+    w.refresh_summary()
+    rows = {s.name: s for s in w.summaries}
+    assert len(rows) == 8                     # every plane of the sample is painted
+    masked = [s for s in rows.values() if "segmentation" in s.annotated]
+    assert len(masked) == 1 and 0 < masked[0].mask_coverage < 1
+    first = rows[f"{SYNTHETIC_NAME}_000"]
+    assert first.blobs[1] > 5 and "detection" in first.annotated
+    # painting a new blob far from the others adds one to the count of plane 0
+    blobs = synthetic_viewer.layers[f"{SYNTHETIC_NAME} blobs"]
+    blobs.data[0] = 0
+    blobs.refresh()
+    blobs.brush_size = 3
+    blobs.paint((0, 30, 30), 1)
+    qtbot.waitUntil(lambda: any(s.name.endswith("_000") and s.blobs == {1: 1} for s in w.summaries),
+                    timeout=3000)
+    assert w.table.rowCount() == 8
+    assert w.table.item(0, 1).text() == "nucleus: 1"
+
+
+def _paint_blobs(viewer):
+    """A user's blobs on the real image (simulated from its ground truth), and one mask painted by hand."""
+    w = AnnotationWidget(viewer)
+    layers = w.add_layers()
+    truth = real_instances()
+    blobs = detection_blobs(truth, rng=np.random.default_rng(0))
+    layers["detection"].data = blobs.astype(layers["detection"].data.dtype)
+    return w, layers, truth
+
+
+def test_grabcut_drafts_only_into_empty_pixels_and_undo(real_viewer, qtbot):
+    w, layers, truth = _paint_blobs(real_viewer)
+    qtbot.addWidget(w)
+    masks = layers["segmentation"]
+    # the user has painted one exact mask (value 1) already, and a stray pixel of background
+    own = truth == truth[128, 128] if truth[128, 128] else truth == 1
+    masks.data = np.where(own, 1, 0).astype(masks.data.dtype)
+    before = np.array(masks.data)
+    with qtbot.waitSignal(w.grabcut.button.clicked, timeout=1000):
+        w.grabcut.button.click()
+    qtbot.waitUntil(lambda: w.grabcut.last_count is not None, timeout=30000)
+    assert w.grabcut.last_count > 1000
+    after = np.array(masks.data)
+    assert np.array_equal(after[before > 0], before[before > 0])       # painted pixels untouched
+    drafted = (after > 0) & (before == 0)
+    # drafts are reasonable: most drafted pixels are inside true nuclei
+    assert (truth[drafted] > 0).mean() > 0.8
+    masks.undo()
+    assert np.array_equal(masks.data, before)                          # one undo takes it all back
+    masks.redo()
+    assert np.array_equal(masks.data, after)
+
+
+def test_grabcut_error_is_a_notification_and_changes_nothing(real_viewer, qtbot, monkeypatch, errors):
+    w, layers, _ = _paint_blobs(real_viewer)
+    qtbot.addWidget(w)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cv2 exploded")
+
+    monkeypatch.setattr("napari_lazylabels.widgets.grabcut_widget.grabcut_drafts", broken)
+    before = {layer.name: np.array(layer.data) for layer in real_viewer.layers}
+    w.grabcut.button.click()
+    qtbot.waitUntil(lambda: w.grabcut.last_count == -1, timeout=10000)
+    assert any("cv2 exploded" in e for e in errors())
+    for layer in real_viewer.layers:
+        assert np.array_equal(layer.data, before[layer.name])
+    assert w.grabcut.button.isEnabled()

@@ -1,0 +1,125 @@
+"""The Train & predict widget: train a tiny model in the background, watch, stop, resume, save, predict."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import layer_arrays, tiny_settings
+
+from napari_lazylabels._sample_data import REAL_NAME, SYNTHETIC_NAME
+from napari_lazylabels.widgets import TrainWidget
+from napari_lazylabels.widgets.layers import probability_layer_name
+
+pytestmark = pytest.mark.gui
+
+
+def _training_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "lazylabels-training" and t.is_alive()]
+
+
+def _wait_finished(w, qtbot, timeout=60000):
+    qtbot.waitUntil(lambda: not w.running, timeout=timeout)
+
+
+def test_train_stream_stop_resume_save_load_predict(synthetic_viewer, qtbot, tmp_path, monkeypatch):
+    viewer = synthetic_viewer
+    w = TrainWidget(viewer)
+    qtbot.addWidget(w)
+    w.checkpoint_root = str(tmp_path / "ckpt")
+    assert w.selected_image_names() == [SYNTHETIC_NAME]
+    painted = {n: a for n, a in layer_arrays(viewer).items() if n != SYNTHETIC_NAME}
+    tiny_settings(w, steps=400)
+    viewer.dims.set_current_step(0, 2)                 # preview on plane 2 of the stack
+    w.train_button.click()
+    assert w.running and not w.train_button.isEnabled() and w.stop_button.isEnabled()
+    # the prediction layers appear while training runs
+    inst_name = f"{SYNTHETIC_NAME} instances"
+    prob_name = probability_layer_name(SYNTHETIC_NAME, "segmentation")
+    qtbot.waitUntil(lambda: inst_name in viewer.layers, timeout=30000)
+    assert w.running
+    assert w.device_label.text().startswith("device: cpu")
+    qtbot.waitUntil(lambda: prob_name in viewer.layers, timeout=5000)     # added one per tick
+    prob = viewer.layers[prob_name]
+    assert prob.data.shape == viewer.layers[SYNTHETIC_NAME].data.shape
+    assert prob.data[2].max() > 0 and not prob.data[0].any()      # only the previewed plane is filled
+    # the user keeps the same active layer while layers are added
+    assert viewer.layers.selection.active is not viewer.layers[inst_name]
+    qtbot.waitUntil(lambda: w.progress.value() >= 3, timeout=30000)
+    w.stop_button.click()
+    _wait_finished(w, qtbot)
+    stopped_at = w.last_finished.step
+    assert w.last_finished.stopped and 3 <= stopped_at < 400 and w.last_finished.error is None
+    assert Path(w.checkpoint, "model.safetensors").is_file()
+    assert w.resume_button.isEnabled()
+    assert not _training_threads()
+    # Resume continues from the checkpoint up to Steps (lowered so the test is short)
+    w.form.steps.setValue(stopped_at + 3)
+    w.resume_button.click()
+    _wait_finished(w, qtbot)
+    assert w.last_finished.step == stopped_at + 3 and not w.last_finished.stopped
+    assert w.loss_plot.curves()["total"][0].max() == stopped_at + 3   # one curve, continued
+    # the user's lazy labels were not touched by training
+    for name, before in painted.items():
+        assert np.array_equal(viewer.layers[name].data, before)
+    # Save the model (the dialog answers a path) and load it back
+    target = tmp_path / "my_model"
+    monkeypatch.setattr("napari_lazylabels.widgets.model_panel.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(target), ""))
+    w.model_panel.save_button.click()
+    assert (target / "config.json").is_file()
+    monkeypatch.setattr("napari_lazylabels.widgets.model_panel.QFileDialog.getExistingDirectory",
+                        lambda *a, **k: str(target))
+    w.model_panel.load_button.click()
+    assert w.model_panel.model_dir == str(target)
+    # Predict on another image layer with the loaded model
+    viewer.open_sample("napari-lazylabels", "hela")
+    w.model_panel.image_combo.setCurrentText(REAL_NAME)
+    w.model_panel.predict_button.click()
+    qtbot.waitUntil(lambda: f"{REAL_NAME} instances" in viewer.layers, timeout=30000)
+    sem = viewer.layers[f"{REAL_NAME} semantic"]
+    assert sem.data.shape == viewer.layers[REAL_NAME].data.shape
+
+
+def test_training_error_is_a_notification_and_leaves_layers(synthetic_viewer, qtbot, tmp_path, errors):
+    viewer = synthetic_viewer
+    w = TrainWidget(viewer)
+    qtbot.addWidget(w)
+    w.checkpoint_root = str(tmp_path)
+    tiny_settings(w)
+    blobs = viewer.layers[f"{SYNTHETIC_NAME} blobs"]
+    blobs.data[3, 10, 10] = 7                      # class 7 of 1: the engine refuses it
+    before = layer_arrays(viewer)
+    n_layers = len(viewer.layers)
+    w.train_button.click()
+    _wait_finished(w, qtbot)
+    assert any("detection labels contain value 7" in e for e in errors())
+    assert len(viewer.layers) == n_layers
+    for name, data in before.items():
+        assert np.array_equal(viewer.layers[name].data, data)
+    assert w.train_button.isEnabled() and not _training_threads()
+
+
+def test_nothing_painted_is_refused_up_front(real_viewer, qtbot, errors):
+    w = TrainWidget(real_viewer)
+    qtbot.addWidget(w)
+    w.train_button.click()
+    assert not w.running
+    assert any("lazy-label layers" in e for e in errors())
+
+
+def test_closing_the_viewer_stops_training(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-lazylabels", "synthetic")
+    w = TrainWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.checkpoint_root = str(tmp_path)
+    tiny_settings(w, steps=100000)
+    w.train_button.click()
+    qtbot.waitUntil(lambda: w.progress.value() >= 1, timeout=30000)
+    job = w.job
+    assert _training_threads()
+    viewer.close()
+    assert not job.is_alive() and not _training_threads()
