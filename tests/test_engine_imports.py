@@ -5,7 +5,7 @@ import sys
 
 ENGINE = ["annotations", "atomic", "cli", "config", "demo", "device", "errors", "figures", "grabcut",
           "imageio", "inference", "instances", "losses", "manifest", "metrics", "model", "modelio",
-          "normalize", "ome_zarr", "output", "pipeline", "progress", "sampling", "simulate", "synthetic",
+          "normalize", "ome_zarr", "output", "pipeline", "progress", "recursive", "sampling", "simulate", "synthetic",
           "tasks", "training"]
 
 

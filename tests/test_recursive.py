@@ -106,6 +106,31 @@ def test_multi_object_growth_keeps_the_class():
     assert not np.any(grow_objects(inst, extra, 1e6)[disk(SHAPE, 8, 56, 5)])
 
 
+def test_gap_keeps_touching_objects_apart():
+    fg = disk(SHAPE, 32, 20, 12) | disk(SHAPE, 32, 42, 12)
+    inst = np.zeros(SHAPE, np.int32)
+    inst[disk(SHAPE, 32, 18, 3)] = 1
+    inst[disk(SHAPE, 32, 44, 3)] = 2
+    from scipy import ndimage as ndi
+    for gap in (0, 1, 2):
+        grown = grow_objects(inst, fg, 1e6, gap=gap)
+        d = ndi.distance_transform_edt(grown != 1)[grown == 2].min()
+        assert d >= gap + 1
+        assert np.all(grown[inst > 0] == inst[inst > 0])
+
+
+def test_final_growth_splits_approximations_holding_two_blobs():
+    fg = disk(SHAPE, 32, 20, 12) | disk(SHAPE, 32, 42, 12)
+    seg = np.stack([~fg, fg]).astype(np.float32)
+    approx = np.stack([~fg, fg]).astype(np.float32)          # the head joined the two objects
+    blobs = disk(SHAPE, 32, 18, 3) | disk(SHAPE, 32, 44, 3)
+    det = np.stack([~blobs, blobs]).astype(np.float32)
+    result = final_growth({"segmentation": seg, APPROXIMATION: approx, "detection": det}, 10.0)
+    assert result.n_objects == 2
+    assert (result.instances > 0).sum() >= 0.98 * fg.sum()   # the cut line is given back
+    assert result.instances[32, 18] != result.instances[32, 44]
+
+
 def test_final_growth_from_probabilities():
     seg = np.stack([~SHAT, SHAT]).astype(np.float32)
     approx = np.stack([~SEED, SEED]).astype(np.float32)
@@ -154,6 +179,13 @@ def test_two_rounds_on_a_tiny_run(small_lazy_set, tiny_network, quick_config, tm
     assert sorted(saved) == [0, 1, 2]
     assert np.array_equal(saved[2]["approximation_000"], rec.rounds[2][0])
     assert list(saved[0]["names"]) == [it.name for it in items]
+    # a resumed run continues from the saved round
+    again = Trainer(with_approximation_labels(items), tasks, tiny_network, cfg)
+    restored = attach_recursive(again, RecursiveConfig(rounds=2, steps_per_round=2),
+                                resume_from=tmp_path / "approximations")
+    assert restored.current_round == 2
+    for im, last in zip(again.sampler.images, rec.rounds[-1]):
+        assert np.array_equal(im.targets[APPROXIMATION], last)
 
 
 def test_cli_train_recursive_then_predict(small_lazy_set, tmp_path):

@@ -96,15 +96,7 @@ def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -
     layers: list[LayerData] = [(image, {"name": name, "rgb": rgb,
                                         "metadata": {META: {"class_names": names}}}, "image")]
     yx = image.shape[:-1] if rgb else image.shape
-    for task in TASKS:
-        data = _stacked(members, lead, lambda s: s.labels.get(task), label_dtype(len(names)))
-        if data is None:
-            data = np.zeros(yx, label_dtype(len(names)))
-        layers.append((data, label_layer_kwargs(name, task, names), "labels"))
-    roi = _stacked(members, lead, lambda s: s.labels.get(ROI_LABEL), np.uint8)
-    if roi is not None:
-        layers.append((roi, {"name": f"{name} {ROI_LABEL}", "opacity": 0.3,
-                             "metadata": {META: {"image": name, "role": ROI_LABEL}}}, "labels"))
+    # the predictions just above the image, the lazy labels above them (as the widgets place them)
     tasks = sorted({t for _, s in members for t in s.probabilities})
     for task in tasks:
         fg = _stacked(members, lead, lambda s: foreground(s.probabilities[task])
@@ -120,6 +112,15 @@ def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -
         kwargs = semantic_layer_kwargs(name, names) if kind == "semantic" else instances_layer_kwargs(name)
         layers.append((data.astype(np.uint8 if kind == "semantic" and data.max(initial=0) < 255
                                    else np.int32), kwargs, "labels"))
+    for task in TASKS:
+        data = _stacked(members, lead, lambda s: s.labels.get(task), label_dtype(len(names)))
+        if data is None:
+            data = np.zeros(yx, label_dtype(len(names)))
+        layers.append((data, label_layer_kwargs(name, task, names), "labels"))
+    roi = _stacked(members, lead, lambda s: s.labels.get(ROI_LABEL), np.uint8)
+    if roi is not None:
+        layers.append((roi, {"name": f"{name} {ROI_LABEL}", "opacity": 0.3,
+                             "metadata": {META: {"image": name, "role": ROI_LABEL}}}, "labels"))
     known = set(TASKS) | set(PREDICTION_KINDS) | {ROI_LABEL}
     others = sorted({k for _, s in members for k in s.labels} - known)
     for other in others:

@@ -42,11 +42,23 @@ def errors():
     return collected
 
 
-def tiny_settings(widget, steps: int = 4) -> None:
+def _tiny_settings(widget, steps: int = 4) -> None:
     """What a user types for a quick run: tiny preset, small patches, a few steps, the CPU."""
     widget.form.set_values(preset_name="tiny", steps=steps, patch=32, batch=2, device="cpu")
     widget.form.threads.setValue(1)
 
 
-def layer_arrays(viewer) -> dict[str, np.ndarray]:
+def _layer_arrays(viewer) -> dict[str, np.ndarray]:
     return {layer.name: np.array(layer.data) for layer in viewer.layers}
+
+
+@pytest.fixture
+def tiny_settings():
+    """``tiny_settings(train_widget, steps)`` fills the form for a quick run."""
+    return _tiny_settings
+
+
+@pytest.fixture
+def layer_arrays():
+    """``layer_arrays(viewer)``: layer name -> a copy of its data."""
+    return _layer_arrays

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import PLUGIN, tiny_settings
 from qtpy.QtWidgets import QMessageBox
 
 from napari_lazylabels._reader import napari_get_reader
@@ -16,6 +15,7 @@ from napari_lazylabels.widgets import ExportWidget, TrainWidget
 from napari_lazylabels.widgets.layers import META
 
 pytestmark = pytest.mark.gui
+PLUGIN = "napari-lazylabels"
 
 
 def _answer(monkeypatch, yes: bool, asked: list):
@@ -32,7 +32,7 @@ def _export(w, qtbot):
     return w.last_export is not before
 
 
-def test_export_predictions_and_reopen(synthetic_viewer, qtbot, tmp_path, make_napari_viewer):
+def test_export_predictions_and_reopen(synthetic_viewer, qtbot, tmp_path, make_napari_viewer, tiny_settings):
     viewer = synthetic_viewer
     # a short training run gives prediction layers for plane 1
     t = TrainWidget(viewer)
@@ -98,7 +98,7 @@ def test_export_never_overwrites_without_asking(real_viewer, qtbot, tmp_path, mo
     assert store.is_dir()
     # the reader also opens a single store
     other_layers = napari_get_reader(str(store))(str(store))
-    assert [kw["name"] for _, kw, _ in other_layers][:4] == [
+    assert [kw["name"] for _, kw, _ in other_layers] == [
         REAL_NAME, f"{REAL_NAME} blobs", f"{REAL_NAME} scribbles", f"{REAL_NAME} masks"]
 
 

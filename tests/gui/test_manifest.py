@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import PLUGIN
 
 from napari_lazylabels._sample_data import SYNTHETIC_NAME
 
 pytestmark = pytest.mark.gui
+PLUGIN = "napari-lazylabels"
 MANIFEST = Path(__file__).resolve().parents[2] / "src" / "napari_lazylabels" / "napari.yaml"
 
 

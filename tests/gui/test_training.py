@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import layer_arrays, tiny_settings
 
 from napari_lazylabels._sample_data import REAL_NAME, SYNTHETIC_NAME
 from napari_lazylabels.widgets import TrainWidget
@@ -24,7 +23,8 @@ def _wait_finished(w, qtbot, timeout=60000):
     qtbot.waitUntil(lambda: not w.running, timeout=timeout)
 
 
-def test_train_stream_stop_resume_save_load_predict(synthetic_viewer, qtbot, tmp_path, monkeypatch):
+def test_train_stream_stop_resume_save_load_predict(synthetic_viewer, qtbot, tmp_path, monkeypatch,
+                                                    tiny_settings, layer_arrays):
     viewer = synthetic_viewer
     w = TrainWidget(viewer)
     qtbot.addWidget(w)
@@ -38,8 +38,9 @@ def test_train_stream_stop_resume_save_load_predict(synthetic_viewer, qtbot, tmp
     # the prediction layers appear while training runs
     inst_name = f"{SYNTHETIC_NAME} instances"
     prob_name = probability_layer_name(SYNTHETIC_NAME, "segmentation")
-    qtbot.waitUntil(lambda: inst_name in viewer.layers, timeout=30000)
-    assert w.running
+    qtbot.waitUntil(lambda: inst_name in viewer.layers, timeout=30000)         # at once, empty
+    qtbot.waitUntil(lambda: w.previews >= 1, timeout=30000)                   # then the first prediction
+    assert w.running and w.first_preview_s is not None
     assert w.device_label.text().startswith("device: cpu")
     qtbot.waitUntil(lambda: prob_name in viewer.layers, timeout=5000)     # added one per tick
     prob = viewer.layers[prob_name]
@@ -83,7 +84,8 @@ def test_train_stream_stop_resume_save_load_predict(synthetic_viewer, qtbot, tmp
     assert sem.data.shape == viewer.layers[REAL_NAME].data.shape
 
 
-def test_training_error_is_a_notification_and_leaves_layers(synthetic_viewer, qtbot, tmp_path, errors):
+def test_training_error_is_a_notification_and_leaves_layers(synthetic_viewer, qtbot, tmp_path, errors,
+                                                            tiny_settings, layer_arrays):
     viewer = synthetic_viewer
     w = TrainWidget(viewer)
     qtbot.addWidget(w)
@@ -102,6 +104,28 @@ def test_training_error_is_a_notification_and_leaves_layers(synthetic_viewer, qt
     assert w.train_button.isEnabled() and not _training_threads()
 
 
+def test_error_inside_the_worker_removes_what_it_added(synthetic_viewer, qtbot, tmp_path, monkeypatch,
+                                                       errors, tiny_settings, layer_arrays):
+    viewer = synthetic_viewer
+    w = TrainWidget(viewer)
+    qtbot.addWidget(w)
+    w.checkpoint_root = str(tmp_path)
+    tiny_settings(w)
+    before = layer_arrays(viewer)
+
+    def explode(self):
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr("napari_lazylabels.training.Trainer._train_step", explode)
+    w.train_button.click()
+    _wait_finished(w, qtbot)
+    assert any("out of memory (simulated)" in e for e in errors())
+    assert set(layer.name for layer in viewer.layers) == set(before)     # placeholders removed again
+    for name, data in before.items():
+        assert np.array_equal(viewer.layers[name].data, data)
+    assert "error" in w.status.text() and not _training_threads()
+
+
 def test_nothing_painted_is_refused_up_front(real_viewer, qtbot, errors):
     w = TrainWidget(real_viewer)
     qtbot.addWidget(w)
@@ -110,7 +134,7 @@ def test_nothing_painted_is_refused_up_front(real_viewer, qtbot, errors):
     assert any("lazy-label layers" in e for e in errors())
 
 
-def test_closing_the_viewer_stops_training(make_napari_viewer, qtbot, tmp_path):
+def test_closing_the_viewer_stops_training(make_napari_viewer, qtbot, tmp_path, tiny_settings):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-lazylabels", "synthetic")
     w = TrainWidget(viewer)

@@ -26,7 +26,7 @@ from .tooltips import tip
 SHORTCUTS = {DETECTION: "Alt-1", SEPARATION: "Alt-2", SEGMENTATION: "Alt-3"}
 _BUTTON_TEXT = {DETECTION: "Blobs", SEPARATION: "Scribbles", SEGMENTATION: "Masks"}
 TASK_TIP = {DETECTION: "blobs", SEPARATION: "scribbles", SEGMENTATION: "masks"}
-COLUMNS = ("image", "blobs", "scribbles (px)", "masks (%)", "annotated for")
+COLUMNS = ("image", "blobs", "scribbles", "masks", "annotated for")
 
 
 def parse_class_names(text: str) -> list[str]:
@@ -63,6 +63,8 @@ class AnnotationWidget(QWidget):
         self.table.setToolTip(tip("summary"))
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setMinimumWidth(420)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         form = QFormLayout()
         form.addRow("Image", self.image_combo)
@@ -192,8 +194,8 @@ class AnnotationWidget(QWidget):
         names = class_names(image) if image is not None else ["nucleus"]
         self.table.setRowCount(len(self.summaries))
         for r, s in enumerate(self.summaries):
-            cells = (s.name, s.blob_text(names), str(s.scribble_px), f"{100 * s.mask_coverage:.1f}",
-                     ", ".join(s.annotated) or "-")
+            cells = (s.name, s.blob_text(names), f"{s.scribble_px} px", f"{100 * s.mask_coverage:.1f} %",
+                     ", ".join(TASK_TIP[t] for t in s.annotated) or "-")
             for c, text in enumerate(cells):
                 self.table.setItem(r, c, QTableWidgetItem(text))
 

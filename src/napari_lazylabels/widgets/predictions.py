@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import numpy as np
+from napari.layers import Image, Labels
 
 from ..tasks import SEGMENTATION
 from .layers import (META, find_layer, prediction_layer_name, probability_layer_name, spatial_shape,
@@ -27,27 +28,23 @@ def _meta(image_name: str, role: str, **extra) -> dict:
     return {META: {"image": image_name, "role": role, **extra}}
 
 
-def _place_above(viewer, layer, image_layer) -> None:
-    layers = viewer.layers
-    if image_layer in layers and layer in layers:
-        src, dst = layers.index(layer), layers.index(image_layer) + 1
-        if src != dst and src > dst:
-            layers.move(src, dst)
+def _initial(shape: tuple[int, ...], plane: tuple[int, ...], values: np.ndarray) -> np.ndarray:
+    """A new layer's data: the values for a 2D image, zeros but for one plane for a stack."""
+    if not plane:
+        return values.copy()
+    data = np.zeros(shape, values.dtype)
+    data[plane] = values
+    return data
 
 
 def _write_plane(layer, plane: tuple[int, ...], values: np.ndarray, shape: tuple[int, ...]) -> None:
-    if tuple(layer.data.shape) != shape or layer.data.dtype != values.dtype:
-        data = np.zeros(shape, values.dtype)
-    else:
-        data = layer.data
-    if plane:
-        data[plane] = values
-    else:
-        data = values
-    if data is layer.data:
+    """Refresh a layer in place (cheaper than replacing its data) when shape and type still fit."""
+    data = layer.data
+    if isinstance(data, np.ndarray) and data.shape == shape and data.dtype == values.dtype:
+        data[plane if plane else ...] = values
         layer.refresh()
     else:
-        layer.data = data
+        layer.data = _initial(shape, plane, values)
 
 
 def probability_layer_kwargs(image_name: str, task: str) -> dict:
@@ -73,59 +70,98 @@ def foreground(probs: np.ndarray) -> np.ndarray:
     return (1.0 - np.asarray(probs, np.float32)[0]).astype(np.float32)
 
 
-def _add_quietly(viewer, image_layer, make):
-    """Add a layer just above its image without taking the user's selection."""
-    active = viewer.layers.selection.active
-    selected = set(viewer.layers.selection)
-    layer = make()
-    _place_above(viewer, layer, image_layer)
-    viewer.layers.selection.clear()
-    viewer.layers.selection.update(selected)
-    viewer.layers.selection.active = active
+def _add_quietly(viewer, image_layer, layer):
+    """Insert a new layer just above its image without taking the user's selection.
+
+    Changing the selection rebuilds napari's layer controls, which costs the
+    GUI thread as much as the insertion itself, so the layer list is asked
+    not to activate the new layer (falling back to restoring the selection).
+    """
+    layers = viewer.layers
+    index = layers.index(image_layer) + 1 if image_layer in layers else len(layers)
+    selection = layers.selection
+    active, selected = selection.active, set(selection)
+    quiet = hasattr(layers, "_activate_on_insert")
+    if quiet:
+        old, layers._activate_on_insert = layers._activate_on_insert, False
+    try:
+        layers.insert(index, layer)
+    finally:
+        if quiet:
+            layers._activate_on_insert = old
+    if set(selection) != selected or selection.active is not active:
+        selection.clear()
+        selection.update(selected)
+        selection.active = active
     return layer
 
 
 def show_prediction(viewer, image_layer, plane: tuple[int, ...], probabilities: Mapping[str, np.ndarray],
                     semantic: np.ndarray, instances: np.ndarray, class_names: Sequence[str],
-                    max_new_layers: int | None = None) -> tuple[list, bool]:
+                    max_new_layers: int | None = None, written: set | None = None,
+                    placeholder: bool = False) -> tuple[list, bool]:
     """Create or refresh the prediction layers of ``image_layer`` for one plane.
 
     Adding a layer costs the GUI thread far more than refreshing one, so at
     most ``max_new_layers`` missing layers are added per call (instances
     first, then semantic, then the probabilities); call again with the same
-    prediction to add the rest. Returns the layers shown and whether all are.
+    prediction and the same ``written`` set (roles already shown, updated
+    here) to add the rest. Returns the layers shown and whether all are.
+    ``placeholder=True`` adds the missing layers empty and stores nothing.
     """
     shape = spatial_shape(image_layer)
     common = {"scale": image_layer.scale, "translate": image_layer.translate}
     name = image_layer.name
     sem_dtype = np.uint8 if semantic.max(initial=0) < 255 else np.uint16
     parts = [("instances", "labels", instances.astype(np.int32), None,
-              lambda: viewer.add_labels(np.zeros(shape, np.int32), **instances_layer_kwargs(name), **common)),
+              lambda data: Labels(data, **instances_layer_kwargs(name), **common)),
              ("semantic", "labels", semantic.astype(sem_dtype), None,
-              lambda: viewer.add_labels(np.zeros(shape, np.uint8), **semantic_layer_kwargs(name, class_names),
-                                        **common))]
+              lambda data: Labels(data, **semantic_layer_kwargs(name, class_names), **common))]
     for task, probs in probabilities.items():
         probs = np.asarray(probs, np.float32)
         parts.append((f"P({task})", "image", foreground(probs), probs,
-                      lambda task=task: viewer.add_image(np.zeros(shape, np.float32),
-                                                         **probability_layer_kwargs(name, task), **common)))
+                      lambda data, task=task: Image(data, **probability_layer_kwargs(name, task), **common)))
     budget = len(parts) if max_new_layers is None else max_new_layers
+    written = set() if written is None else written
     out, complete = [], True
     for role, kind, values, full, make in parts:
         layer = find_layer(viewer, name, role, kind)
+        if layer is not None and role in written:
+            out.append(layer)
+            continue
         if layer is None:
             if budget <= 0:
                 complete = False
                 continue
             budget -= 1
-            layer = _add_quietly(viewer, image_layer, make)
+            data = np.zeros(shape, values.dtype) if placeholder else _initial(shape, plane, values)
+            layer = _add_quietly(viewer, image_layer, make(data))
             if role == "instances":
                 layer.contour = 1
-        if full is not None:
+        else:
+            _write_plane(layer, plane, values, shape)
+        if full is not None and not placeholder:
             layer.metadata.setdefault(META, {}).setdefault("probabilities", {})[tuple(plane)] = full
-        _write_plane(layer, plane, values, shape)
+        written.add(role)
         out.append(layer)
     return out, complete
+
+
+def ensure_prediction_layers(viewer, image_layer, tasks: Sequence[str], class_names: Sequence[str],
+                             max_new_layers: int = 1) -> tuple[list, bool]:
+    """Add missing prediction layers, empty, at most ``max_new_layers`` per call (existing ones untouched).
+
+    Returns the layers added by this call and whether all prediction layers now exist.
+    """
+    yx = spatial_shape(image_layer)[-2:]
+    existing = {role for role in ("instances", "semantic", *(f"P({t})" for t in tasks))
+                if find_layer(viewer, image_layer.name, role) is not None}
+    zeros = {t: np.zeros((2, *yx), np.float32) for t in tasks}
+    before = set(map(id, viewer.layers))
+    _, complete = show_prediction(viewer, image_layer, (), zeros, np.zeros(yx, np.uint8),
+                                  np.zeros(yx, np.int32), class_names, max_new_layers=max_new_layers,
+                                  written=existing, placeholder=True)
+    return [layer for layer in viewer.layers if id(layer) not in before], complete
 
 
 def stored_probabilities(viewer, image_name: str, plane: tuple[int, ...]) -> dict[str, np.ndarray]:

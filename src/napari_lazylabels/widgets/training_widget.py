@@ -10,6 +10,7 @@ loaded model). Closing the viewer stops the run and waits for its thread.
 
 from __future__ import annotations
 
+import gc
 import tempfile
 import time
 from functools import partial
@@ -20,13 +21,14 @@ from qtpy.QtCore import QEvent, QObject, Qt, QTimer
 from qtpy.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                             QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
+from ..annotations import validate_set
 from ..errors import LazyLabelsError
 from ..tasks import lazy_tasks
 from .data import training_set
 from .layers import class_names, current_plane, plane_image, source_images
 from .loss_plot import LossPlot
 from .model_panel import ModelPanel
-from .predictions import show_prediction
+from .predictions import ensure_prediction_layers, show_prediction
 from .tooltips import tip
 from .training_form import TrainSettingsForm
 from .training_worker import Finished, JobSpec, Preview, Progress, Started, TrainingJob
@@ -124,6 +126,9 @@ class TrainWidget(QWidget):
         self.preview_gui_ms: list[float] = []
         self._pending: Preview | None = None
         self._final: Finished | None = None
+        self._written: set = set()
+        self._placeholders = None
+        self._created: list = []
         self.last_finished: Finished | None = None
         self._class_names: list[str] = []
         self._poll = QTimer(self)
@@ -229,25 +234,30 @@ class TrainWidget(QWidget):
         self.first_preview_s = None
         self.previews = 0
         layers = [self.viewer.layers[n] for n in self.selected_image_names() if n in self.viewer.layers]
+        names = class_names(layers[0]) if layers else []
         try:
             if not layers:
                 raise LazyLabelsError("tick at least one image to train on")
             items = training_set(self.viewer, layers)
             settings = self.form.settings()
+            tasks = lazy_tasks(len(names), settings.weights)
+            validate_set(items, tasks)      # user errors now, before anything is started or added
         except (LazyLabelsError, ValueError) as exc:
             show_error(str(exc))
             return
-        names = class_names(layers[0])
         self._class_names = names
         preview_layer = (self.viewer.layers[self.preview_combo.currentText()]
                          if self.preview_combo.currentText() in self.viewer.layers else layers[0])
         plane = current_plane(self.viewer, preview_layer)
-        spec = JobSpec(items=items, tasks=lazy_tasks(len(names), settings.weights), network=settings.network,
+        spec = JobSpec(items=items, tasks=tasks, network=settings.network,
                        config=settings.config, class_names=names, checkpoint_dir=self._checkpoint_dir(),
                        resume=resume, preview_image=plane_image(preview_layer, plane).copy(),
                        preview_key=(preview_layer.name, plane), threads=settings.threads,
                        data_description=f"napari: {', '.join(layer.name for layer in layers)}")
         self._watch_window()
+        # While training, napari's and torch's long-lived objects are kept out of the cyclic
+        # garbage collector: a full collection of them holds the GIL for a third of a second.
+        gc.freeze()
         self.job = TrainingJob(spec)
         if resume is None:
             self.loss_plot.clear()
@@ -255,6 +265,8 @@ class TrainWidget(QWidget):
         self.progress.setValue(0)
         self.status.setText(f"starting on {len(items)} image(s)...")
         self.job.start()
+        self._placeholders = (preview_layer, [t.name for t in tasks])
+        self._created = []
         self._poll.start()
         self._update_buttons()
 
@@ -288,6 +300,8 @@ class TrainWidget(QWidget):
             self.progress.setValue(progress.step)
             self.status.setText(f"step {progress.step}/{progress.total_steps}, "
                                 f"{progress.patches_per_s:.1f} patches/s, ETA {format_seconds(progress.eta_s)}")
+        if preview is None and self._pending is None and self._placeholders is not None:
+            self._add_placeholder()
         if preview is not None:
             self.previews += 1
         if preview is not None or self._pending is not None:
@@ -295,15 +309,29 @@ class TrainWidget(QWidget):
         if self._final is not None and self._pending is None:   # the last preview's layers all shown
             self._finish(self._final)
 
+    def _add_placeholder(self) -> None:
+        """Add one missing prediction layer (empty) per tick while the first step runs."""
+        layer, tasks = self._placeholders
+        if layer not in self.viewer.layers:
+            self._placeholders = None
+            return
+        added, complete = ensure_prediction_layers(self.viewer, layer, tasks, self._class_names)
+        self._created.extend(added)
+        if complete:
+            self._placeholders = None
+
     def _show_preview(self, msg: Preview) -> None:
         """Refresh the prediction layers; missing ones are added one per timer tick."""
         name, plane = msg.key
+        if self._pending is not msg:
+            self._written = set()
         self._pending = None
         if name not in self.viewer.layers:
             return
         t0 = time.perf_counter()
         _, complete = show_prediction(self.viewer, self.viewer.layers[name], plane, msg.probabilities,
-                                      msg.semantic, msg.instances, self._class_names, max_new_layers=1)
+                                      msg.semantic, msg.instances, self._class_names, max_new_layers=1,
+                                      written=self._written)
         self.preview_gui_ms.append(1000 * (time.perf_counter() - t0))
         if not complete:
             self._pending = msg
@@ -312,7 +340,14 @@ class TrainWidget(QWidget):
 
     def _finish(self, msg: Finished) -> None:
         self._final = None
+        self._placeholders = None
         self._poll.stop()
+        gc.unfreeze()
+        if msg.error and self.previews == 0:        # leave the layers as they were before Train
+            for layer in self._created:
+                if layer in self.viewer.layers:
+                    self.viewer.layers.remove(layer)
+        self._created = []
         job, self.job = self.job, None
         if job is not None:
             job.join(30.0)
@@ -337,4 +372,5 @@ class TrainWidget(QWidget):
         """Stop a running job and wait for its thread (the viewer is closing)."""
         self._poll.stop()
         _abandon(self._holder)
+        gc.unfreeze()
         self.model_panel.shutdown()

@@ -14,8 +14,15 @@ has much to do:
 * :class:`Finished` once, with the checkpoint or the error.
 
 The training thread uses ``threads`` torch threads (default: all cores but
-one), leaving a core to napari. Stop is cooperative: the trainer finishes its
-step, writes its checkpoint and the thread ends.
+one), leaving a core to napari, and runs at a lower priority than the GUI
+thread (Linux). Stop is cooperative: the trainer finishes its step, writes its
+checkpoint and the thread ends.
+
+Why a thread and not a process: ``benchmarks/ui_latency.py`` found the GUI's
+stalls while training come from CPU contention, not from the GIL (torch and
+OpenCV release it; a subprocess trainer stalled napari just as much), and a
+thread starts at once, shares the arrays without copies and needs no care
+about how napari was launched.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import gc
 import os
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -38,6 +46,26 @@ from ..errors import LazyLabelsError
 from ..pipeline import segmentation_from_probabilities
 from ..tasks import TaskSpec
 from ..training import Trainer
+
+
+#: How much nicer than napari's GUI thread the training thread is (Linux: per-thread nice value).
+NICENESS = 10
+
+
+def lower_thread_priority(increment: int = NICENESS) -> bool:
+    """Make the calling thread nicer, so the GUI thread wins the CPU when both want it.
+
+    Linux only: there the nice value belongs to a thread (``setpriority`` on its
+    thread id). Elsewhere it would apply to a whole process, so nothing is done.
+    """
+    if not sys.platform.startswith("linux") or not hasattr(os, "setpriority"):
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+        return True
+    except OSError:
+        return False
 
 
 def default_threads() -> int:
@@ -62,6 +90,7 @@ class JobSpec:
     preview_interval_s: float = 2.0
     progress_interval_s: float = 0.5
     data_description: str = "napari layers"
+    nice: bool = True
 
 
 @dataclass
@@ -112,6 +141,8 @@ def run_training(spec: JobSpec, post, should_stop, register=None) -> None:
     step, total = 0, spec.config.steps
     stopped, checkpoint = False, None
     try:
+        if spec.nice:
+            lower_thread_priority()
         torch.set_num_threads(int(spec.threads or default_threads()))
         trainer = Trainer(spec.items, spec.tasks, spec.network, spec.config,
                           class_names=spec.class_names, resume=spec.resume,

@@ -1,0 +1,173 @@
+"""Screenshots of every widget in use, for docs/usage.md (run under Xvfb; takes several minutes).
+
+The walk-through of the user guide, driven as a user would through the
+plugin's own menus and buttons:
+
+ 1. open the real HeLa sample, dock *Lazy annotation*, add the lazy-label
+    layers and paint blobs and interface scribbles (painted here from the
+    crop's ground truth, as a biologist would by hand);
+ 2. draft strong masks with GrabCut;
+ 3. open the synthetic sample too, dock *Train & predict*, train the ``cpu``
+    preset on both (screenshot while it trains: progress, loss curves, the
+    streamed prediction layers), then when done;
+ 4. predict on the HeLa image with the trained model;
+ 5. export the HeLa image with its labels and predictions to a project and
+    reopen the project with the reader.
+
+Usage::
+
+    .venv/bin/python scripts/screenshots.py [--steps 400] [--out docs/img]
+
+A virtual display is started when there is none (pyvirtualdisplay + Xvfb).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PLUGIN = "napari-lazylabels"
+
+
+def _display():
+    if os.environ.get("DISPLAY"):
+        return None
+    from pyvirtualdisplay import Display
+
+    display = Display(visible=False, size=(1920, 1200), color_depth=24)
+    display.start()
+    return display
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "img"))
+    p.add_argument("--width", type=int, default=1280, help="width of the saved pictures (px)")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    display = _display()
+
+    import napari
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QApplication
+
+    from napari_lazylabels._sample_data import REAL_NAME, SYNTHETIC_NAME, real_instances
+    from napari_lazylabels.simulate import detection_blobs, interface_scribbles
+
+    viewer = napari.Viewer(title="napari-lazylabels")
+    win = viewer.window._qt_window
+    win.resize(1600, 1000)
+    app = QApplication.instance()
+
+    def spin(seconds: float, until=None, what: str = "") -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            app.processEvents()
+            if until is not None and until():
+                return
+            time.sleep(0.02)
+        if until is not None and not until():
+            raise RuntimeError(f"timed out waiting for {what}")
+
+    def shot(name: str) -> None:
+        spin(0.5)
+        pixmap = win.grab()
+        if args.width and pixmap.width() > args.width:
+            pixmap = pixmap.scaledToWidth(args.width, Qt.TransformationMode.SmoothTransformation)
+        path = out / f"usage_{name}.png"
+        pixmap.save(str(path))
+        print(f"saved {path} ({path.stat().st_size // 1024} kB)", flush=True)
+
+    # 1. open an image, add the lazy-label layers, paint
+    viewer.open_sample(PLUGIN, "hela")
+    annotate_dock, annotate = viewer.window.add_plugin_dock_widget(PLUGIN, "Lazy annotation")
+    annotate.image_combo.setCurrentText(REAL_NAME)
+    layers = annotate.add_layers()
+    truth = real_instances()
+    blobs = detection_blobs(truth, rng=np.random.default_rng(0))
+    layers["detection"].data = blobs.astype(np.uint8)
+    layers["separation"].data = interface_scribbles(truth, rng=np.random.default_rng(1)).astype(np.uint8)
+    annotate.select_task("separation")
+    annotate.refresh_summary()
+    viewer.reset_view()
+    shot("1_annotate")
+
+    # 2. GrabCut drafts of strong masks into the empty mask layer
+    annotate.grabcut.button.click()
+    spin(120, lambda: annotate.grabcut.last_count is not None, "GrabCut")
+    annotate.select_task("segmentation")
+    annotate.refresh_summary()
+    shot("2_grabcut")
+
+    # 3. train on the synthetic sample and the HeLa image
+    viewer.open_sample(PLUGIN, "synthetic")
+    for layer in viewer.layers:
+        layer.visible = layer.name.startswith(SYNTHETIC_NAME) and "scribbles" not in layer.name
+    annotate_dock.hide()
+    train_dock, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train & predict")
+    train.set_selected_images([REAL_NAME, SYNTHETIC_NAME])
+    train.preview_combo.setCurrentText(SYNTHETIC_NAME)
+    train.form.set_values(preset_name="cpu", steps=args.steps, patch=128, batch=8, device="auto")
+    train.form.threads.setValue(args.threads)
+    viewer.dims.set_current_step(0, 3)
+    viewer.reset_view()
+    train.checkpoint_root = tempfile.mkdtemp(prefix="lazylabels-shots-")
+    t0 = time.perf_counter()
+    train.train_button.click()
+    spin(600, lambda: train.progress.value() >= min(args.steps, max(30, args.steps // 4)) and train.previews >= 2,
+         "training progress")
+    viewer.layers[f"{SYNTHETIC_NAME} P(segmentation)"].visible = True
+    viewer.layers[f"{SYNTHETIC_NAME} masks"].visible = False
+    shot("3_training")
+    viewer.layers[f"{SYNTHETIC_NAME} P(segmentation)"].visible = False
+    spin(3600, lambda: not train.running, "the end of training")
+    print(f"trained {args.steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
+    if train.last_finished is None or train.last_finished.error:
+        raise RuntimeError(f"training failed: {train.last_finished}")
+    for suffix in ("blobs", "masks"):
+        viewer.layers[f"{SYNTHETIC_NAME} {suffix}"].visible = False
+    shot("4_trained")
+
+    # 4. predict on the real image with the trained model
+    train.model_panel.image_combo.setCurrentText(REAL_NAME)
+    train.model_panel.predict_button.click()
+    spin(300, lambda: not train.model_panel.busy and f"{REAL_NAME} instances" in viewer.layers, "prediction")
+    spin(1.0)
+    for layer in viewer.layers:
+        layer.visible = layer.name in (REAL_NAME, f"{REAL_NAME} instances")
+    viewer.layers.selection.active = viewer.layers[f"{REAL_NAME} instances"]
+    viewer.reset_view()
+    shot("5_predict")
+
+    # 5. export the HeLa image with everything, reopen the project
+    train_dock.hide()
+    _, export = viewer.window.add_plugin_dock_widget(PLUGIN, "Export to project")
+    project = Path(tempfile.mkdtemp(prefix="lazylabels-shots-")) / "my_project"
+    export.image_combo.setCurrentText(REAL_NAME)
+    export.folder_edit.setText(str(project))
+    export.export_button.click()
+    spin(120, lambda: export.last_export is not None, "export")
+    shot("6_export")
+    viewer.layers.clear()
+    viewer.open(str(project), plugin=PLUGIN)
+    for layer in viewer.layers:
+        layer.visible = not layer.name.endswith(("semantic", "scribbles")) and "P(" not in layer.name
+    viewer.reset_view()
+    shot("7_reopen")
+    viewer.close()
+    if display is not None:
+        display.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
