@@ -4,15 +4,17 @@ The walk-through of the user guide, driven as a user would through the
 plugin's own menus and buttons:
 
  1. open the real HeLa sample, dock *Lazy annotation*, add the lazy-label
-    layers and paint blobs and interface scribbles (painted here from the
-    crop's ground truth, as a biologist would by hand);
+    layers and paint blobs (painted here from the crop's ground truth, as a
+    biologist would by hand);
  2. draft strong masks with GrabCut;
- 3. open the synthetic sample too, dock *Train & predict*, train the ``cpu``
-    preset on both (screenshot while it trains: progress, loss curves, the
-    streamed prediction layers), then when done;
- 4. predict on the HeLa image with the trained model;
- 5. export the HeLa image with its labels and predictions to a project and
-    reopen the project with the reader.
+ 3. open the synthetic sample (a stack with blobs, interface scribbles and
+    masks on one plane) and look at its summary;
+ 4. dock *Train & predict*, train the ``cpu`` preset on both (screenshot while
+    it trains: progress, loss curves, the streamed prediction layers);
+ 5. when it is done;
+ 6. predict on the HeLa image with the trained model;
+ 7. export the HeLa image with its labels and predictions to a project, and
+ 8. reopen the project with the reader.
 
 Usage::
 
@@ -24,6 +26,7 @@ A virtual display is started when there is none (pyvirtualdisplay + Xvfb).
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 import tempfile
@@ -31,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage as ndi
 
 PLUGIN = "napari-lazylabels"
 
@@ -42,6 +46,7 @@ def _display():
 
     display = Display(visible=False, size=(1920, 1200), color_depth=24)
     display.start()
+    atexit.register(display.stop)       # also when something fails on the way
     return display
 
 
@@ -51,6 +56,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch threads for training")
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "img"))
     p.add_argument("--width", type=int, default=1280, help="width of the saved pictures (px)")
+    p.add_argument("--upto", type=int, default=0, choices=(0, 3),
+                   help="3: stop after the annotation pictures (no training)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -108,8 +115,28 @@ def main(argv=None) -> int:
     annotate.refresh_summary()
     shot("2_grabcut")
 
-    # 3. train on the synthetic sample and the HeLa image
+    # 3. a stack: the synthetic sample, annotated plane by plane (scribbles where nuclei touch)
     viewer.open_sample(PLUGIN, "synthetic")
+    for layer in viewer.layers:
+        layer.visible = layer.name.startswith(SYNTHETIC_NAME)
+    annotate.image_combo.setCurrentText(SYNTHETIC_NAME)
+    annotate.refresh_summary()
+    scribbles = viewer.layers[f"{SYNTHETIC_NAME} scribbles"].data
+    plane = int(np.argmax(scribbles.reshape(len(scribbles), -1).sum(1)))
+    viewer.dims.set_current_step(0, plane)
+    parts, n = ndi.label(scribbles[plane] > 0, structure=np.ones((3, 3)))
+    biggest = 1 + int(np.argmax(ndi.sum(np.ones_like(parts), parts, range(1, n + 1))))
+    ys, xs = np.nonzero(parts == biggest)
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    viewer.reset_view()
+    camera.center = (float(ys.mean()), float(xs.mean()))
+    camera.zoom = camera.zoom * 1.8
+    annotate.select_task("separation")
+    shot("3_stack")
+    if args.upto == 3:
+        _exit(display, 0)
+
+    # 4. train on the synthetic sample and the HeLa image
     for layer in viewer.layers:
         layer.visible = layer.name.startswith(SYNTHETIC_NAME) and "scribbles" not in layer.name
     annotate_dock.hide()
@@ -120,6 +147,7 @@ def main(argv=None) -> int:
     train.form.threads.setValue(args.threads)
     viewer.dims.set_current_step(0, 3)
     viewer.reset_view()
+    viewer.layers.selection.active = viewer.layers[SYNTHETIC_NAME]
     train.checkpoint_root = tempfile.mkdtemp(prefix="lazylabels-shots-")
     t0 = time.perf_counter()
     train.train_button.click()
@@ -127,7 +155,7 @@ def main(argv=None) -> int:
          "training progress")
     viewer.layers[f"{SYNTHETIC_NAME} P(segmentation)"].visible = True
     viewer.layers[f"{SYNTHETIC_NAME} masks"].visible = False
-    shot("3_training")
+    shot("4_training")
     viewer.layers[f"{SYNTHETIC_NAME} P(segmentation)"].visible = False
     spin(3600, lambda: not train.running, "the end of training")
     print(f"trained {args.steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -135,9 +163,9 @@ def main(argv=None) -> int:
         raise RuntimeError(f"training failed: {train.last_finished}")
     for suffix in ("blobs", "masks"):
         viewer.layers[f"{SYNTHETIC_NAME} {suffix}"].visible = False
-    shot("4_trained")
+    shot("5_trained")
 
-    # 4. predict on the real image with the trained model
+    # 5. predict on the real image with the trained model
     train.model_panel.image_combo.setCurrentText(REAL_NAME)
     train.model_panel.predict_button.click()
     spin(300, lambda: not train.model_panel.busy and f"{REAL_NAME} instances" in viewer.layers, "prediction")
@@ -146,27 +174,37 @@ def main(argv=None) -> int:
         layer.visible = layer.name in (REAL_NAME, f"{REAL_NAME} instances")
     viewer.layers.selection.active = viewer.layers[f"{REAL_NAME} instances"]
     viewer.reset_view()
-    shot("5_predict")
+    shot("6_predict")
 
-    # 5. export the HeLa image with everything, reopen the project
+    # 6. export the HeLa image with everything, reopen the project
     train_dock.hide()
     _, export = viewer.window.add_plugin_dock_widget(PLUGIN, "Export to project")
     project = Path(tempfile.mkdtemp(prefix="lazylabels-shots-")) / "my_project"
     export.image_combo.setCurrentText(REAL_NAME)
     export.folder_edit.setText(str(project))
+    for layer in viewer.layers:
+        layer.visible = layer.name in (REAL_NAME, f"{REAL_NAME} instances", f"{REAL_NAME} blobs")
     export.export_button.click()
     spin(120, lambda: export.last_export is not None, "export")
-    shot("6_export")
+    shot("7_export")
     viewer.layers.clear()
     viewer.open(str(project), plugin=PLUGIN)
     for layer in viewer.layers:
         layer.visible = not layer.name.endswith(("semantic", "scribbles")) and "P(" not in layer.name
     viewer.reset_view()
-    shot("7_reopen")
+    shot("8_reopen")
     viewer.close()
+    app.processEvents()
+    _exit(display, 0)
+
+
+def _exit(display, code: int) -> None:
+    """Leave without Qt's teardown racing the virtual display's shutdown (files are written)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
     if display is not None:
         display.stop()
-    return 0
+    os._exit(code)
 
 
 if __name__ == "__main__":

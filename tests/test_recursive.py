@@ -166,6 +166,7 @@ def test_two_rounds_on_a_tiny_run(small_lazy_set, tiny_network, quick_config, tm
     cfg = dataclasses.replace(quick_config, steps=6, preview_every=1000)
     trainer = Trainer(with_approximation_labels(items), tasks, tiny_network, cfg)
     rec = attach_recursive(trainer, RecursiveConfig(rounds=2, steps_per_round=2, lambda_train=2.0))
+    assert APPROXIMATION not in trainer.sampler.active_tasks      # rides along on every patch
     reports = list(trainer.run())
     assert reports[-1].step == 6 and not np.isnan(reports[-1].losses[APPROXIMATION])
     assert rec.current_round == 2 and rec.round_steps == [0, 2, 4]

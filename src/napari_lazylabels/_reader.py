@@ -93,8 +93,12 @@ def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -
     names = list(first.metadata.get("class_names") or ["nucleus"])
     image = _stacked(members, lead, lambda s: s.image)
     rgb = image.ndim == len(lead) + 3 and image.shape[-1] in (3, 4)
-    layers: list[LayerData] = [(image, {"name": name, "rgb": rgb,
-                                        "metadata": {META: {"class_names": names}}}, "image")]
+    marks = {p: {t: True for t, v in (s.metadata.get("annotated") or {}).items() if v}
+             for p, s in members if isinstance(s.metadata.get("annotated"), dict)}
+    meta = {"class_names": names}
+    if any(marks.values()):
+        meta["annotated"] = {p: m for p, m in marks.items() if m}
+    layers: list[LayerData] = [(image, {"name": name, "rgb": rgb, "metadata": {META: meta}}, "image")]
     yx = image.shape[:-1] if rgb else image.shape
     # the predictions just above the image, the lazy labels above them (as the widgets place them)
     tasks = sorted({t for _, s in members for t in s.probabilities})

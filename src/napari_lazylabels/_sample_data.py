@@ -25,21 +25,27 @@ DATA = files("napari_lazylabels") / "data"
 
 
 def synthetic_stack(n_images: int = 8, shape: tuple[int, int] = (256, 256), seed: int = 0):
-    """Images (N, Y, X) float32 and task -> labels (N, Y, X) of the synthetic sample."""
+    """Images (N, Y, X) float32, task -> labels (N, Y, X), and plane -> tasks marked annotated."""
     items, _ = make_lazy_dataset(n_images, seed=seed, shape=shape, strong_fraction=1 / n_images)
+    marks = {(i,): {t: True for t, v in it.annotated.items() if v} for i, it in enumerate(items)}
     image = np.stack([it.image for it in items]).astype(np.float32)
     labels = {}
     for task in (DETECTION, SEPARATION, SEGMENTATION):
         planes = [it.labels.get(task) for it in items]
         labels[task] = np.stack([np.zeros(shape) if p is None else p for p in planes]).astype(
             label_dtype(len(CLASS_NAMES)))
-    return image, labels
+    return image, labels, marks
 
 
 def synthetic_sample() -> list[tuple[Any, dict, str]]:
-    """The synthetic stack with its blobs, scribbles and (one plane of) masks as layers."""
-    image, labels = synthetic_stack()
-    layers = [(image, {"name": SYNTHETIC_NAME, "metadata": {META: {"class_names": CLASS_NAMES}}}, "image")]
+    """The synthetic stack with its blobs, scribbles and (one plane of) masks as layers.
+
+    Every plane is marked annotated for separation: the simulator knows where
+    nuclei touch, so a plane without scribbles truly has no interface.
+    """
+    image, labels, marks = synthetic_stack()
+    meta = {"class_names": CLASS_NAMES, "annotated": marks}
+    layers = [(image, {"name": SYNTHETIC_NAME, "metadata": {META: meta}}, "image")]
     for task, data in labels.items():
         layers.append((data, label_layer_kwargs(SYNTHETIC_NAME, task, CLASS_NAMES), "labels"))
     return layers

@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 from napari.utils.notifications import show_warning
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLineEdit,
+from qtpy.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                             QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..tasks import DETECTION, SEGMENTATION, SEPARATION
 from .grabcut_widget import GrabCutPanel
-from .layers import (TASKS, class_names, ensure_label_layers, label_layers, plane_name,
+from .layers import (TASKS, annotated_flags, class_names, ensure_label_layers, label_layers, plane_name,
                      set_class_names, source_images, style_label_layer)
 from .summary import PlaneSummary, painted_planes, summarize_plane
 from .tooltips import tip
@@ -26,7 +26,9 @@ from .tooltips import tip
 SHORTCUTS = {DETECTION: "Alt-1", SEPARATION: "Alt-2", SEGMENTATION: "Alt-3"}
 _BUTTON_TEXT = {DETECTION: "Blobs", SEPARATION: "Scribbles", SEGMENTATION: "Masks"}
 TASK_TIP = {DETECTION: "blobs", SEPARATION: "scribbles", SEGMENTATION: "masks"}
-COLUMNS = ("image", "blobs", "scribbles", "masks", "annotated for")
+COLUMNS = ("image", "blobs", "scribbles", "masks")
+#: Shown in a cell when the image is not annotated for that column's task.
+NOT_ANNOTATED = "-"
 
 
 def parse_class_names(text: str) -> list[str]:
@@ -64,7 +66,10 @@ class AnnotationWidget(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setMinimumWidth(420)
+        self.table.setMinimumWidth(340)
+        self.legend = QLabel("Per image: blobs per class, scribble length, mask coverage; "
+                             f"'{NOT_ANNOTATED}': not annotated for that task.")
+        self.legend.setWordWrap(True)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         form = QFormLayout()
         form.addRow("Image", self.image_combo)
@@ -75,6 +80,7 @@ class AnnotationWidget(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.grabcut)
         layout.addWidget(self.table)
+        layout.addWidget(self.legend)
         self.summaries: list[PlaneSummary] = []
         self._summary_timer = QTimer(self)
         self._summary_timer.setSingleShot(True)
@@ -185,7 +191,8 @@ class AnnotationWidget(QWidget):
                 continue
             for plane in painted_planes(stacks):
                 planes = {t: np.asarray(d[plane] if plane else d) for t, d in stacks.items()}
-                out.append(summarize_plane(plane_name(image.name, plane), planes))
+                out.append(summarize_plane(plane_name(image.name, plane), planes,
+                                           annotated_flags(image, plane)))
         return out
 
     def refresh_summary(self) -> None:
@@ -194,10 +201,14 @@ class AnnotationWidget(QWidget):
         names = class_names(image) if image is not None else ["nucleus"]
         self.table.setRowCount(len(self.summaries))
         for r, s in enumerate(self.summaries):
-            cells = (s.name, s.blob_text(names), f"{s.scribble_px} px", f"{100 * s.mask_coverage:.1f} %",
-                     ", ".join(TASK_TIP[t] for t in s.annotated) or "-")
+            cells = (s.name,
+                     s.blob_text(names) if DETECTION in s.annotated else NOT_ANNOTATED,
+                     f"{s.scribble_px} px" if SEPARATION in s.annotated else NOT_ANNOTATED,
+                     f"{100 * s.mask_coverage:.1f} %" if SEGMENTATION in s.annotated else NOT_ANNOTATED)
             for c, text in enumerate(cells):
-                self.table.setItem(r, c, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                item.setToolTip(f"{s.name}: annotated for {', '.join(s.annotated) or 'nothing'}")
+                self.table.setItem(r, c, item)
 
     def shutdown(self) -> None:
         self._summary_timer.stop()

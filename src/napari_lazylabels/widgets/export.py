@@ -4,7 +4,7 @@ A 2D image becomes one OME-Zarr store ``<image>.ome.zarr`` in the project
 folder; each plane of a stack becomes ``<image>_003.ome.zarr`` with
 ``metadata["stack"]`` recording where it came from, so the reader rebuilds the
 stack. Empty lazy-label layers are left out (the image is not annotated for
-that task); predicted planes get ``semantic``, ``instances`` and the per-task
+that task) unless the task is marked annotated on that plane; predicted planes get ``semantic``, ``instances`` and the per-task
 probabilities. Images already in the project are replaced only after a yes.
 """
 
@@ -19,8 +19,8 @@ from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QL
 
 from ..ome_zarr import STORE_SUFFIX, ImageStore, add_to_project, is_project, read_project_info
 from .background import BackgroundCall
-from .layers import (class_names, find_layer, label_layers, leading_shape, plane_image, plane_name,
-                     planes, source_images)
+from .layers import (annotated_flags, class_names, find_layer, label_layers, leading_shape, plane_image,
+                     plane_name, planes, source_images)
 from .dialogs import ask_overwrite
 from .predictions import stored_probabilities
 from .tooltips import tip
@@ -35,9 +35,10 @@ def stores_for_image(viewer, image_layer) -> list[ImageStore]:
     out = []
     for plane in planes(image_layer):
         labels = {}
+        marks = annotated_flags(image_layer, plane)
         for task, layer in lazy.items():
             data = np.array(layer.data[plane] if plane else layer.data)
-            if data.any():
+            if data.any() or marks.get(task):     # marked annotated: kept even when empty
                 labels[task] = data
         probs = stored_probabilities(viewer, image_layer.name, plane)
         if probs:
@@ -45,6 +46,8 @@ def stores_for_image(viewer, image_layer) -> list[ImageStore]:
                 if layer is not None:
                     labels[kind] = np.array(layer.data[plane] if plane else layer.data)
         meta = {"class_names": names, "source": "napari"}
+        if marks:
+            meta["annotated"] = {t: True for t in marks if t in labels}
         if lead:
             meta["stack"] = {"name": image_layer.name, "plane": list(plane), "shape": list(lead)}
         out.append(ImageStore(image=np.array(plane_image(image_layer, plane)), labels=labels,

@@ -173,6 +173,28 @@ def set_class_names(image_layer, names: Sequence[str]) -> None:
     image_layer.metadata = meta
 
 
+def annotated_flags(image_layer, plane: tuple[int, ...]) -> dict[str, bool]:
+    """Tasks marked annotated on a plane although their layer may be empty there.
+
+    Such marks come from projects and samples (``metadata["annotated"]`` of an
+    OME-Zarr store): e.g. a plane whose nuclei do not touch is annotated for
+    separation with no scribble. Only ``True`` marks are kept; otherwise what
+    is painted decides.
+    """
+    flags = ((image_layer.metadata or {}).get(META) or {}).get("annotated") or {}
+    return {t: True for t, v in (flags.get(tuple(plane)) or {}).items() if v}
+
+
+def set_annotated_flags(image_layer, plane: tuple[int, ...], flags: dict[str, bool]) -> None:
+    meta = dict(image_layer.metadata or {})
+    entry = dict(meta.get(META) or {})
+    marks = dict(entry.get("annotated") or {})
+    marks[tuple(plane)] = {t: True for t, v in flags.items() if v}
+    entry["annotated"] = marks
+    meta[META] = entry
+    image_layer.metadata = meta
+
+
 def label_dtype(n_classes: int) -> np.dtype:
     return np.dtype(np.uint8) if n_classes < 255 else np.dtype(np.uint16)
 

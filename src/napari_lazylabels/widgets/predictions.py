@@ -12,6 +12,7 @@ painting while a model trains keeps painting in the same layer.
 
 from __future__ import annotations
 
+import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -74,21 +75,27 @@ def _add_quietly(viewer, image_layer, layer):
     """Insert a new layer just above its image without taking the user's selection.
 
     Changing the selection rebuilds napari's layer controls, which costs the
-    GUI thread as much as the insertion itself, so the layer list is asked
-    not to activate the new layer (falling back to restoring the selection).
+    GUI thread about as much as the insertion itself, so the layer list is
+    asked not to activate the new layer. That switch is private to napari (a
+    plugin sees a warning): where it is missing, the selection is restored
+    after the insertion instead.
     """
     layers = viewer.layers
     index = layers.index(image_layer) + 1 if image_layer in layers else len(layers)
     selection = layers.selection
     active, selected = selection.active, set(selection)
-    quiet = hasattr(layers, "_activate_on_insert")
-    if quiet:
-        old, layers._activate_on_insert = layers._activate_on_insert, False
-    try:
-        layers.insert(index, layer)
-    finally:
-        if quiet:
-            layers._activate_on_insert = old
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            old = layers._activate_on_insert
+            layers._activate_on_insert = False
+        except AttributeError:
+            old = None
+        try:
+            layers.insert(index, layer)
+        finally:
+            if old is not None:
+                layers._activate_on_insert = old
     if set(selection) != selected or selection.active is not active:
         selection.clear()
         selection.update(selected)

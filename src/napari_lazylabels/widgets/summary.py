@@ -50,8 +50,12 @@ def scribble_length(scribbles: np.ndarray) -> int:
     return int(skeletonize(mask).sum())
 
 
-def summarize_plane(name: str, layers: Mapping[str, np.ndarray | None]) -> PlaneSummary:
-    """Summary of one plane; ``layers`` maps task -> YX array (or None when the layer is absent)."""
+def summarize_plane(name: str, layers: Mapping[str, np.ndarray | None],
+                    marked: Mapping[str, bool] | None = None) -> PlaneSummary:
+    """Summary of one plane; ``layers`` maps task -> YX array (or None when the layer is absent).
+
+    ``marked``: tasks explicitly annotated although empty (see ``layers.annotated_flags``).
+    """
     s = PlaneSummary(name)
     blobs = layers.get(DETECTION)
     scribbles = layers.get(SEPARATION)
@@ -65,6 +69,11 @@ def summarize_plane(name: str, layers: Mapping[str, np.ndarray | None]) -> Plane
     if masks is not None and masks.any():
         s.mask_coverage = float(np.count_nonzero(masks)) / masks.size
         s.annotated.append(SEGMENTATION)
+    for task, flag in (marked or {}).items():
+        if flag and task not in s.annotated and layers.get(task) is not None:
+            s.annotated.append(task)
+    order = [DETECTION, SEPARATION, SEGMENTATION]
+    s.annotated.sort(key=lambda t: order.index(t) if t in order else len(order))
     return s
 
 

@@ -16,9 +16,9 @@ TIPS: dict[str, str] = {
                  "Shortcut Alt-2.",
     "masks": "Segmentation: exact masks by class (1..K) on a few images only. Draft them with "
              "GrabCut, then correct. Shortcut Alt-3.",
-    "summary": "Per image (or plane of a stack): blobs per class, scribble length, strong-mask "
-               "coverage and the tasks the image is annotated for (a task counts when its layer "
-               "is painted on that image).",
+    "summary": "Per image (or plane of a stack): blobs per class, scribble length and strong-mask "
+               "coverage; '-' where the image is not annotated for that task (a task counts when its "
+               "layer is painted on that image, or when a project marks it annotated).",
     # GrabCut
     "grabcut": "Draft strong masks from the blobs of the current plane with GrabCut. Drafts go only "
                "where the mask layer is still empty; Ctrl-Z on the masks layer undoes them.",

@@ -129,6 +129,10 @@ class TrainWidget(QWidget):
         self._written: set = set()
         self._placeholders = None
         self._created: list = []
+        #: Run the training thread at a lower CPU priority than the GUI (Linux).
+        self.nice_training = True
+        #: Add the (empty) prediction layers before the training thread starts.
+        self.layers_first = True
         self.last_finished: Finished | None = None
         self._class_names: list[str] = []
         self._poll = QTimer(self)
@@ -253,7 +257,8 @@ class TrainWidget(QWidget):
                        config=settings.config, class_names=names, checkpoint_dir=self._checkpoint_dir(),
                        resume=resume, preview_image=plane_image(preview_layer, plane).copy(),
                        preview_key=(preview_layer.name, plane), threads=settings.threads,
-                       data_description=f"napari: {', '.join(layer.name for layer in layers)}")
+                       data_description=f"napari: {', '.join(layer.name for layer in layers)}",
+                       nice=self.nice_training)
         self._watch_window()
         # While training, napari's and torch's long-lived objects are kept out of the cyclic
         # garbage collector: a full collection of them holds the GIL for a third of a second.
@@ -264,9 +269,10 @@ class TrainWidget(QWidget):
         self.progress.setRange(0, settings.config.steps)
         self.progress.setValue(0)
         self.status.setText(f"starting on {len(items)} image(s)...")
-        self.job.start()
         self._placeholders = (preview_layer, [t.name for t in tasks])
         self._created = []
+        if not self.layers_first:
+            self.job.start()
         self._poll.start()
         self._update_buttons()
 
@@ -302,6 +308,8 @@ class TrainWidget(QWidget):
                                 f"{progress.patches_per_s:.1f} patches/s, ETA {format_seconds(progress.eta_s)}")
         if preview is None and self._pending is None and self._placeholders is not None:
             self._add_placeholder()
+            if self._placeholders is None and not self.job.started:
+                self.job.start()            # the layers are there: now the training thread may start
         if preview is not None:
             self.previews += 1
         if preview is not None or self._pending is not None:

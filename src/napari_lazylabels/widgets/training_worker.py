@@ -219,6 +219,10 @@ class TrainingJob:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
     def stop(self) -> None:
         """Ask for a stop after the current step (a checkpoint is written)."""
         self._stop.set()
