@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     blobs = detection_blobs(truth, rng=np.random.default_rng(0))
     layers["detection"].data = blobs.astype(np.uint8)
     layers["separation"].data = interface_scribbles(truth, rng=np.random.default_rng(1)).astype(np.uint8)
-    annotate.select_task("separation")
+    annotate.select_task("detection")
     annotate.refresh_summary()
     viewer.reset_view()
     shot("1_annotate")
@@ -125,11 +125,13 @@ def main(argv=None) -> int:
     plane = int(np.argmax(scribbles.reshape(len(scribbles), -1).sum(1)))
     viewer.dims.set_current_step(0, plane)
     parts, n = ndi.label(scribbles[plane] > 0, structure=np.ones((3, 3)))
-    biggest = 1 + int(np.argmax(ndi.sum(np.ones_like(parts), parts, range(1, n + 1))))
-    ys, xs = np.nonzero(parts == biggest)
+    centres = ndi.center_of_mass(np.ones_like(parts), parts, range(1, n + 1))
+    h, w = parts.shape
+    inner = max(range(n), key=lambda i: min(centres[i][0], centres[i][1], h - centres[i][0], w - centres[i][1]))
+    ys, xs = np.nonzero(parts == inner + 1)          # the scribble farthest from the image's edges
     camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
     viewer.reset_view()
-    camera.center = (float(ys.mean()), float(xs.mean()))
+    camera.center = (plane, float(ys.mean()), float(xs.mean()))
     camera.zoom = camera.zoom * 1.8
     annotate.select_task("separation")
     shot("3_stack")

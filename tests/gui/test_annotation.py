@@ -62,7 +62,8 @@ def test_summary_follows_painting(synthetic_viewer, qtbot):
     qtbot.waitUntil(lambda: any(s.name.endswith("_000") and s.blobs == {1: 1} for s in w.summaries),
                     timeout=3000)
     assert w.table.rowCount() == 8
-    assert w.table.item(0, 1).text() == "nucleus: 1"
+    assert w.table.item(0, 1).text() == "1"                 # one class: just the count
+    assert w.table.item(0, 3).text() == "-"                 # plane 0 has no masks: not annotated
 
 
 def _paint_blobs(viewer):

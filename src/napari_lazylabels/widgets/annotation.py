@@ -173,7 +173,10 @@ class AnnotationWidget(QWidget):
 
     def _shortcut(self, task: str):
         def switch(viewer):
-            self.select_task(task)
+            try:
+                self.select_task(task)
+            except RuntimeError:      # the widget was closed (its Qt objects are gone)
+                pass
         switch.__doc__ = f"Paint {_BUTTON_TEXT[task].lower()} of the lazy-labels image"
         return switch
 

@@ -27,6 +27,8 @@ class PlaneSummary:
     def blob_text(self, class_names: Sequence[str]) -> str:
         if not self.blobs:
             return "0"
+        if len(class_names) <= 1 and set(self.blobs) <= {1}:
+            return str(self.blobs.get(1, 0))
         return ", ".join(f"{class_names[k - 1] if 0 < k <= len(class_names) else k}: {n}"
                          for k, n in sorted(self.blobs.items()))
 
