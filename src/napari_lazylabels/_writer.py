@@ -15,24 +15,9 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write_file
-from .errors import AnnotationError
-from .imageio import write_labels_tiff
+from .imageio import labels_for_tiff, write_labels_tiff
 
 EXTENSIONS = (".tif", ".tiff")
-
-
-def _as_label_stack(data: Any, source: str) -> np.ndarray:
-    data = np.asarray(data)
-    if data.dtype == bool:
-        data = data.astype(np.uint8)
-    if not np.issubdtype(data.dtype, np.integer):
-        raise AnnotationError(f"labels must be integers, got type {data.dtype}", source=source)
-    if data.size and data.min() < 0:
-        raise AnnotationError(f"labels contain negative values ({data.min()})", source=source)
-    top = int(data.max()) if data.size else 0
-    if top > np.iinfo(np.uint32).max:
-        raise AnnotationError(f"labels contain value {top}, too large for a uint32 TIFF", source=source)
-    return data.astype(np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
 
 
 def write_labels(path: str, data: Any, meta: dict) -> list[str]:
@@ -45,6 +30,6 @@ def write_labels(path: str, data: Any, meta: dict) -> list[str]:
         return [str(write_labels_tiff(p, arr, overwrite=True))]
     import tifffile
 
-    stack = _as_label_stack(arr, str(p))
+    stack = labels_for_tiff(arr, str(p), planar=False)
     atomic_write_file(p, lambda tmp: tifffile.imwrite(tmp, stack, compression="zlib"), overwrite=True)
     return [str(p)]

@@ -22,7 +22,7 @@ from .annotations import check_image, check_labels
 from .atomic import atomic_write_file, check_writable
 from .errors import AnnotationError, ImageReadError
 
-__all__ = ["IMAGE_EXTENSIONS", "read_image", "load_image", "load_labels", "write_labels_tiff"]
+__all__ = ["IMAGE_EXTENSIONS", "read_image", "load_image", "load_labels", "labels_for_tiff", "write_labels_tiff"]
 
 #: File extensions :func:`read_image` understands (lower case).
 IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")
@@ -127,9 +127,17 @@ def load_labels(path: str | os.PathLike, shape: Sequence[int], max_label: int,
     return check_labels(read_image(path), shape, max_label, source=str(path), what=what)
 
 
-def _labels_for_tiff(labels: np.ndarray, source: str) -> np.ndarray:
+def labels_for_tiff(labels: np.ndarray, source: str, planar: bool = True) -> np.ndarray:
+    """Check integer labels and give them the smallest TIFF dtype (uint16, or uint32).
+
+    ``planar``: require a 2D (YX) array; with False any number of leading
+    axes is allowed (a multi-page stack).
+
+    Raises:
+        AnnotationError: wrong shape, non-integer or negative values, ids above uint32.
+    """
     labels = np.asarray(labels)
-    if labels.ndim != 2:
+    if planar and labels.ndim != 2:
         raise AnnotationError(f"labels must be a 2D (YX) array, got shape {labels.shape}", source=source)
     if labels.dtype == bool:
         labels = labels.astype(np.uint8)
@@ -158,6 +166,6 @@ def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, overwrite: bo
     import tifffile
 
     check_writable(path, overwrite)
-    data = _labels_for_tiff(labels, str(path))
+    data = labels_for_tiff(labels, str(path))
     return atomic_write_file(path, lambda tmp: tifffile.imwrite(tmp, data, compression="zlib"),
                              overwrite=overwrite)

@@ -25,14 +25,15 @@ from skimage.segmentation import relabel_sequential
 AP_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 
 
-def _labels(a: np.ndarray, what: str) -> np.ndarray:
+def integer_labels(a: np.ndarray, what: str) -> np.ndarray:
+    """``a`` as a non-negative integer label array (bool becomes uint8); ValueError otherwise."""
     a = np.asarray(a)
     if a.dtype == bool:
         a = a.astype(np.uint8)
     if not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{what} must be an integer label array, got type {a.dtype}")
     if a.size and a.min() < 0:
-        raise ValueError(f"{what} contains negative labels")
+        raise ValueError(f"{what}: negative labels ({a.min()})")
     return a
 
 
@@ -50,14 +51,14 @@ def _dice_masks(p: np.ndarray, g: np.ndarray) -> float:
 
 def dice(pred: np.ndarray, gt: np.ndarray) -> float:
     """Dice of the foregrounds (label > 0); 1.0 when both are empty."""
-    pred, gt = _labels(pred, "prediction"), _labels(gt, "ground truth")
+    pred, gt = integer_labels(pred, "prediction"), integer_labels(gt, "ground truth")
     _same_shape(pred, gt)
     return _dice_masks(pred > 0, gt > 0)
 
 
 def dice_per_class(pred_sem: np.ndarray, gt_sem: np.ndarray, n_classes: int) -> dict[int, float]:
     """Dice of each class 1..n_classes of two class maps; 1.0 for a class absent from both."""
-    pred_sem, gt_sem = _labels(pred_sem, "prediction"), _labels(gt_sem, "ground truth")
+    pred_sem, gt_sem = integer_labels(pred_sem, "prediction"), integer_labels(gt_sem, "ground truth")
     _same_shape(pred_sem, gt_sem)
     return {k: _dice_masks(pred_sem == k, gt_sem == k) for k in range(1, int(n_classes) + 1)}
 
@@ -96,7 +97,7 @@ def _renumber(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _overlaps(pred: np.ndarray, gt: np.ndarray) -> _Overlaps:
     """Areas, intersections and IoUs of all overlapping pairs, from the joint histogram."""
-    pred, gt = _labels(pred, "prediction"), _labels(gt, "ground truth")
+    pred, gt = integer_labels(pred, "prediction"), integer_labels(gt, "ground truth")
     _same_shape(pred, gt)
     p, pred_ids = _renumber(pred)
     g, gt_ids = _renumber(gt)

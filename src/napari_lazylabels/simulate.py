@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import expand_labels, relabel_sequential
 
+from .metrics import integer_labels
 from .tasks import DETECTION, SEGMENTATION, SEPARATION
 
 #: Blob pixels are at least this deep inside their object (Euclidean distance
@@ -36,13 +37,7 @@ def _check_instances(instances: np.ndarray) -> np.ndarray:
     inst = np.asarray(instances)
     if inst.ndim != 2:
         raise ValueError(f"instance labels must be a 2D (YX) array, got shape {inst.shape}")
-    if inst.dtype == bool:
-        inst = inst.astype(np.uint8)
-    if not np.issubdtype(inst.dtype, np.integer):
-        raise ValueError(f"instance labels must be integers, got type {inst.dtype}")
-    if inst.size and inst.min() < 0:
-        raise ValueError(f"instance labels contain negative values ({inst.min()})")
-    return inst
+    return integer_labels(inst, "instance labels")
 
 
 def label_dtype(max_value: int) -> np.dtype:

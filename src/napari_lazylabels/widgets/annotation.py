@@ -17,6 +17,7 @@ from qtpy.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QL
                             QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..tasks import DETECTION, SEGMENTATION, SEPARATION
+from .combo import set_combo_items
 from .grabcut_widget import GrabCutPanel
 from .layers import (TASKS, annotated_flags, class_names, ensure_label_layers, label_layers, plane_name,
                      set_class_names, source_images, style_label_layer)
@@ -102,16 +103,8 @@ class AnnotationWidget(QWidget):
 
     def _refresh_images(self) -> None:
         names = [layer.name for layer in source_images(self.viewer)]
-        current = self.image_combo.currentText()
-        if names == [self.image_combo.itemText(i) for i in range(self.image_combo.count())]:
-            return
-        self.image_combo.blockSignals(True)
-        self.image_combo.clear()
-        self.image_combo.addItems(names)
-        if current in names:
-            self.image_combo.setCurrentText(current)
-        self.image_combo.blockSignals(False)
-        self._image_changed(self.image_combo.currentText())
+        if set_combo_items(self.image_combo, names):
+            self._image_changed(self.image_combo.currentText())
 
     def _image_changed(self, _name: str = "") -> None:
         image = self.current_image()

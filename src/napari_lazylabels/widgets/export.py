@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QL
 
 from ..ome_zarr import STORE_SUFFIX, ImageStore, add_to_project, is_project, read_project_info
 from .background import BackgroundCall
+from .combo import set_combo_items
 from .layers import (annotated_flags, class_names, find_layer, label_layers, leading_shape, plane_image,
                      plane_name, planes, source_images)
 from .dialogs import ask_overwrite
@@ -110,12 +111,7 @@ class ExportWidget(QWidget):
         if event is not None and getattr(event, "type", "") == "inserted":
             event.value.events.name.connect(self._refresh)
         names = [layer.name for layer in source_images(self.viewer)]
-        current = self.image_combo.currentText()
-        if names != [self.image_combo.itemText(i) for i in range(self.image_combo.count())]:
-            self.image_combo.clear()
-            self.image_combo.addItems(names)
-            if current in names:
-                self.image_combo.setCurrentText(current)
+        set_combo_items(self.image_combo, names)
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Project folder (existing or new)")

@@ -19,6 +19,7 @@ from ..errors import LazyLabelsError
 from ..modelio import LazyLabelsModel, load_model
 from ..pipeline import segment
 from .background import BackgroundCall
+from .combo import set_combo_items
 from .dialogs import ask_overwrite
 from .layers import plane_image, planes
 from .predictions import show_prediction
@@ -81,12 +82,7 @@ class ModelPanel(QGroupBox):
         self.predict_button.setEnabled(has and not self._call.busy)
 
     def refresh_images(self, names: list[str]) -> None:
-        current = self.image_combo.currentText()
-        if names != [self.image_combo.itemText(i) for i in range(self.image_combo.count())]:
-            self.image_combo.clear()
-            self.image_combo.addItems(names)
-            if current in names:
-                self.image_combo.setCurrentText(current)
+        set_combo_items(self.image_combo, names)
 
     # -- save / load ---------------------------------------------------------------------
     def save_model(self, path: str | None = None) -> Path | None:

@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QListWi
 from ..annotations import validate_set
 from ..errors import LazyLabelsError
 from ..tasks import lazy_tasks
+from .combo import set_combo_items
 from .data import training_set
 from .layers import class_names, current_plane, plane_image, source_images
 from .loss_plot import LossPlot
@@ -160,12 +161,7 @@ class TrainWidget(QWidget):
                 item.setCheckState(Qt.CheckState.Checked if n in ticked or (first and n == names[0])
                                    else Qt.CheckState.Unchecked)
                 self.image_list.addItem(item)
-        current = self.preview_combo.currentText()
-        if names != [self.preview_combo.itemText(i) for i in range(self.preview_combo.count())]:
-            self.preview_combo.clear()
-            self.preview_combo.addItems(names)
-            if current in names:
-                self.preview_combo.setCurrentText(current)
+        set_combo_items(self.preview_combo, names)
         self.model_panel.refresh_images(names)
 
     def selected_image_names(self) -> list[str]:
