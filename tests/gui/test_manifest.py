@@ -52,3 +52,18 @@ def test_writer_saves_labels_as_tiff(viewer, tmp_path):
     from napari_lazylabels._writer import write_labels
     write_labels(str(plane), blobs.data[0], {})
     np.testing.assert_array_equal(tifffile.imread(plane), blobs.data[0])
+
+
+def test_instance_colours_are_bright():
+    """Outlines must stay visible on grey nuclei: no dark or grey instance colour."""
+    import colorsys
+
+    from napari_lazylabels.widgets.predictions import instance_colormap
+
+    cm = instance_colormap()
+    colours = cm.map(np.arange(0, 60))
+    assert colours[0, 3] == 0                                   # background transparent
+    for r, g, b, a in colours[1:]:
+        h, s, v = colorsys.rgb_to_hsv(r, g, b)
+        assert a == 1 and v >= 0.99 and s >= 0.5
+    assert not np.allclose(colours[1], colours[2])              # neighbouring ids differ

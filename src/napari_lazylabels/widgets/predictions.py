@@ -12,11 +12,13 @@ painting while a model trains keeps painting in the same layer.
 
 from __future__ import annotations
 
+import colorsys
 import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
 from napari.layers import Image, Labels
+from napari.utils.colormaps import CyclicLabelColormap
 
 from ..tasks import SEGMENTATION
 from .layers import (META, find_layer, prediction_layer_name, probability_layer_name, spatial_shape,
@@ -61,8 +63,23 @@ def semantic_layer_kwargs(image_name: str, class_names: Sequence[str]) -> dict:
             "metadata": _meta(image_name, "semantic")}
 
 
+def instance_colormap(n_colours: int = 24) -> CyclicLabelColormap:
+    """Bright, saturated colours for instance ids (0 transparent), cycling.
+
+    napari's default label colours include greys and dark hues that vanish as
+    outlines on grey nuclei; these hues are spread by the golden ratio so
+    neighbouring ids differ, all at full value. A new colormap per layer
+    (napari changes a layer's colormap in place, e.g. for 'show selected').
+    """
+    hues = (np.arange(n_colours) * 0.618034) % 1.0
+    colours = [(0.0, 0.0, 0.0, 0.0)] + [(*colorsys.hsv_to_rgb(h, 0.85 if i % 2 else 0.6, 1.0), 1.0)
+                                        for i, h in enumerate(hues)]
+    return CyclicLabelColormap(colors=np.array(colours, np.float32))
+
+
 def instances_layer_kwargs(image_name: str) -> dict:
     return {"name": prediction_layer_name(image_name, "instances"), "opacity": 0.8,
+            "colormap": instance_colormap(),
             "metadata": _meta(image_name, "instances")}
 
 
