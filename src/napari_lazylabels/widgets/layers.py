@@ -114,8 +114,8 @@ def find_layer(viewer, image_name: str, role: str, kind: str | None = None):
         name = f"{image_name} {role}"
     if name in viewer.layers:
         layer = viewer.layers[name]
-        if kind is None or layer.__class__.__name__.lower() == kind:
-            return layer
+        if (kind is None or layer.__class__.__name__.lower() == kind) and role_of(layer) is None:
+            return layer          # a layer given another role (label_picker) is not taken by its name
     return None
 
 
@@ -235,3 +235,28 @@ def label_layers(viewer, image_name: str) -> dict[str, Any]:
         if layer is not None:
             out[task] = layer
     return out
+
+
+def candidate_label_layers(viewer, image_layer) -> list:
+    """Labels layers that could hold lazy labels of the image: same shape, not a prediction layer."""
+    shape = spatial_shape(image_layer)
+    return [layer for layer in viewer.layers
+            if layer.__class__.__name__ == "Labels" and tuple(layer.data.shape) == shape
+            and role_of(layer) not in PREDICTION_KINDS]
+
+
+def assign_label_layer(viewer, image_name: str, task: str, layer) -> None:
+    """Make ``layer`` the image's ``task`` layer; any other layer loses that role.
+
+    The role is recorded in the layers' metadata (``metadata["lazylabels"]``),
+    which every widget and the export read; the painted data is not touched.
+    """
+    for other in viewer.layers:
+        if other is not layer and image_of(other) == image_name and role_of(other) == task:
+            meta = dict(other.metadata or {})
+            meta.pop(META, None)
+            other.metadata = meta
+    meta = dict(layer.metadata or {})
+    meta[META] = {"image": image_name, "role": task}
+    layer.metadata = meta
+

@@ -26,8 +26,14 @@ TIPS: dict[str, str] = {
                      "selected in the blobs layer, or only the blobs inside the visible area.",
     "grabcut_iterations": "GrabCut iterations per blob (0: the dilated blob, no GrabCut).",
     # training
-    "train_images": "Images to train on (tick several). Each image's lazy-label layers are found by "
-                    "their names; planes of a stack with nothing painted are skipped.",
+    "train_images": "Images to train on (tick several). The image highlighted here shows its label "
+                    "layers below; planes of a stack with nothing painted are skipped.",
+    "label_layers": "The Labels layers that hold the highlighted image's lazy labels. By default those "
+                    "the Lazy annotation widget made; pick another layer of the same shape if you "
+                    "painted elsewhere. Training, the summary and the export use these layers.",
+    "layer_detection": "The layer with the detection blobs (class ids 1..K) of this image.",
+    "layer_separation": "The layer with the interface scribbles (1) of this image.",
+    "layer_segmentation": "The layer with the exact masks (class ids 1..K) of this image.",
     "preview": "The image whose prediction layers are refreshed while training runs (its current "
                "plane for a stack).",
     "preset": "Network size: 'tiny' for tests, 'cpu' trains usefully in minutes on 2 cores, "

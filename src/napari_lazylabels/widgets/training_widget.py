@@ -26,6 +26,7 @@ from ..errors import LazyLabelsError
 from ..tasks import lazy_tasks
 from .combo import set_combo_items
 from .data import training_set
+from .label_picker import LabelLayerPicker
 from .layers import class_names, current_plane, plane_image, source_images
 from .loss_plot import LossPlot
 from .model_panel import ModelPanel
@@ -80,6 +81,8 @@ class TrainWidget(QWidget):
         self.image_list = QListWidget()
         self.image_list.setToolTip(tip("train_images"))
         self.image_list.setMaximumHeight(90)
+        self.image_list.currentItemChanged.connect(self._highlighted)
+        self.label_picker = LabelLayerPicker(napari_viewer, self)
         self.preview_combo = QComboBox()
         self.preview_combo.setToolTip(tip("preview"))
         self.form = TrainSettingsForm(self)
@@ -107,6 +110,7 @@ class TrainWidget(QWidget):
             buttons.addWidget(b)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.label_picker)
         layout.addWidget(self.form)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
@@ -152,6 +156,7 @@ class TrainWidget(QWidget):
             event.value.events.name.connect(self._layers_changed)
         names = [layer.name for layer in source_images(self.viewer)]
         ticked = set(self.selected_image_names())
+        highlighted = self.label_picker.image_name
         first = self.image_list.count() == 0
         if names != [self.image_list.item(i).text() for i in range(self.image_list.count())]:
             self.image_list.clear()
@@ -163,6 +168,13 @@ class TrainWidget(QWidget):
                 self.image_list.addItem(item)
         set_combo_items(self.preview_combo, names)
         self.model_panel.refresh_images(names)
+        if self.image_list.currentItem() is None and self.image_list.count():
+            rows = [i for i in range(self.image_list.count()) if self.image_list.item(i).text() == highlighted]
+            self.image_list.setCurrentRow(rows[0] if rows else 0)
+        self.label_picker.refresh()
+
+    def _highlighted(self, item, previous=None) -> None:
+        self.label_picker.show_image(item.text() if item is not None else None)
 
     def selected_image_names(self) -> list[str]:
         return [self.image_list.item(i).text() for i in range(self.image_list.count())
