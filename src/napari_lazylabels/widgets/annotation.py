@@ -19,14 +19,12 @@ from qtpy.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QL
 from ..tasks import DETECTION, SEGMENTATION, SEPARATION
 from .combo import set_combo_items
 from .grabcut_widget import GrabCutPanel
-from .layers import (TASKS, annotated_flags, class_names, ensure_label_layers, label_layers, plane_name,
-                     set_class_names, source_images, style_label_layer)
+from .layers import (TASK_SUFFIX, TASK_TITLES, TASKS, annotated_flags, class_names, ensure_label_layers,
+                     label_layers, plane_name, plane_of, set_class_names, source_images, style_label_layer)
 from .summary import PlaneSummary, painted_planes, summarize_plane
 from .tooltips import tip
 
 SHORTCUTS = {DETECTION: "Alt-1", SEPARATION: "Alt-2", SEGMENTATION: "Alt-3"}
-_BUTTON_TEXT = {DETECTION: "Blobs", SEPARATION: "Scribbles", SEGMENTATION: "Masks"}
-TASK_TIP = {DETECTION: "blobs", SEPARATION: "scribbles", SEGMENTATION: "masks"}
 COLUMNS = ("image", "blobs", "scribbles", "masks")
 #: Shown in a cell when the image is not annotated for that column's task.
 NOT_ANNOTATED = "-"
@@ -55,8 +53,8 @@ class AnnotationWidget(QWidget):
         self.task_buttons = {}
         row = QHBoxLayout()
         for task in TASKS:
-            b = QPushButton(f"{_BUTTON_TEXT[task]} ({SHORTCUTS[task]})")
-            b.setToolTip(tip(TASK_TIP[task]))
+            b = QPushButton(f"{TASK_TITLES[task]} ({SHORTCUTS[task]})")
+            b.setToolTip(tip(TASK_SUFFIX[task]))
             b.clicked.connect(lambda _=False, t=task: self.select_task(t))
             row.addWidget(b)
             self.task_buttons[task] = b
@@ -170,7 +168,7 @@ class AnnotationWidget(QWidget):
                 self.select_task(task)
             except RuntimeError:      # the widget was closed (its Qt objects are gone)
                 pass
-        switch.__doc__ = f"Paint {_BUTTON_TEXT[task].lower()} of the lazy-labels image"
+        switch.__doc__ = f"Paint {TASK_TITLES[task].lower()} of the lazy-labels image"
         return switch
 
     # -- summary ------------------------------------------------------------------------
@@ -186,7 +184,7 @@ class AnnotationWidget(QWidget):
             if len(shapes) != 1:
                 continue
             for plane in painted_planes(stacks):
-                planes = {t: np.asarray(d[plane] if plane else d) for t, d in stacks.items()}
+                planes = {t: np.asarray(plane_of(d, plane)) for t, d in stacks.items()}
                 out.append(summarize_plane(plane_name(image.name, plane), planes,
                                            annotated_flags(image, plane)))
         return out

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..annotations import LazyAnnotations
 from ..errors import AnnotationError
-from .layers import META, annotated_flags, label_layers, plane_image, plane_name, spatial_shape
+from .layers import META, annotated_flags, label_layers, plane_data, plane_name, plane_of, spatial_shape
 from .summary import painted_planes
 
 
@@ -38,8 +38,8 @@ def training_items(viewer, image_layer) -> list[LazyAnnotations]:
     marks = ((image_layer.metadata or {}).get(META) or {}).get("annotated") or {}
     flagged = {tuple(p) for p, f in marks.items() if any(f.values())}
     for plane in sorted(set(painted_planes(stacks)) | flagged):
-        labels = {t: np.array(d[plane] if plane else d) for t, d in stacks.items()}
-        items.append(LazyAnnotations(image=np.array(plane_image(image_layer, plane)), labels=labels,
+        labels = {t: np.array(plane_of(d, plane)) for t, d in stacks.items()}
+        items.append(LazyAnnotations(image=np.array(plane_data(image_layer, plane)), labels=labels,
                                      name=plane_name(image_layer.name, plane),
                                      annotated=annotated_flags(image_layer, plane)))
     return items

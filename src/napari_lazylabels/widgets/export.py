@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QL
 from ..ome_zarr import STORE_SUFFIX, ImageStore, add_to_project, is_project, read_project_info
 from .background import BackgroundCall
 from .combo import set_combo_items
-from .layers import (annotated_flags, class_names, find_layer, label_layers, leading_shape, plane_image,
+from .layers import (annotated_flags, class_names, find_layer, label_layers, leading_shape, plane_data,
                      plane_name, planes, source_images)
 from .dialogs import ask_overwrite
 from .predictions import stored_probabilities
@@ -38,20 +38,20 @@ def stores_for_image(viewer, image_layer) -> list[ImageStore]:
         labels = {}
         marks = annotated_flags(image_layer, plane)
         for task, layer in lazy.items():
-            data = np.array(layer.data[plane] if plane else layer.data)
+            data = np.array(plane_data(layer, plane))
             if data.any() or marks.get(task):     # marked annotated: kept even when empty
                 labels[task] = data
         probs = stored_probabilities(viewer, image_layer.name, plane)
         if probs:
             for kind, layer in preds.items():
                 if layer is not None:
-                    labels[kind] = np.array(layer.data[plane] if plane else layer.data)
+                    labels[kind] = np.array(plane_data(layer, plane))
         meta = {"class_names": names, "source": "napari"}
         if marks:
             meta["annotated"] = {t: True for t in marks if t in labels}
         if lead:
             meta["stack"] = {"name": image_layer.name, "plane": list(plane), "shape": list(lead)}
-        out.append(ImageStore(image=np.array(plane_image(image_layer, plane)), labels=labels,
+        out.append(ImageStore(image=np.array(plane_data(image_layer, plane)), labels=labels,
                               probabilities={k: np.asarray(v, np.float32) for k, v in probs.items()},
                               name=plane_name(image_layer.name, plane), metadata=meta))
     return out

@@ -17,7 +17,7 @@ from qtpy.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QLabel, QPushButt
 from ..grabcut import blob_components, grabcut_drafts
 from ..tasks import DETECTION, SEGMENTATION
 from .background import BackgroundCall
-from .layers import current_plane, label_layers, plane_image
+from .layers import current_plane, label_layers, plane_data
 from .tooltips import tip
 
 SCOPES = ("all blobs of the plane", "blobs of the selected class", "blobs in view")
@@ -38,7 +38,7 @@ def blobs_in_scope(blobs: np.ndarray, scope: str, selected_class: int = 1,
 
 def apply_drafts(masks_layer, plane: tuple[int, ...], drafts: np.ndarray) -> int:
     """Write drafts into ``masks_layer`` where it is 0, as one undoable edit; return the pixel count."""
-    current = np.asarray(masks_layer.data[plane] if plane else masks_layer.data)
+    current = plane_data(masks_layer, plane)
     if current.shape != drafts.shape:
         raise ValueError(f"layer '{masks_layer.name}' changed shape while GrabCut ran")
     new = (drafts > 0) & (current == 0)
@@ -111,9 +111,9 @@ class GrabCutPanel(QGroupBox):
         blobs_layer, masks_layer = layers[DETECTION], layers[SEGMENTATION]
         plane = current_plane(self.viewer, image_layer)
         try:
-            image = np.array(plane_image(image_layer, plane))
-            blobs = np.array(blobs_layer.data[plane] if plane else blobs_layer.data)
-            existing = np.array(masks_layer.data[plane] if plane else masks_layer.data)
+            image = np.array(plane_data(image_layer, plane))
+            blobs = np.array(plane_data(blobs_layer, plane))
+            existing = np.array(plane_data(masks_layer, plane))
             only = blobs_in_scope(blobs, self.scope.currentText(), int(blobs_layer.selected_label),
                                   self._view_box(blobs_layer))
         except (IndexError, ValueError) as exc:

@@ -12,12 +12,10 @@ from functools import partial
 
 from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox
 
-from ..tasks import DETECTION, SEGMENTATION, SEPARATION
 from .combo import set_combo_items
-from .layers import TASKS, assign_label_layer, candidate_label_layers, label_layers
+from .layers import TASK_TITLES, TASKS, assign_label_layer, candidate_label_layers, label_layers
 from .tooltips import tip
 
-TASK_TITLES = {DETECTION: "Blobs", SEPARATION: "Scribbles", SEGMENTATION: "Masks"}
 #: Shown when an image has no layer for a task.
 NO_LAYER = "(none)"
 

@@ -24,6 +24,8 @@ META = "lazylabels"
 TASKS = (DETECTION, SEPARATION, SEGMENTATION)
 #: What each task's layer is called after the image name.
 TASK_SUFFIX = {DETECTION: "blobs", SEPARATION: "scribbles", SEGMENTATION: "masks"}
+#: How the widgets title each task's layer.
+TASK_TITLES = {task: suffix.capitalize() for task, suffix in TASK_SUFFIX.items()}
 PREDICTION_KINDS = ("semantic", "instances")
 ROI = "roi"
 
@@ -146,9 +148,14 @@ def current_plane(viewer, layer) -> tuple[int, ...]:
     return tuple(int(min(max(i, 0), n - 1)) for i, n in zip(idx, lead))
 
 
-def plane_image(layer, plane: tuple[int, ...]) -> np.ndarray:
-    """One plane of an image layer as YX or YXC numpy."""
-    return np.asarray(layer.data[plane] if plane else layer.data)
+def plane_of(data, plane: tuple[int, ...]):
+    """One plane of an array (the whole array for a 2D image, whose plane is ``()``)."""
+    return data[plane] if plane else data
+
+
+def plane_data(layer, plane: tuple[int, ...]) -> np.ndarray:
+    """One plane of a layer's data as numpy: YX (labels, images) or YXC (RGB images)."""
+    return np.asarray(plane_of(layer.data, plane))
 
 
 def plane_suffix(plane: tuple[int, ...]) -> str:

@@ -21,7 +21,7 @@ from ..pipeline import segment
 from .background import BackgroundCall
 from .combo import set_combo_items
 from .dialogs import ask_overwrite
-from .layers import plane_image, planes
+from .layers import plane_data, planes
 from .predictions import show_prediction
 from .tooltips import tip
 
@@ -132,7 +132,7 @@ class ModelPanel(QGroupBox):
         except LazyLabelsError as exc:
             show_error(str(exc))
             return
-        todo = [(p, np.array(plane_image(layer, p))) for p in planes(layer)]
+        todo = [(p, np.array(plane_data(layer, p))) for p in planes(layer)]
         device = self._get_device()
         self.predict_button.setEnabled(False)
         self.label.setText(f"predicting {len(todo)} plane(s) of {name}...")

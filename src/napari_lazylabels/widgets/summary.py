@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
+from ..grabcut import blob_components
 from ..tasks import DETECTION, SEGMENTATION, SEPARATION
-
-_SQUARE = ndi.generate_binary_structure(2, 2)
 
 
 @dataclass
@@ -35,13 +34,8 @@ class PlaneSummary:
 
 def count_blobs(blobs: np.ndarray) -> dict[int, int]:
     """Blobs per class: connected regions (8-connected) of each class value."""
-    out = {}
-    for k in np.unique(blobs):
-        if k <= 0:
-            continue
-        _, n = ndi.label(blobs == k, structure=_SQUARE)
-        out[int(k)] = int(n)
-    return out
+    counts = Counter(c for c in blob_components(blobs)[1].values() if c > 0)
+    return {k: counts[k] for k in sorted(counts)}
 
 
 def scribble_length(scribbles: np.ndarray) -> int:

@@ -27,7 +27,7 @@ from ..tasks import lazy_tasks
 from .combo import set_combo_items
 from .data import training_set
 from .label_picker import LabelLayerPicker
-from .layers import class_names, current_plane, plane_image, source_images
+from .layers import class_names, current_plane, plane_data, source_images
 from .loss_plot import LossPlot
 from .model_panel import ModelPanel
 from .predictions import ensure_prediction_layers, show_prediction
@@ -263,7 +263,7 @@ class TrainWidget(QWidget):
         plane = current_plane(self.viewer, preview_layer)
         spec = JobSpec(items=items, tasks=tasks, network=settings.network,
                        config=settings.config, class_names=names, checkpoint_dir=self._checkpoint_dir(),
-                       resume=resume, preview_image=plane_image(preview_layer, plane).copy(),
+                       resume=resume, preview_image=plane_data(preview_layer, plane).copy(),
                        preview_key=(preview_layer.name, plane), threads=settings.threads,
                        data_description=f"napari: {', '.join(layer.name for layer in layers)}",
                        nice=self.nice_training)
