@@ -88,7 +88,6 @@ def run_demo(out: str | Path = "lazylabels-demo", *, steps: int | None = None, d
                 f"{len(tests)} held-out images")
     config = TrainConfig(steps=steps or DEMO_STEPS, device=device, seed=DEMO_SEED)
     work = out.with_name(out.name + ".partial")
-    check_writable(work, overwrite=True)
     trainer = Trainer(items, tasks, preset(network), config, data_description="synthetic demo sample")
     _log(quiet, f"training on {trainer.device_name}")
     t0 = time.perf_counter()

@@ -65,6 +65,7 @@ from skimage.measure import label as label_regions
 from skimage.segmentation import watershed
 
 from .errors import AnnotationError
+from .instances import class_map
 
 _SQUARE = ndi.generate_binary_structure(2, 2)
 _CROSS = ndi.generate_binary_structure(2, 1)
@@ -187,9 +188,10 @@ def _preseed(rgb: np.ndarray, own: np.ndarray, others: np.ndarray, box: tuple[sl
     inbox = np.zeros(own.shape, bool)
     inbox[box] = True
     bg = ~inbox & ~others
+    d_own = None
     if bg.sum() < 10:  # the box fills the crop (image edges): use the pixels far from the blob
-        far = ndi.distance_transform_edt(~own)
-        bg = ~others & (far > 0.5 * far.max())
+        d_own = ndi.distance_transform_edt(~own)
+        bg = ~others & (d_own > 0.5 * d_own.max())
     col = rgb.astype(np.float32)
     own_col = col[own]
     fg_ref = np.median(own_col, axis=0)
@@ -205,7 +207,8 @@ def _preseed(rgb: np.ndarray, own: np.ndarray, others: np.ndarray, box: tuple[sl
     for r in refs:
         similar &= d_fg < ((col - r) ** 2).sum(-1)
     if others.any():
-        similar &= ndi.distance_transform_edt(~own) <= ndi.distance_transform_edt(~others)
+        d_own = ndi.distance_transform_edt(~own) if d_own is None else d_own
+        similar &= d_own <= ndi.distance_transform_edt(~others)
     similar |= own
     comps, _ = ndi.label(similar, structure=_CROSS)
     ids = np.unique(comps[own])
@@ -340,11 +343,7 @@ def grabcut_drafts(image: np.ndarray, blobs: np.ndarray, existing: np.ndarray | 
     if contested.any():
         _split_contested(image, comps, owner, contested, drafts)
 
-    out = np.zeros(blobs.shape, dtype)
-    lut = np.zeros(int(comps.max()) + 1, dtype)
-    for i, c in classes.items():
-        lut[i] = c
-    out[:] = lut[owner]
+    out = class_map(owner, classes, dtype)
     if existing is not None:
         out[painted] = existing[painted]
     return out

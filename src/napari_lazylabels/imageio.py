@@ -22,7 +22,7 @@ from .annotations import check_image, check_labels
 from .atomic import atomic_write_file, check_writable
 from .errors import AnnotationError, ImageReadError
 
-__all__ = ["IMAGE_EXTENSIONS", "read_image", "load_image", "load_labels", "labels_for_tiff", "write_labels_tiff"]
+__all__ = ["IMAGE_EXTENSIONS", "read_image", "load_image", "load_labels", "write_labels_tiff"]
 
 #: File extensions :func:`read_image` understands (lower case).
 IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")
@@ -127,7 +127,7 @@ def load_labels(path: str | os.PathLike, shape: Sequence[int], max_label: int,
     return check_labels(read_image(path), shape, max_label, source=str(path), what=what)
 
 
-def labels_for_tiff(labels: np.ndarray, source: str, planar: bool = True) -> np.ndarray:
+def _labels_for_tiff(labels: np.ndarray, source: str, planar: bool = True) -> np.ndarray:
     """Check integer labels and give them the smallest TIFF dtype (uint16, or uint32).
 
     ``planar``: require a 2D (YX) array; with False any number of leading
@@ -154,18 +154,20 @@ def labels_for_tiff(labels: np.ndarray, source: str, planar: bool = True) -> np.
     return labels.astype(np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
 
 
-def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, overwrite: bool = False) -> Path:
+def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, overwrite: bool = False,
+                      planar: bool = True) -> Path:
     """Write a label layer as a zlib-compressed TIFF, atomically.
 
-    Stored as uint16, or uint32 when a value exceeds 65535.
+    Stored as uint16, or uint32 when a value exceeds 65535. ``planar=False``
+    also takes a stack (leading axes: one TIFF page per plane).
 
     Raises:
         OutputExistsError: ``path`` exists and ``overwrite`` is false.
-        AnnotationError: labels not 2D, not integer, or negative.
+        AnnotationError: labels not 2D (with ``planar``), not integer, or negative.
     """
     import tifffile
 
     check_writable(path, overwrite)
-    data = labels_for_tiff(labels, str(path))
+    data = _labels_for_tiff(labels, str(path), planar)
     return atomic_write_file(path, lambda tmp: tifffile.imwrite(tmp, data, compression="zlib"),
                              overwrite=overwrite)

@@ -84,6 +84,19 @@ def predict_whole(model: LazyUNet, image: np.ndarray, device: torch.device | str
     return {k: v[0, :, :h, :w] for k, v in out.items()}
 
 
+#: (architecture, heads) -> margin; the radius depends on nothing else, and costs up to a
+#: fifth of a second for the largest network, so previews and rounds do not recompute it.
+_MARGINS: dict[tuple, int] = {}
+
+
+def default_margin(model: LazyUNet) -> int:
+    """The network's receptive-field radius rounded up to its pooling grid (cached per architecture)."""
+    key = (model.config, tuple(model.task_names))
+    if key not in _MARGINS:
+        _MARGINS[key] = _round_up(receptive_radius(model), model.config.size_multiple)
+    return _MARGINS[key]
+
+
 @torch.no_grad()
 def predict_tiled(model: LazyUNet, image: np.ndarray, *, tile_size: int = 1024, batch_size: int = 2,
                   device: torch.device | str = "cpu", amp: bool = True, margin: int | None = None,
@@ -100,7 +113,7 @@ def predict_tiled(model: LazyUNet, image: np.ndarray, *, tile_size: int = 1024, 
     tasks = list(tasks or model.task_names)
     m = model.config.size_multiple
     if margin is None:
-        margin = _round_up(receptive_radius(model), m)
+        margin = default_margin(model)
     h, w = image.shape[-2:]
     padded = pad_to_multiple(image, m)
     ph, pw = padded.shape[-2:]

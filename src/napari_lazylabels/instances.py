@@ -158,13 +158,8 @@ def _seeds(probs: Mapping[str, np.ndarray], region: np.ndarray, dist: np.ndarray
                 break
     if head is not None:
         mask = (np.argmax(head, axis=0) > 0) & region
-        seeds, n = ndi.label(mask, structure=_CROSS)
-        if n and params.min_seed_area > 1:
-            area = np.bincount(seeds.ravel(), minlength=n + 1)
-            small = area < params.min_seed_area
-            small[0] = False
-            if small.any():
-                seeds[small[seeds]] = 0
+        seeds, _ = ndi.label(mask, structure=_CROSS)
+        drop_small(seeds, params.min_seed_area)
         return seeds.astype(np.int32, copy=False)
     # Fallback: peaks of the distance transform. A component whose peak is
     # suppressed by a taller neighbour's within min_peak_distance gets no seed
@@ -278,3 +273,25 @@ def instances_from_probabilities(probs: Mapping[str, np.ndarray],
     labels = _merge_small(labels, params.min_size)
     labels, _, _ = relabel_sequential(labels)
     return semantic, labels.astype(np.int32, copy=False)
+
+
+def drop_small(labels: np.ndarray, min_area: int) -> np.ndarray:
+    """Set the labels with fewer than ``min_area`` pixels to 0, in place; returns ``labels``."""
+    if min_area > 1 and labels.any():
+        small = np.bincount(labels.ravel()) < min_area
+        small[0] = False
+        if small.any():
+            labels[small[labels]] = 0
+    return labels
+
+
+def class_map(instances: np.ndarray, classes: Mapping[int, int], dtype=np.int16) -> np.ndarray:
+    """The class of each object painted over its pixels (0 elsewhere)."""
+    inst = np.asarray(instances)
+    n = int(inst.max(initial=0))
+    lut = np.zeros(n + 1, dtype)
+    for k, c in classes.items():
+        if 0 < k <= n:
+            lut[k] = c
+    return lut[inst]
+

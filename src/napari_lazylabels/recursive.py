@@ -49,9 +49,9 @@ from skimage.segmentation import expand_labels, relabel_sequential, watershed
 
 from .annotations import LazyAnnotations
 from .grabcut import blob_components
-from .instances import InstanceParams
+from .instances import InstanceParams, class_map, drop_small
 from .losses import auto_class_weights
-from .pipeline import Segmentation, segment, segmentation_from_probabilities
+from .pipeline import Segmentation, instance_dtype, segment, segmentation_from_probabilities
 from .sampling import MAX_CENTRES
 from .tasks import DETECTION, SEGMENTATION, SEPARATION, TaskSpec
 
@@ -174,9 +174,9 @@ def level_set(region: np.ndarray, predicted: np.ndarray, lam: float) -> np.ndarr
     d_s = ndi.distance_transform_edt(~s) if s.any() else np.full(s.shape, np.inf)
     if not lam or not shat.any():
         return d_s.astype(np.float64)
-    d_out = ndi.distance_transform_edt(shat) if (~shat).any() else np.full(s.shape, np.inf)
     if math.isinf(lam):
         return np.where(shat, -np.inf, d_s)
+    d_out = ndi.distance_transform_edt(shat) if (~shat).any() else np.full(s.shape, np.inf)
     return d_s - lam * d_out
 
 
@@ -277,26 +277,15 @@ def seeds_from_classes(class_map: np.ndarray, min_area: int = 0) -> tuple[np.nda
     and ``{id: class}``.
     """
     comps, classes = blob_components(np.asarray(class_map))
-    if min_area > 1 and comps.any():
-        area = np.bincount(comps.ravel())
-        small = area < min_area
-        small[0] = False
-        comps[small[comps]] = 0
-    comps, fw, _ = relabel_sequential(comps)
+    return relabel_with_classes(drop_small(comps, min_area), classes)
+
+
+def relabel_with_classes(labels: np.ndarray, classes: Mapping[int, int]) -> tuple[np.ndarray, dict[int, int]]:
+    """Renumber ``labels`` 1..n (int32) and carry ``{id: class}`` over; ids no longer present are dropped."""
+    out, fw, _ = relabel_sequential(labels)
     fw = np.asarray(fw)
-    new_classes = {int(fw[old]): c for old, c in classes.items() if old < len(fw) and fw[old] > 0}
-    return comps.astype(np.int32, copy=False), new_classes
-
-
-def class_map(instances: np.ndarray, classes: Mapping[int, int], dtype=np.int16) -> np.ndarray:
-    """The class of each object painted over its pixels (0 elsewhere)."""
-    inst = np.asarray(instances)
-    n = int(inst.max(initial=0))
-    lut = np.zeros(n + 1, dtype)
-    for k, c in classes.items():
-        if 0 < k <= n:
-            lut[k] = c
-    return lut[inst]
+    return out.astype(np.int32, copy=False), {int(fw[k]): c for k, c in classes.items()
+                                              if k < len(fw) and fw[k] > 0}
 
 
 def split_elevation(probs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -368,12 +357,9 @@ class RecursiveApproximation:
     def grow(self, trainer: "Trainer", lam: float) -> None:
         """One round: predict, grow, update the trainer's targets."""
         from .inference import predict_tiled
-        from .model import receptive_radius
 
         net = trainer.network
         heads = [SEGMENTATION] + ([SEPARATION] if SEPARATION in net.task_names else [])
-        m = net.config.size_multiple
-        margin = -(-receptive_radius(net) // m) * m    # computed once per round, not per image
         was_training = net.training
         new_inst, new_cls = [], []
         for i, im in enumerate(trainer.sampler.images):
@@ -382,8 +368,7 @@ class RecursiveApproximation:
                 new_inst.append(None)
                 new_cls.append(None)
                 continue
-            probs = predict_tiled(net, im.image, device=trainer.device, amp=trainer.amp, margin=margin,
-                                  tasks=heads)
+            probs = predict_tiled(net, im.image, device=trainer.device, amp=trainer.amp, tasks=heads)
             grown = grow_from_probabilities(inst, probs, lam, self.config.gap)
             targets = class_map(grown, self.classes[i])
             im.targets[APPROXIMATION] = targets
@@ -458,7 +443,7 @@ class RecursiveApproximation:
                 if c is None:
                     continue
                 arrays[f"approximation_{i:03d}"] = c.astype(np.uint16)
-                arrays[f"instances_{i:03d}"] = m.astype(np.uint32 if m.max(initial=0) > 65535 else np.uint16)
+                arrays[f"instances_{i:03d}"] = m.astype(instance_dtype(m))
             np.savez_compressed(folder / ROUND_FILE.format(r), **arrays)
         (folder / "recursive.json").write_text(json.dumps(
             {**self.config.to_dict(), "steps_per_round": self.steps_per_round,
@@ -557,10 +542,7 @@ def split_by_seeds(objects: np.ndarray, classes: Mapping[int, int], seeds: np.nd
     for marker in np.unique(parts[sel]):
         owner = int(np.bincount(obj[parts == marker]).argmax())
         new_classes[int(marker) + offset] = classes.get(owner, 1)
-    out, fw, _ = relabel_sequential(out)
-    fw = np.asarray(fw)
-    return out.astype(np.int32, copy=False), {int(fw[k]): c for k, c in new_classes.items()
-                                              if k < len(fw) and fw[k] > 0}
+    return relabel_with_classes(out, new_classes)
 
 
 def final_growth(probs: Mapping[str, np.ndarray], lambda_final: float,
@@ -611,16 +593,9 @@ def final_growth(probs: Mapping[str, np.ndarray], lambda_final: float,
         line = fg & (grown == 0) & (lo < big) & (hi != lo)
         if line.any():
             grown = np.where(line, expand_labels(grown, 1), grown)
-    if params.min_size > 1 and grown.any():
-        area = np.bincount(grown.ravel())
-        small = area < params.min_size
-        small[0] = False
-        grown[small[grown]] = 0
-    grown, fw, _ = relabel_sequential(grown)
-    fw = np.asarray(fw)
-    classes = {int(fw[k]): c for k, c in classes.items() if k < len(fw) and fw[k] > 0}
+    grown, classes = relabel_with_classes(drop_small(grown, params.min_size), classes)
     semantic = class_map(grown, classes, np.int32)
-    return Segmentation(dict(probs), semantic, grown.astype(np.int32, copy=False))
+    return Segmentation(dict(probs), semantic, grown)
 
 
 def recursive_settings(model: "LazyLabelsModel") -> RecursiveConfig | None:

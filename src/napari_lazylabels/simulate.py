@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import expand_labels, relabel_sequential
 
+from .grabcut import blob_components
 from .metrics import integer_labels
 from .tasks import DETECTION, SEGMENTATION, SEPARATION
 
@@ -266,12 +267,7 @@ def _components(layer: np.ndarray | None) -> int:
     """Connected components (8-connectivity), counted per label value."""
     if layer is None:
         return 0
-    layer = np.asarray(layer)
-    total = 0
-    for v in np.unique(layer):
-        if v != 0:
-            total += int(ndimage.label(layer == v, structure=_EIGHT)[1])
-    return total
+    return int(blob_components(layer)[0].max())
 
 
 def annotation_cost(labels: Mapping[str, np.ndarray | None],
