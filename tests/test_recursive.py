@@ -220,3 +220,8 @@ def test_cli_train_recursive_then_predict(small_lazy_set, tmp_path):
     assert main(["predict", "--model", str(model_dir), "--image", str(tmp_path / "im0.npy"),
                  "--out", str(out), "--device", "cpu", "--quiet"]) == 0
     assert tifffile.imread(out).shape == items[0].image.shape
+    # every caller of pipeline.segment (the CLI, the napari widgets) gets the final growth
+    from napari_lazylabels.pipeline import segment
+    expected = final_growth(model.predict(items[0].image), 3.0)
+    np.testing.assert_array_equal(segment(model, items[0].image).instances, expected.instances)
+    np.testing.assert_array_equal(tifffile.imread(out), expected.instances)

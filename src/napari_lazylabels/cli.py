@@ -235,7 +235,7 @@ def cmd_predict(args) -> int:
     from .imageio import load_image
     from .modelio import load_model
     from .output import write_prediction
-    from .recursive import segment_model
+    from .pipeline import segment
 
     out = Path(args.out)
     name = out.name.lower()
@@ -252,7 +252,7 @@ def cmd_predict(args) -> int:
         bar.n = done
         bar.refresh()
 
-    result = segment_model(model, image, device=device, tile_size=args.tile_size, progress=tick)
+    result = segment(model, image, device=device, tile_size=args.tile_size, progress=tick)
     bar.close()
     write_prediction(out, image, result, model, overwrite=args.overwrite, source=str(args.image))
     print(f"{result.n_objects} objects; written to {out}")

@@ -30,9 +30,20 @@ def instance_dtype(instances: np.ndarray) -> np.dtype:
 
 def segment(model: LazyLabelsModel, image: np.ndarray, *, device="cpu", tile_size: int = 1024,
             batch_size: int = 2, params: InstanceParams | None = None, progress=None) -> Segmentation:
-    """Tiled prediction, then semantic and instance labels (METHOD 5)."""
+    """Tiled prediction, then semantic and instance labels (METHOD 5).
+
+    A model trained with the recursive approximation task (it has the
+    approximation head) ends with the paper's final growth instead
+    (:func:`~napari_lazylabels.recursive.final_growth` with its ``lambda_final``),
+    whoever calls: the CLI, the napari widgets, a script.
+    """
+    from .recursive import final_growth, recursive_settings   # recursive builds on this module
+
     probs = model.predict(image, device=device, tile_size=tile_size, batch_size=batch_size,
                           progress=progress)
+    settings = recursive_settings(model)
+    if settings is not None:
+        return final_growth(probs, settings.lambda_final, params)
     return segmentation_from_probabilities(probs, params)
 
 

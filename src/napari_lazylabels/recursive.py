@@ -32,7 +32,8 @@ every round are kept (:attr:`RecursiveApproximation.rounds`) and can be written
 as ``round_XX.npz`` files (:meth:`RecursiveApproximation.save`) to be looked at
 as label layers. Inference: :func:`final_growth` applies one last growth with
 ``lambda_final`` to the approximation head's output, as the paper does, and
-:func:`segment_model` picks it for models that have the approximation head.
+:func:`~napari_lazylabels.pipeline.segment` applies it to every model that has
+the approximation head.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from .annotations import LazyAnnotations
 from .grabcut import blob_components
 from .instances import InstanceParams, class_map, drop_small
 from .losses import auto_class_weights
-from .pipeline import Segmentation, instance_dtype, segment, segmentation_from_probabilities
+from .pipeline import Segmentation, instance_dtype, segmentation_from_probabilities
 from .sampling import MAX_CENTRES
 from .tasks import DETECTION, SEGMENTATION, SEPARATION, TaskSpec
 
@@ -605,16 +606,3 @@ def recursive_settings(model: "LazyLabelsModel") -> RecursiveConfig | None:
         return None
     rec = (model.provenance or {}).get(PROVENANCE_KEY)
     return RecursiveConfig.from_dict(rec) if isinstance(rec, dict) else RecursiveConfig()
-
-
-def segment_model(model: "LazyLabelsModel", image: np.ndarray, *, device="cpu", tile_size: int = 1024,
-                  batch_size: int = 2, params: InstanceParams | None = None, progress=None) -> Segmentation:
-    """:func:`~napari_lazylabels.pipeline.segment`, with the final growth for models
-    that have the approximation head."""
-    settings = recursive_settings(model)
-    if settings is None:
-        return segment(model, image, device=device, tile_size=tile_size, batch_size=batch_size,
-                       params=params, progress=progress)
-    probs = model.predict(image, device=device, tile_size=tile_size, batch_size=batch_size,
-                          progress=progress)
-    return final_growth(probs, settings.lambda_final, params)
