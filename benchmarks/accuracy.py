@@ -61,7 +61,7 @@ import torch
 
 from napari_lazylabels.annotations import LazyAnnotations
 from napari_lazylabels.config import TrainConfig, preset
-from napari_lazylabels.figures import overlay_rgb
+from napari_lazylabels.figures import overlay_rgb, pyplot
 from napari_lazylabels.grabcut import grabcut_drafts
 from napari_lazylabels.instances import InstanceParams
 from napari_lazylabels.metrics import aggregate, dice, summarize
@@ -115,13 +115,6 @@ MODES = {
 }
 
 
-def _matplotlib():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 # --- data --------------------------------------------------------------------------------
 
 @dataclass
@@ -158,18 +151,20 @@ def _strong_order(samples: list[Sample], seed: int) -> list[int]:
     return [i for i in perm if samples[i].has_objects] + [i for i in perm if not samples[i].has_objects]
 
 
-def _with_pseudo(image: np.ndarray, labels: dict) -> dict:
+def _with_pseudo(image: np.ndarray, labels: dict, pseudo: bool = True) -> dict:
+    """The labels plus GrabCut pseudo-masks from the blobs (only when the PL method runs)."""
     labels = dict(labels)
-    labels["pseudo"] = np.asarray(grabcut_drafts(image, labels[DETECTION]), np.int32)
+    if pseudo:
+        labels["pseudo"] = np.asarray(grabcut_drafts(image, labels[DETECTION]), np.int32)
     return labels
 
 
-def synthetic_dataset(seed: int, mode: Mode) -> Dataset:
+def synthetic_dataset(seed: int, mode: Mode, pseudo: bool = True) -> Dataset:
     items, truths = make_lazy_dataset(mode.synthetic_train, seed=seed, shape=(256, 256), strong_fraction=1.0)
     train = []
     for it, tr in zip(items, truths):
         labels = {k: np.asarray(it.labels[k]) for k in (DETECTION, SEPARATION, SEGMENTATION)}
-        train.append(Sample(it.name, tr.image, tr.instances, _with_pseudo(tr.image, labels)))
+        train.append(Sample(it.name, tr.image, tr.instances, _with_pseudo(tr.image, labels, pseudo)))
     tests = [(f"test_{i:03d}", t.image, t.instances)
              for i, t in enumerate(make_test_set(mode.synthetic_test, seed=seed, shape=(256, 256)))]
     return Dataset(f"synthetic-s{seed}", "synthetic", train, tests,
@@ -194,7 +189,7 @@ def _tiles(shape: tuple[int, int], grid: int = 4) -> list[tuple[slice, slice]]:
     return [(slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1])) for i in range(grid) for j in range(grid)]
 
 
-def real_dataset(family: str) -> Dataset:
+def real_dataset(family: str, pseudo: bool = True) -> Dataset:
     spec = REAL[family]
     folder = DATA / family
     train = []
@@ -203,7 +198,7 @@ def real_dataset(family: str) -> Dataset:
         inst = tifffile.imread(folder / f"{family}_{frame}_labels.tif").astype(np.int32)
         lazy = simulate_lazy_labels(inst, rng=np.random.default_rng([k, 11]), strong=True,
                                     max_gap=spec["max_gap"])
-        labels = _with_pseudo(image, {k2: np.asarray(v) for k2, v in lazy.items()})
+        labels = _with_pseudo(image, {k2: np.asarray(v) for k2, v in lazy.items()}, pseudo)
         for t, (sy, sx) in enumerate(_tiles(image.shape)):
             if not spec["keep_empty"] and not inst[sy, sx].any():
                 continue
@@ -421,7 +416,7 @@ def write_csv(path: Path, records: list[dict]) -> None:
 
 
 def plot_ratio(path: Path, records: list[dict], families: list[str]) -> None:
-    plt = _matplotlib()
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(families), figsize=(4.2 * len(families), 6.4), squeeze=False)
     colours = {"sl": "tab:orange", "pl": "tab:green", "mt": "tab:blue", "mtr": "tab:purple",
                "wl": "tab:red", "full": "black"}
@@ -454,7 +449,7 @@ def plot_ratio(path: Path, records: list[dict], families: list[str]) -> None:
 
 
 def plot_rounds(path: Path, records: list[dict], families: list[str]) -> None:
-    plt = _matplotlib()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for fam in families:
         rs = [r for r in records if r["family"] == fam and r["method"] == "mtr" and "approximation_dice" in r]
@@ -477,7 +472,7 @@ def plot_rounds(path: Path, records: list[dict], families: list[str]) -> None:
 
 
 def plot_overlays(path: Path, records: list[dict], datasets: list[Dataset], ratio: float) -> None:
-    plt = _matplotlib()
+    plt = pyplot()
     shown = [ds for ds in datasets if ds.family != "synthetic" or ds.name.endswith("s0")]
     fig, axes = plt.subplots(len(shown), len(METHODS), figsize=(2.6 * len(METHODS), 2.8 * len(shown)),
                              squeeze=False)
@@ -647,9 +642,9 @@ def main(argv=None) -> int:
     for fam in mode.datasets:
         if fam == "synthetic":
             for seed in mode.synthetic_seeds:
-                datasets.append(synthetic_dataset(seed, mode))
+                datasets.append(synthetic_dataset(seed, mode, pseudo="pl" in methods))
         else:
-            datasets.append(real_dataset(fam))
+            datasets.append(real_dataset(fam, pseudo="pl" in methods))
         log(f"data ready: {datasets[-1].name} ({len(datasets[-1].train)} training images)")
     records = []
     for ds in datasets:

@@ -8,7 +8,8 @@ from typing import Sequence
 import numpy as np
 
 
-def _matplotlib():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no window)."""
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
@@ -45,7 +46,7 @@ def overlay_rgb(image: np.ndarray, instances: np.ndarray, colour=(1.0, 0.2, 0.1)
 def save_overlay_figure(path: str | Path, panels: Sequence[dict], title: str = "") -> Path:
     """One column per panel (dict with image, instances, optional reference,
     title); top row the image, bottom row the overlay. Written as PNG."""
-    plt = _matplotlib()
+    plt = pyplot()
     n = len(panels)
     fig, axes = plt.subplots(2, n, figsize=(3.2 * n, 6.6), squeeze=False)
     for i, p in enumerate(panels):
@@ -66,7 +67,7 @@ def save_overlay_figure(path: str | Path, panels: Sequence[dict], title: str = "
 
 def save_loss_curve(path: str | Path, history: dict[str, list[float]]) -> Path:
     """Per-task loss over steps (a running mean, NaN steps skipped)."""
-    plt = _matplotlib()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for name, values in history.items():
         v = np.asarray(values, dtype=float)
