@@ -14,6 +14,7 @@ from typing import Sequence
 
 from . import __version__
 from .device import DEVICE_CHOICES
+from .console import progress_bar, run_training
 from .errors import LazyLabelsError
 
 EXIT_USER_ERROR = 2
@@ -143,31 +144,6 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a model folder")
     info.add_argument("--model", required=True, metavar="MODEL_DIR")
     return parser
-
-
-def progress_bar(total: int, desc: str, quiet: bool, unit: str = "step"):
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, dynamic_ncols=True, file=sys.stderr)
-
-
-def run_training(trainer, quiet: bool) -> None:
-    """Drive a Trainer with a progress bar; Ctrl-C stops it with a checkpoint."""
-    bar = progress_bar(trainer.config.steps, "training", quiet)
-    bar.update(trainer.step)
-    try:
-        for report in trainer.run():
-            bar.update(1)
-            if report.step % 5 == 0 or report.done:
-                shown = {k[:3]: f"{v:.3f}" for k, v in report.losses.items() if v == v}
-                bar.set_postfix(loss=f"{report.loss:.3f}", **shown)
-    except KeyboardInterrupt:
-        bar.close()
-        if trainer.checkpoint_dir:
-            trainer.save_checkpoint()
-            print(f"interrupted at step {trainer.step}; checkpoint in {trainer.checkpoint_dir}; "
-                  f"continue with --resume", file=sys.stderr)
-        raise
-    bar.close()
 
 
 def cmd_train(args) -> int:

@@ -74,7 +74,7 @@ def _log(quiet: bool, message: str) -> None:
 def run_demo(out: str | Path = "lazylabels-demo", *, steps: int | None = None, device: str = "auto",
              overwrite: bool = False, quiet: bool = False, network: str = "cpu") -> DemoReport:
     """Run the demo into ``out``; ``network`` is a preset name (``tiny`` for tests)."""
-    from .cli import run_training
+    from .console import run_training
 
     t_start = time.perf_counter()
     out = Path(out)

@@ -53,7 +53,7 @@ from .grabcut import blob_components
 from .instances import InstanceParams, class_map, drop_small
 from .losses import auto_class_weights
 from .pipeline import Segmentation, instance_dtype, segmentation_from_probabilities
-from .sampling import MAX_CENTRES
+from .sampling import MAX_CENTRES, painted_centres
 from .tasks import DETECTION, SEGMENTATION, SEPARATION, TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -373,10 +373,7 @@ class RecursiveApproximation:
             grown = grow_from_probabilities(inst, probs, lam, self.config.gap)
             targets = class_map(grown, self.classes[i])
             im.targets[APPROXIMATION] = targets
-            painted = np.argwhere((targets > 0) & im.valid[APPROXIMATION]).astype(np.int32)
-            if len(painted) > MAX_CENTRES:
-                painted = painted[trainer.sampler.rng.choice(len(painted), MAX_CENTRES, replace=False)]
-            im.centres[APPROXIMATION] = painted
+            im.centres[APPROXIMATION] = painted_centres(targets, im.valid[APPROXIMATION], trainer.sampler.rng)
             new_inst.append(grown)
             new_cls.append(targets)
         if was_training:

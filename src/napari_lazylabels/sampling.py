@@ -60,11 +60,17 @@ def prepare(item: LazyAnnotations, tasks: Sequence[TaskSpec], norm: Normalizatio
             v &= lab != t.unlabelled_value
         targets[t.name] = lab.astype(np.int16)
         valid[t.name] = v
-        painted = np.argwhere((lab > 0) & v).astype(np.int32)
-        if len(painted) > MAX_CENTRES:
-            painted = painted[rng.choice(len(painted), MAX_CENTRES, replace=False)]
-        centres[t.name] = painted
+        centres[t.name] = painted_centres(lab, v, rng)
     return PreparedImage(item.name, image, targets, valid, annotated, centres)
+
+
+def painted_centres(targets: np.ndarray, valid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Where a patch of a task may be centred: painted (> 0) and valid pixels, (N, 2) int32;
+    a random subset of ``MAX_CENTRES`` when there are more."""
+    painted = np.argwhere((targets > 0) & valid).astype(np.int32)
+    if len(painted) > MAX_CENTRES:
+        painted = painted[rng.choice(len(painted), MAX_CENTRES, replace=False)]
+    return painted
 
 
 def _crop(arr: np.ndarray, y0: int, x0: int, size: int, fill=0) -> np.ndarray:

@@ -1,0 +1,30 @@
+"""Terminal progress for the command line and the demo (tqdm on stderr)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def progress_bar(total: int, desc: str, quiet: bool, unit: str = "step"):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, dynamic_ncols=True, file=sys.stderr)
+
+
+def run_training(trainer, quiet: bool) -> None:
+    """Drive a Trainer with a progress bar; Ctrl-C stops it with a checkpoint."""
+    bar = progress_bar(trainer.config.steps, "training", quiet)
+    bar.update(trainer.step)
+    try:
+        for report in trainer.run():
+            bar.update(1)
+            if report.step % 5 == 0 or report.done:
+                shown = {k[:3]: f"{v:.3f}" for k, v in report.losses.items() if v == v}
+                bar.set_postfix(loss=f"{report.loss:.3f}", **shown)
+    except KeyboardInterrupt:
+        bar.close()
+        if trainer.checkpoint_dir:
+            trainer.save_checkpoint()
+            print(f"interrupted at step {trainer.step}; checkpoint in {trainer.checkpoint_dir}; "
+                  f"continue with --resume", file=sys.stderr)
+        raise
+    bar.close()
