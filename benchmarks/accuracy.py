@@ -59,20 +59,20 @@ import numpy as np
 import tifffile
 import torch
 
-from napari_lazylabels.annotations import LazyAnnotations
-from napari_lazylabels.config import TrainConfig, preset
-from napari_lazylabels.figures import overlay_rgb, pyplot
-from napari_lazylabels.grabcut import grabcut_drafts
-from napari_lazylabels.instances import InstanceParams
-from napari_lazylabels.metrics import aggregate, dice, summarize
-from napari_lazylabels.pipeline import segmentation_from_probabilities
-from napari_lazylabels.recursive import (APPROXIMATION, RecursiveConfig, attach_recursive, final_growth,
+from napari_lazylabels.engine.annotations import LazyAnnotations
+from napari_lazylabels.engine.config import TrainConfig, preset
+from napari_lazylabels.io.figures import overlay_rgb, pyplot
+from napari_lazylabels.engine.grabcut import grabcut_drafts
+from napari_lazylabels.engine.postprocess.instances import InstanceParams
+from napari_lazylabels.engine.metrics import aggregate, dice, summarize
+from napari_lazylabels.engine.pipeline import segmentation_from_probabilities
+from napari_lazylabels.engine.regimes.recursive import (APPROXIMATION, RecursiveConfig, attach_recursive, final_growth,
                                          with_approximation, with_approximation_labels)
-from napari_lazylabels.simulate import annotation_cost, simulate_lazy_labels, \
+from napari_lazylabels.engine.simulate import annotation_cost, simulate_lazy_labels, \
     total_annotation_cost
-from napari_lazylabels.synthetic import make_lazy_dataset, make_test_set
-from napari_lazylabels.tasks import DETECTION, SEGMENTATION, SEPARATION, lazy_tasks, single_task
-from napari_lazylabels.training import Trainer
+from napari_lazylabels.engine.synthetic import make_lazy_dataset, make_test_set
+from napari_lazylabels.engine.tasks import DETECTION, SEGMENTATION, SEPARATION, lazy_tasks, single_task
+from napari_lazylabels.engine.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from napari_lazylabels.manifest import write_manifest
-from napari_lazylabels.simulate import simulate_lazy_labels
+from napari_lazylabels.io.manifest import write_manifest
+from napari_lazylabels.engine.simulate import simulate_lazy_labels
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,7 @@ import sys
 
 import tifffile
 
-from napari_lazylabels.metrics import aggregate, summarize
+from napari_lazylabels.engine.metrics import aggregate, summarize
 
 
 def main(argv=None) -> int:

@@ -26,10 +26,10 @@ import time
 import numpy as np
 import torch
 
-from napari_lazylabels.config import preset
-from napari_lazylabels.inference import predict_tiled, predict_whole
-from napari_lazylabels.model import build_model, count_parameters
-from napari_lazylabels.tasks import lazy_tasks, single_task
+from napari_lazylabels.engine.config import preset
+from napari_lazylabels.engine.inference import predict_tiled, predict_whole
+from napari_lazylabels.engine.model import build_model, count_parameters
+from napari_lazylabels.engine.tasks import lazy_tasks, single_task
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -83,10 +83,10 @@ def run(args) -> dict:
     from qtpy.QtCore import QTimer
     from qtpy.QtWidgets import QApplication
 
-    from napari_lazylabels.synthetic import make_lazy_dataset
-    from napari_lazylabels.tasks import DETECTION, SEGMENTATION, SEPARATION
-    from napari_lazylabels.widgets import TrainWidget
-    from napari_lazylabels.widgets.layers import META, label_layer_kwargs
+    from napari_lazylabels.engine.synthetic import make_lazy_dataset
+    from napari_lazylabels.engine.tasks import DETECTION, SEGMENTATION, SEPARATION
+    from napari_lazylabels.plugin.widgets import TrainWidget
+    from napari_lazylabels.plugin.layers import META, label_layer_kwargs
 
     items, _ = make_lazy_dataset(1, seed=1, shape=(args.size, args.size), strong_fraction=1.0)
     item = items[0]

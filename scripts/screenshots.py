@@ -67,8 +67,8 @@ def main(argv=None) -> int:
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QApplication
 
-    from napari_lazylabels._sample_data import REAL_NAME, SYNTHETIC_NAME, real_instances
-    from napari_lazylabels.simulate import detection_blobs, interface_scribbles
+    from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME, real_instances
+    from napari_lazylabels.engine.simulate import detection_blobs, interface_scribbles
 
     viewer = napari.Viewer(title="napari-lazylabels")
     win = viewer.window._qt_window

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from napari_lazylabels.config import TrainConfig, preset
-from napari_lazylabels.synthetic import make_lazy_dataset
+from napari_lazylabels.engine.config import TrainConfig, preset
+from napari_lazylabels.engine.synthetic import make_lazy_dataset
 
 
 @pytest.fixture(scope="session")

@@ -84,7 +84,7 @@ def test_predict_tif_and_zarr(dataset, model_dir, tmp_path, capsys):
     out_zarr = tmp_path / "pred.zarr"
     assert main(["predict", "--model", str(model_dir), "--image", str(image), "--out", str(out_zarr),
                  "--quiet"]) == 0
-    from napari_lazylabels.ome_zarr import read_image_store
+    from napari_lazylabels.io.ome_zarr import read_image_store
     store = read_image_store(out_zarr)
     assert {"instances", "semantic"} <= set(store.labels)
     assert set(store.probabilities) == {"detection", "separation", "segmentation"}

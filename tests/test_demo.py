@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from napari_lazylabels import demo
+from napari_lazylabels.recipes import demo
 from napari_lazylabels.errors import OutputExistsError
-from napari_lazylabels.ome_zarr import read_project
+from napari_lazylabels.io.ome_zarr import read_project
 
 
 def test_demo_writes_everything_and_scores(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 from skimage.draw import disk, ellipse
 
 from napari_lazylabels.errors import AnnotationError
-from napari_lazylabels.grabcut import blob_components, grabcut_drafts
+from napari_lazylabels.engine.grabcut import blob_components, grabcut_drafts
 
 
 def render(gt: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_lazylabels.atomic import atomic_write_dir, atomic_write_file, check_writable
+from napari_lazylabels.io.atomic import atomic_write_dir, atomic_write_file, check_writable
 from napari_lazylabels.errors import AnnotationError, ImageReadError, OutputExistsError
-from napari_lazylabels.imageio import load_image, load_labels, read_image, write_labels_tiff
+from napari_lazylabels.io.imageio import load_image, load_labels, read_image, write_labels_tiff
 
 RNG = np.random.default_rng(0)
 

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from napari_lazylabels.config import NetworkConfig, preset
-from napari_lazylabels.inference import predict_tiled, predict_whole, tile_layout
-from napari_lazylabels.model import build_model
-from napari_lazylabels.tasks import lazy_tasks
+from napari_lazylabels.engine.config import NetworkConfig, preset
+from napari_lazylabels.engine.inference import predict_tiled, predict_whole, tile_layout
+from napari_lazylabels.engine.model import build_model
+from napari_lazylabels.engine.tasks import lazy_tasks
 
 
 @pytest.fixture(scope="module")

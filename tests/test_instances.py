@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 from skimage.draw import disk, ellipse
 
 from napari_lazylabels.errors import LazyLabelsError
-from napari_lazylabels.instances import (
+from napari_lazylabels.engine.postprocess.instances import (
     InstanceParams,
     instance_classes,
     instances_from_probabilities,

@@ -2,8 +2,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_lazylabels.losses import auto_class_weights, partial_cross_entropy, total_loss
-from napari_lazylabels.tasks import lazy_tasks
+from napari_lazylabels.engine.training.losses import auto_class_weights, partial_cross_entropy, total_loss
+from napari_lazylabels.engine.tasks import lazy_tasks
 
 
 def test_unannotated_images_and_invalid_pixels_give_no_loss():

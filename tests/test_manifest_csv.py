@@ -7,9 +7,9 @@ import pytest
 import tifffile
 
 from napari_lazylabels.errors import AnnotationError, ImageReadError, OutputExistsError
-from napari_lazylabels.manifest import load_manifest, write_manifest
-from napari_lazylabels.ome_zarr import write_image_store, write_project
-from napari_lazylabels.tasks import lazy_tasks, single_task
+from napari_lazylabels.io.manifest import load_manifest, write_manifest
+from napari_lazylabels.io.ome_zarr import write_image_store, write_project
+from napari_lazylabels.engine.tasks import lazy_tasks, single_task
 
 TASKS = lazy_tasks(2)  # detection/segmentation 0..2, separation 0..1
 Y, X = 16, 20

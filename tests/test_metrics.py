@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from napari_lazylabels.metrics import (
+from napari_lazylabels.engine.metrics import (
     AP_THRESHOLDS,
     aggregate,
     ap_sweep,

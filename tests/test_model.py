@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from napari_lazylabels.config import NetworkConfig, preset
-from napari_lazylabels.model import MultiTaskBlock, build_model, receptive_radius
-from napari_lazylabels.tasks import TaskSpec, lazy_tasks, single_task
+from napari_lazylabels.engine.config import NetworkConfig, preset
+from napari_lazylabels.engine.model import MultiTaskBlock, build_model, receptive_radius
+from napari_lazylabels.engine.tasks import TaskSpec, lazy_tasks, single_task
 
 
 def test_heads_and_shapes():

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from napari_lazylabels.errors import ModelFileError, OutputExistsError
-from napari_lazylabels.modelio import CONFIG_FILE, WEIGHTS_FILE, load_model
-from napari_lazylabels.training import Trainer
+from napari_lazylabels.io.modelio import CONFIG_FILE, WEIGHTS_FILE, load_model
+from napari_lazylabels.engine.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
 def trained(small_lazy_set, tmp_path_factory):
-    from napari_lazylabels.config import TrainConfig, preset
+    from napari_lazylabels.engine.config import TrainConfig, preset
     items, _ = small_lazy_set
     trainer = Trainer(items, network=preset("tiny"),
                       config=TrainConfig(steps=3, patch_size=32, batch_size=2, device="cpu"))

@@ -8,12 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
-from napari_lazylabels import ome_zarr
+from napari_lazylabels.io import ome_zarr
 from napari_lazylabels.errors import ImageReadError, OutputExistsError
-from napari_lazylabels.ome_zarr import (ImageStore, add_to_project, annotations_to_store,
+from napari_lazylabels.io.ome_zarr import (ImageStore, add_to_project, annotations_to_store,
                                         project_to_annotations, read_image_store, read_project,
                                         read_project_info, write_image_store, write_project)
-from napari_lazylabels.tasks import lazy_tasks
+from napari_lazylabels.engine.tasks import lazy_tasks
 
 RNG = np.random.default_rng(1)
 Y, X = 24, 40

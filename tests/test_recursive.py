@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from napari_lazylabels.cli import main
-from napari_lazylabels.modelio import load_model
-from napari_lazylabels.recursive import (APPROXIMATION, RecursiveConfig, attach_recursive, final_growth,
+from napari_lazylabels.io.modelio import load_model
+from napari_lazylabels.engine.regimes.recursive import (APPROXIMATION, RecursiveConfig, attach_recursive, final_growth,
                                          grow_objects, grow_region, level_set, load_rounds,
                                          recursive_settings, seeds_from_classes, split_foreground,
                                          with_approximation, with_approximation_labels)
-from napari_lazylabels.tasks import lazy_tasks
-from napari_lazylabels.training import Trainer
+from napari_lazylabels.engine.tasks import lazy_tasks
+from napari_lazylabels.engine.training.trainer import Trainer
 
 
 def disk(shape, cy, cx, r):
@@ -221,7 +221,7 @@ def test_cli_train_recursive_then_predict(small_lazy_set, tmp_path):
                  "--out", str(out), "--device", "cpu", "--quiet"]) == 0
     assert tifffile.imread(out).shape == items[0].image.shape
     # every caller of pipeline.segment (the CLI, the napari widgets) gets the final growth
-    from napari_lazylabels.pipeline import segment
+    from napari_lazylabels.engine.pipeline import segment
     expected = final_growth(model.predict(items[0].image), 3.0)
     np.testing.assert_array_equal(segment(model, items[0].image).instances, expected.instances)
     np.testing.assert_array_equal(tifffile.imread(out), expected.instances)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_lazylabels.simulate import (
+from napari_lazylabels.engine.simulate import (
     MIN_BLOB_DEPTH,
     annotation_cost,
     detection_blobs,
@@ -14,7 +14,7 @@ from napari_lazylabels.simulate import (
     total_annotation_cost,
     touching_pairs,
 )
-from napari_lazylabels.synthetic import make_image
+from napari_lazylabels.engine.synthetic import make_image
 
 
 def scene() -> np.ndarray:

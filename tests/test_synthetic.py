@@ -5,10 +5,10 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from napari_lazylabels.annotations import validate_set
-from napari_lazylabels.simulate import touching_pairs
-from napari_lazylabels.synthetic import SyntheticImage, make_image, make_lazy_dataset, make_test_set
-from napari_lazylabels.tasks import lazy_tasks
+from napari_lazylabels.engine.annotations import validate_set
+from napari_lazylabels.engine.simulate import touching_pairs
+from napari_lazylabels.engine.synthetic import SyntheticImage, make_image, make_lazy_dataset, make_test_set
+from napari_lazylabels.engine.tasks import lazy_tasks
 
 
 def test_same_seed_same_image_other_seed_other_image():

@@ -3,11 +3,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from napari_lazylabels.annotations import LazyAnnotations
+from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.errors import AnnotationError
-from napari_lazylabels.modelio import load_model, load_training_state
-from napari_lazylabels.progress import TrainingProgress
-from napari_lazylabels.training import Trainer, learning_rate_at
+from napari_lazylabels.io.modelio import load_model, load_training_state
+from napari_lazylabels.engine.training.progress import TrainingProgress
+from napari_lazylabels.engine.training.trainer import Trainer, learning_rate_at
 
 
 def test_reports_are_typed_and_complete(small_lazy_set, tiny_network, quick_config):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from napari.utils.notifications import NotificationSeverity, notification_manager
 
-from napari_lazylabels._sample_data import REAL_NAME, SYNTHETIC_NAME
+from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME
 
 PLUGIN = "napari-lazylabels"
 

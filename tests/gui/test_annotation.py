@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_lazylabels._sample_data import REAL_NAME, SYNTHETIC_NAME, real_instances
-from napari_lazylabels.simulate import detection_blobs
-from napari_lazylabels.widgets import AnnotationWidget
-from napari_lazylabels.widgets.layers import BRUSH_SIZE, label_layer_name
+from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME, real_instances
+from napari_lazylabels.engine.simulate import detection_blobs
+from napari_lazylabels.plugin.widgets import AnnotationWidget
+from napari_lazylabels.plugin.layers import BRUSH_SIZE, label_layer_name
 
 pytestmark = pytest.mark.gui
 
@@ -106,7 +106,7 @@ def test_grabcut_error_is_a_notification_and_changes_nothing(real_viewer, qtbot,
     def broken(*args, **kwargs):
         raise RuntimeError("cv2 exploded")
 
-    monkeypatch.setattr("napari_lazylabels.widgets.grabcut_widget.grabcut_drafts", broken)
+    monkeypatch.setattr("napari_lazylabels.plugin.widgets.grabcut_widget.grabcut_drafts", broken)
     before = {layer.name: np.array(layer.data) for layer in real_viewer.layers}
     w.grabcut.button.click()
     qtbot.waitUntil(lambda: w.grabcut.last_count == -1, timeout=10000)

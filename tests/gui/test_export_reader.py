@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from qtpy.QtWidgets import QMessageBox
 
-from napari_lazylabels._reader import napari_get_reader
-from napari_lazylabels._sample_data import REAL_NAME, SYNTHETIC_NAME
-from napari_lazylabels.ome_zarr import read_project
-from napari_lazylabels.widgets import ExportWidget, TrainWidget
-from napari_lazylabels.widgets.layers import META
+from napari_lazylabels.plugin.reader import napari_get_reader
+from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME
+from napari_lazylabels.io.ome_zarr import read_project
+from napari_lazylabels.plugin.widgets import ExportWidget, TrainWidget
+from napari_lazylabels.plugin.layers import META
 
 pytestmark = pytest.mark.gui
 PLUGIN = "napari-lazylabels"
@@ -73,7 +73,7 @@ def test_export_predictions_and_reopen(synthetic_viewer, qtbot, tmp_path, make_n
 
 def test_export_never_overwrites_without_asking(real_viewer, qtbot, tmp_path, monkeypatch):
     viewer = real_viewer
-    from napari_lazylabels.widgets import AnnotationWidget
+    from napari_lazylabels.plugin.widgets import AnnotationWidget
     a = AnnotationWidget(viewer)
     qtbot.addWidget(a)
     blobs = a.add_layers()["detection"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_lazylabels._sample_data import REAL_NAME, SYNTHETIC_NAME
-from napari_lazylabels.widgets.data import training_set
-from napari_lazylabels.widgets.label_picker import NO_LAYER
-from napari_lazylabels.widgets.layers import label_layers
-from napari_lazylabels.widgets.training_widget import TrainWidget
+from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME
+from napari_lazylabels.plugin.data import training_set
+from napari_lazylabels.plugin.widgets.label_picker import NO_LAYER
+from napari_lazylabels.plugin.layers import label_layers
+from napari_lazylabels.plugin.widgets.training_widget import TrainWidget
 
 pytestmark = pytest.mark.gui
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_lazylabels._sample_data import SYNTHETIC_NAME
+from napari_lazylabels.plugin.sample_data import SYNTHETIC_NAME
 
 pytestmark = pytest.mark.gui
 PLUGIN = "napari-lazylabels"
@@ -49,7 +49,7 @@ def test_writer_saves_labels_as_tiff(viewer, tmp_path):
     blobs.save(str(out), plugin=PLUGIN)
     np.testing.assert_array_equal(tifffile.imread(out), blobs.data)
     plane = tmp_path / "plane.tif"
-    from napari_lazylabels._writer import write_labels
+    from napari_lazylabels.plugin.writer import write_labels
     write_labels(str(plane), blobs.data[0], {})
     np.testing.assert_array_equal(tifffile.imread(plane), blobs.data[0])
 
@@ -58,7 +58,7 @@ def test_instance_colours_are_bright():
     """Outlines must stay visible on grey nuclei: no dark or grey instance colour."""
     import colorsys
 
-    from napari_lazylabels.widgets.predictions import instance_colormap
+    from napari_lazylabels.plugin.widgets.predictions import instance_colormap
 
     cm = instance_colormap()
     colours = cm.map(np.arange(0, 60))

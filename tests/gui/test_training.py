@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_lazylabels._sample_data import REAL_NAME, SYNTHETIC_NAME
-from napari_lazylabels.widgets import TrainWidget
-from napari_lazylabels.widgets.layers import probability_layer_name
+from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME
+from napari_lazylabels.plugin.widgets import TrainWidget
+from napari_lazylabels.plugin.layers import probability_layer_name
 
 pytestmark = pytest.mark.gui
 
@@ -67,11 +67,11 @@ def test_train_stream_stop_resume_save_load_predict(synthetic_viewer, qtbot, tmp
         assert np.array_equal(viewer.layers[name].data, before)
     # Save the model (the dialog answers a path) and load it back
     target = tmp_path / "my_model"
-    monkeypatch.setattr("napari_lazylabels.widgets.model_panel.QFileDialog.getSaveFileName",
+    monkeypatch.setattr("napari_lazylabels.plugin.widgets.model_panel.QFileDialog.getSaveFileName",
                         lambda *a, **k: (str(target), ""))
     w.model_panel.save_button.click()
     assert (target / "config.json").is_file()
-    monkeypatch.setattr("napari_lazylabels.widgets.model_panel.QFileDialog.getExistingDirectory",
+    monkeypatch.setattr("napari_lazylabels.plugin.widgets.model_panel.QFileDialog.getExistingDirectory",
                         lambda *a, **k: str(target))
     w.model_panel.load_button.click()
     assert w.model_panel.model_dir == str(target)
@@ -116,7 +116,7 @@ def test_error_inside_the_worker_removes_what_it_added(synthetic_viewer, qtbot, 
     def explode(self):
         raise RuntimeError("out of memory (simulated)")
 
-    monkeypatch.setattr("napari_lazylabels.training.Trainer._train_step", explode)
+    monkeypatch.setattr("napari_lazylabels.engine.training.trainer.Trainer._train_step", explode)
     w.train_button.click()
     _wait_finished(w, qtbot)
     assert any("out of memory (simulated)" in e for e in errors())

@@ -1,0 +1,48 @@
+"""Choosing the compute device."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import LazyLabelsError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA, then MPS, then CPU. Asking for an absent device is an error."""
+    if name not in DEVICE_CHOICES:
+        raise LazyLabelsError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise LazyLabelsError("device 'cuda' was asked for but no CUDA GPU is available")
+    if name == "mps" and not mps_available():
+        raise LazyLabelsError("device 'mps' was asked for but Apple's MPS is not available")
+    return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    """Human-readable name, e.g. 'cuda (NVIDIA H100)' or 'cpu (2 threads)'."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type
+
+
+def release_memory(device: torch.device) -> None:
+    """Give cached accelerator memory back once a run ends."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()

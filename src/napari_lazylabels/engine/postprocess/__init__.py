@@ -1,0 +1,1 @@
+"""Post-processing: from the network's probabilities to semantic and instance labels."""

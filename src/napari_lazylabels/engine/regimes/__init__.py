@@ -1,0 +1,1 @@
+"""Lazy-label regimes as plug-ins, and their registry."""

@@ -1,0 +1,1 @@
+"""Training: patch sampling, losses, the trainer and the reports it yields."""

@@ -1,0 +1,162 @@
+"""Training patches: preparation of the annotated images, sampling that
+favours annotated areas, and augmentation.
+
+Each patch is drawn for one task: a task is picked uniformly among those that
+have annotated images (so the few strongly labelled images are seen as often
+as the many blob-labelled ones), then an image annotated for it, then a centre
+that lies on a painted pixel with probability ``annotated_fraction``. Every
+task's labels of that image go into the patch, so a patch trains every task
+its image is annotated for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from ..annotations import LazyAnnotations
+from ..config import AugmentConfig, NormalizationConfig, TrainConfig
+from ..normalize import normalize
+from ..tasks import TaskSpec
+
+#: At most this many painted pixels per image and task are kept as patch centres.
+MAX_CENTRES = 20000
+
+
+@dataclass
+class PreparedImage:
+    """An annotated image ready for sampling (normalised, CYX)."""
+
+    name: str
+    image: np.ndarray
+    targets: dict[str, np.ndarray]
+    valid: dict[str, np.ndarray]
+    annotated: dict[str, bool]
+    centres: dict[str, np.ndarray]
+
+
+def prepare(item: LazyAnnotations, tasks: Sequence[TaskSpec], norm: NormalizationConfig,
+            rng: np.random.Generator) -> PreparedImage:
+    image = normalize(item.image, norm)
+    shape = image.shape[1:]
+    roi = np.ones(shape, bool) if item.roi is None else np.asarray(item.roi, bool)
+    targets, valid, annotated, centres = {}, {}, {}, {}
+    for t in tasks:
+        ann = item.is_annotated(t.name)
+        lab = item.label(t.name)
+        annotated[t.name] = ann
+        if not ann:
+            targets[t.name] = np.zeros(shape, np.int16)
+            valid[t.name] = np.zeros(shape, bool)
+            centres[t.name] = np.zeros((0, 2), np.int32)
+            continue
+        lab = np.asarray(lab)
+        v = roi.copy()
+        if t.unlabelled_value is not None:
+            v &= lab != t.unlabelled_value
+        targets[t.name] = lab.astype(np.int16)
+        valid[t.name] = v
+        centres[t.name] = painted_centres(lab, v, rng)
+    return PreparedImage(item.name, image, targets, valid, annotated, centres)
+
+
+def painted_centres(targets: np.ndarray, valid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Where a patch of a task may be centred: painted (> 0) and valid pixels, (N, 2) int32;
+    a random subset of ``MAX_CENTRES`` when there are more."""
+    painted = np.argwhere((targets > 0) & valid).astype(np.int32)
+    if len(painted) > MAX_CENTRES:
+        painted = painted[rng.choice(len(painted), MAX_CENTRES, replace=False)]
+    return painted
+
+
+def _crop(arr: np.ndarray, y0: int, x0: int, size: int, fill=0) -> np.ndarray:
+    """Window [y0, y0+size) x [x0, x0+size) of the last two axes, ``fill`` outside."""
+    h, w = arr.shape[-2:]
+    out = np.full(arr.shape[:-2] + (size, size), fill, dtype=arr.dtype)
+    ys, xs = max(y0, 0), max(x0, 0)
+    ye, xe = min(y0 + size, h), min(x0 + size, w)
+    if ye > ys and xe > xs:
+        out[..., ys - y0:ye - y0, xs - x0:xe - x0] = arr[..., ys:ye, xs:xe]
+    return out
+
+
+def _resize(arr: np.ndarray, size: int, interp: int) -> np.ndarray:
+    if arr.shape[-1] == size:
+        return arr
+    if arr.ndim == 2:
+        return cv2.resize(arr, (size, size), interpolation=interp)
+    return np.stack([cv2.resize(a, (size, size), interpolation=interp) for a in arr])
+
+
+class PatchSampler:
+    """Draws augmented training batches from prepared images."""
+
+    def __init__(self, images: Sequence[PreparedImage], tasks: Sequence[TaskSpec], config: TrainConfig,
+                 rng: np.random.Generator):
+        self.images = list(images)
+        self.tasks = list(tasks)
+        self.config = config
+        self.rng = rng
+        self.by_task = {t.name: [i for i, im in enumerate(self.images) if im.annotated[t.name]]
+                        for t in self.tasks}
+        self.active_tasks = [name for name, idx in self.by_task.items() if idx]
+
+    def class_counts(self, task: TaskSpec) -> np.ndarray:
+        counts = np.zeros(task.n_classes, np.int64)
+        for im in self.images:
+            if im.annotated[task.name]:
+                lab = im.targets[task.name][im.valid[task.name]]
+                counts += np.bincount(lab.ravel(), minlength=task.n_classes)[:task.n_classes]
+        return counts
+
+    def _centre(self, im: PreparedImage, task: str) -> tuple[int, int]:
+        h, w = im.image.shape[1:]
+        pts = im.centres[task]
+        if len(pts) and self.rng.random() < self.config.annotated_fraction:
+            y, x = pts[self.rng.integers(len(pts))]
+            jitter = self.config.patch_size // 4
+            return int(y + self.rng.integers(-jitter, jitter + 1)), int(x + self.rng.integers(-jitter, jitter + 1))
+        return int(self.rng.integers(h)), int(self.rng.integers(w))
+
+    def sample_patch(self) -> tuple[np.ndarray, dict, dict, dict]:
+        task = self.active_tasks[self.rng.integers(len(self.active_tasks))]
+        im = self.images[self.by_task[task][self.rng.integers(len(self.by_task[task]))]]
+        aug: AugmentConfig = self.config.augment
+        p = self.config.patch_size
+        scale = self.rng.uniform(*aug.scale_range) if aug.scale_range[0] != aug.scale_range[1] else 1.0
+        size = max(8, int(round(p * scale)))
+        cy, cx = self._centre(im, task)
+        y0, x0 = cy - size // 2, cx - size // 2
+        image = _resize(_crop(im.image, y0, x0, size), p, cv2.INTER_LINEAR)
+        targets = {k: _resize(_crop(v, y0, x0, size), p, cv2.INTER_NEAREST) for k, v in im.targets.items()}
+        valid = {k: _resize(_crop(v.view(np.uint8), y0, x0, size), p, cv2.INTER_NEAREST).astype(bool)
+                 for k, v in im.valid.items()}
+        k = int(self.rng.integers(4)) if aug.rot90 else 0
+        flip = aug.flips and self.rng.random() < 0.5
+
+        def geo(a):
+            a = np.rot90(a, k, axes=(-2, -1))
+            return np.ascontiguousarray(a[..., ::-1] if flip else a)
+
+        image = geo(image)
+        targets = {n: geo(a) for n, a in targets.items()}
+        valid = {n: geo(a) for n, a in valid.items()}
+        image = image * self.rng.uniform(*aug.gain_range) + self.rng.uniform(*aug.offset_range)
+        if aug.noise_std > 0:
+            image = image + self.rng.normal(0, aug.noise_std, image.shape).astype(np.float32)
+        return image.astype(np.float32), targets, valid, dict(im.annotated)
+
+    def sample(self, batch_size: int) -> dict:
+        """A batch: image (B,C,P,P) and, per task, targets (B,P,P), valid (B,P,P), annotated (B,)."""
+        patches = [self.sample_patch() for _ in range(batch_size)]
+        names = [t.name for t in self.tasks]
+        return {
+            "image": torch.from_numpy(np.stack([pt[0] for pt in patches])),
+            "targets": {n: torch.from_numpy(np.stack([pt[1][n] for pt in patches]).astype(np.int64)) for n in names},
+            "valid": {n: torch.from_numpy(np.stack([pt[2][n] for pt in patches])) for n in names},
+            "annotated": {n: torch.tensor([pt[3][n] for pt in patches]) for n in names},
+        }

@@ -1,0 +1,260 @@
+"""Training sets on disk: a CSV manifest or a project folder.
+
+A CSV manifest has one row per image and a header naming at least ``image``
+and one column per task (``detection,separation,segmentation`` for the lazy
+tasks); column order is free, names are matched case-insensitively, and an
+optional ``roi`` column (non-zero = inside the region of interest) and an
+optional ``name`` column are used; any other column (notes...) is ignored::
+
+    image,detection,separation,segmentation,roi
+    img/a.tif,lab/a_blobs.tif,,lab/a_masks.tif,
+    img/b.tif,lab/b_blobs.tif,lab/b_scribbles.tif,,
+
+Paths are relative to the CSV's folder (absolute paths work too). An empty
+cell means "not annotated for that task". A label file that is given but
+entirely 0 follows METHOD section 1: not annotated.
+
+Instead of a CSV, :func:`load_manifest` takes a project folder written by
+:func:`napari_lazylabels.ome_zarr.write_project` (or a single ``.ome.zarr``
+store).
+
+Every problem is a one-line :class:`~napari_lazylabels.errors.LazyLabelsError`
+naming the offending file (and the manifest row).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..engine.annotations import LazyAnnotations, check_image, check_labels, validate_set
+from .atomic import atomic_write_file, check_writable
+from ..errors import AnnotationError, ImageReadError, LazyLabelsError
+from .imageio import load_image, load_labels
+from .ome_zarr import (ROI_LABEL, ImageStore, is_image_store, is_project, project_to_annotations,
+                       read_image_store, read_project)
+from ..engine.tasks import DETECTION, SEGMENTATION, SEPARATION, TaskSpec
+
+__all__ = ["IMAGE_COLUMN", "NAME_COLUMN", "ROI_COLUMN", "load_manifest", "write_manifest"]
+
+IMAGE_COLUMN = "image"
+ROI_COLUMN = ROI_LABEL
+NAME_COLUMN = "name"
+DEFAULT_COLUMNS = (IMAGE_COLUMN, DETECTION, SEPARATION, SEGMENTATION)
+
+_ROI_MAX = np.iinfo(np.int64).max  # any non-negative integer mask is accepted for a ROI
+
+
+def _strip_source(exc: LazyLabelsError) -> str:
+    text = str(exc)
+    prefix = f"{exc.source}: " if exc.source else ""
+    return text[len(prefix):] if prefix and text.startswith(prefix) else text
+
+
+def _with_context(exc: LazyLabelsError, context: str) -> LazyLabelsError:
+    """The same error (same class, same source) with ``context`` appended."""
+    new = type(exc)(f"{_strip_source(exc)} ({context})", source=exc.source)
+    return new
+
+
+def _resolve(cell: str, base: Path) -> Path:
+    p = Path(os.path.expanduser(cell.strip()))
+    return p if p.is_absolute() else base / p
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Header (lower-cased, stripped) and (line number, row) pairs of non-blank rows."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise AnnotationError("manifest is empty (no header, no rows)", source=str(path))
+            header = [h.strip().lower() for h in header]
+            rows = []
+            for row in reader:
+                if not any(c.strip() for c in row):
+                    continue
+                if len(row) > len(header) and any(c.strip() for c in row[len(header):]):
+                    raise AnnotationError(
+                        f"line {reader.line_num} has {len(row)} cells but the header has {len(header)}",
+                        source=str(path))
+                cells = [c.strip() for c in row] + [""] * (len(header) - len(row))
+                rows.append((reader.line_num, dict(zip(header, cells))))
+    except UnicodeDecodeError:
+        raise ImageReadError("manifest is not a UTF-8 text CSV file", source=str(path)) from None
+    except csv.Error as exc:
+        raise AnnotationError(f"manifest is not a valid CSV file ({exc})", source=str(path)) from None
+    except OSError as exc:
+        raise ImageReadError(f"cannot read manifest ({exc.strerror or exc})", source=str(path)) from None
+    return header, rows
+
+
+def _check_header(header: list[str], tasks: Sequence[TaskSpec], path: Path) -> None:
+    dupes = sorted({h for h in header if h and header.count(h) > 1})
+    if dupes:
+        raise AnnotationError(f"manifest header repeats column(s) {', '.join(dupes)}", source=str(path))
+    required = [IMAGE_COLUMN] + [t.name for t in tasks]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise AnnotationError(
+            f"manifest header lacks column(s) {', '.join(missing)}; it must contain "
+            f"{','.join(required)} (found: {','.join(header) or 'nothing'})", source=str(path))
+
+
+def _load_row(row: dict[str, str], line: int, base: Path, tasks: Sequence[TaskSpec],
+              manifest: Path) -> LazyAnnotations:
+    where = f"row on line {line} of {manifest}"
+    cell = row[IMAGE_COLUMN]
+    if not cell:
+        raise AnnotationError(f"line {line} has no image", source=str(manifest))
+    image_path = _resolve(cell, base)
+    try:
+        image = load_image(image_path)
+        labels: dict[str, np.ndarray | None] = {}
+        for t in tasks:
+            c = row.get(t.name, "")
+            labels[t.name] = None if not c else load_labels(
+                _resolve(c, base), image.shape[:2], t.max_label, what=f"{t.name} labels")
+        roi = None
+        if row.get(ROI_COLUMN):
+            roi = load_labels(_resolve(row[ROI_COLUMN], base), image.shape[:2], _ROI_MAX,
+                              what="region of interest") > 0
+    except LazyLabelsError as exc:
+        raise _with_context(exc, where) from None
+    name = row.get(NAME_COLUMN) or _stem(image_path)
+    return LazyAnnotations(image=image, labels=labels, roi=roi, name=name)
+
+
+def _stem(path: Path) -> str:
+    """File name without its image suffix (and a ``.ome`` before it)."""
+    stem = path.stem
+    return stem[:-4] if stem.lower().endswith(".ome") and len(stem) > 4 else stem
+
+
+def _unique_names(items: list[LazyAnnotations], cells: list[str]) -> None:
+    names = [it.name for it in items]
+    for it, cell in zip(items, cells):
+        if names.count(it.name) > 1:
+            it.name = cell
+
+
+def _load_csv(path: Path, tasks: Sequence[TaskSpec]) -> list[LazyAnnotations]:
+    header, rows = _read_rows(path)
+    _check_header(header, tasks, path)
+    if not rows:
+        raise AnnotationError("manifest has a header but no rows", source=str(path))
+    base = path.parent
+    items = [_load_row(row, line, base, tasks, path) for line, row in rows]
+    if NAME_COLUMN not in header:
+        _unique_names(items, [row[IMAGE_COLUMN] for _, row in rows])
+    return items
+
+
+def _check_store_labels(stores: Sequence[ImageStore], tasks: Sequence[TaskSpec]) -> None:
+    """Check each store's image and task layers so that errors name the store (and label folder)."""
+    for s in stores:
+        check_image(s.image, source=str(s.path))
+        yx = s.image.shape[:2]
+        for t in tasks:
+            lab = s.labels.get(t.name)
+            if lab is not None:
+                check_labels(lab, yx, t.max_label, source=f"{s.path}/labels/{t.name}",
+                             what=f"{t.name} labels")
+
+
+def _load_project(path: Path, tasks: Sequence[TaskSpec]) -> list[LazyAnnotations]:
+    stores = read_project(path) if is_project(path) else [read_image_store(path)]
+    if not stores:
+        raise AnnotationError("project has no images", source=str(path))
+    _check_store_labels(stores, tasks)
+    return project_to_annotations(stores, tasks)
+
+
+def load_manifest(path: str | os.PathLike, tasks: Sequence[TaskSpec]) -> list[LazyAnnotations]:
+    """Load and validate a training set from a CSV manifest or a project folder.
+
+    Returns:
+        The validated items (labels as int32, ROI as bool), in manifest order.
+
+    Raises:
+        ImageReadError: manifest, image or label file missing or unreadable.
+        AnnotationError: empty manifest, bad header, label shape or values
+            wrong, or no image annotated for any task.
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise ImageReadError("manifest not found", source=source)
+    if path.is_dir():
+        if not (is_project(path) or is_image_store(path)):
+            raise ImageReadError("folder is neither a lazylabels project (no project.json) "
+                                 "nor an OME-Zarr store", source=source)
+        items = _load_project(path, tasks)
+    else:
+        items = _load_csv(path, tasks)
+    try:
+        return validate_set(items, tasks)
+    except LazyLabelsError as exc:
+        if exc.source:  # names an image already
+            raise _with_context(exc, f"in {path}") from None
+        raise type(exc)(_strip_source(exc), source=source) from None
+
+
+def _cell(value: Any, base: Path) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        if not text:
+            return ""
+        p = Path(text)
+        if p.is_absolute():
+            try:
+                p = Path(os.path.relpath(p, base))
+            except ValueError:  # another drive on Windows
+                return p.as_posix()
+        return p.as_posix()
+    return str(value)
+
+
+def write_manifest(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
+                   columns: Sequence[str] | None = None, overwrite: bool = False) -> Path:
+    """Write a CSV manifest atomically; absolute paths are made relative to its folder.
+
+    Args:
+        path: the CSV file.
+        rows: one mapping per image, e.g. ``{"image": "a.tif", "detection":
+            "a_blobs.tif", "segmentation": None}``; missing keys and ``None``
+            give empty cells. Paths may be ``str`` or ``Path``.
+        columns: header; default ``image,detection,separation,segmentation``
+            followed by any other key found in ``rows``.
+        overwrite: replace an existing file.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is false.
+        ValueError: a row without an image.
+    """
+    path = check_writable(path, overwrite)
+    rows = [dict(r) for r in rows]
+    for i, r in enumerate(rows):
+        if not r.get(IMAGE_COLUMN):
+            raise ValueError(f"{path}: row {i} has no {IMAGE_COLUMN!r}")
+    if columns is None:
+        columns = list(DEFAULT_COLUMNS)
+        for r in rows:
+            columns += [k for k in r if k not in columns]
+    base = path.absolute().parent
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(columns)
+            for r in rows:
+                w.writerow([_cell(r.get(c), base) for c in columns])
+
+    return atomic_write_file(path, write, overwrite=overwrite)

@@ -1,0 +1,543 @@
+"""OME-Zarr (NGFF 0.5, Zarr v3) stores for images, lazy labels and predictions.
+
+One image store (``<name>.ome.zarr``) holds::
+
+    zarr.json                 attrs: {"ome": {"version": "0.5", "multiscales": [...]},
+                                      "lazylabels": {"version": 1, "image_axes": "yx"|"yxc",
+                                                     "metadata": {...}}}
+    0/                        the image, axes (y, x) or (c, y, x)
+    labels/zarr.json          attrs: {"ome": {"version": "0.5", "labels": [names]}}
+    labels/<name>/            one NGFF image-label group per label layer
+    labels/<name>/0/          the label array (y, x), integer dtype as given
+    probabilities/<task>/0/   a task's class probabilities (c, y, x), float
+
+The label layers are named like the tasks (``detection``, ``separation``,
+``segmentation``) plus an optional ``roi``; any other name (e.g. instance ids
+from inference) is stored but not trained on. Probabilities are per-class maps,
+not labels, so they live outside the NGFF ``labels`` group. A single scale
+level is written: the images are 2D and napari reads them directly.
+
+Free-form, JSON-serialisable metadata is kept under
+``attrs["lazylabels"]["metadata"]``. Conventional keys: ``annotated`` (task
+name -> bool, marks a task annotated even when its layer is empty, or not
+annotated though it is painted), ``class_names`` (list of str) and ``model``
+(provenance of the probabilities). JSON turns tuples into lists.
+
+A project is a folder of such stores plus ``project.json``::
+
+    {"format": "napari-lazylabels project", "version": 1,
+     "images": [{"name": ..., "path": "<name>.ome.zarr"}, ...],
+     "class_names": [...]}
+
+Every write is atomic (:mod:`napari_lazylabels.atomic`): nothing is left
+behind by a failed write, and nothing existing is replaced without
+``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..engine.annotations import LazyAnnotations
+from .atomic import atomic_write_dir, atomic_write_file, check_writable
+from ..errors import ImageReadError, LazyLabelsError, OutputExistsError
+from ..engine.tasks import TaskSpec
+
+__all__ = [
+    "NGFF_VERSION", "STORE_SUFFIX", "PROJECT_FILE", "ROI_LABEL", "ImageStore",
+    "write_image_store", "read_image_store", "is_image_store", "is_project",
+    "write_project", "read_project", "read_project_info", "add_to_project",
+    "project_to_annotations", "annotations_to_store",
+]
+
+NGFF_VERSION = "0.5"
+STORE_SUFFIX = ".ome.zarr"
+PROJECT_FILE = "project.json"
+PROJECT_FORMAT = "napari-lazylabels project"
+PROJECT_VERSION = 1
+STORE_VERSION = 1
+#: Name of the label layer holding the region of interest.
+ROI_LABEL = "roi"
+#: Largest spatial chunk edge.
+CHUNK = 512
+
+_BAD_NAME = re.compile(r"[/\\\x00-\x1f:*?\"<>|]")
+
+# A colour-blind friendly cycle (Okabe-Ito) for NGFF image-label colours.
+_PALETTE = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66),
+            (0, 114, 178), (213, 94, 0), (204, 121, 167), (153, 153, 153)]
+_MAX_COLOURS = 256
+
+
+@dataclass
+class ImageStore:
+    """The content of one OME-Zarr image store.
+
+    Attributes:
+        image: YX or YXC array, exactly as written.
+        labels: label layer name -> YX integer (or bool) array.
+        probabilities: task name -> (C, Y, X) float array.
+        name: the image's name (multiscales name; file stem by default).
+        metadata: JSON-serialisable project metadata (see module docstring).
+        path: where it was read from (``None`` when built in memory).
+    """
+
+    image: np.ndarray
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)
+    name: str = "image"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+
+
+# ----------------------------------------------------------------- helpers
+
+def _store_name(path: Path) -> str:
+    name = path.name
+    for suffix in (STORE_SUFFIX, ".zarr"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _check_name(name: str, what: str, source: str) -> str:
+    if (not isinstance(name, str) or not name.strip() or name != name.strip()
+            or name.startswith((".", "__")) or _BAD_NAME.search(name)):
+        raise ValueError(f"{source}: {what} name {name!r} is not usable as a file name "
+                         f"(no slashes, control characters or :*?\"<>|, no leading '.' or '__')")
+    return name
+
+
+def _chunks(shape: Sequence[int]) -> tuple[int, ...]:
+    """Full extent on the leading (channel) axis when small, at most CHUNK on Y and X."""
+    lead = tuple(s if s <= 16 else 1 for s in shape[:-2])
+    return lead + tuple(max(1, min(CHUNK, s)) for s in shape[-2:])
+
+
+def _axes(names: str) -> list[dict[str, str]]:
+    kinds = {"c": "channel", "y": "space", "x": "space", "z": "space", "t": "time"}
+    return [{"name": n, "type": kinds[n]} for n in names]
+
+
+def _multiscales(axes: str, name: str) -> list[dict]:
+    return [{
+        "name": name,
+        "axes": _axes(axes),
+        "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [1.0] * len(axes)}]}],
+    }]
+
+
+def _colours(max_value: int) -> list[dict]:
+    n = min(max_value, _MAX_COLOURS)
+    return [{"label-value": k, "rgba": [*_PALETTE[(k - 1) % len(_PALETTE)], 255]} for k in range(1, n + 1)]
+
+
+def _write_array(group, name: str, data: np.ndarray, dims: Sequence[str]) -> None:
+    group.create_array(name, data=np.ascontiguousarray(data), chunks=_chunks(data.shape),
+                       dimension_names=list(dims))
+
+
+def _prepare(image: np.ndarray, labels: Mapping[str, np.ndarray],
+             probabilities: Mapping[str, np.ndarray], metadata: Mapping | None,
+             source: str) -> tuple[np.ndarray, dict, dict, dict]:
+    """Check everything before any byte is written."""
+    image = np.asarray(image)
+    if image.ndim not in (2, 3):
+        raise ValueError(f"{source}: image must be YX or YXC, got shape {image.shape}")
+    yx = image.shape[:2]
+    labs: dict[str, np.ndarray] = {}
+    for key, lab in (labels or {}).items():
+        _check_name(key, "label", source)
+        lab = np.asarray(lab)
+        if lab.shape != yx:
+            raise ValueError(f"{source}: label {key!r} has shape {lab.shape} but the image is {yx}")
+        if not (lab.dtype == bool or np.issubdtype(lab.dtype, np.integer)):
+            raise ValueError(f"{source}: label {key!r} must be integer or bool, got {lab.dtype}")
+        labs[key] = lab
+    probs: dict[str, np.ndarray] = {}
+    for key, prob in (probabilities or {}).items():
+        _check_name(key, "probability", source)
+        prob = np.asarray(prob)
+        if prob.ndim != 3 or prob.shape[1:] != yx:
+            raise ValueError(f"{source}: probabilities {key!r} must be (C, Y, X) with YX = {yx}, "
+                             f"got {prob.shape}")
+        if not np.issubdtype(prob.dtype, np.floating):
+            raise ValueError(f"{source}: probabilities {key!r} must be float, got {prob.dtype}")
+        probs[key] = prob
+    meta = dict(metadata or {})
+    try:
+        meta = json.loads(json.dumps(meta))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: metadata is not JSON-serialisable ({exc})") from None
+    return image, labs, probs, meta
+
+
+def _fill_store(root_dir: Path, image: np.ndarray, labels: dict, probabilities: dict,
+                name: str, metadata: dict) -> None:
+    import zarr
+    from zarr.storage import LocalStore
+
+    yxc = image.ndim == 3
+    attrs = {
+        "ome": {"version": NGFF_VERSION, "multiscales": _multiscales("cyx" if yxc else "yx", name)},
+        "lazylabels": {"version": STORE_VERSION, "image_axes": "yxc" if yxc else "yx",
+                       "metadata": metadata},
+    }
+    root = zarr.open_group(LocalStore(root_dir), mode="w", zarr_format=3, attributes=attrs)
+    _write_array(root, "0", np.moveaxis(image, -1, 0) if yxc else image, "cyx" if yxc else "yx")
+    _write_labels(root, labels)
+    _write_probabilities(root, probabilities)
+
+
+def _write_labels(root, labels: dict[str, np.ndarray]) -> None:
+    if not labels:
+        return
+    group = root.create_group("labels", attributes={"ome": {"version": NGFF_VERSION,
+                                                            "labels": list(labels)}})
+    for key, lab in labels.items():
+        is_bool = lab.dtype == bool
+        data = lab.astype(np.uint8) if is_bool else lab
+        top = int(data.max()) if data.size else 0
+        attrs = {"ome": {"version": NGFF_VERSION, "multiscales": _multiscales("yx", key),
+                         "image-label": {"version": NGFF_VERSION, "colors": _colours(top),
+                                         "source": {"image": "../../"}}},
+                 "lazylabels": {"dtype": "bool" if is_bool else str(lab.dtype)}}
+        sub = group.create_group(key, attributes=attrs)
+        _write_array(sub, "0", data, "yx")
+
+
+def _write_probabilities(root, probabilities: dict[str, np.ndarray]) -> None:
+    if not probabilities:
+        return
+    group = root.create_group("probabilities", attributes={"lazylabels": {"probabilities": list(probabilities)}})
+    for key, prob in probabilities.items():
+        sub = group.create_group(key, attributes={"ome": {"version": NGFF_VERSION,
+                                                          "multiscales": _multiscales("cyx", key)}})
+        _write_array(sub, "0", prob, "cyx")
+
+
+# ----------------------------------------------------------------- one store
+
+def write_image_store(path: str | os.PathLike, image: np.ndarray,
+                      labels: Mapping[str, np.ndarray] | None = None,
+                      probabilities: Mapping[str, np.ndarray] | None = None, *,
+                      name: str | None = None, metadata: Mapping[str, Any] | None = None,
+                      overwrite: bool = False) -> Path:
+    """Write an image, its label layers and probabilities as one OME-Zarr store.
+
+    Args:
+        path: the store folder, conventionally ``<name>.ome.zarr``.
+        image: YX or YXC array (stored as (y, x) or (c, y, x)).
+        labels: layer name -> YX integer/bool array; dtype kept exactly.
+        probabilities: task name -> (C, Y, X) float array.
+        name: image name; defaults to the folder name without ``.ome.zarr``.
+        metadata: JSON-serialisable dict kept under ``attrs["lazylabels"]``.
+        overwrite: replace an existing store (atomically).
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is false.
+        ValueError: arrays of the wrong shape or type, bad names, metadata
+            that is not JSON.
+    """
+    path = check_writable(path, overwrite)
+    name = name or _store_name(path)
+    image, labs, probs, meta = _prepare(image, labels or {}, probabilities or {}, metadata, str(path))
+    return atomic_write_dir(path, lambda tmp: _fill_store(tmp, image, labs, probs, name, meta),
+                            overwrite=overwrite)
+
+
+def is_image_store(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder holding a Zarr v3 group with OME multiscales."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+        return "multiscales" in meta.get("attributes", {}).get("ome", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _first_dataset(group, what: str) -> tuple[Any, list[str]]:
+    ome = group.attrs.get("ome", {})
+    ms = ome.get("multiscales") or []
+    if not ms:
+        raise ValueError(f"{what} has no OME multiscales metadata")
+    axes = [a["name"] if isinstance(a, dict) else str(a) for a in ms[0]["axes"]]
+    array = group[ms[0]["datasets"][0]["path"]]
+    return array, axes
+
+
+def _to_yx(data: np.ndarray, axes: list[str], channel_last: bool) -> np.ndarray:
+    """Reduce an NGFF (t, c, z, y, x) subset to YX / YXC."""
+    if len(axes) != data.ndim:
+        raise ValueError(f"axes {axes} do not match array shape {data.shape}")
+    for ax in ("t", "z"):
+        if ax in axes:
+            i = axes.index(ax)
+            if data.shape[i] != 1:
+                raise ValueError(f"{data.shape[i]} {'time points' if ax == 't' else 'z-planes'}; "
+                                 f"only 2D images are supported")
+            data = np.take(data, 0, axis=i)
+            axes = axes[:i] + axes[i + 1:]
+    if axes[-2:] != ["y", "x"] or len(axes) > 3:
+        raise ValueError(f"unsupported axes {axes}")
+    if len(axes) == 3 and channel_last:
+        data = np.moveaxis(data, 0, -1)
+    return np.ascontiguousarray(data)
+
+
+def read_image_store(path: str | os.PathLike) -> ImageStore:
+    """Read a store written by :func:`write_image_store` (or a 2D NGFF image).
+
+    Raises:
+        ImageReadError: missing folder, not a Zarr v3 OME store, or corrupt.
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise ImageReadError("OME-Zarr store not found", source=source)
+    if not path.is_dir():
+        raise ImageReadError("not an OME-Zarr store (not a folder)", source=source)
+    if not (path / "zarr.json").is_file():
+        raise ImageReadError("not an OME-Zarr v3 store (no zarr.json)", source=source)
+    try:
+        return _read_store(path)
+    except LazyLabelsError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+        raise ImageReadError(f"cannot read OME-Zarr store ({detail})", source=source) from None
+
+
+def _read_store(path: Path) -> ImageStore:
+    import zarr
+    from zarr.storage import LocalStore
+
+    root = zarr.open_group(LocalStore(path, read_only=True), mode="r")
+    own = root.attrs.get("lazylabels", {}) or {}
+    array, axes = _first_dataset(root, "image")
+    image = _to_yx(array[...], axes, channel_last=True)
+    ms = root.attrs["ome"]["multiscales"][0]
+    name = ms.get("name") or _store_name(path)
+
+    labels: dict[str, np.ndarray] = {}
+    if "labels" in root:
+        group = root["labels"]
+        for key in group.attrs.get("ome", {}).get("labels", []):
+            sub = group[key]
+            arr, lab_axes = _first_dataset(sub, f"label {key!r}")
+            data = _to_yx(arr[...], lab_axes, channel_last=False)
+            if data.ndim != 2:
+                raise ValueError(f"label {key!r} is not 2D")
+            if (sub.attrs.get("lazylabels", {}) or {}).get("dtype") == "bool":
+                data = data.astype(bool)
+            labels[key] = data
+
+    probabilities: dict[str, np.ndarray] = {}
+    if "probabilities" in root:
+        group = root["probabilities"]
+        names = (group.attrs.get("lazylabels", {}) or {}).get("probabilities")
+        if names is None:
+            names = sorted(k for k, _ in group.groups())
+        for key in names:
+            arr, _ = _first_dataset(group[key], f"probabilities {key!r}")
+            probabilities[key] = np.ascontiguousarray(arr[...])
+
+    return ImageStore(image=image, labels=labels, probabilities=probabilities, name=name,
+                      metadata=dict(own.get("metadata", {}) or {}), path=str(path))
+
+
+# ----------------------------------------------------------------- projects
+
+def _as_store(item: ImageStore | Mapping[str, Any]) -> ImageStore:
+    if isinstance(item, ImageStore):
+        return item
+    item = dict(item)
+    if "image" not in item:
+        raise ValueError("a project image needs an 'image' array")
+    unknown = set(item) - {"image", "labels", "probabilities", "name", "metadata", "path"}
+    if unknown:
+        raise ValueError(f"unknown image store fields: {sorted(unknown)}")
+    return ImageStore(image=item["image"], labels=dict(item.get("labels") or {}),
+                      probabilities=dict(item.get("probabilities") or {}),
+                      name=item.get("name") or "image", metadata=dict(item.get("metadata") or {}))
+
+
+def _store_kwargs(store: ImageStore) -> dict:
+    return dict(image=store.image, labels=store.labels, probabilities=store.probabilities,
+                name=store.name, metadata=store.metadata)
+
+
+def is_project(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a project folder (holds ``project.json``)."""
+    return (Path(path) / PROJECT_FILE).is_file()
+
+
+def _project_json(names: Sequence[str], class_names: Sequence[str]) -> dict:
+    return {"format": PROJECT_FORMAT, "version": PROJECT_VERSION,
+            "images": [{"name": n, "path": n + STORE_SUFFIX} for n in names],
+            "class_names": list(class_names)}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def write_project(folder: str | os.PathLike, stores: Sequence[ImageStore | Mapping[str, Any]],
+                  overwrite: bool = False, class_names: Sequence[str] | None = None) -> Path:
+    """Write a project folder: one ``<name>.ome.zarr`` per image plus ``project.json``.
+
+    Args:
+        folder: the project folder (written atomically as a whole).
+        stores: :class:`ImageStore` objects or dicts with the keyword
+            arguments of :func:`write_image_store` (``image``, ``labels``,
+            ``probabilities``, ``name``, ``metadata``).
+        overwrite: replace an existing folder.
+        class_names: recorded in ``project.json``; defaults to the first
+            image's ``metadata["class_names"]`` (or an empty list).
+
+    Raises:
+        OutputExistsError: ``folder`` exists and ``overwrite`` is false.
+        ValueError: duplicate or invalid image names, bad arrays.
+    """
+    folder = check_writable(folder, overwrite)
+    items = [_as_store(s) for s in stores]
+    names = [_check_name(s.name, "image", str(folder)) for s in items]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{folder}: duplicate image names {dupes}")
+    if class_names is None:
+        class_names = next((s.metadata.get("class_names") for s in items
+                            if s.metadata.get("class_names")), [])
+    for s in items:  # refuse bad arrays before writing anything
+        _prepare(s.image, s.labels, s.probabilities, s.metadata, f"{folder}/{s.name}{STORE_SUFFIX}")
+
+    def fill(tmp: Path) -> None:
+        for s in items:
+            write_image_store(tmp / (s.name + STORE_SUFFIX), **_store_kwargs(s))
+        _write_json(tmp / PROJECT_FILE, _project_json(names, class_names))
+
+    return atomic_write_dir(folder, fill, overwrite=overwrite)
+
+
+def read_project_info(folder: str | os.PathLike) -> dict:
+    """Read and check ``project.json``.
+
+    Raises:
+        ImageReadError: folder or ``project.json`` missing, unreadable,
+            or of an unknown format/version.
+    """
+    folder = Path(folder)
+    pfile = folder / PROJECT_FILE
+    if not folder.exists():
+        raise ImageReadError("project folder not found", source=str(folder))
+    if not pfile.is_file():
+        raise ImageReadError(f"not a lazylabels project (no {PROJECT_FILE})", source=str(folder))
+    try:
+        info = json.loads(pfile.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ImageReadError(f"cannot read project file ({type(exc).__name__})", source=str(pfile)) from None
+    if not isinstance(info, dict) or info.get("format") != PROJECT_FORMAT:
+        raise ImageReadError("not a lazylabels project file", source=str(pfile))
+    if not isinstance(info.get("version"), int) or info["version"] > PROJECT_VERSION:
+        raise ImageReadError(f"project version {info.get('version')!r} is newer than this "
+                             f"napari-lazylabels understands ({PROJECT_VERSION})", source=str(pfile))
+    images = info.get("images")
+    if not isinstance(images, list) or not all(isinstance(e, dict) and "name" in e and "path" in e
+                                               for e in images):
+        raise ImageReadError("project file has no valid 'images' list", source=str(pfile))
+    for e in images:
+        if not isinstance(e["path"], str) or Path(e["path"]).name != e["path"] or e["path"].startswith("."):
+            raise ImageReadError(f"image path {e['path']!r} must be a store inside the project folder",
+                                 source=str(pfile))
+    info.setdefault("class_names", [])
+    return info
+
+
+def read_project(folder: str | os.PathLike) -> list[ImageStore]:
+    """Read every image store listed in a project's ``project.json``, in order.
+
+    Raises:
+        ImageReadError: bad project file, or a listed store missing/corrupt
+            (the message names the store).
+    """
+    folder = Path(folder)
+    info = read_project_info(folder)
+    return [read_image_store(folder / e["path"]) for e in info["images"]]
+
+
+def add_to_project(folder: str | os.PathLike, store: ImageStore | Mapping[str, Any],
+                   overwrite: bool = False) -> Path:
+    """Add (or, with ``overwrite``, replace) one image in a project; the others are untouched.
+
+    A missing project folder is created. Returns the store's path.
+
+    Raises:
+        OutputExistsError: the image is already in the project (or its store
+            folder exists) and ``overwrite`` is false.
+    """
+    folder = Path(folder)
+    item = _as_store(store)
+    name = _check_name(item.name, "image", str(folder))
+    if not folder.exists():
+        write_project(folder, [item])
+        return folder / (name + STORE_SUFFIX)
+    info = read_project_info(folder)
+    names = [e["name"] for e in info["images"]]
+    target = folder / (name + STORE_SUFFIX)
+    if name in names and not overwrite:
+        raise OutputExistsError(f"image {name!r} is already in the project; pass --overwrite to replace it",
+                                source=str(target))
+    write_image_store(target, **_store_kwargs(item), overwrite=overwrite)
+    if name not in names:
+        info["images"].append({"name": name, "path": name + STORE_SUFFIX})
+        if not info.get("class_names") and item.metadata.get("class_names"):
+            info["class_names"] = list(item.metadata["class_names"])
+        atomic_write_file(folder / PROJECT_FILE, lambda tmp: _write_json(tmp, info), overwrite=True)
+    return target
+
+
+# ----------------------------------------------------------------- annotations
+
+def project_to_annotations(stores: Sequence[ImageStore], tasks: Sequence[TaskSpec]) -> list[LazyAnnotations]:
+    """Turn image stores into training items (not validated; see ``annotations.validate_set``).
+
+    Label layers named like a task become that task's labels (absent: not
+    annotated for it); the ``roi`` layer becomes the region of interest;
+    other layers are ignored. ``metadata["annotated"]`` (task -> bool), when
+    present, marks tasks explicitly.
+    """
+    items = []
+    for s in stores:
+        names = [t.name for t in tasks]
+        marked = s.metadata.get("annotated") or {}
+        roi = s.labels.get(ROI_LABEL)
+        items.append(LazyAnnotations(
+            image=s.image,
+            labels={n: s.labels.get(n) for n in names},
+            roi=None if roi is None else np.asarray(roi) > 0,
+            name=s.name,
+            annotated={n: bool(marked[n]) for n in names if isinstance(marked, dict) and n in marked},
+        ))
+    return items
+
+
+def annotations_to_store(item: LazyAnnotations, metadata: Mapping[str, Any] | None = None) -> ImageStore:
+    """The inverse of :func:`project_to_annotations` for one image (``None`` layers are left out)."""
+    labels = {k: v for k, v in item.labels.items() if v is not None}
+    if item.roi is not None:
+        labels[ROI_LABEL] = np.asarray(item.roi)
+    meta = dict(metadata or {})
+    if item.annotated:
+        meta.setdefault("annotated", {k: bool(v) for k, v in item.annotated.items()})
+    return ImageStore(image=item.image, labels=labels, name=item.name, metadata=meta)

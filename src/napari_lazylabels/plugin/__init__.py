@@ -1,0 +1,1 @@
+"""The napari plugin: layer conventions, reader, writer and sample data (no Qt), and the dock widgets."""

@@ -1,0 +1,56 @@
+"""From napari layers to the engine's training items, and back to plain arrays.
+
+Everything handed to a background thread is copied here, on the GUI thread,
+so the user can keep painting while a model trains on a snapshot.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..engine.annotations import LazyAnnotations
+from ..errors import AnnotationError
+from .layers import META, annotated_flags, label_layers, plane_data, plane_name, plane_of, spatial_shape
+from .summary import painted_planes
+
+
+def snapshot_labels(viewer, image_layer) -> dict[str, np.ndarray]:
+    """Task -> the image's lazy-label data (all planes), checked against the image's shape."""
+    shape = spatial_shape(image_layer)
+    out = {}
+    for task, layer in label_layers(viewer, image_layer.name).items():
+        if tuple(layer.data.shape) != shape:
+            raise AnnotationError(f"layer '{layer.name}' has shape {tuple(layer.data.shape)} but the "
+                                  f"image is {shape}", source=image_layer.name)
+        out[task] = layer.data
+    return out
+
+
+def training_items(viewer, image_layer) -> list[LazyAnnotations]:
+    """One training item per painted plane of the image (copies of the image and its labels)."""
+    stacks = snapshot_labels(viewer, image_layer)
+    if not stacks:
+        raise AnnotationError("has no lazy-label layers: add them in the Lazy annotation widget",
+                              source=image_layer.name)
+    items = []
+    marks = ((image_layer.metadata or {}).get(META) or {}).get("annotated") or {}
+    flagged = {tuple(p) for p, f in marks.items() if any(f.values())}
+    for plane in sorted(set(painted_planes(stacks)) | flagged):
+        labels = {t: np.array(plane_of(d, plane)) for t, d in stacks.items()}
+        items.append(LazyAnnotations(image=np.array(plane_data(image_layer, plane)), labels=labels,
+                                     name=plane_name(image_layer.name, plane),
+                                     annotated=annotated_flags(image_layer, plane)))
+    return items
+
+
+def training_set(viewer, image_layers: Sequence) -> list[LazyAnnotations]:
+    """Training items of several images; an error names the image when nothing is painted at all."""
+    items: list[LazyAnnotations] = []
+    for layer in image_layers:
+        items.extend(training_items(viewer, layer))
+    if not items:
+        names = ", ".join(layer.name for layer in image_layers) or "(no image ticked)"
+        raise AnnotationError("nothing painted yet: paint blobs, scribbles or masks first", source=names)
+    return items

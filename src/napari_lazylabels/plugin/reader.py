@@ -1,0 +1,134 @@
+"""napari reader: a lazylabels project folder, or one OME-Zarr image store, as layers.
+
+Each image comes back with its three lazy-label layers (empty where the image
+was not annotated for a task, so painting can go on), its region of interest,
+and its predictions (``semantic``, ``instances`` and one probability layer per
+task) named and coloured as the widgets name and colour them. Stores exported
+from the planes of one stack (``metadata["stack"]``) are put back together
+into the stack.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..io.ome_zarr import ROI_LABEL, ImageStore, is_image_store, is_project, read_image_store, read_project
+from .layers import META, PREDICTION_KINDS, TASKS, label_dtype, label_layer_kwargs
+from .widgets.predictions import (foreground, instances_layer_kwargs, probability_layer_kwargs,
+                                  semantic_layer_kwargs)
+
+LayerData = tuple[Any, dict, str]
+
+
+def napari_get_reader(path: str | list[str]) -> Callable[[str], list[LayerData]] | None:
+    """Our reader for a project folder or an OME-Zarr store written by napari-lazylabels."""
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    p = Path(os.fspath(path))
+    if p.is_dir() and (is_project(p) or is_image_store(p)):
+        return read_lazylabels
+    return None
+
+
+def read_lazylabels(path: str | list[str]) -> list[LayerData]:
+    if isinstance(path, (list, tuple)):
+        path = path[0]
+    p = Path(os.fspath(path))
+    stores = read_project(p) if is_project(p) else [read_image_store(p)]
+    layers: list[LayerData] = []
+    for name, members in group_stacks(stores).items():
+        layers.extend(image_layers(name, members))
+    return layers
+
+
+def group_stacks(stores: list[ImageStore]) -> "OrderedDict[str, list[tuple[tuple[int, ...], ImageStore]]]":
+    """Image name -> [(plane, store)]: planes of one exported stack together, 2D images alone."""
+    groups: OrderedDict[str, list] = OrderedDict()
+    for s in stores:
+        stack = s.metadata.get("stack") if isinstance(s.metadata, dict) else None
+        if isinstance(stack, dict) and "name" in stack and "plane" in stack:
+            groups.setdefault(str(stack["name"]), []).append((tuple(int(i) for i in stack["plane"]), s))
+        else:
+            groups.setdefault(s.name, []).append(((), s))
+    return groups
+
+
+def _lead_shape(members) -> tuple[int, ...]:
+    plane0, first = members[0]
+    if not plane0:
+        return ()
+    shape = first.metadata.get("stack", {}).get("shape")
+    if shape:
+        return tuple(int(n) for n in shape)
+    return tuple(int(max(p[i] for p, _ in members)) + 1 for i in range(len(plane0)))
+
+
+def _stacked(members, lead, get, dtype=None) -> np.ndarray | None:
+    """Put one array per plane into a stack (zeros where a plane has none); None if no plane has one."""
+    arrays = [(p, get(s)) for p, s in members]
+    present = [(p, a) for p, a in arrays if a is not None]
+    if not present:
+        return None
+    ref = np.asarray(present[0][1])
+    if not lead:
+        return ref if dtype is None else ref.astype(dtype)
+    out = np.zeros(lead + ref.shape, dtype or ref.dtype)
+    for p, a in present:
+        out[p] = a
+    return out
+
+
+def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -> list[LayerData]:
+    """The layers of one image (or one stack rebuilt from its planes)."""
+    members = sorted(members, key=lambda m: m[0])
+    lead = _lead_shape(members)
+    first = members[0][1]
+    names = list(first.metadata.get("class_names") or ["nucleus"])
+    image = _stacked(members, lead, lambda s: s.image)
+    rgb = image.ndim == len(lead) + 3 and image.shape[-1] in (3, 4)
+    marks = {p: {t: True for t, v in (s.metadata.get("annotated") or {}).items() if v}
+             for p, s in members if isinstance(s.metadata.get("annotated"), dict)}
+    meta = {"class_names": names}
+    if any(marks.values()):
+        meta["annotated"] = {p: m for p, m in marks.items() if m}
+    layers: list[LayerData] = [(image, {"name": name, "rgb": rgb, "metadata": {META: meta}}, "image")]
+    yx = image.shape[:-1] if rgb else image.shape
+    # the predictions just above the image, the lazy labels above them (as the widgets place them)
+    tasks = sorted({t for _, s in members for t in s.probabilities})
+    for task in tasks:
+        fg = _stacked(members, lead, lambda s: foreground(s.probabilities[task])
+                      if task in s.probabilities else None)
+        kwargs = probability_layer_kwargs(name, task)
+        kwargs["metadata"][META]["probabilities"] = {
+            p: np.asarray(s.probabilities[task], np.float32) for p, s in members if task in s.probabilities}
+        layers.append((fg, kwargs, "image"))
+    for kind in PREDICTION_KINDS:
+        data = _stacked(members, lead, lambda s: s.labels.get(kind))
+        if data is None:
+            continue
+        kwargs = semantic_layer_kwargs(name, names) if kind == "semantic" else instances_layer_kwargs(name)
+        layers.append((data.astype(np.uint8 if kind == "semantic" and data.max(initial=0) < 255
+                                   else np.int32), kwargs, "labels"))
+    for task in TASKS:
+        data = _stacked(members, lead, lambda s: s.labels.get(task), label_dtype(len(names)))
+        if data is None:
+            data = np.zeros(yx, label_dtype(len(names)))
+        layers.append((data, label_layer_kwargs(name, task, names), "labels"))
+    roi = _stacked(members, lead, lambda s: s.labels.get(ROI_LABEL), np.uint8)
+    if roi is not None:
+        layers.append((roi, {"name": f"{name} {ROI_LABEL}", "opacity": 0.3,
+                             "metadata": {META: {"image": name, "role": ROI_LABEL}}}, "labels"))
+    known = set(TASKS) | set(PREDICTION_KINDS) | {ROI_LABEL}
+    others = sorted({k for _, s in members for k in s.labels} - known)
+    for other in others:
+        data = _stacked(members, lead, lambda s: s.labels.get(other))
+        layers.append((data, {"name": f"{name} {other}",
+                              "metadata": {META: {"image": name, "role": other}}}, "labels"))
+    return layers

@@ -1,0 +1,71 @@
+"""napari sample data: synthetic nuclei with their lazy labels, and one real HeLa image.
+
+* ``synthetic nuclei``: a stack of 8 synthetic 256x256 fluorescence images
+  (each plane is one training image) with the lazy labels a biologist would
+  paint: blobs and interface scribbles on every plane, exact masks on one.
+* ``HeLa nuclei (real)``: a 256x256 crop of a real widefield image (see
+  ``data/README.md`` for its source and licence), to annotate by hand.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+import numpy as np
+
+from ..engine.synthetic import make_lazy_dataset
+from ..engine.tasks import DETECTION, SEGMENTATION, SEPARATION
+from .layers import META, label_dtype, label_layer_kwargs
+
+SYNTHETIC_NAME = "synthetic nuclei"
+REAL_NAME = "HeLa nuclei (real)"
+CLASS_NAMES = ["nucleus"]
+DATA = files("napari_lazylabels") / "data"
+
+
+def synthetic_stack(n_images: int = 8, shape: tuple[int, int] = (256, 256), seed: int = 0):
+    """Images (N, Y, X) float32, task -> labels (N, Y, X), and plane -> tasks marked annotated."""
+    items, _ = make_lazy_dataset(n_images, seed=seed, shape=shape, strong_fraction=1 / n_images)
+    marks = {(i,): {t: True for t, v in it.annotated.items() if v} for i, it in enumerate(items)}
+    image = np.stack([it.image for it in items]).astype(np.float32)
+    labels = {}
+    for task in (DETECTION, SEPARATION, SEGMENTATION):
+        planes = [it.labels.get(task) for it in items]
+        labels[task] = np.stack([np.zeros(shape) if p is None else p for p in planes]).astype(
+            label_dtype(len(CLASS_NAMES)))
+    return image, labels, marks
+
+
+def synthetic_sample() -> list[tuple[Any, dict, str]]:
+    """The synthetic stack with its blobs, scribbles and (one plane of) masks as layers.
+
+    Every plane is marked annotated for separation: the simulator knows where
+    nuclei touch, so a plane without scribbles truly has no interface.
+    """
+    image, labels, marks = synthetic_stack()
+    meta = {"class_names": CLASS_NAMES, "annotated": marks}
+    layers = [(image, {"name": SYNTHETIC_NAME, "metadata": {META: meta}}, "image")]
+    for task, data in labels.items():
+        layers.append((data, label_layer_kwargs(SYNTHETIC_NAME, task, CLASS_NAMES), "labels"))
+    return layers
+
+
+def real_image() -> np.ndarray:
+    import tifffile
+
+    with (DATA / "hela_t00_crop_image.tif").open("rb") as fh:
+        return tifffile.imread(fh)
+
+
+def real_instances() -> np.ndarray:
+    """The crop's instance labels (for scripts and tests that simulate a user's painting)."""
+    import tifffile
+
+    with (DATA / "hela_t00_crop_labels.tif").open("rb") as fh:
+        return tifffile.imread(fh)
+
+
+def real_sample() -> list[tuple[Any, dict, str]]:
+    """The real HeLa crop, ready for its lazy labels."""
+    return [(real_image(), {"name": REAL_NAME, "metadata": {META: {"class_names": CLASS_NAMES}}}, "image")]

@@ -1,0 +1,392 @@
+"""The Train & predict widget: pick images, set up a run, train in the background, watch it.
+
+Training runs in a Python thread (:mod:`.training_worker`); a 100 ms timer on
+the GUI thread drains its throttled messages: the progress bar with ETA, the
+loss curve per task, the device in use, and the prediction layers of the
+preview image, which appear after the first step and are refreshed in place.
+Stop keeps the last checkpoint; Resume continues from it (or fine-tunes a
+loaded model). Closing the viewer stops the run and waits for its thread.
+"""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+                            QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+from ...engine.annotations import validate_set
+from ...errors import LazyLabelsError
+from ...engine.tasks import lazy_tasks
+from .combo import set_combo_items
+from ..data import training_set
+from .label_picker import LabelLayerPicker
+from ..layers import class_names, current_plane, plane_data, source_images
+from .loss_plot import LossPlot
+from .model_panel import ModelPanel
+from .predictions import ensure_prediction_layers, show_prediction
+from .tooltips import tip
+from .training_form import TrainSettingsForm
+from ..training_worker import Finished, JobSpec, Preview, Progress, Started, TrainingJob
+
+
+def format_seconds(s: float) -> str:
+    if not s == s or s == float("inf"):
+        return "-"
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class _CloseWatcher(QObject):
+    """Calls ``callback`` when the watched window gets a Close event."""
+
+    def __init__(self, window, callback):
+        super().__init__(window)
+        self._callback = callback
+        window.installEventFilter(self)
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt name)
+        if event.type() == QEvent.Type.Close:
+            self._callback()
+        return False
+
+
+class _JobHolder:
+    """The running job, reachable without the widget (for clean-up when the widget is destroyed)."""
+
+    job: TrainingJob | None = None
+
+
+def _abandon(holder: _JobHolder, *_args) -> None:
+    """Stop the job of a destroyed widget and wait for its thread (no Qt is touched)."""
+    job, holder.job = holder.job, None
+    if job is not None:
+        job.spec.preview_image = None
+        job.stop()
+        job.join(60.0)
+
+
+class TrainWidget(QWidget):
+    """Dock widget: training settings, Train/Stop/Resume, progress, loss curves, model, predict."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.image_list = QListWidget()
+        self.image_list.setToolTip(tip("train_images"))
+        self.image_list.setMaximumHeight(90)
+        self.image_list.currentItemChanged.connect(self._highlighted)
+        self.label_picker = LabelLayerPicker(napari_viewer, self)
+        self.preview_combo = QComboBox()
+        self.preview_combo.setToolTip(tip("preview"))
+        self.form = TrainSettingsForm(self)
+        self.train_button = QPushButton("Train")
+        self.stop_button = QPushButton("Stop")
+        self.resume_button = QPushButton("Resume")
+        for b, key, slot in ((self.train_button, "train", self.train), (self.stop_button, "stop", self.stop),
+                             (self.resume_button, "resume", self.resume)):
+            b.setToolTip(tip(key))
+            b.clicked.connect(slot)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m steps")
+        self.status = QLabel("ready")
+        self.status.setWordWrap(True)
+        self.device_label = QLabel("device: -")
+        self.device_label.setToolTip(tip("device_in_use"))
+        self.loss_plot = LossPlot(self)
+        self.loss_plot.setToolTip(tip("loss_plot"))
+        self.model_panel = ModelPanel(napari_viewer, self.form.device.currentText, self)
+        top = QFormLayout()
+        top.addRow("Images", self.image_list)
+        top.addRow("Preview on", self.preview_combo)
+        buttons = QHBoxLayout()
+        for b in (self.train_button, self.stop_button, self.resume_button):
+            buttons.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.label_picker)
+        layout.addWidget(self.form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.device_label)
+        layout.addWidget(self.loss_plot)
+        layout.addWidget(self.model_panel)
+        layout.addStretch(1)
+
+        self._holder = _JobHolder()
+        self.destroyed.connect(partial(_abandon, self._holder))
+        self._watched = None
+        self.checkpoint: str | None = None
+        self.checkpoint_root: str | None = None
+        self.train_clicked_at: float | None = None
+        self.first_preview_s: float | None = None
+        self.previews = 0
+        self.preview_gui_ms: list[float] = []
+        self._pending: Preview | None = None
+        self._final: Finished | None = None
+        self._written: set = set()
+        self._placeholders = None
+        self._created: list = []
+        #: Run the training thread at a lower CPU priority than the GUI (Linux).
+        self.nice_training = True
+        #: Add the (empty) prediction layers before the training thread starts.
+        self.layers_first = True
+        self.last_finished: Finished | None = None
+        self._class_names: list[str] = []
+        self._poll = QTimer(self)
+        self._poll.setInterval(100)
+        self._poll.timeout.connect(self._drain)
+        self.viewer.layers.events.inserted.connect(self._layers_changed)
+        self.viewer.layers.events.removed.connect(self._layers_changed)
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._layers_changed)
+        self._layers_changed()
+        self._update_buttons()
+
+    # -- image lists ----------------------------------------------------------------------
+    def _layers_changed(self, event=None) -> None:
+        if event is not None and getattr(event, "type", "") == "inserted":
+            event.value.events.name.connect(self._layers_changed)
+        names = [layer.name for layer in source_images(self.viewer)]
+        ticked = set(self.selected_image_names())
+        highlighted = self.label_picker.image_name
+        first = self.image_list.count() == 0
+        if names != [self.image_list.item(i).text() for i in range(self.image_list.count())]:
+            self.image_list.clear()
+            for n in names:
+                item = QListWidgetItem(n)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(Qt.CheckState.Checked if n in ticked or (first and n == names[0])
+                                   else Qt.CheckState.Unchecked)
+                self.image_list.addItem(item)
+        set_combo_items(self.preview_combo, names)
+        self.model_panel.refresh_images(names)
+        if self.image_list.currentItem() is None and self.image_list.count():
+            rows = [i for i in range(self.image_list.count()) if self.image_list.item(i).text() == highlighted]
+            self.image_list.setCurrentRow(rows[0] if rows else 0)
+        self.label_picker.refresh()
+
+    def _highlighted(self, item, previous=None) -> None:
+        self.label_picker.show_image(item.text() if item is not None else None)
+
+    def selected_image_names(self) -> list[str]:
+        return [self.image_list.item(i).text() for i in range(self.image_list.count())
+                if self.image_list.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_selected_images(self, names: list[str]) -> None:
+        for i in range(self.image_list.count()):
+            item = self.image_list.item(i)
+            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+
+    # -- running ----------------------------------------------------------------------------
+    @property
+    def job(self) -> TrainingJob | None:
+        return self._holder.job
+
+    @job.setter
+    def job(self, value: TrainingJob | None) -> None:
+        self._holder.job = value
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None
+
+    def _watch_window(self) -> None:
+        """Stop training when the napari window (the top-level ancestor) closes."""
+        top = self
+        while top.parentWidget() is not None:
+            top = top.parentWidget()
+        if top is not self and top is not self._watched:
+            self._watched = top
+            _CloseWatcher(top, self.shutdown)
+
+    def showEvent(self, event):  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        self._watch_window()
+
+    def closeEvent(self, event):  # noqa: N802 (Qt name)
+        self.shutdown()
+        super().closeEvent(event)
+
+    def _update_buttons(self) -> None:
+        self.train_button.setEnabled(not self.running)
+        self.stop_button.setEnabled(self.running and not self.job.stopping)
+        self.resume_button.setEnabled(not self.running and
+                                      (self.checkpoint is not None or self.model_panel.model_dir is not None))
+        self.model_panel.setEnabled(not self.running)
+
+    def train(self) -> None:
+        """Train a new model on the ticked images."""
+        self._start(resume=None)
+
+    def resume(self) -> None:
+        """Continue from the last checkpoint (or fine-tune the loaded model)."""
+        source = self.checkpoint or self.model_panel.model_dir
+        if source is None:
+            show_error("nothing to resume: train first or load a model")
+            return
+        self._start(resume=source)
+
+    def _checkpoint_dir(self) -> str:
+        if self.checkpoint_root is None:
+            self.checkpoint_root = tempfile.mkdtemp(prefix="lazylabels-checkpoints-")
+        return str(Path(self.checkpoint_root) / "checkpoint")
+
+    def _start(self, resume: str | None) -> None:
+        if self.running:
+            return
+        self.train_clicked_at = time.perf_counter()
+        self.first_preview_s = None
+        self.previews = 0
+        layers = [self.viewer.layers[n] for n in self.selected_image_names() if n in self.viewer.layers]
+        names = class_names(layers[0]) if layers else []
+        try:
+            if not layers:
+                raise LazyLabelsError("tick at least one image to train on")
+            items = training_set(self.viewer, layers)
+            settings = self.form.settings()
+            tasks = lazy_tasks(len(names), settings.weights)
+            validate_set(items, tasks)      # user errors now, before anything is started or added
+        except (LazyLabelsError, ValueError) as exc:
+            show_error(str(exc))
+            return
+        self._class_names = names
+        preview_layer = (self.viewer.layers[self.preview_combo.currentText()]
+                         if self.preview_combo.currentText() in self.viewer.layers else layers[0])
+        plane = current_plane(self.viewer, preview_layer)
+        spec = JobSpec(items=items, tasks=tasks, network=settings.network,
+                       config=settings.config, class_names=names, checkpoint_dir=self._checkpoint_dir(),
+                       resume=resume, preview_image=plane_data(preview_layer, plane).copy(),
+                       preview_key=(preview_layer.name, plane), threads=settings.threads,
+                       data_description=f"napari: {', '.join(layer.name for layer in layers)}",
+                       nice=self.nice_training)
+        self._watch_window()
+        # While training, napari's and torch's long-lived objects are kept out of the cyclic
+        # garbage collector: a full collection of them holds the GIL for a third of a second.
+        gc.freeze()
+        self.job = TrainingJob(spec)
+        if resume is None:
+            self.loss_plot.clear()
+        self.progress.setRange(0, settings.config.steps)
+        self.progress.setValue(0)
+        self.status.setText(f"starting on {len(items)} image(s)...")
+        self._placeholders = (preview_layer, [t.name for t in tasks])
+        self._created = []
+        if not self.layers_first:
+            self.job.start()
+        self._poll.start()
+        self._update_buttons()
+
+    def stop(self) -> None:
+        """Stop after the current step; the checkpoint is kept for Resume."""
+        if self.job is not None:
+            self.job.stop()
+            self.status.setText("stopping after this step...")
+            self._update_buttons()
+
+    # -- messages from the worker ---------------------------------------------------------
+    def _drain(self) -> None:
+        if self.job is None:
+            self._poll.stop()
+            return
+        progress = preview = None
+        for msg in self.job.drain():
+            if isinstance(msg, Started):
+                self.device_label.setText(f"device: {msg.device}")
+                self.progress.setRange(0, msg.total_steps)
+                if msg.step:
+                    self.loss_plot.set_history(msg.history)
+            elif isinstance(msg, Progress):
+                self.loss_plot.extend(msg.losses)
+                progress = msg
+            elif isinstance(msg, Preview):
+                preview = msg
+            elif isinstance(msg, Finished):
+                self._final = msg
+        if progress is not None:
+            self.progress.setValue(progress.step)
+            self.status.setText(f"step {progress.step}/{progress.total_steps}, "
+                                f"{progress.patches_per_s:.1f} patches/s, ETA {format_seconds(progress.eta_s)}")
+        if preview is None and self._pending is None and self._placeholders is not None:
+            self._add_placeholder()
+            if self._placeholders is None and not self.job.started:
+                self.job.start()            # the layers are there: now the training thread may start
+        if preview is not None:
+            self.previews += 1
+        if preview is not None or self._pending is not None:
+            self._show_preview(preview or self._pending)
+        if self._final is not None and self._pending is None:   # the last preview's layers all shown
+            self._finish(self._final)
+
+    def _add_placeholder(self) -> None:
+        """Add one missing prediction layer (empty) per tick while the first step runs."""
+        layer, tasks = self._placeholders
+        if layer not in self.viewer.layers:
+            self._placeholders = None
+            return
+        added, complete = ensure_prediction_layers(self.viewer, layer, tasks, self._class_names)
+        self._created.extend(added)
+        if complete:
+            self._placeholders = None
+
+    def _show_preview(self, msg: Preview) -> None:
+        """Refresh the prediction layers; missing ones are added one per timer tick."""
+        name, plane = msg.key
+        if self._pending is not msg:
+            self._written = set()
+        self._pending = None
+        if name not in self.viewer.layers:
+            return
+        t0 = time.perf_counter()
+        _, complete = show_prediction(self.viewer, self.viewer.layers[name], plane, msg.probabilities,
+                                      msg.semantic, msg.instances, self._class_names, max_new_layers=1,
+                                      written=self._written)
+        self.preview_gui_ms.append(1000 * (time.perf_counter() - t0))
+        if not complete:
+            self._pending = msg
+        if self.first_preview_s is None and self.train_clicked_at is not None:
+            self.first_preview_s = time.perf_counter() - self.train_clicked_at
+
+    def _finish(self, msg: Finished) -> None:
+        self._final = None
+        self._placeholders = None
+        self._poll.stop()
+        gc.unfreeze()
+        if msg.error and self.previews == 0:        # leave the layers as they were before Train
+            for layer in self._created:
+                if layer in self.viewer.layers:
+                    self.viewer.layers.remove(layer)
+        self._created = []
+        job, self.job = self.job, None
+        if job is not None:
+            job.join(30.0)
+        self.last_finished = msg
+        if msg.checkpoint:
+            self.checkpoint = msg.checkpoint
+            self.model_panel.set_model_dir(msg.checkpoint, f"model: checkpoint after {msg.step} steps")
+        if msg.error:
+            self.status.setText(f"training ended with an error at step {msg.step}")
+            if msg.details:
+                print(msg.details)
+            show_error(msg.error)
+        elif msg.stopped:
+            self.status.setText(f"stopped at step {msg.step}/{msg.total_steps}; Resume continues")
+        else:
+            self.status.setText(f"done: {msg.step} steps")
+            show_info(f"training done ({msg.step} steps)")
+        self._update_buttons()
+
+    # -- teardown -----------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop a running job and wait for its thread (the viewer is closing)."""
+        self._poll.stop()
+        _abandon(self._holder)
+        gc.unfreeze()
+        self.model_panel.shutdown()
