@@ -68,7 +68,8 @@ def main(argv=None) -> int:
     from qtpy.QtWidgets import QApplication
 
     from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME, real_instances
-    from napari_lazylabels.engine.simulate import detection_blobs, interface_scribbles
+    from napari_lazylabels.engine.regimes.detection import detection_blobs
+    from napari_lazylabels.engine.regimes.separation import interface_scribbles
 
     viewer = napari.Viewer(title="napari-lazylabels")
     win = viewer.window._qt_window

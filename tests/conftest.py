@@ -23,5 +23,5 @@ def tiny_network():
 @pytest.fixture
 def quick_config():
     """A few fast steps on small patches (tests only)."""
-    return TrainConfig(steps=6, patch_size=32, batch_size=2, preview_every=3, checkpoint_every=3,
+    return TrainConfig(steps=6, patch_size=32, batch_size=2, checkpoint_every=3,
                        device="cpu")

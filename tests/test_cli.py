@@ -210,3 +210,43 @@ def test_help_explains_every_option(capsys):
     for opt in ["--data", "--model", "--steps", "--patch-size", "--batch-size", "--device", "--seed"]:
         assert opt in text
     assert "image,detection,separation,segmentation" in text
+
+
+BAD_SETTINGS = [
+    (["--patch-size", "8"], "patch size must be a whole number >= 16"),
+    (["--lr", "0"], "learning rate must be a finite number > 0"),
+    (["--lr", "-1"], "learning rate"),
+    (["--lr", "nan"], "learning rate"),
+    (["--lr", "inf"], "learning rate"),
+    (["--task-weights", "detection=-1"], "weight must be a finite number >= 0"),
+    (["--task-weights", "detection=nan"], "weight must be a finite number >= 0"),
+    (["--task-weights", "separation=inf"], "weight must be a finite number >= 0"),
+    (["--task-weights", "banana=1"], "unknown task(s) in --task-weights: banana"),
+    (["--task-weights", "approximation=1"], "task weight(s) for unknown task(s) approximation"),
+    (["--seed", "-1"], "seed must be a whole number >= 0"),
+    (["--seed", str(2**32)], "seed must be a whole number >= 0 and <= 4294967295"),
+    (["--recursive", "--lambda-train", "-1"], "lambda_train must be a finite number >= 0"),
+    (["--recursive", "--rounds", "-2"], "rounds must be a whole number >= 0"),
+]
+
+
+@pytest.mark.parametrize("extra, needle", BAD_SETTINGS, ids=[" ".join(e) for e, _ in BAD_SETTINGS])
+def test_bad_settings_give_one_line_and_write_nothing(dataset, tmp_path, capsys, extra, needle):
+    out = tmp_path / "model"
+    code = main(["train", "--data", str(dataset), "--model", str(out)] + TRAIN + extra)
+    one_line_error(capsys, code, needle)
+    assert not out.exists()
+
+
+def test_a_closed_pipe_ends_in_one_line(model_dir):
+    """`lazylabels info | head`: the reader goes away before the output is written; no traceback, exit 2."""
+    import subprocess
+    import sys
+    code = (f"import sys; from napari_lazylabels.cli import main; sys.exit(main(['info', '--model', "
+            f"{str(model_dir)!r}]))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()          # the reader is gone before the command prints (its imports take a second)
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lazylabels: error:") and "pipe" in lines[0], err

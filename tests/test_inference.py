@@ -5,13 +5,13 @@ import torch
 from napari_lazylabels.engine.config import NetworkConfig, preset
 from napari_lazylabels.engine.inference import predict_tiled, predict_whole, tile_layout
 from napari_lazylabels.engine.model import build_model
-from napari_lazylabels.engine.tasks import lazy_tasks
+from napari_lazylabels.engine.regimes.registry import default_tasks
 
 
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    m = build_model(NetworkConfig(depth=3, base_channels=4, multitask_levels=2), lazy_tasks(1))
+    m = build_model(NetworkConfig(depth=3, base_channels=4, multitask_levels=2), default_tasks(1))
     for mod in m.modules():  # non-trivial normalisation statistics
         if isinstance(mod, torch.nn.BatchNorm2d):
             mod.running_mean.normal_(0, 0.5)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
 from skimage.draw import disk, ellipse
 
-from napari_lazylabels.errors import LazyLabelsError
+from napari_lazylabels.engine.metrics import average_precision
 from napari_lazylabels.engine.postprocess.instances import (
-    InstanceParams,
     instance_classes,
     instances_from_probabilities,
     semantic_from_probabilities,
 )
+from napari_lazylabels.engine.postprocess.settings import DISTANCE, InstanceParams
+from napari_lazylabels.engine.tasks import BOUNDARIES, FOREGROUND, PARTIAL, SEEDS
+from napari_lazylabels.errors import LazyLabelsError, SettingsError
 
 SHAPE = (128, 160)
 
@@ -67,7 +67,7 @@ def ideal_probabilities(gt: np.ndarray, cls: np.ndarray, n_classes: int = 1,
     sep = np.zeros((2, *gt.shape), np.float32)
     sep[1] = interfaces_of(gt)
     sep[0] = 1 - sep[1]
-    return {"segmentation": seg, "detection": det, "separation": sep}
+    return {FOREGROUND: seg, SEEDS: det, BOUNDARIES: sep}
 
 
 def best_ious(gt: np.ndarray, pred: np.ndarray) -> list[float]:
@@ -104,19 +104,19 @@ def test_touching_disks_without_interfaces_split_by_seeds():
     gt[disk((30, 51), 13)] = 2  # overlaps and overwrites: touching, no gap
     assert ndi.label(gt > 0)[1] == 1
     probs = ideal_probabilities(gt, gt > 0)
-    del probs["separation"]
+    del probs[BOUNDARIES]
     _, inst = instances_from_probabilities(probs)
     assert inst.max() == 2
     assert min(best_ious(gt, inst)) >= 0.8
     # The same with a separation head that predicts nothing.
-    probs["separation"] = np.stack([np.ones(gt.shape), np.zeros(gt.shape)]).astype(np.float32)
+    probs[BOUNDARIES] = np.stack([np.ones(gt.shape), np.zeros(gt.shape)]).astype(np.float32)
     _, inst2 = instances_from_probabilities(probs)
     assert np.array_equal(inst, inst2)
 
 
 def test_segmentation_only_falls_back_to_distance_peaks():
     gt, cls = ground_truth()
-    probs = {"segmentation": ideal_probabilities(gt, cls)["segmentation"]}
+    probs = {FOREGROUND: ideal_probabilities(gt, cls)[FOREGROUND]}
     semantic, inst = instances_from_probabilities(probs)
     assert np.array_equal(inst > 0, gt > 0)
     ious = best_ious(gt, inst)
@@ -125,8 +125,8 @@ def test_segmentation_only_falls_back_to_distance_peaks():
     assert gt.max() - 1 <= inst.max() <= gt.max() + 2
     # seed_source="distance" forces the same fallback when detection exists.
     full = ideal_probabilities(gt, cls)
-    del full["separation"]
-    _, forced = instances_from_probabilities(full, InstanceParams(seed_source="distance"))
+    del full[BOUNDARIES]
+    _, forced = instances_from_probabilities(full, InstanceParams(seed_source=DISTANCE))
     assert np.array_equal(forced, inst)
 
 
@@ -137,8 +137,8 @@ def test_interfaces_split_objects_without_a_neck():
     probs = ideal_probabilities(gt, gt > 0)
     # One detection blob over both (as a network may predict for a merged pair).
     inner = ndi.binary_erosion(gt > 0, iterations=4)
-    probs["detection"] = np.stack([~inner, inner]).astype(np.float32)
-    _, merged = instances_from_probabilities({k: v for k, v in probs.items() if k != "separation"})
+    probs[SEEDS] = np.stack([~inner, inner]).astype(np.float32)
+    _, merged = instances_from_probabilities({k: v for k, v in probs.items() if k != BOUNDARIES})
     assert merged.max() == 1
     _, inst = instances_from_probabilities(probs)
     assert inst.max() == 2
@@ -149,8 +149,8 @@ def test_interfaces_split_objects_without_a_neck():
 def test_approximation_seeds_when_detection_missing():
     gt, cls = ground_truth()
     probs = ideal_probabilities(gt, cls)
-    probs["approximation"] = probs.pop("detection")
-    _, inst = instances_from_probabilities(probs, InstanceParams(seed_source="approximation"))
+    probs[PARTIAL] = probs.pop(SEEDS)
+    _, inst = instances_from_probabilities(probs, InstanceParams(seed_source=PARTIAL))
     assert min(best_ious(gt, inst)) >= 0.8
     _, inst2 = instances_from_probabilities(probs)  # detection asked for, approximation used
     assert np.array_equal(inst, inst2)
@@ -160,13 +160,13 @@ def test_unseeded_object_kept_and_specks_dropped():
     gt, cls = ground_truth()
     probs = ideal_probabilities(gt, cls)
     # Object 7 loses its seed: still an instance of its own.
-    probs["detection"][1][gt == 7] = 0
-    probs["detection"][0][gt == 7] = 1
+    probs[SEEDS][1][gt == 7] = 0
+    probs[SEEDS][0][gt == 7] = 1
     # Specks of foreground (a few px each), one with a seed.
-    seg = probs["segmentation"]
+    seg = probs[FOREGROUND]
     for y, x in [(5, 5), (5, 90), (120, 150)]:
         seg[1, y:y + 3, x:x + 3], seg[0, y:y + 3, x:x + 3] = 0.95, 0.05
-    probs["detection"][1, 5:8, 90:93], probs["detection"][0, 5:8, 90:93] = 1, 0
+    probs[SEEDS][1, 5:8, 90:93], probs[SEEDS][0, 5:8, 90:93] = 1, 0
     _, inst = instances_from_probabilities(probs, InstanceParams(min_size=30))
     assert inst.max() == gt.max()
     assert min(best_ious(gt, inst)) >= 0.8
@@ -180,8 +180,8 @@ def test_small_fragment_merged_into_neighbour():
     gt[disk((30, 30), 15)] = 1
     probs = ideal_probabilities(gt, gt > 0)
     # A spurious second seed on the rim cuts off a small fragment.
-    probs["detection"][1, 30, 43:45], probs["detection"][0, 30, 43:45] = 1, 0
-    probs["separation"][1, 20:41, 40], probs["separation"][0, 20:41, 40] = 1, 0
+    probs[SEEDS][1, 30, 43:45], probs[SEEDS][0, 30, 43:45] = 1, 0
+    probs[BOUNDARIES][1, 20:41, 40], probs[BOUNDARIES][0, 20:41, 40] = 1, 0
     _, inst = instances_from_probabilities(probs, InstanceParams(min_seed_area=1, min_size=80))
     assert inst.max() == 1
     assert np.array_equal(inst > 0, gt > 0)
@@ -190,7 +190,7 @@ def test_small_fragment_merged_into_neighbour():
 def test_empty_probabilities_give_zeros():
     seg = np.zeros((2, 40, 50), np.float32)
     seg[0] = 1
-    probs = {"segmentation": seg, "detection": seg.copy(), "separation": seg.copy()}
+    probs = {FOREGROUND: seg, SEEDS: seg.copy(), BOUNDARIES: seg.copy()}
     semantic, inst = instances_from_probabilities(probs)
     assert not semantic.any() and not inst.any() and inst.shape == (40, 50)
     assert instance_classes(inst, semantic) == {}
@@ -200,7 +200,7 @@ def test_class_assignment_two_classes():
     gt, cls = ground_truth()
     probs = ideal_probabilities(gt, cls, n_classes=2)
     # A few wrongly classed pixels inside object 4 (class 2) do not change its class.
-    probs["segmentation"][1, 65:68, 95:98], probs["segmentation"][2, 65:68, 95:98] = 0.9, 0.05
+    probs[FOREGROUND][1, 65:68, 95:98], probs[FOREGROUND][2, 65:68, 95:98] = 0.9, 0.05
     semantic, inst = instances_from_probabilities(probs)
     assert np.array_equal(semantic, np.where((gt == 4) & (semantic == 1), 1, cls))
     assert semantic[66, 96] == 1
@@ -215,16 +215,16 @@ def test_semantic_is_argmax_and_missing_segmentation_is_an_error():
     rng = np.random.default_rng(1)
     p = rng.random((3, 20, 30)).astype(np.float32)
     p /= p.sum(0)
-    assert np.array_equal(semantic_from_probabilities({"segmentation": p}), p.argmax(0))
-    with pytest.raises(LazyLabelsError, match="segmentation"):
-        instances_from_probabilities({"detection": p})
-    with pytest.raises(LazyLabelsError, match="separation"):
-        instances_from_probabilities({"segmentation": p, "separation": p[:, :10]})
-    with pytest.raises(ValueError):
+    assert np.array_equal(semantic_from_probabilities({FOREGROUND: p}), p.argmax(0))
+    with pytest.raises(LazyLabelsError, match="foreground"):
+        instances_from_probabilities({SEEDS: p})
+    with pytest.raises(LazyLabelsError, match="boundaries"):
+        instances_from_probabilities({FOREGROUND: p, BOUNDARIES: p[:, :10]})
+    with pytest.raises(SettingsError, match="seed_source"):
         InstanceParams(seed_source="magic")
 
 
-def test_fast_on_a_large_crowded_image():
+def test_a_large_crowded_image_gives_every_object():
     rng = np.random.default_rng(0)
     shape = (1024, 1024)
     gt = np.zeros(shape, np.int32)
@@ -238,8 +238,6 @@ def test_fast_on_a_large_crowded_image():
         n += 1
         gt[rr, cc] = n
     probs = ideal_probabilities(gt, gt > 0, erode=3)
-    t = time.perf_counter()
     _, inst = instances_from_probabilities(probs)
-    elapsed = time.perf_counter() - t
     assert inst.max() == 500
-    assert elapsed < 1.0  # < 0.3 s on an idle core; slack for a shared machine
+    assert average_precision(inst, gt, 0.9) == 1.0

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_lazylabels.engine.training.losses import auto_class_weights, partial_cross_entropy, total_loss
-from napari_lazylabels.engine.tasks import lazy_tasks
+from napari_lazylabels.engine.regimes.registry import default_tasks
 
 
 def test_unannotated_images_and_invalid_pixels_give_no_loss():
@@ -44,7 +44,7 @@ def test_auto_class_weights_are_capped():
 
 
 def test_total_loss_weights_tasks_and_reports_missing_ones():
-    tasks = lazy_tasks(1, {"detection": 2.0})
+    tasks = default_tasks(1, {"detection": 2.0})
     out = {t.name: torch.zeros(1, t.n_classes, 4, 4) for t in tasks}
     ones = torch.ones(1, 4, 4, dtype=torch.bool)
     batch = {"targets": {t.name: torch.zeros(1, 4, 4, dtype=torch.long) for t in tasks},

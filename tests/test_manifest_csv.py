@@ -9,9 +9,11 @@ import tifffile
 from napari_lazylabels.errors import AnnotationError, ImageReadError, OutputExistsError
 from napari_lazylabels.io.manifest import load_manifest, write_manifest
 from napari_lazylabels.io.ome_zarr import write_image_store, write_project
-from napari_lazylabels.engine.tasks import lazy_tasks, single_task
+from napari_lazylabels.engine.regimes import registry
+from napari_lazylabels.engine.regimes.registry import default_tasks
 
-TASKS = lazy_tasks(2)  # detection/segmentation 0..2, separation 0..1
+K = 2  # two classes: blobs and masks hold 0..2, interface scribbles 0..1
+TASKS = default_tasks(K)
 Y, X = 16, 20
 RNG = np.random.default_rng(2)
 
@@ -53,7 +55,7 @@ def test_csv_with_relative_paths(data, monkeypatch, tmp_path_factory):
     folder, images = data
     path = _csv(folder, GOOD)
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))  # paths are relative to the CSV, not the cwd
-    a, b = load_manifest(path, TASKS)
+    a, b = load_manifest(path, K)
     assert (a.name, b.name) == ("a", "b")
     assert np.array_equal(a.image, images["a"]) and a.image.dtype == np.uint16
     assert a.labels["detection"].dtype == np.int32 and np.array_equal(a.labels["detection"], _blobs(2))
@@ -66,14 +68,14 @@ def test_csv_with_relative_paths(data, monkeypatch, tmp_path_factory):
 def test_column_order_free_and_case_insensitive(data):
     folder, _ = data
     path = _csv(folder, "Segmentation, Image ,separation,DETECTION\nlab/a_seg.tif,img/a.tif,,\n")
-    (item,) = load_manifest(path, TASKS)
+    (item,) = load_manifest(path, K)
     assert item.annotated_tasks(TASKS) == ["segmentation"]
 
 
 def test_single_task_needs_only_its_column(data):
     folder, _ = data
     path = _csv(folder, "image,segmentation\nimg/a.tif,lab/a_seg.tif\n")
-    (item,) = load_manifest(path, single_task())
+    (item,) = load_manifest(path, inputs=[registry.find_input("segmentation")])
     assert list(item.labels) == ["segmentation"]
 
 
@@ -81,7 +83,7 @@ def test_absolute_paths_and_blank_lines(data):
     folder, _ = data
     text = f"image,detection,separation,segmentation\n\n{folder}/img/a.tif,{folder}/lab/a_det.tif,,\n\n"
     path = _csv(folder, text)
-    assert len(load_manifest(path, TASKS)) == 1
+    assert len(load_manifest(path, K)) == 1
 
 
 def test_write_manifest_round_trip(data):
@@ -93,13 +95,13 @@ def test_write_manifest_round_trip(data):
     lines = path.read_text().splitlines()
     assert lines[0] == "image,detection,separation,segmentation,roi"
     assert lines[1] == "img/a.tif,lab/a_det.tif,,lab/a_seg.tif,"  # absolute paths made relative
-    items = load_manifest(path, TASKS)
+    items = load_manifest(path, K)
     assert [it.annotated_tasks(TASKS) for it in items] == [["detection", "segmentation"], ["separation"]]
     with pytest.raises(OutputExistsError, match="out.csv"):
         write_manifest(path, rows[:1])
     assert path.read_text().splitlines() == lines
     write_manifest(path, rows[:1], overwrite=True)
-    assert len(load_manifest(path, TASKS)) == 1
+    assert len(load_manifest(path, K)) == 1
 
 
 def test_project_folder_and_single_store(tmp_path):
@@ -108,18 +110,18 @@ def test_project_folder_and_single_store(tmp_path):
               {"image": img, "labels": {"segmentation": np.zeros((Y, X), np.uint8)}, "name": "p2",
                "metadata": {"annotated": {"segmentation": True}}}]
     folder = write_project(tmp_path / "proj", stores)
-    p1, p2 = load_manifest(folder, TASKS)
+    p1, p2 = load_manifest(folder, K)
     assert p1.name == "p1" and p1.annotated_tasks(TASKS) == ["detection"] and p1.roi.sum() == 9
     assert p2.annotated_tasks(TASKS) == ["segmentation"]  # empty mask, but explicitly annotated
-    (one,) = load_manifest(folder / "p1.ome.zarr", TASKS)
+    (one,) = load_manifest(folder / "p1.ome.zarr", K)
     assert one.name == "p1"
 
 
 # ----------------------------------------------------------------- errors
 
-def _expect(err_type, path, tasks, *fragments):
+def _expect(err_type, path, n_classes, *fragments):
     with pytest.raises(err_type) as err:
-        load_manifest(path, tasks)
+        load_manifest(path, n_classes)
     msg = str(err.value)
     assert "\n" not in msg
     for f in fragments:
@@ -128,12 +130,12 @@ def _expect(err_type, path, tasks, *fragments):
 
 
 def test_missing_manifest(tmp_path):
-    _expect(ImageReadError, tmp_path / "none.csv", TASKS, "none.csv", "manifest not found")
+    _expect(ImageReadError, tmp_path / "none.csv", K, "none.csv", "manifest not found")
 
 
 def test_empty_manifest(tmp_path):
-    _expect(AnnotationError, _csv(tmp_path, ""), TASKS, "train.csv", "empty")
-    _expect(AnnotationError, _csv(tmp_path, "image,detection,separation,segmentation\n\n"), TASKS,
+    _expect(AnnotationError, _csv(tmp_path, ""), K, "train.csv", "empty")
+    _expect(AnnotationError, _csv(tmp_path, "image,detection,separation,segmentation\n\n"), K,
             "train.csv", "no rows")
 
 
@@ -144,44 +146,44 @@ def test_empty_manifest(tmp_path):
 ])
 def test_bad_header(tmp_path, header, missing):
     path = _csv(tmp_path, header + "\nx.tif,,,\n")
-    _expect(AnnotationError, path, TASKS, "train.csv", f"lacks column(s) {missing}")
+    _expect(AnnotationError, path, K, "train.csv", f"lacks column(s) {missing}")
 
 
 def test_duplicate_column(tmp_path):
     path = _csv(tmp_path, "image,detection,separation,segmentation,detection\nx.tif,,,,\n")
-    _expect(AnnotationError, path, TASKS, "train.csv", "repeats column(s) detection")
+    _expect(AnnotationError, path, K, "train.csv", "repeats column(s) detection")
 
 
 def test_row_without_image(data):
     folder, _ = data
     path = _csv(folder, "image,detection,separation,segmentation\n,lab/a_det.tif,,\n")
-    _expect(AnnotationError, path, TASKS, "train.csv", "line 2 has no image")
+    _expect(AnnotationError, path, K, "train.csv", "line 2 has no image")
 
 
 def test_missing_image_file(data):
     folder, _ = data
     path = _csv(folder, "image,detection,separation,segmentation\nimg/a.tif,lab/a_det.tif,,\nimg/zz.tif,,,\n")
-    _expect(ImageReadError, path, TASKS, folder / "img" / "zz.tif", "file not found", "line 3 of", "train.csv")
+    _expect(ImageReadError, path, K, folder / "img" / "zz.tif", "file not found", "line 3 of", "train.csv")
 
 
 def test_missing_label_file(data):
     folder, _ = data
     path = _csv(folder, "image,detection,separation,segmentation\nimg/a.tif,lab/nope.tif,,\n")
-    _expect(ImageReadError, path, TASKS, folder / "lab" / "nope.tif", "file not found")
+    _expect(ImageReadError, path, K, folder / "lab" / "nope.tif", "file not found")
 
 
 def test_corrupt_label_file(data):
     folder, _ = data
     (folder / "lab" / "bad.tif").write_bytes(b"garbage")
     path = _csv(folder, "image,detection,separation,segmentation\nimg/a.tif,lab/bad.tif,,\n")
-    _expect(ImageReadError, path, TASKS, folder / "lab" / "bad.tif", "cannot read")
+    _expect(ImageReadError, path, K, folder / "lab" / "bad.tif", "cannot read")
 
 
 def test_label_shape_mismatch(data):
     folder, _ = data
     tifffile.imwrite(folder / "lab" / "small.tif", np.zeros((Y, X - 1), np.uint8))
     path = _csv(folder, "image,detection,separation,segmentation\nimg/a.tif,,,lab/small.tif\n")
-    _expect(AnnotationError, path, TASKS, folder / "lab" / "small.tif", "segmentation labels have shape")
+    _expect(AnnotationError, path, K, folder / "lab" / "small.tif", "segmentation labels have shape")
 
 
 def test_non_integer_and_negative_labels(data):
@@ -189,42 +191,42 @@ def test_non_integer_and_negative_labels(data):
     np.save(folder / "lab" / "frac.npy", _blobs(1) * 0.5)
     np.save(folder / "lab" / "neg.npy", -_blobs(1).astype(np.int8))
     path = _csv(folder, "image,detection,separation,segmentation\nimg/a.tif,lab/frac.npy,,\n")
-    _expect(AnnotationError, path, TASKS, folder / "lab" / "frac.npy", "must be integers")
+    _expect(AnnotationError, path, K, folder / "lab" / "frac.npy", "must be integers")
     path = _csv(folder, "image,detection,separation,segmentation\nimg/a.tif,lab/neg.npy,,\n")
-    _expect(AnnotationError, path, TASKS, folder / "lab" / "neg.npy", "negative")
+    _expect(AnnotationError, path, K, folder / "lab" / "neg.npy", "negative")
 
 
 def test_class_id_above_max(data):
     folder, _ = data
     # a_det.tif holds class 2: fine for detection with 2 classes, not as a separation scribble
     path = _csv(folder, "image,detection,separation,segmentation\nimg/a.tif,,lab/a_det.tif,\n")
-    _expect(AnnotationError, path, TASKS, folder / "lab" / "a_det.tif", "value 2 but at most 1")
+    _expect(AnnotationError, path, K, folder / "lab" / "a_det.tif", "value 2 but at most 1")
     path = _csv(folder, "image,detection,separation,segmentation\nimg/a.tif,lab/a_det.tif,,\n")
-    _expect(AnnotationError, path, lazy_tasks(1), folder / "lab" / "a_det.tif", "at most 1")
+    _expect(AnnotationError, path, 1, folder / "lab" / "a_det.tif", "at most 1")
 
 
 def test_bad_image(data):
     folder, _ = data
     np.save(folder / "img" / "nan.npy", np.full((Y, X), np.nan, np.float32))
     path = _csv(folder, "image,detection,separation,segmentation\nimg/nan.npy,,,\n")
-    _expect(AnnotationError, path, TASKS, folder / "img" / "nan.npy", "NaN")
+    _expect(AnnotationError, path, K, folder / "img" / "nan.npy", "NaN")
 
 
 def test_nothing_annotated(data):
     folder, _ = data
     tifffile.imwrite(folder / "lab" / "zero.tif", np.zeros((Y, X), np.uint8))
     path = _csv(folder, "image,detection,separation,segmentation\nimg/a.tif,,,\nimg/b.tif,lab/zero.tif,,\n")
-    _expect(AnnotationError, path, TASKS, "train.csv", "no image is annotated for any task")
+    _expect(AnnotationError, path, K, "train.csv", "no image is annotated for any task")
 
 
 def test_folder_that_is_not_a_project(tmp_path):
     (tmp_path / "stuff").mkdir()
-    _expect(ImageReadError, tmp_path / "stuff", TASKS, "stuff", "neither a lazylabels project")
+    _expect(ImageReadError, tmp_path / "stuff", K, "stuff", "neither a lazylabels project")
 
 
 def test_project_with_bad_labels_names_the_store(tmp_path):
     img = np.zeros((Y, X), np.uint8)
     folder = write_project(tmp_path / "proj", [{"image": img, "labels": {"separation": _blobs(3)}, "name": "s"}])
-    _expect(AnnotationError, folder, TASKS, "s.ome.zarr/labels/separation", "value 3 but at most 1")
+    _expect(AnnotationError, folder, K, "s.ome.zarr/labels/separation", "value 3 but at most 1")
     empty = write_image_store(tmp_path / "e.ome.zarr", img)
-    _expect(AnnotationError, empty, TASKS, "e.ome.zarr", "no image is annotated")
+    _expect(AnnotationError, empty, K, "e.ome.zarr", "no image is annotated")

@@ -1,13 +1,16 @@
 import pytest
 import torch
 
+from napari_lazylabels.errors import SettingsError
+
 from napari_lazylabels.engine.config import NetworkConfig, preset
 from napari_lazylabels.engine.model import MultiTaskBlock, build_model, receptive_radius
-from napari_lazylabels.engine.tasks import TaskSpec, lazy_tasks, single_task
+from napari_lazylabels.engine.regimes.registry import baseline_tasks, default_tasks
+from napari_lazylabels.engine.tasks import TaskSpec
 
 
 def test_heads_and_shapes():
-    model = build_model(preset("tiny"), lazy_tasks(2))
+    model = build_model(preset("tiny"), default_tasks(2))
     out = model(torch.randn(2, 1, 32, 48))
     assert set(out) == {"detection", "separation", "segmentation"}
     assert out["detection"].shape == (2, 3, 32, 48)
@@ -17,7 +20,7 @@ def test_heads_and_shapes():
 
 def test_multitask_blocks_share_detection_and_segmentation_weights():
     cfg = NetworkConfig(depth=4, base_channels=4, multitask_levels=2)
-    model = build_model(cfg, lazy_tasks(1))
+    model = build_model(cfg, default_tasks(1))
     blocks = [m for m in model.modules() if isinstance(m, MultiTaskBlock)]
     assert len(blocks) == 2
     # separation path reads the segmentation path: changing the residual sub-block
@@ -35,20 +38,20 @@ def test_multitask_blocks_share_detection_and_segmentation_weights():
 
 
 def test_plain_unet_has_no_multitask_blocks():
-    model = build_model(preset("cpu", multitask=False), single_task())
+    model = build_model(preset("cpu", multitask=False), baseline_tasks())
     assert not any(isinstance(m, MultiTaskBlock) for m in model.modules())
     assert set(model(torch.randn(1, 1, 16, 16))) == {"segmentation"}
 
 
 def test_extra_task_is_just_another_head():
-    tasks = lazy_tasks(1) + [TaskSpec("approximation", 2, "detection")]
+    tasks = default_tasks(1) + [TaskSpec("extra", 2, "plain")]
     model = build_model(preset("tiny"), tasks)
-    assert model(torch.randn(1, 1, 16, 16))["approximation"].shape == (1, 2, 16, 16)
+    assert model(torch.randn(1, 1, 16, 16))["extra"].shape == (1, 2, 16, 16)
 
 
 def test_receptive_radius_bounds_the_influence_of_a_pixel():
     torch.manual_seed(0)
-    model = build_model(preset("tiny"), lazy_tasks(1)).eval().double()
+    model = build_model(preset("tiny"), default_tasks(1)).eval().double()
     r = receptive_radius(model)
     x = torch.randn(1, 1, 96, 96, dtype=torch.float64)
     y = x.clone()
@@ -61,10 +64,11 @@ def test_receptive_radius_bounds_the_influence_of_a_pixel():
     assert 0 < reach <= r
 
 
-@pytest.mark.parametrize("depth", [2, 9])
+def test_smallest_depth_is_accepted():
+    assert NetworkConfig(depth=2, multitask_levels=1).size_multiple == 2
+
+
+@pytest.mark.parametrize("depth", [1, 9, 2.5])
 def test_bad_depth_is_refused(depth):
-    if depth == 2:
-        NetworkConfig(depth=2, multitask_levels=1)
-    else:
-        with pytest.raises(ValueError):
-            NetworkConfig(depth=depth)
+    with pytest.raises(SettingsError, match="depth must be a whole number >= 2 and <= 8"):
+        NetworkConfig(depth=depth)

@@ -13,7 +13,6 @@ from napari_lazylabels.errors import ImageReadError, OutputExistsError
 from napari_lazylabels.io.ome_zarr import (ImageStore, add_to_project, annotations_to_store,
                                         project_to_annotations, read_image_store, read_project,
                                         read_project_info, write_image_store, write_project)
-from napari_lazylabels.engine.tasks import lazy_tasks
 
 RNG = np.random.default_rng(1)
 Y, X = 24, 40
@@ -268,10 +267,9 @@ def test_read_project_errors(tmp_path):
 
 
 def test_project_to_annotations_and_back(tmp_path):
-    tasks = lazy_tasks(2)
     stores = _stores()
     folder = write_project(tmp_path / "proj", stores)
-    items = project_to_annotations(read_project(folder), tasks)
+    items = project_to_annotations(read_project(folder))
     a, b = items
     assert a.name == "a" and a.labels["separation"] is None and a.roi is None
     assert a.is_annotated("detection") and not a.is_annotated("segmentation")
@@ -284,6 +282,6 @@ def test_project_to_annotations_and_back(tmp_path):
     assert set(store.labels) == {"segmentation", "roi"} and store.metadata["annotated"] == {"segmentation": True}
     path = write_image_store(tmp_path / "b2.ome.zarr", **{k: getattr(store, k) for k in
                                                           ("image", "labels", "name", "metadata")})
-    again = project_to_annotations([read_image_store(path)], tasks)[0]
+    again = project_to_annotations([read_image_store(path)])[0]
     _assert_same(again.roi, b.roi)
     _assert_same(again.labels["segmentation"], b.labels["segmentation"])

@@ -4,16 +4,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_lazylabels.engine.simulate import (
-    MIN_BLOB_DEPTH,
-    annotation_cost,
-    detection_blobs,
-    interface_scribbles,
-    semantic_from_instances,
-    simulate_lazy_labels,
-    total_annotation_cost,
-    touching_pairs,
-)
+from napari_lazylabels.engine.groundtruth import semantic_from_instances, touching_pairs
+from napari_lazylabels.engine.regimes.detection import MIN_BLOB_DEPTH, detection_blobs
+from napari_lazylabels.engine.regimes.separation import interface_scribbles
+from napari_lazylabels.engine.simulate import annotation_cost, simulate_lazy_labels, total_annotation_cost
 from napari_lazylabels.engine.synthetic import make_image
 
 

@@ -4,59 +4,87 @@ import numpy as np
 import pytest
 
 from napari_lazylabels.engine.annotations import LazyAnnotations
-from napari_lazylabels.errors import AnnotationError
-from napari_lazylabels.io.modelio import load_model, load_training_state
+from napari_lazylabels.engine.regimes.registry import default_tasks
+from napari_lazylabels.engine.training.losses import auto_class_weights
 from napari_lazylabels.engine.training.progress import TrainingProgress
 from napari_lazylabels.engine.training.trainer import Trainer, learning_rate_at
+from napari_lazylabels.errors import AnnotationError
+
+TASKS = default_tasks(1)
 
 
 def test_reports_are_typed_and_complete(small_lazy_set, tiny_network, quick_config):
     items, _ = small_lazy_set
-    trainer = Trainer(items, network=tiny_network, config=quick_config, preview_image=items[0].image)
+    trainer = Trainer(items, TASKS, network=tiny_network, config=quick_config)
     reports = list(trainer.run())
     assert [r.step for r in reports] == list(range(1, 7))
     last = reports[-1]
     assert isinstance(last, TrainingProgress) and last.done and not last.stopped
-    assert set(last.losses) == {"detection", "separation", "segmentation"}
+    assert set(last.losses) == {t.name for t in TASKS}
     assert last.patches_per_s > 0 and last.eta_s == pytest.approx(0, abs=1e-6)
     assert last.device.startswith("cpu")
-    previews = [r for r in reports if r.preview is not None]
-    assert previews and previews[-1].step == 6
-    seg = previews[-1].preview["segmentation"]
-    assert seg.shape == (2,) + items[0].image.shape
-    np.testing.assert_allclose(seg.sum(0), 1, atol=1e-5)
+
+
+def test_a_report_is_a_snapshot(small_lazy_set, tiny_network, quick_config):
+    items, _ = small_lazy_set
+    trainer = Trainer(items, TASKS, network=tiny_network, config=quick_config)
+    runner = trainer.run()
+    first = next(runner)
+    losses = dict(first.losses)
+    list(runner)
+    assert first.losses == losses and first.step == 1
+    assert len(trainer.history["total"]) == 6
 
 
 def test_loss_goes_down(small_lazy_set, tiny_network, quick_config):
     items, _ = small_lazy_set
-    cfg = dataclasses.replace(quick_config, steps=80, batch_size=4, learning_rate=5e-3, preview_every=1000)
-    losses = [r.loss for r in Trainer(items, network=tiny_network, config=cfg).run()]
+    cfg = dataclasses.replace(quick_config, steps=80, batch_size=4, learning_rate=5e-3)
+    losses = [r.loss for r in Trainer(items, TASKS, network=tiny_network, config=cfg).run()]
     assert np.mean(losses[-15:]) < 0.8 * np.mean(losses[:15])
 
 
 def test_same_seed_same_run(small_lazy_set, tiny_network, quick_config):
     items, _ = small_lazy_set
-    runs = [[r.loss for r in Trainer(items, network=tiny_network, config=quick_config).run()] for _ in range(2)]
+    runs = [[r.loss for r in Trainer(items, TASKS, network=tiny_network, config=quick_config).run()]
+            for _ in range(2)]
     assert runs[0] == runs[1]
     other = dataclasses.replace(quick_config, seed=1)
-    assert [r.loss for r in Trainer(items, network=tiny_network, config=other).run()] != runs[0]
+    assert [r.loss for r in Trainer(items, TASKS, network=tiny_network, config=other).run()] != runs[0]
 
 
-def test_stop_between_steps_then_resume(small_lazy_set, tiny_network, quick_config, tmp_path):
+def test_stop_between_steps_then_continue_from_the_state(small_lazy_set, tiny_network, quick_config):
     items, _ = small_lazy_set
-    ckpt = tmp_path / "ckpt"
-    trainer = Trainer(items, network=tiny_network, config=quick_config, checkpoint_dir=ckpt)
+    trainer = Trainer(items, TASKS, network=tiny_network, config=quick_config)
     for report in trainer.run():
         if report.step == 2:
             trainer.stop()
-    assert report.step == 2 and report.stopped and report.checkpoint == str(ckpt)
-    assert load_training_state(ckpt)["step"] == 2
-    resumed = Trainer(items, network=tiny_network, config=quick_config, resume=ckpt, checkpoint_dir=ckpt)
+    assert report.step == 2 and report.stopped
+    state = trainer.training_state()
+    resumed = Trainer(items, TASKS, network=trainer.network, config=quick_config, state=state)
     assert resumed.step == 2
-    steps = [r.step for r in resumed.run()]
-    assert steps == [3, 4, 5, 6]
-    assert load_model(ckpt).provenance["trained_steps"] == 6
+    assert [r.step for r in resumed.run()] == [3, 4, 5, 6]
+    assert resumed.model().provenance["trained_steps"] == 6
     assert len(resumed.history["total"]) == 6
+
+
+def test_replaced_targets_move_centres_counts_and_weights(small_lazy_set, tiny_network, quick_config):
+    items, _ = small_lazy_set
+    trainer = Trainer(items, TASKS, network=tiny_network, config=quick_config)
+    task = TASKS[0]
+    i = trainer.sampler.by_task[task.name][0]
+    before = trainer.sampler.class_counts(task).copy()
+    old = trainer.sampler.images[i].targets[task.name]
+    new = np.zeros_like(old)
+    new[:8, :] = 1
+    trainer.replace_targets(i, task.name, new)
+    im = trainer.sampler.images[i]
+    assert np.array_equal(im.targets[task.name], new)
+    assert set(map(tuple, im.centres[task.name])) <= set(map(tuple, np.argwhere(new > 0)))
+    after = trainer.sampler.class_counts(task)
+    valid = im.valid[task.name]
+    assert after[1] - before[1] == int((new[valid] == 1).sum()) - int((old[valid] == 1).sum())
+    np.testing.assert_allclose(trainer.class_weights[task.name].numpy(),
+                               auto_class_weights(after, quick_config.class_weight_cap), rtol=1e-6)
 
 
 def test_learning_rate_warms_up_and_decays(quick_config):
@@ -70,12 +98,12 @@ def test_nothing_annotated_is_refused(tiny_network, quick_config):
     empty = [LazyAnnotations(np.zeros((32, 32), np.float32),
                              {"detection": np.zeros((32, 32), np.uint8)}, name="blank")]
     with pytest.raises(AnnotationError, match="no image is annotated"):
-        Trainer(empty, network=tiny_network, config=quick_config)
+        Trainer(empty, TASKS, network=tiny_network, config=quick_config)
 
 
 def test_hooks_run_every_n_steps(small_lazy_set, tiny_network, quick_config):
     items, _ = small_lazy_set
-    trainer = Trainer(items, network=tiny_network, config=quick_config)
+    trainer = Trainer(items, TASKS, network=tiny_network, config=quick_config)
     seen = []
     trainer.add_hook(2, lambda t: seen.append(t.step))
     list(trainer.run())

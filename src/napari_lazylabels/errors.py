@@ -1,9 +1,10 @@
-"""Errors the engine raises for bad input.
+"""Errors raised for bad input and bad settings (every layer of the package uses them).
 
 Every error a user can cause (a missing file, a label layer of the wrong shape,
-an output that already exists...) is a :class:`LazyLabelsError` whose message is
-one line naming the file or item and the problem. The CLI prints it and exits
-non-zero without a traceback; the napari widgets show it as a notification.
+an output that already exists, a learning rate of 0...) is a
+:class:`LazyLabelsError` whose message is one line naming the file, item or
+setting and the problem. The CLI prints it and exits with status 2 without a
+traceback; the napari widgets show it as a notification.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ class LazyLabelsError(Exception):
         super().__init__(f"{source}: {message}" if source else message)
 
 
-class AnnotationError(LazyLabelsError):
-    """Lazy labels that cannot be trained on (shape, values, nothing annotated)."""
+class SettingsError(LazyLabelsError, ValueError):
+    """A setting out of range: a config value, a CLI option, a widget field."""
+
+
+class AnnotationError(LazyLabelsError, ValueError):
+    """Labels that cannot be used (shape, type, values, nothing annotated)."""
 
 
 class ImageReadError(LazyLabelsError):

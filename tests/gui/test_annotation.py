@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME, real_instances
-from napari_lazylabels.engine.simulate import detection_blobs
+from napari_lazylabels.engine.regimes.detection import detection_blobs
 from napari_lazylabels.plugin.widgets import AnnotationWidget
 from napari_lazylabels.plugin.layers import BRUSH_SIZE, label_layer_name
 

@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import sys
 
+from ..recipes.train import TrainingRun
+
 
 def progress_bar(total: int, desc: str, quiet: bool, unit: str = "step"):
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit=unit, disable=quiet, dynamic_ncols=True, file=sys.stderr)
 
 
-def run_training(trainer, quiet: bool) -> None:
-    """Drive a Trainer with a progress bar; Ctrl-C stops it with a checkpoint."""
-    bar = progress_bar(trainer.config.steps, "training", quiet)
-    bar.update(trainer.step)
+def run_training(run: TrainingRun, quiet: bool) -> None:
+    """Drive a training run with a progress bar; Ctrl-C stops it with a checkpoint."""
+    bar = progress_bar(run.config.steps, "training", quiet)
+    bar.update(run.step)
     try:
-        for report in trainer.run():
+        for report in run.run():
             bar.update(1)
             if report.step % 5 == 0 or report.done:
                 shown = {k[:3]: f"{v:.3f}" for k, v in report.losses.items() if v == v}
                 bar.set_postfix(loss=f"{report.loss:.3f}", **shown)
     except KeyboardInterrupt:
         bar.close()
-        if trainer.checkpoint_dir:
-            trainer.save_checkpoint()
-            print(f"interrupted at step {trainer.step}; checkpoint in {trainer.checkpoint_dir}; "
-                  f"continue with --resume", file=sys.stderr)
+        checkpoint = run.save_checkpoint()
+        if checkpoint is not None:
+            print(f"interrupted at step {run.step}; checkpoint in {checkpoint}; continue with --resume",
+                  file=sys.stderr)
         raise
     bar.close()

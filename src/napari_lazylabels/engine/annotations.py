@@ -1,9 +1,10 @@
 """Lazy annotations of one image, and their validation.
 
-Values follow METHOD section 1: detection blobs hold class ids 1..K, interface
-scribbles hold 1, strong masks hold class ids 1..K (not instance ids), an
+``labels`` are keyed by the inputs of the regimes (what the user painted:
+:mod:`.regimes`) or, once a run has turned them into training targets, by
+task name; the regimes say which values each holds (METHOD section 1). An
 optional region of interest marks where any loss may be taken. An image is
-annotated for a task when its layer is present and non-empty, unless marked
+annotated for a key when its labels are present and non-empty, unless marked
 explicitly with ``annotated``.
 """
 
@@ -15,6 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import AnnotationError
+from .labels import integer_labels
 from .tasks import TaskSpec
 
 #: Images smaller than this (in Y or X) are refused.
@@ -25,8 +27,8 @@ MIN_IMAGE_SIZE = 8
 class LazyAnnotations:
     """One 2D image (YX, or YXC with a trailing channel axis) and its lazy labels.
 
-    ``labels`` maps a task name to a YX integer array (or ``None`` where the
-    image was not annotated for that task).
+    ``labels`` maps an input key (or a task name) to a YX integer array, or
+    ``None`` where the image was not annotated for it.
     """
 
     image: np.ndarray
@@ -80,15 +82,7 @@ def check_labels(labels: np.ndarray, shape: Sequence[int], max_label: int, sourc
     if labels.shape != tuple(shape):
         raise AnnotationError(
             f"{what} have shape {labels.shape} but the image is {tuple(shape)}", source=source)
-    if labels.dtype == bool:
-        labels = labels.astype(np.uint8)
-    if np.issubdtype(labels.dtype, np.floating):
-        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
-            raise AnnotationError(f"{what} must be integers, got non-integer values", source=source)
-    elif not np.issubdtype(labels.dtype, np.integer):
-        raise AnnotationError(f"{what} must be integers, got type {labels.dtype}", source=source)
-    if labels.size and labels.min() < 0:
-        raise AnnotationError(f"{what} contain negative values ({labels.min()})", source=source)
+    labels = integer_labels(labels, what, source=source, whole_floats=True)
     if labels.size and labels.max() > max_label:
         raise AnnotationError(
             f"{what} contain value {int(labels.max())} but at most {max_label} is allowed "
@@ -125,7 +119,7 @@ def validate_set(items: Sequence[LazyAnnotations], tasks: Sequence[TaskSpec]) ->
     if len(channels) > 1:
         raise AnnotationError(f"images have different numbers of channels: {sorted(channels)}")
     if not any(it.is_annotated(t.name) for it in clean for t in tasks):
-        raise AnnotationError("no image is annotated for any task: paint blobs, scribbles or masks first")
+        raise AnnotationError("no image is annotated for any task: paint some lazy labels first")
     return clean
 
 

@@ -1,8 +1,50 @@
-"""Typed configuration of the network and of a training run."""
+"""Typed configuration of the network and of a training run.
+
+Every value is checked when a config is made: a bad one raises
+:class:`~napari_lazylabels.errors.SettingsError` (a ``ValueError`` too) naming
+the setting, whoever made it (the CLI, a widget, a script).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
+
+from ..errors import SettingsError
+
+#: Seeds must fit NumPy's legacy generator (and torch's).
+MAX_SEED = 2**32 - 1
+
+
+def _show(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def check_number(name: str, value, *, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, integer: bool = False) -> None:
+    """Refuse a setting that is not a finite number in range (``low < value`` when ``low_open``).
+
+    Raises:
+        SettingsError: naming the setting, its value and the allowed range.
+    """
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and integer:
+        ok = isinstance(value, int) or float(value).is_integer()
+    if ok:
+        ok = math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        kind = "a whole number" if integer else "a finite number"
+        bounds = []
+        if low is not None:
+            bounds.append(f"{'>' if low_open else '>='} {_show(low)}")
+        if high is not None:
+            bounds.append(f"<= {_show(high)}")
+        raise SettingsError(f"{name} must be {kind}{' ' + ' and '.join(bounds) if bounds else ''}, "
+                            f"got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -28,12 +70,12 @@ class NetworkConfig:
     in_channels: int = 1
 
     def __post_init__(self):
-        if not 2 <= self.depth <= 8:
-            raise ValueError("depth must be between 2 and 8")
-        if self.base_channels < 1 or self.convs_per_block < 1:
-            raise ValueError("base_channels and convs_per_block must be positive")
-        if self.multitask and not 1 <= self.multitask_levels <= self.depth - 1:
-            raise ValueError(f"multitask_levels must be between 1 and depth-1 ({self.depth - 1})")
+        check_number("depth", self.depth, low=2, high=8, integer=True)
+        check_number("base_channels", self.base_channels, low=1, integer=True)
+        check_number("convs_per_block", self.convs_per_block, low=1, integer=True)
+        check_number("in_channels", self.in_channels, low=1, integer=True)
+        if self.multitask:
+            check_number("multitask_levels", self.multitask_levels, low=1, high=self.depth - 1, integer=True)
 
     @property
     def size_multiple(self) -> int:
@@ -61,7 +103,7 @@ PRESETS: dict[str, NetworkConfig] = {
 
 def preset(name: str, **overrides) -> NetworkConfig:
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise SettingsError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return replace(PRESETS[name], **overrides)
 
 
@@ -76,6 +118,14 @@ class AugmentConfig:
     offset_range: tuple[float, float] = (-0.1, 0.1)
     noise_std: float = 0.02
 
+    def __post_init__(self):
+        for name in ("scale_range", "gain_range", "offset_range"):
+            lo, hi = getattr(self, name)
+            check_number(f"augment.{name}[0]", lo)
+            check_number(f"augment.{name}[1]", hi, low=lo)
+        check_number("augment.scale_range[0]", self.scale_range[0], low=0, low_open=True)
+        check_number("augment.noise_std", self.noise_std, low=0)
+
 
 @dataclass(frozen=True)
 class NormalizationConfig:
@@ -83,6 +133,14 @@ class NormalizationConfig:
 
     low: float = 1.0
     high: float = 99.8
+
+    def __post_init__(self):
+        check_number("normalization.low", self.low, low=0, high=100)
+        check_number("normalization.high", self.high, low=self.low, high=100, low_open=True)
+
+
+#: The smallest training patch edge (px).
+MIN_PATCH_SIZE = 16
 
 
 @dataclass
@@ -104,20 +162,21 @@ class TrainConfig:
     mixed_precision: bool = True
     annotated_fraction: float = 0.7
     class_weight_cap: float = 10.0
-    preview_every: int = 50
     checkpoint_every: int = 100
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
 
     def __post_init__(self):
-        if self.steps < 1:
-            raise ValueError("steps must be at least 1")
-        if self.batch_size < 1:
-            raise ValueError("batch size must be at least 1")
-        if self.patch_size < 16:
-            raise ValueError("patch size must be at least 16")
-        if self.learning_rate <= 0:
-            raise ValueError("learning rate must be positive")
+        check_number("steps", self.steps, low=1, integer=True)
+        check_number("batch size", self.batch_size, low=1, integer=True)
+        check_number("patch size", self.patch_size, low=MIN_PATCH_SIZE, integer=True)
+        check_number("learning rate", self.learning_rate, low=0, low_open=True)
+        check_number("weight decay", self.weight_decay, low=0)
+        check_number("warm-up steps", self.warmup_steps, low=0, integer=True)
+        check_number("seed", self.seed, low=0, high=MAX_SEED, integer=True)
+        check_number("annotated fraction", self.annotated_fraction, low=0, high=1)
+        check_number("class weight cap", self.class_weight_cap, low=0, low_open=True)
+        check_number("checkpoint interval", self.checkpoint_every, low=1, integer=True)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import LazyLabelsError
+from ..errors import LazyLabelsError, SettingsError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -17,7 +17,7 @@ def mps_available() -> bool:
 def select_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA, then MPS, then CPU. Asking for an absent device is an error."""
     if name not in DEVICE_CHOICES:
-        raise LazyLabelsError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+        raise SettingsError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -65,7 +65,7 @@ from skimage.measure import label as label_regions
 from skimage.segmentation import watershed
 
 from ..errors import AnnotationError
-from .postprocess.instances import class_map
+from .labels import blob_components, class_map, smallest_uint
 
 _SQUARE = ndi.generate_binary_structure(2, 2)
 _CROSS = ndi.generate_binary_structure(2, 1)
@@ -76,24 +76,6 @@ PERCENTILES = (1.0, 99.8)
 #: A GrabCut result smaller than this fraction of the first guess counts as
 #: collapsed onto the blob, and the guess is kept instead.
 COLLAPSE = 0.3
-
-
-def blob_components(blobs: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
-    """Number the blobs: connected regions (8-connected) of one class value.
-
-    Two touching blobs of different classes are two components. Ids follow
-    raster order (the first pixel of each blob, row by row), so they are the
-    ones :func:`grabcut_drafts`'s ``only`` refers to.
-
-    Returns:
-        ``(components int32 YX, {component id: class value})``.
-    """
-    blobs = np.asarray(blobs)
-    comps = label_regions(blobs, background=0, connectivity=2).astype(np.int32, copy=False)
-    n = int(comps.max())
-    classes = np.zeros(n + 1, np.int64)
-    classes[comps.ravel()] = blobs.ravel()
-    return comps, {i: int(classes[i]) for i in range(1, n + 1)}
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -136,13 +118,13 @@ def _disk(radius: int) -> np.ndarray:
 
 
 def _out_dtype(existing: np.ndarray | None, max_class: int) -> np.dtype:
-    need = np.uint8 if max_class < 256 else np.uint16 if max_class < 65536 else np.int32
+    need = smallest_uint(max_class)
     if existing is None:
-        return np.dtype(need)
+        return need
     dt = existing.dtype
     if dt.kind in "iu" and np.iinfo(dt).max >= max_class:
         return dt
-    return np.promote_types(dt, need) if dt.kind in "iu" else np.dtype(need)
+    return np.promote_types(dt, need) if dt.kind in "iu" else need
 
 
 def _draft_one(rgb: np.ndarray, own: np.ndarray, others: np.ndarray, box: tuple[slice, slice],

@@ -21,20 +21,10 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import directed_hausdorff
 from skimage.segmentation import relabel_sequential
 
+from .labels import integer_labels
+
 #: IoU thresholds of the usual AP sweep (0.50, 0.55, ..., 0.95).
 AP_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
-
-
-def integer_labels(a: np.ndarray, what: str) -> np.ndarray:
-    """``a`` as a non-negative integer label array (bool becomes uint8); ValueError otherwise."""
-    a = np.asarray(a)
-    if a.dtype == bool:
-        a = a.astype(np.uint8)
-    if not np.issubdtype(a.dtype, np.integer):
-        raise ValueError(f"{what} must be an integer label array, got type {a.dtype}")
-    if a.size and a.min() < 0:
-        raise ValueError(f"{what}: negative labels ({a.min()})")
-    return a
 
 
 def _same_shape(pred: np.ndarray, gt: np.ndarray) -> None:

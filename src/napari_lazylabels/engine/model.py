@@ -3,13 +3,13 @@
 One contracting path is shared by all tasks. In the last ``multitask_levels``
 decoder levels each level is a multi-task block (METHOD 3)::
 
-    x_{l+1}   = F_W(x_l, c_l)                   detection path
-    z_{l+1/2} = F_W(z_l, c_l)                   segmentation path, same weights W
+    x_{l+1}   = F_W(x_l, c_l)                   the "plain" path (detection in the paper)
+    z_{l+1/2} = F_W(z_l, c_l)                   the "refined" path (segmentation), same weights W
     z_{l+1}   = z_{l+1/2} + R(z_{l+1/2})        plus its own residual sub-block
-    y_{l+1}   = G(y_l, z_{l+1})                 separation path, skips from segmentation
+    y_{l+1}   = G(y_l, z_{l+1})                 the "boundary" path (separation), skips from z
 
 Heads (1x1 convolutions) sit on one of the three paths, as each task's
-:class:`~napari_lazylabels.tasks.TaskSpec` says. With ``multitask=False`` the
+:class:`~napari_lazylabels.engine.tasks.TaskSpec` says (``features``). With ``multitask=False`` the
 network is a plain U-Net and every head reads its single path.
 """
 
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import NetworkConfig
-from .tasks import DETECTION, SEGMENTATION, SEPARATION, TaskSpec
+from .tasks import BOUNDARY, PLAIN, REFINED, TaskSpec
 
 
 def conv_layer(cin: int, cout: int) -> nn.Sequential:
@@ -53,7 +53,7 @@ class UpBlock(nn.Module):
 
 
 class MultiTaskBlock(nn.Module):
-    """One multi-task decoder level (detection, segmentation, separation paths).
+    """One multi-task decoder level (plain, refined and boundary paths).
 
     The residual sub-block R and the separation block G are single conv
     layers (the paper's "small grey blocks"); F_W has ``convs_per_block``.
@@ -61,9 +61,9 @@ class MultiTaskBlock(nn.Module):
 
     def __init__(self, cin: int, cskip: int, cout: int, n: int):
         super().__init__()
-        self.shared = UpBlock(cin, cskip, cout, n)       # F_W: detection and segmentation
-        self.residual = conv_block(cout, cout, 1)        # R: the segmentation sub-block
-        self.separation = UpBlock(cin, cout, cout, 1)    # G: skips from the segmentation path
+        self.shared = UpBlock(cin, cskip, cout, n)       # F_W: the plain and refined paths
+        self.residual = conv_block(cout, cout, 1)        # R: the refined path's sub-block
+        self.separation = UpBlock(cin, cout, cout, 1)    # G: skips from the refined path
 
     def forward(self, x, z, y, skip):
         # At the first multi-task level the three paths share one input: the
@@ -100,7 +100,7 @@ class LazyUNet(nn.Module):
             else:
                 self.shared_decoder.append(UpBlock(ch[level + 1], ch[level], ch[level], n))
         self.heads = nn.ModuleDict({t.name: nn.Conv2d(ch[0], t.n_classes, 1) for t in tasks})
-        self.head_paths = {t.name: (t.features if config.multitask else SEGMENTATION) for t in tasks}
+        self.head_paths = {t.name: (t.features if config.multitask else REFINED) for t in tasks}
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         skips = []
@@ -116,7 +116,7 @@ class LazyUNet(nn.Module):
         x = z = y = h
         for block in self.multitask_decoder:
             x, z, y = block(x, z, y, skips.pop())
-        paths = {DETECTION: x, SEGMENTATION: z, SEPARATION: y}
+        paths = {PLAIN: x, REFINED: z, BOUNDARY: y}
         return {name: head(paths[self.head_paths[name]]) for name, head in self.heads.items()}
 
 

@@ -1,13 +1,25 @@
-"""From a raw image to probabilities, semantic labels and instances."""
+"""From a raw image to probabilities, semantic labels and instances.
+
+:func:`segment` predicts with a model and applies the post-processing its
+model file names (:class:`~.postprocess.settings.PostProcessing`): the seeded
+watershed, or the final growth of a model trained with the recursive
+approximation. Whoever calls (the CLI, the napari widgets, a script) gets the
+same result, and no training code is involved.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from .postprocess.instances import InstanceParams, instances_from_probabilities
-from ..io.modelio import LazyLabelsModel
+from .labels import smallest_label_dtype
+from .postprocess.growth import final_growth
+from .postprocess.instances import instances_from_probabilities
+from .postprocess.settings import GROWTH, PostProcessing
+from .tasks import TaskSpec, heads_by_role
+from .trained_model import LazyLabelsModel
 
 
 @dataclass
@@ -20,34 +32,29 @@ class Segmentation:
 
     @property
     def n_objects(self) -> int:
-        return int(self.instances.max())
+        return int(self.instances.max(initial=0))
+
+    def label_layers(self) -> dict[str, np.ndarray]:
+        """``instances`` and ``semantic`` in the smallest unsigned dtype that holds them."""
+        return {"instances": self.instances.astype(smallest_label_dtype(self.instances)),
+                "semantic": self.semantic.astype(smallest_label_dtype(self.semantic))}
 
 
-def instance_dtype(instances: np.ndarray) -> np.dtype:
-    """uint16 when the ids fit, else uint32."""
-    return np.dtype(np.uint16) if instances.max(initial=0) <= np.iinfo(np.uint16).max else np.dtype(np.uint32)
+def segmentation_from_probabilities(probs: Mapping[str, np.ndarray], tasks: Sequence[TaskSpec],
+                                    postprocess: PostProcessing | None = None) -> Segmentation:
+    """Semantic and instance labels from a model's probabilities (task name -> (C, Y, X))."""
+    postprocess = postprocess or PostProcessing()
+    heads = heads_by_role(probs, tasks)
+    if postprocess.method == GROWTH:
+        semantic, instances = final_growth(heads, postprocess.lambda_final, postprocess.instances)
+    else:
+        semantic, instances = instances_from_probabilities(heads, postprocess.instances)
+    return Segmentation(dict(probs), semantic, instances)
 
 
 def segment(model: LazyLabelsModel, image: np.ndarray, *, device="cpu", tile_size: int = 1024,
-            batch_size: int = 2, params: InstanceParams | None = None, progress=None) -> Segmentation:
-    """Tiled prediction, then semantic and instance labels (METHOD 5).
-
-    A model trained with the recursive approximation task (it has the
-    approximation head) ends with the paper's final growth instead
-    (:func:`~napari_lazylabels.recursive.final_growth` with its ``lambda_final``),
-    whoever calls: the CLI, the napari widgets, a script.
-    """
-    from .regimes.recursive import final_growth, recursive_settings   # recursive builds on this module
-
+            batch_size: int = 2, postprocess: PostProcessing | None = None, progress=None) -> Segmentation:
+    """Tiled prediction, then the model's post-processing (METHOD 5); ``postprocess`` overrides it."""
     probs = model.predict(image, device=device, tile_size=tile_size, batch_size=batch_size,
                           progress=progress)
-    settings = recursive_settings(model)
-    if settings is not None:
-        return final_growth(probs, settings.lambda_final, params)
-    return segmentation_from_probabilities(probs, params)
-
-
-def segmentation_from_probabilities(probs: dict[str, np.ndarray],
-                                    params: InstanceParams | None = None) -> Segmentation:
-    semantic, instances = instances_from_probabilities(probs, params)
-    return Segmentation(probs, semantic, instances)
+    return segmentation_from_probabilities(probs, model.tasks, postprocess or model.postprocess)

@@ -21,8 +21,8 @@ from scipy import ndimage
 from skimage.segmentation import relabel_sequential
 
 from .annotations import LazyAnnotations
-from .simulate import interface_edges, semantic_from_instances, simulate_lazy_labels
-from .tasks import DETECTION, SEGMENTATION, SEPARATION
+from .groundtruth import interface_edges, semantic_from_instances
+from .simulate import simulate_lazy_labels
 
 #: Streams of :func:`_derive_seed`, so training and test images never coincide.
 _TRAIN, _TEST, _LABELS = 0, 1, 2
@@ -281,12 +281,12 @@ def make_lazy_dataset(n_images: int, *, seed: int = 0, shape: tuple[int, int] = 
                       **simulate_kwargs) -> tuple[list[LazyAnnotations], list[SyntheticImage]]:
     """Synthetic training images with simulated lazy labels.
 
-    Every image gets detection blobs and interface scribbles; strong masks go
-    to ``round(strong_fraction * n_images)`` images chosen at random (at least
-    one when ``strong_fraction > 0``). The simulator knows the truth, so each
-    image is marked explicitly as annotated for detection and separation (an
-    image whose nuclei do not touch is a true "no interface here"), and for
-    segmentation where it has strong masks. Images are named
+    Every image gets the labels of every regime that can be simulated (blobs
+    and interface scribbles); strong masks go to ``round(strong_fraction *
+    n_images)`` images chosen at random (at least one when ``strong_fraction >
+    0``). The simulator knows the truth, so each image is marked explicitly as
+    annotated for every input it was given (an image whose nuclei do not touch
+    is a true "no interface here"), and for the masks where it has them. Images are named
     ``synthetic_000``, ``synthetic_001``, ... Extra keyword arguments go to
     :func:`~napari_lazylabels.simulate.simulate_lazy_labels`.
 
@@ -308,6 +308,6 @@ def make_lazy_dataset(n_images: int, *, seed: int = 0, shape: tuple[int, int] = 
                                       strong=bool(strong[i]), **simulate_kwargs)
         items.append(LazyAnnotations(
             image=truth.image, labels=labels, name=f"synthetic_{i:03d}",
-            annotated={DETECTION: True, SEPARATION: True, SEGMENTATION: bool(strong[i])}))
+            annotated={k: v is not None for k, v in labels.items()}))
         truths.append(truth)
     return items, truths

@@ -1,21 +1,31 @@
-"""The lazy-label tasks as data.
+"""The tasks of a model as data: a head of the network, its labels and its loss.
 
-A task is a label layer, a head of the network and a loss. The trainer, the
-model and the sampler only ever loop over a list of :class:`TaskSpec`, so a new
-lazy regime (fg/bg scribbles, points plus a foreground mask, the recursive
-approximation task) is a new entry here, not a new code path.
+The trainer, the model and the sampler only ever loop over a list of
+:class:`TaskSpec`; the regimes (:mod:`napari_lazylabels.engine.regimes`) make
+those lists. A task also says what its head means to the post-processing
+(``role``), so turning probabilities into instances never names a task.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from typing import Mapping, Sequence
 
-DETECTION = "detection"
-SEPARATION = "separation"
-SEGMENTATION = "segmentation"
+from ..errors import SettingsError
 
-#: The decoder paths of the multi-task U-Net a head can sit on.
-FEATURE_PATHS = (DETECTION, SEGMENTATION, SEPARATION)
+#: The decoder paths of the multi-task U-Net a head can sit on (see :mod:`.model`):
+#: ``plain`` = x (the shared blocks F_W), ``refined`` = z (F_W plus its residual
+#: sub-block), ``boundary`` = y (the block G fed by the refined path).
+PLAIN, REFINED, BOUNDARY = "plain", "refined", "boundary"
+FEATURE_PATHS = (PLAIN, REFINED, BOUNDARY)
+
+#: What a head means to the post-processing (:mod:`.postprocess`):
+#: ``foreground``: the class map of the objects (semantic labels, the extent of instances);
+#: ``seeds``: a region well inside each object (watershed seeds);
+#: ``boundaries``: class 1 on interfaces between touching objects;
+#: ``partial``: partial masks that reach towards the boundaries (seeds of a growth).
+FOREGROUND, SEEDS, BOUNDARIES, PARTIAL = "foreground", "seeds", "boundaries", "partial"
+HEAD_ROLES = (FOREGROUND, SEEDS, BOUNDARIES, PARTIAL)
 
 
 @dataclass(frozen=True)
@@ -23,15 +33,15 @@ class TaskSpec:
     """One task: which labels it learns from and how.
 
     Attributes:
-        name: the task's name; also the key of its labels in
-            :class:`~napari_lazylabels.annotations.LazyAnnotations`.
+        name: the task's name; also the key of its targets in the training items.
         n_classes: number of output classes, class 0 included.
         features: the decoder path its head reads (one of ``FEATURE_PATHS``).
-        loss: name of the loss in :data:`napari_lazylabels.losses.LOSSES`.
+        role: what the head means to the post-processing (one of
+            ``HEAD_ROLES``), or None for a head the post-processing ignores.
+        loss: name of the loss in :data:`napari_lazylabels.engine.training.losses.LOSSES`.
         weight: the task weight alpha_k of the total loss.
         class_weights: weight per class; ``None`` means "computed from the
-            label frequencies of the training set, capped" (see
-            :func:`napari_lazylabels.losses.auto_class_weights`).
+            label frequencies of the training set, capped".
         unlabelled_value: a label value meaning "not annotated here" (scribble
             regimes); those pixels give no loss. ``None``: every pixel of an
             annotated image counts.
@@ -41,6 +51,7 @@ class TaskSpec:
     name: str
     n_classes: int
     features: str
+    role: str | None = None
     loss: str = "partial_ce"
     weight: float = 1.0
     class_weights: tuple[float, ...] | None = None
@@ -49,15 +60,20 @@ class TaskSpec:
 
     def __post_init__(self):
         if self.features not in FEATURE_PATHS:
-            raise ValueError(f"task {self.name!r}: features must be one of {FEATURE_PATHS}")
-        if self.n_classes < 2:
-            raise ValueError(f"task {self.name!r}: needs at least 2 classes")
+            raise SettingsError(f"task {self.name!r}: features must be one of {FEATURE_PATHS}")
+        if self.role is not None and self.role not in HEAD_ROLES:
+            raise SettingsError(f"task {self.name!r}: role must be one of {HEAD_ROLES} or None")
+        if not isinstance(self.n_classes, int) or self.n_classes < 2:
+            raise SettingsError(f"task {self.name!r}: needs at least 2 classes")
+        if not (isinstance(self.weight, (int, float)) and 0 <= self.weight < float("inf")):
+            raise SettingsError(f"task {self.name!r}: weight must be a finite number >= 0, got {self.weight}")
         if self.class_weights is not None and len(self.class_weights) != self.n_classes:
-            raise ValueError(f"task {self.name!r}: {len(self.class_weights)} class weights for {self.n_classes} classes")
+            raise SettingsError(f"task {self.name!r}: {len(self.class_weights)} class weights for "
+                                f"{self.n_classes} classes")
 
     @property
     def max_label(self) -> int:
-        """Largest label value allowed in this task's layer."""
+        """Largest label value allowed in this task's targets."""
         return self.n_classes - 1
 
     def to_dict(self) -> dict:
@@ -73,42 +89,14 @@ class TaskSpec:
         return cls(**d)
 
 
-def lazy_tasks(n_classes: int = 1, weights: dict[str, float] | None = None) -> list[TaskSpec]:
-    """The three tasks of Ke et al. (2020) for ``n_classes`` object classes."""
-    weights = weights or {}
-    return [
-        TaskSpec(DETECTION, n_classes + 1, DETECTION, weight=weights.get(DETECTION, 1.0),
-                 description="a quick blob well inside each object, valued by class (1..K)"),
-        TaskSpec(SEPARATION, 2, SEPARATION, weight=weights.get(SEPARATION, 1.0),
-                 description="a scribble (1) on the interface between touching objects"),
-        TaskSpec(SEGMENTATION, n_classes + 1, SEGMENTATION, weight=weights.get(SEGMENTATION, 1.0),
-                 description="exact masks by class (1..K) on a few images"),
-    ]
+def heads_by_role(probabilities: Mapping, tasks: Sequence[TaskSpec]) -> dict:
+    """Task name -> probabilities, re-keyed by the tasks' roles (the first task of each role).
 
-
-def single_task(name: str = SEGMENTATION, n_classes: int = 1) -> list[TaskSpec]:
-    """One segmentation task, for the plain U-Net baselines."""
-    return [TaskSpec(name, n_classes + 1, SEGMENTATION, description="masks by class")]
-
-
-@dataclass
-class TaskSet:
-    """An ordered list of tasks with look-up by name."""
-
-    tasks: list[TaskSpec] = field(default_factory=lazy_tasks)
-
-    def __iter__(self):
-        return iter(self.tasks)
-
-    def __len__(self):
-        return len(self.tasks)
-
-    def __getitem__(self, name: str) -> TaskSpec:
-        for t in self.tasks:
-            if t.name == name:
-                return t
-        raise KeyError(name)
-
-    @property
-    def names(self) -> list[str]:
-        return [t.name for t in self.tasks]
+    The post-processing works on this: it asks for the ``foreground`` head,
+    never for a task by name.
+    """
+    out = {}
+    for t in tasks:
+        if t.role is not None and t.role not in out and t.name in probabilities:
+            out[t.role] = probabilities[t.name]
+    return out

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from ..engine.annotations import check_image, check_labels
+from ..engine.labels import integer_labels, smallest_uint
 from .atomic import atomic_write_file, check_writable
 from ..errors import AnnotationError, ImageReadError
 
@@ -139,19 +140,12 @@ def _labels_for_tiff(labels: np.ndarray, source: str, planar: bool = True) -> np
     labels = np.asarray(labels)
     if planar and labels.ndim != 2:
         raise AnnotationError(f"labels must be a 2D (YX) array, got shape {labels.shape}", source=source)
-    if labels.dtype == bool:
-        labels = labels.astype(np.uint8)
-    if np.issubdtype(labels.dtype, np.floating):
-        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
-            raise AnnotationError("labels must be integers, got non-integer values", source=source)
-    elif not np.issubdtype(labels.dtype, np.integer):
-        raise AnnotationError(f"labels must be integers, got type {labels.dtype}", source=source)
-    if labels.size and labels.min() < 0:
-        raise AnnotationError(f"labels contain negative values ({labels.min()})", source=source)
+    labels = integer_labels(labels, "labels", source=source, whole_floats=True)
     top = int(labels.max()) if labels.size else 0
     if top > np.iinfo(np.uint32).max:
         raise AnnotationError(f"labels contain value {top}, too large for a uint32 TIFF", source=source)
-    return labels.astype(np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
+    # at least uint16: what ImageJ/Fiji and most label tools expect
+    return labels.astype(np.promote_types(smallest_uint(top), np.uint16))
 
 
 def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, overwrite: bool = False,

@@ -1,10 +1,12 @@
 """Training sets on disk: a CSV manifest or a project folder.
 
 A CSV manifest has one row per image and a header naming at least ``image``
-and one column per task (``detection,separation,segmentation`` for the lazy
-tasks); column order is free, names are matched case-insensitively, and an
-optional ``roi`` column (non-zero = inside the region of interest) and an
-optional ``name`` column are used; any other column (notes...) is ignored::
+and the required inputs of the regimes (:mod:`napari_lazylabels.engine.regimes`;
+``lazylabels train --help`` lists them); the other inputs' columns are
+optional. Column order is free, names are matched case-insensitively (an
+input's older names too), and an optional ``roi`` column (non-zero = inside
+the region of interest) and an optional ``name`` column are used; any other
+column (notes...) is ignored::
 
     image,detection,separation,segmentation,roi
     img/a.tif,lab/a_blobs.tif,,lab/a_masks.tif,
@@ -31,20 +33,26 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..engine.annotations import LazyAnnotations, check_image, check_labels, validate_set
+from ..engine.annotations import LazyAnnotations, check_image, check_labels
 from .atomic import atomic_write_file, check_writable
 from ..errors import AnnotationError, ImageReadError, LazyLabelsError
 from .imageio import load_image, load_labels
+from ..engine.regimes import registry
+from ..engine.regimes.base import LabelInput
+from ..engine.regimes.targets import check_annotated, check_inputs
 from .ome_zarr import (ROI_LABEL, ImageStore, is_image_store, is_project, project_to_annotations,
                        read_image_store, read_project)
-from ..engine.tasks import DETECTION, SEGMENTATION, SEPARATION, TaskSpec
 
 __all__ = ["IMAGE_COLUMN", "NAME_COLUMN", "ROI_COLUMN", "load_manifest", "write_manifest"]
 
 IMAGE_COLUMN = "image"
 ROI_COLUMN = ROI_LABEL
 NAME_COLUMN = "name"
-DEFAULT_COLUMNS = (IMAGE_COLUMN, DETECTION, SEPARATION, SEGMENTATION)
+
+
+def default_columns() -> tuple[str, ...]:
+    """``image`` and every regime input's column, in registry order."""
+    return (IMAGE_COLUMN, *registry.input_keys())
 
 _ROI_MAX = np.iinfo(np.int64).max  # any non-negative integer mask is accepted for a ROI
 
@@ -94,19 +102,25 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]
     return header, rows
 
 
-def _check_header(header: list[str], tasks: Sequence[TaskSpec], path: Path) -> None:
+def _column_of(spec: LabelInput, header: Sequence[str]) -> str | None:
+    """The header column holding ``spec`` (its key, or an older name), or None."""
+    return next((n.lower() for n in spec.names if n.lower() in header), None)
+
+
+def _check_header(header: list[str], inputs: Sequence[LabelInput], path: Path) -> None:
     dupes = sorted({h for h in header if h and header.count(h) > 1})
     if dupes:
         raise AnnotationError(f"manifest header repeats column(s) {', '.join(dupes)}", source=str(path))
-    required = [IMAGE_COLUMN] + [t.name for t in tasks]
-    missing = [c for c in required if c not in header]
+    required = [IMAGE_COLUMN] + [i.key for i in inputs if i.required]
+    missing = [c for c in required if c not in header and not (
+        c != IMAGE_COLUMN and _column_of(next(i for i in inputs if i.key == c), header))]
     if missing:
         raise AnnotationError(
             f"manifest header lacks column(s) {', '.join(missing)}; it must contain "
             f"{','.join(required)} (found: {','.join(header) or 'nothing'})", source=str(path))
 
 
-def _load_row(row: dict[str, str], line: int, base: Path, tasks: Sequence[TaskSpec],
+def _load_row(row: dict[str, str], line: int, base: Path, inputs: Sequence[LabelInput], n_classes: int,
               manifest: Path) -> LazyAnnotations:
     where = f"row on line {line} of {manifest}"
     cell = row[IMAGE_COLUMN]
@@ -116,10 +130,13 @@ def _load_row(row: dict[str, str], line: int, base: Path, tasks: Sequence[TaskSp
     try:
         image = load_image(image_path)
         labels: dict[str, np.ndarray | None] = {}
-        for t in tasks:
-            c = row.get(t.name, "")
-            labels[t.name] = None if not c else load_labels(
-                _resolve(c, base), image.shape[:2], t.max_label, what=f"{t.name} labels")
+        for spec in inputs:
+            column = _column_of(spec, list(row))
+            if column is None:
+                continue
+            c = row.get(column, "")
+            labels[spec.key] = None if not c else load_labels(
+                _resolve(c, base), image.shape[:2], spec.max_label(n_classes), what=f"{spec.key} labels")
         roi = None
         if row.get(ROI_COLUMN):
             roi = load_labels(_resolve(row[ROI_COLUMN], base), image.shape[:2], _ROI_MAX,
@@ -143,43 +160,55 @@ def _unique_names(items: list[LazyAnnotations], cells: list[str]) -> None:
             it.name = cell
 
 
-def _load_csv(path: Path, tasks: Sequence[TaskSpec]) -> list[LazyAnnotations]:
+def _load_csv(path: Path, inputs: Sequence[LabelInput], n_classes: int) -> list[LazyAnnotations]:
     header, rows = _read_rows(path)
-    _check_header(header, tasks, path)
+    _check_header(header, inputs, path)
     if not rows:
         raise AnnotationError("manifest has a header but no rows", source=str(path))
     base = path.parent
-    items = [_load_row(row, line, base, tasks, path) for line, row in rows]
+    items = [_load_row(row, line, base, inputs, n_classes, path) for line, row in rows]
     if NAME_COLUMN not in header:
         _unique_names(items, [row[IMAGE_COLUMN] for _, row in rows])
     return items
 
 
-def _check_store_labels(stores: Sequence[ImageStore], tasks: Sequence[TaskSpec]) -> None:
-    """Check each store's image and task layers so that errors name the store (and label folder)."""
+def _check_store_labels(stores: Sequence[ImageStore], inputs: Sequence[LabelInput], n_classes: int) -> None:
+    """Check each store's image and lazy-label layers so that errors name the store (and label folder)."""
     for s in stores:
         check_image(s.image, source=str(s.path))
         yx = s.image.shape[:2]
-        for t in tasks:
-            lab = s.labels.get(t.name)
-            if lab is not None:
-                check_labels(lab, yx, t.max_label, source=f"{s.path}/labels/{t.name}",
-                             what=f"{t.name} labels")
+        for spec in inputs:
+            name = next((n for n in spec.names if n in s.labels), None)
+            if name is not None:
+                check_labels(s.labels[name], yx, spec.max_label(n_classes), source=f"{s.path}/labels/{name}",
+                             what=f"{spec.key} labels")
 
 
-def _load_project(path: Path, tasks: Sequence[TaskSpec]) -> list[LazyAnnotations]:
+def _load_project(path: Path, inputs: Sequence[LabelInput], n_classes: int) -> list[LazyAnnotations]:
     stores = read_project(path) if is_project(path) else [read_image_store(path)]
     if not stores:
         raise AnnotationError("project has no images", source=str(path))
-    _check_store_labels(stores, tasks)
-    return project_to_annotations(stores, tasks)
+    _check_store_labels(stores, inputs, n_classes)
+    keys = {i.key for i in inputs}
+    items = project_to_annotations(stores)
+    for it in items:
+        it.labels = {k: v for k, v in it.labels.items() if k in keys}
+    return items
 
 
-def load_manifest(path: str | os.PathLike, tasks: Sequence[TaskSpec]) -> list[LazyAnnotations]:
+def load_manifest(path: str | os.PathLike, n_classes: int = 1,
+                  inputs: Sequence[LabelInput] | None = None) -> list[LazyAnnotations]:
     """Load and validate a training set from a CSV manifest or a project folder.
 
+    Args:
+        path: the CSV file, a project folder or one OME-Zarr store.
+        n_classes: K, the number of object classes (labels are checked against it).
+        inputs: the regimes' inputs to read (default: all of them).
+
     Returns:
-        The validated items (labels as int32, ROI as bool), in manifest order.
+        The validated items (labels keyed by input key, as int32; ROI as
+        bool), in manifest order; a column the manifest lacks is absent from
+        the labels, an empty cell is None.
 
     Raises:
         ImageReadError: manifest, image or label file missing or unreadable.
@@ -188,17 +217,18 @@ def load_manifest(path: str | os.PathLike, tasks: Sequence[TaskSpec]) -> list[La
     """
     path = Path(path)
     source = str(path)
+    inputs = list(registry.label_inputs() if inputs is None else inputs)
     if not path.exists():
         raise ImageReadError("manifest not found", source=source)
     if path.is_dir():
         if not (is_project(path) or is_image_store(path)):
             raise ImageReadError("folder is neither a lazylabels project (no project.json) "
                                  "nor an OME-Zarr store", source=source)
-        items = _load_project(path, tasks)
+        items = _load_project(path, inputs, n_classes)
     else:
-        items = _load_csv(path, tasks)
+        items = _load_csv(path, inputs, n_classes)
     try:
-        return validate_set(items, tasks)
+        return check_annotated(check_inputs(items, n_classes))
     except LazyLabelsError as exc:
         if exc.source:  # names an image already
             raise _with_context(exc, f"in {path}") from None
@@ -228,11 +258,11 @@ def write_manifest(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
 
     Args:
         path: the CSV file.
-        rows: one mapping per image, e.g. ``{"image": "a.tif", "detection":
-            "a_blobs.tif", "segmentation": None}``; missing keys and ``None``
-            give empty cells. Paths may be ``str`` or ``Path``.
-        columns: header; default ``image,detection,separation,segmentation``
-            followed by any other key found in ``rows``.
+        rows: one mapping per image, column -> path (e.g. ``{"image": "a.tif",
+            <input key>: "a_blobs.tif"}``); missing keys and ``None`` give
+            empty cells. Paths may be ``str`` or ``Path``.
+        columns: header; default ``image`` and every regime input's column
+            (:func:`default_columns`), followed by any other key found in ``rows``.
         overwrite: replace an existing file.
 
     Raises:
@@ -245,7 +275,7 @@ def write_manifest(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
         if not r.get(IMAGE_COLUMN):
             raise ValueError(f"{path}: row {i} has no {IMAGE_COLUMN!r}")
     if columns is None:
-        columns = list(DEFAULT_COLUMNS)
+        columns = list(default_columns())
         for r in rows:
             columns += [k for k in r if k not in columns]
     base = path.absolute().parent

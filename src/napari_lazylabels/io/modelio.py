@@ -2,111 +2,96 @@
 
 Layout of a model directory::
 
-    config.json          format, architecture, tasks, class names, normalisation, provenance
+    config.json          format, architecture, tasks, class names, normalisation,
+                         post-processing, provenance
     model.safetensors    the network's weights (safetensors: tensors only, no code)
-    training_state.pt    optional: optimiser state and step, to resume training
-                         (a plain state dict, loaded with ``weights_only=True``)
+    training_state.pt    optional: optimiser state, step and loss history, to resume
+                         training (a plain state dict, loaded with ``weights_only=True``)
+    <artifacts>          optional: files a regime keeps (e.g. approximations/round_XX.npz,
+                         arrays only, loaded without pickles; JSON files)
+
+Format 2 added the typed ``postprocess`` field and the heads' ``role``; a
+format 1 folder is upgraded when it is read (by the registry's regimes).
 """
 
 from __future__ import annotations
 
 import json
-import platform
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .. import __version__
-from .atomic import atomic_write_dir
 from ..engine.config import NetworkConfig, NormalizationConfig
-from ..errors import ModelFileError
-from ..engine.model import LazyUNet, build_model
+from ..engine.model import build_model
+from ..engine.postprocess.settings import PostProcessing
+from ..engine.regimes import registry
 from ..engine.tasks import TaskSpec
+from ..engine.trained_model import LazyLabelsModel
+from ..engine.training.trainer import TrainingState
+from ..errors import LazyLabelsError, ModelFileError
+from .atomic import atomic_write_dir
 
 FORMAT = "napari-lazylabels-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.pt"
 
-
-def versions() -> dict[str, str]:
-    return {"napari_lazylabels": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+Artifacts = Mapping[str, Mapping[str, Any]]
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def config_dict(model: LazyLabelsModel) -> dict:
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "network": model.network_config.to_dict(),
+        "tasks": [t.to_dict() for t in model.tasks],
+        "class_names": list(model.class_names),
+        "normalization": {"low": model.normalization.low, "high": model.normalization.high},
+        "patch_size": model.patch_size,
+        "postprocess": model.postprocess.to_dict(),
+        "provenance": model.provenance,
+    }
 
 
-@dataclass
-class LazyLabelsModel:
-    """A network with everything needed to use it on new images."""
-
-    network: LazyUNet
-    tasks: list[TaskSpec]
-    class_names: list[str]
-    normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
-    patch_size: int = 128
-    provenance: dict = field(default_factory=dict)
-
-    @property
-    def network_config(self) -> NetworkConfig:
-        return self.network.config
-
-    @property
-    def task_names(self) -> list[str]:
-        return [t.name for t in self.tasks]
-
-    def config_dict(self) -> dict:
-        return {
-            "format": FORMAT, "format_version": FORMAT_VERSION,
-            "network": self.network_config.to_dict(),
-            "tasks": [t.to_dict() for t in self.tasks],
-            "class_names": list(self.class_names),
-            "normalization": {"low": self.normalization.low, "high": self.normalization.high},
-            "patch_size": self.patch_size,
-            "provenance": self.provenance,
-        }
-
-    def write_into(self, folder: Path, training_state: dict | None = None) -> None:
-        """Write the model files into an existing folder (no atomicity: see ``save``)."""
-        folder = Path(folder)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_FILE))
-        (folder / CONFIG_FILE).write_text(json.dumps(self.config_dict(), indent=2))
-        if training_state is not None:
-            torch.save(training_state, folder / STATE_FILE)
-
-    def save(self, path: str | Path, *, overwrite: bool = False, training_state: dict | None = None) -> Path:
-        """Write the model directory atomically; refuse an existing one unless ``overwrite``."""
-        path = Path(path)
-        atomic_write_dir(path, lambda tmp: self.write_into(Path(tmp), training_state), overwrite=overwrite)
-        return path
-
-    def predict(self, image: np.ndarray, *, device: str | torch.device = "cpu", tile_size: int = 1024,
-                batch_size: int = 2, progress=None) -> dict[str, np.ndarray]:
-        """Per-task probabilities (C, H, W) for a raw YX or YXC image."""
-        from ..engine.inference import predict_tiled
-        from ..engine.normalize import normalize
-        device = torch.device(device) if not isinstance(device, str) or device != "auto" else _auto()
-        self.network.to(device)
-        norm = normalize(image, self.normalization)
-        if norm.shape[0] != self.network_config.in_channels:
-            raise ModelFileError(f"the model expects {self.network_config.in_channels} channel(s), "
-                                 f"the image has {norm.shape[0]}")
-        return predict_tiled(self.network, norm, tile_size=tile_size, batch_size=batch_size,
-                             device=device, progress=progress)
+def _write_artifacts(folder: Path, artifacts: Artifacts) -> None:
+    for rel, content in artifacts.items():
+        parts = Path(rel).parts
+        if Path(rel).is_absolute() or ".." in parts or len(parts) != 2:
+            raise LazyLabelsError(f"artifact path {rel!r} must be FOLDER/FILE inside the model folder")
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith(".npz"):
+            np.savez_compressed(target, **{k: np.asarray(v) for k, v in content.items()})
+        elif rel.endswith(".json"):
+            target.write_text(json.dumps(dict(content), indent=2))
+        else:
+            raise LazyLabelsError(f"artifact {rel!r}: only .npz and .json files are written")
 
 
-def _auto() -> torch.device:
-    from ..engine.device import select_device
-    return select_device("auto")
+def write_model_into(folder: Path, model: LazyLabelsModel, training_state: TrainingState | None = None,
+                     artifacts: Artifacts | None = None) -> None:
+    """Write the model files into an existing folder (no atomicity: see :func:`save_model`)."""
+    folder = Path(folder)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_FILE))
+    (folder / CONFIG_FILE).write_text(json.dumps(config_dict(model), indent=2))
+    if training_state is not None:
+        torch.save(training_state.to_dict(), folder / STATE_FILE)
+    _write_artifacts(folder, artifacts or {})
+
+
+def save_model(model: LazyLabelsModel, path: str | Path, *, overwrite: bool = False,
+               training_state: TrainingState | None = None, artifacts: Artifacts | None = None) -> Path:
+    """Write the model directory atomically; refuse an existing one unless ``overwrite``.
+
+    ``training_state`` (to resume) and ``artifacts`` (a regime's files,
+    relative path -> arrays for ``.npz`` or a JSON dict for ``.json``) are optional.
+    """
+    return atomic_write_dir(Path(path), lambda tmp: write_model_into(Path(tmp), model, training_state, artifacts),
+                            overwrite=overwrite)
 
 
 def _read_config(path: Path) -> dict:
@@ -119,10 +104,27 @@ def _read_config(path: Path) -> dict:
         raise ModelFileError(f"{CONFIG_FILE} is not valid JSON ({exc.__class__.__name__})", source=str(path))
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         raise ModelFileError(f"{CONFIG_FILE} is not a napari-lazylabels model config", source=str(path))
-    if cfg.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(f"model format version {cfg.get('format_version')} is newer than this "
+    version = cfg.get("format_version", 1)
+    if not isinstance(version, int):
+        raise ModelFileError(f"{CONFIG_FILE}: format_version must be a whole number, got {version!r}",
+                             source=str(path))
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"model format version {version} is newer than this "
                              f"napari-lazylabels understands ({FORMAT_VERSION})", source=str(path))
+    if version < 2:
+        _upgrade_v1(cfg)
     return cfg
+
+
+def _upgrade_v1(cfg: dict) -> None:
+    """Format 1 named the decoder paths after the tasks and had no roles nor post-processing field:
+    each task takes both from the regime that trains it today, and the regimes fill in the rest."""
+    for t in cfg.get("tasks") or []:
+        template = registry.task_template(t.get("name", "")) if isinstance(t, dict) else None
+        if template is not None:
+            t["features"] = template.features
+            t.setdefault("role", template.role)
+    registry.migrate(cfg)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LazyLabelsModel:
@@ -139,7 +141,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LazyLabe
         net_cfg = NetworkConfig.from_dict(cfg["network"])
         tasks = [TaskSpec.from_dict(t) for t in cfg["tasks"]]
         norm = NormalizationConfig(**cfg.get("normalization", {}))
-    except (KeyError, TypeError, ValueError) as exc:
+        postprocess = PostProcessing.from_dict(cfg.get("postprocess") or {})
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelFileError(f"{CONFIG_FILE} is incomplete or invalid ({exc})", source=str(path))
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
@@ -156,27 +159,36 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LazyLabe
                              source=str(path))
     network.to(device).eval()
     return LazyLabelsModel(network, tasks, list(cfg.get("class_names") or []), norm,
-                           int(cfg.get("patch_size", 128)), dict(cfg.get("provenance") or {}))
+                           int(cfg.get("patch_size", 128)), postprocess, dict(cfg.get("provenance") or {}))
 
 
-def load_training_state(path: str | Path) -> dict | None:
-    """The optimiser state and step saved beside a model, or None (never unpickles code)."""
+def load_training_state(path: str | Path) -> TrainingState | None:
+    """The optimiser state, step and history saved beside a model, or None (never unpickles code)."""
     f = Path(path) / STATE_FILE
     if not f.is_file():
         return None
     try:
-        return torch.load(f, map_location="cpu", weights_only=True)
+        raw = torch.load(f, map_location="cpu", weights_only=True)
+        return TrainingState(step=int(raw["step"]), optimizer=raw["optimizer"],
+                             history={k: list(v) for k, v in (raw.get("history") or {}).items()})
     except Exception as exc:
         raise ModelFileError(f"{STATE_FILE} is corrupt ({exc.__class__.__name__})", source=str(path))
 
 
-def default_class_names(n: int) -> list[str]:
-    return [f"class {i}" for i in range(1, n + 1)]
-
-
-def task_classes(tasks: Sequence[TaskSpec]) -> int:
-    """Number of object classes K of a task list (segmentation's classes minus background)."""
-    for t in tasks:
-        if t.name == "segmentation":
-            return t.n_classes - 1
-    return max(t.n_classes for t in tasks) - 1
+def load_artifacts(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The regimes' files of a model folder (``FOLDER/FILE.npz``: arrays, no pickles;
+    ``FOLDER/FILE.json``), keyed by their path relative to it, as :func:`save_model` takes them."""
+    root = Path(path)
+    out: dict[str, dict[str, Any]] = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        for f in sorted(sub.iterdir()):
+            rel = f"{sub.name}/{f.name}"
+            try:
+                if f.suffix == ".npz":
+                    with np.load(f, allow_pickle=False) as data:
+                        out[rel] = {k: data[k] for k in data.files}
+                elif f.suffix == ".json":
+                    out[rel] = json.loads(f.read_text())
+            except (OSError, ValueError) as exc:
+                raise ModelFileError(f"{rel} is corrupt ({exc.__class__.__name__})", source=str(root))
+    return out

@@ -11,15 +11,16 @@ One image store (``<name>.ome.zarr``) holds::
     labels/<name>/0/          the label array (y, x), integer dtype as given
     probabilities/<task>/0/   a task's class probabilities (c, y, x), float
 
-The label layers are named like the tasks (``detection``, ``separation``,
-``segmentation``) plus an optional ``roi``; any other name (e.g. instance ids
-from inference) is stored but not trained on. Probabilities are per-class maps,
+The lazy-label layers are named like the inputs of the regimes (their keys,
+the manifest columns; older names of an input are read too) plus an optional
+``roi``; any other name (e.g. instance ids from inference) is stored but not
+trained on. Probabilities are per-class maps,
 not labels, so they live outside the NGFF ``labels`` group. A single scale
 level is written: the images are 2D and napari reads them directly.
 
 Free-form, JSON-serialisable metadata is kept under
-``attrs["lazylabels"]["metadata"]``. Conventional keys: ``annotated`` (task
-name -> bool, marks a task annotated even when its layer is empty, or not
+``attrs["lazylabels"]["metadata"]``. Conventional keys: ``annotated`` (input
+key -> bool, marks an input annotated even when its layer is empty, or not
 annotated though it is painted), ``class_names`` (list of str) and ``model``
 (provenance of the probabilities). JSON turns tuples into lists.
 
@@ -48,7 +49,7 @@ import numpy as np
 from ..engine.annotations import LazyAnnotations
 from .atomic import atomic_write_dir, atomic_write_file, check_writable
 from ..errors import ImageReadError, LazyLabelsError, OutputExistsError
-from ..engine.tasks import TaskSpec
+from ..engine.regimes import registry
 
 __all__ = [
     "NGFF_VERSION", "STORE_SUFFIX", "PROJECT_FILE", "ROI_LABEL", "ImageStore",
@@ -509,26 +510,31 @@ def add_to_project(folder: str | os.PathLike, store: ImageStore | Mapping[str, A
 
 # ----------------------------------------------------------------- annotations
 
-def project_to_annotations(stores: Sequence[ImageStore], tasks: Sequence[TaskSpec]) -> list[LazyAnnotations]:
-    """Turn image stores into training items (not validated; see ``annotations.validate_set``).
+def project_to_annotations(stores: Sequence[ImageStore]) -> list[LazyAnnotations]:
+    """Turn image stores into training items (not validated; see ``regimes.targets.check_inputs``).
 
-    Label layers named like a task become that task's labels (absent: not
-    annotated for it); the ``roi`` layer becomes the region of interest;
-    other layers are ignored. ``metadata["annotated"]`` (task -> bool), when
-    present, marks tasks explicitly.
+    Label layers named like a regime's input (or one of its older names)
+    become that input's labels (absent: not annotated for it); the ``roi``
+    layer becomes the region of interest; other layers are ignored.
+    ``metadata["annotated"]`` (input key -> bool), when present, marks inputs
+    explicitly.
     """
+    inputs = registry.label_inputs()
     items = []
     for s in stores:
-        names = [t.name for t in tasks]
         marked = s.metadata.get("annotated") or {}
+        marked = marked if isinstance(marked, dict) else {}
+        labels, annotated = {}, {}
+        for i in inputs:
+            name = next((n for n in i.names if n in s.labels), None)
+            labels[i.key] = None if name is None else s.labels[name]
+            flag = next((marked[n] for n in i.names if n in marked), None)
+            if flag is not None:
+                annotated[i.key] = bool(flag)
         roi = s.labels.get(ROI_LABEL)
-        items.append(LazyAnnotations(
-            image=s.image,
-            labels={n: s.labels.get(n) for n in names},
-            roi=None if roi is None else np.asarray(roi) > 0,
-            name=s.name,
-            annotated={n: bool(marked[n]) for n in names if isinstance(marked, dict) and n in marked},
-        ))
+        items.append(LazyAnnotations(image=s.image, labels=labels,
+                                     roi=None if roi is None else np.asarray(roi) > 0,
+                                     name=s.name, annotated=annotated))
     return items
 
 

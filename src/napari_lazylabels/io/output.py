@@ -6,20 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.pipeline import Segmentation
+from ..engine.trained_model import LazyLabelsModel
 from .imageio import write_labels_tiff
-from .modelio import LazyLabelsModel
 from .ome_zarr import write_image_store
-from ..engine.pipeline import Segmentation, instance_dtype
 
 
 def prediction_metadata(model: LazyLabelsModel, source: str | None = None) -> dict:
     return {"class_names": model.class_names, "source": source,
             "model": {k: model.provenance.get(k) for k in ("date", "trained_steps", "data", "versions")}}
-
-
-def prediction_labels(result: Segmentation) -> dict[str, np.ndarray]:
-    return {"instances": result.instances.astype(instance_dtype(result.instances)),
-            "semantic": result.semantic.astype(np.uint8 if result.semantic.max(initial=0) < 256 else np.uint16)}
 
 
 def write_prediction(out: str | Path, image: np.ndarray, result: Segmentation, model: LazyLabelsModel,
@@ -28,7 +23,7 @@ def write_prediction(out: str | Path, image: np.ndarray, result: Segmentation, m
     out = Path(out)
     if out.name.lower().endswith((".tif", ".tiff")):
         return write_labels_tiff(out, result.instances, overwrite=overwrite)
-    return write_image_store(out, image, labels=prediction_labels(result),
+    return write_image_store(out, image, labels=result.label_layers(),
                              probabilities={k: v.astype(np.float32) for k, v in result.probabilities.items()},
                              name=Path(source).stem if source else None,
                              metadata=prediction_metadata(model, source), overwrite=overwrite)

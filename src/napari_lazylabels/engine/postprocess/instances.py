@@ -1,23 +1,25 @@
 """Semantic and instance maps from the network's probabilities (METHOD section 5).
 
 The tiled inference gives a dict ``task name -> float32 (C, Y, X)`` of softmax
-probabilities. This module turns it into
+probabilities; :func:`~napari_lazylabels.engine.pipeline.heads_by_role` keys
+them by what each head means (the roles of :mod:`napari_lazylabels.engine.tasks`),
+so this module never names a task. It turns them into
 
-* a semantic class map: the argmax of the ``segmentation`` head;
+* a semantic class map: the argmax of the ``foreground`` head;
 * an instance map, by seeded watershed:
 
   1. foreground = semantic class > 0;
-  2. interfaces = ``separation`` probability of class 1 > ``interface_threshold``
-     (no interfaces where the model has no separation head);
+  2. interfaces = ``boundaries`` probability of class 1 > ``interface_threshold``
+     (no interfaces where the model has no boundary head);
   3. region = foreground minus interfaces;
   4. seeds = connected components of the seed head's foreground (argmax of
-     ``detection``, or of ``approximation``, > 0) inside the region; seeds
+     ``seeds``, or of ``partial``, > 0) inside the region; seeds
      smaller than ``min_seed_area`` are dropped. Without a seed head, seeds are
      the peaks of the region's (slightly smoothed) distance transform, at
      least ``min_peak_distance`` apart (the usual watershed fallback for convex
      objects such as nuclei; it may split elongated or irregular objects and
      merge touching ones without a neck);
-  5. seeded watershed inside the region on the segmentation background
+  5. seeded watershed inside the region on the foreground head's background
      probability plus a small distance term ``1 / (1 + d)`` (``d`` = distance
      to the region's edge), which breaks the ties of a flat probability so that
      touching objects without a predicted interface split at their neck;
@@ -34,7 +36,6 @@ The class of an instance is the majority semantic class inside it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
@@ -43,59 +44,17 @@ from skimage.feature import peak_local_max
 from skimage.segmentation import relabel_sequential, watershed
 
 from ...errors import LazyLabelsError
-
-#: Seed sources :class:`InstanceParams` accepts. ``distance`` forces the
-#: distance-transform fallback even when a seed head is present.
-SEED_SOURCES = ("detection", "approximation", "distance")
+from ..labels import drop_small
+from ..tasks import BOUNDARIES, FOREGROUND, PARTIAL, SEEDS
+from .settings import DISTANCE, InstanceParams
 
 _CROSS = ndi.generate_binary_structure(2, 1)
 _SQUARE = ndi.generate_binary_structure(2, 2)
 
 
-@dataclass
-class InstanceParams:
-    """Settings of :func:`instances_from_probabilities`.
-
-    The defaults suit nuclei of radius 6-20 px (areas of about 110-1300 px).
-
-    Attributes:
-        min_seed_area: seeds (connected components of the seed head's
-            foreground) with fewer pixels are noise and are dropped. 5 px keeps
-            the inner blob of even the smallest nuclei (radius 6 -> blob of
-            radius ~2-3, 12-28 px).
-        min_size: instances with fewer pixels are merged into a touching
-            instance or dropped. 30 px is a quarter of the smallest nucleus
-            (radius 6, ~113 px): smaller pieces are fragments or specks.
-        interface_threshold: a pixel is an interface where the separation
-            probability of class 1 exceeds this.
-        seed_source: ``"detection"`` (default), ``"approximation"`` (the
-            recursive-approximation head), or ``"distance"`` (always use the
-            distance-transform peaks). When the named head is missing the other
-            seed head is used, and without either the distance peaks.
-        min_peak_distance: for the distance-transform fallback only: the
-            smallest distance in pixels between two seeds. 5 px (just under the
-            smallest radius) splits touching nuclei without cutting single
-            elongated ones too often.
-    """
-
-    min_seed_area: int = 5
-    min_size: int = 30
-    interface_threshold: float = 0.5
-    seed_source: str = "detection"
-    min_peak_distance: int = 5
-
-    def __post_init__(self):
-        if self.seed_source not in SEED_SOURCES:
-            raise ValueError(f"seed_source must be one of {SEED_SOURCES}, got {self.seed_source!r}")
-        if self.min_seed_area < 0 or self.min_size < 0:
-            raise ValueError("min_seed_area and min_size must be >= 0")
-        if self.min_peak_distance < 1:
-            raise ValueError("min_peak_distance must be >= 1")
-
-
-def _get(probs: Mapping[str, np.ndarray], name: str, shape: tuple[int, int] | None) -> np.ndarray | None:
-    """The (C, Y, X) probabilities of task ``name`` as an array, or None."""
-    p = probs.get(name)
+def head(heads: Mapping[str, np.ndarray], name: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:
+    """The (C, Y, X) probabilities of the head of role ``name`` as an array, or None."""
+    p = heads.get(name)
     if p is None:
         return None
     p = np.asarray(p)
@@ -108,18 +67,19 @@ def _get(probs: Mapping[str, np.ndarray], name: str, shape: tuple[int, int] | No
     return p
 
 
-def _segmentation(probs: Mapping[str, np.ndarray]) -> np.ndarray:
-    seg = _get(probs, "segmentation", None)
+def foreground_head(heads: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The foreground head's probabilities; a model without one cannot make instances."""
+    seg = head(heads, FOREGROUND)
     if seg is None:
         raise LazyLabelsError(
-            f"no 'segmentation' probabilities (got: {', '.join(sorted(probs)) or 'nothing'})",
+            f"no {FOREGROUND!r} head among the probabilities (got: {', '.join(sorted(heads)) or 'nothing'})",
             source="probabilities")
     return seg
 
 
 def semantic_from_probabilities(probs: Mapping[str, np.ndarray]) -> np.ndarray:
     """Class map (int32 YX, 0 = background): the argmax of the segmentation head."""
-    return np.argmax(_segmentation(probs), axis=0).astype(np.int32)
+    return np.argmax(foreground_head(probs), axis=0).astype(np.int32)
 
 
 def instance_classes(instances: np.ndarray, semantic: np.ndarray) -> dict[int, int]:
@@ -149,15 +109,15 @@ def _seeds(probs: Mapping[str, np.ndarray], region: np.ndarray, dist: np.ndarray
            params: InstanceParams) -> np.ndarray:
     """Labelled seeds inside ``region`` (int32, 0 = no seed)."""
     shape = region.shape
-    head = None
-    if params.seed_source != "distance":
-        order = (params.seed_source, "approximation" if params.seed_source == "detection" else "detection")
+    seed_head = None
+    if params.seed_source != DISTANCE:
+        order = (params.seed_source, PARTIAL if params.seed_source == SEEDS else SEEDS)
         for name in order:
-            head = _get(probs, name, shape)
-            if head is not None:
+            seed_head = head(probs, name, shape)
+            if seed_head is not None:
                 break
-    if head is not None:
-        mask = (np.argmax(head, axis=0) > 0) & region
+    if seed_head is not None:
+        mask = (np.argmax(seed_head, axis=0) > 0) & region
         seeds, _ = ndi.label(mask, structure=_CROSS)
         drop_small(seeds, params.min_seed_area)
         return seeds.astype(np.int32, copy=False)
@@ -221,9 +181,9 @@ def instances_from_probabilities(probs: Mapping[str, np.ndarray],
     """Semantic class map and instance map from the network's probabilities.
 
     Args:
-        probs: ``task name -> (C, Y, X)`` softmax probabilities. ``segmentation``
-            is required; ``detection`` / ``approximation`` (seeds) and
-            ``separation`` (interfaces) are optional, see the module doc.
+        probs: ``head role -> (C, Y, X)`` softmax probabilities. ``foreground``
+            is required; ``seeds`` / ``partial`` and ``boundaries`` (interfaces)
+            are optional, see the module doc.
         params: settings; defaults to :class:`InstanceParams` ().
 
     Returns:
@@ -231,14 +191,14 @@ def instances_from_probabilities(probs: Mapping[str, np.ndarray],
         background and 1..N for the objects.
     """
     params = params or InstanceParams()
-    seg = _segmentation(probs)
+    seg = foreground_head(probs)
     shape = seg.shape[1:]
     semantic = np.argmax(seg, axis=0).astype(np.int32)
     fg = semantic > 0
     if not fg.any():
         return semantic, np.zeros(shape, np.int32)
 
-    sep = _get(probs, "separation", shape)
+    sep = head(probs, BOUNDARIES, shape)
     if sep is not None:
         region = fg & (sep[1] > params.interface_threshold)
         np.logical_not(region, out=region)
@@ -273,25 +233,3 @@ def instances_from_probabilities(probs: Mapping[str, np.ndarray],
     labels = _merge_small(labels, params.min_size)
     labels, _, _ = relabel_sequential(labels)
     return semantic, labels.astype(np.int32, copy=False)
-
-
-def drop_small(labels: np.ndarray, min_area: int) -> np.ndarray:
-    """Set the labels with fewer than ``min_area`` pixels to 0, in place; returns ``labels``."""
-    if min_area > 1 and labels.any():
-        small = np.bincount(labels.ravel()) < min_area
-        small[0] = False
-        if small.any():
-            labels[small[labels]] = 0
-    return labels
-
-
-def class_map(instances: np.ndarray, classes: Mapping[int, int], dtype=np.int16) -> np.ndarray:
-    """The class of each object painted over its pixels (0 elsewhere)."""
-    inst = np.asarray(instances)
-    n = int(inst.max(initial=0))
-    lut = np.zeros(n + 1, dtype)
-    for k, c in classes.items():
-        if 0 < k <= n:
-            lut[k] = c
-    return lut[inst]
-

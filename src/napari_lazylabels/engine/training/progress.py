@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 
 @dataclass
@@ -12,8 +10,8 @@ class TrainingProgress:
     """One training step's report.
 
     ``losses`` holds each task's loss at this step (NaN when no patch of the
-    batch was annotated for it); ``preview`` holds per-task probabilities
-    (C, H, W) of the preview image on the steps that compute one.
+    batch was annotated for it). ``checkpoint`` is the folder a checkpoint
+    was written to after this step, if any (the recipe fills it in).
     """
 
     step: int
@@ -25,10 +23,8 @@ class TrainingProgress:
     elapsed_s: float
     eta_s: float
     device: str
-    preview: dict[str, np.ndarray] | None = None
     checkpoint: str | None = None
     stopped: bool = False
-    history: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:

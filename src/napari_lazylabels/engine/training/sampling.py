@@ -92,8 +92,19 @@ def _resize(arr: np.ndarray, size: int, interp: int) -> np.ndarray:
     return np.stack([cv2.resize(a, (size, size), interpolation=interp) for a in arr])
 
 
+def _counts(im: PreparedImage, task: TaskSpec) -> np.ndarray:
+    if not im.annotated[task.name]:
+        return np.zeros(task.n_classes, np.int64)
+    lab = im.targets[task.name][im.valid[task.name]]
+    return np.bincount(lab.ravel(), minlength=task.n_classes)[:task.n_classes].astype(np.int64)
+
+
 class PatchSampler:
-    """Draws augmented training batches from prepared images."""
+    """Draws augmented training batches from prepared images; owns their targets.
+
+    Targets change only through :meth:`set_targets`, which keeps the patch
+    centres and the class counts in step.
+    """
 
     def __init__(self, images: Sequence[PreparedImage], tasks: Sequence[TaskSpec], config: TrainConfig,
                  rng: np.random.Generator):
@@ -104,14 +115,31 @@ class PatchSampler:
         self.by_task = {t.name: [i for i, im in enumerate(self.images) if im.annotated[t.name]]
                         for t in self.tasks}
         self.active_tasks = [name for name, idx in self.by_task.items() if idx]
+        self._counts = {t.name: [_counts(im, t) for im in self.images] for t in self.tasks}
 
     def class_counts(self, task: TaskSpec) -> np.ndarray:
-        counts = np.zeros(task.n_classes, np.int64)
-        for im in self.images:
-            if im.annotated[task.name]:
-                lab = im.targets[task.name][im.valid[task.name]]
-                counts += np.bincount(lab.ravel(), minlength=task.n_classes)[:task.n_classes]
-        return counts
+        """Pixels of each class of ``task`` over the valid pixels of its annotated images."""
+        per_image = self._counts[task.name]
+        return np.sum(per_image, axis=0) if per_image else np.zeros(task.n_classes, np.int64)
+
+    def set_targets(self, index: int, task: str, targets: np.ndarray) -> None:
+        """Replace one task's targets of image ``index`` (e.g. between rounds); its patch centres
+        (a random subset of the painted pixels) and class counts follow."""
+        im = self.images[index]
+        spec = next(t for t in self.tasks if t.name == task)
+        targets = np.asarray(targets)
+        if targets.shape != im.targets[task].shape:
+            raise ValueError(f"targets of {task!r} for {im.name!r} have shape {targets.shape}, "
+                             f"not {im.targets[task].shape}")
+        im.targets[task] = targets.astype(np.int16, copy=False)
+        im.centres[task] = painted_centres(im.targets[task], im.valid[task], self.rng)
+        self._counts[task][index] = _counts(im, spec)
+
+    def exclude_from_draw(self, task: str) -> None:
+        """Draw no patch *for* ``task`` (its labels still train on every patch of an image
+        annotated for it), as long as other tasks remain to draw for."""
+        if task in self.active_tasks and len(self.active_tasks) > 1:
+            self.active_tasks = [t for t in self.active_tasks if t != task]
 
     def _centre(self, im: PreparedImage, task: str) -> tuple[int, int]:
         h, w = im.image.shape[1:]

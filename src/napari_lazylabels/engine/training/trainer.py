@@ -8,35 +8,37 @@
     model = trainer.model()               # a LazyLabelsModel
 
 The trainer loops over the task list only; it knows nothing about particular
-tasks. Checkpoints (model plus optimiser state and step) are written to
-``checkpoint_dir`` every ``config.checkpoint_every`` steps and when the run
-ends or is stopped; ``Trainer(..., resume=checkpoint_dir)`` continues from one.
+tasks, regimes or files. Hooks (``add_hook``) run between steps, e.g. the
+rounds of a regime that update its targets through :meth:`Trainer.replace_targets`.
+Saving checkpoints and resuming from them is the recipe's business
+(:mod:`napari_lazylabels.recipes.train`): :meth:`Trainer.training_state` is
+what a resume needs, ``Trainer(..., state=...)`` continues from it.
 """
 
 from __future__ import annotations
 
 import math
+import platform
 import random
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
+from ... import __version__
+from ...errors import LazyLabelsError
 from ..annotations import LazyAnnotations, annotation_summary, validate_set
 from ..config import NetworkConfig, TrainConfig, preset
 from ..device import describe_device, release_memory, select_device
-from ...errors import LazyLabelsError
-from ..inference import predict_tiled
+from ..model import LazyUNet, build_model
+from ..tasks import TaskSpec
+from ..trained_model import LazyLabelsModel
 from .losses import auto_class_weights, total_loss
-from ..model import build_model
-from ...io.modelio import (LazyLabelsModel, default_class_names, load_model, load_training_state, now_iso,
-                      versions)
-from ..normalize import normalize
 from .progress import TrainingProgress
 from .sampling import PatchSampler, prepare
-from ..tasks import TaskSpec, lazy_tasks
 
 
 def seed_everything(seed: int) -> None:
@@ -52,56 +54,66 @@ def learning_rate_at(step: int, config: TrainConfig) -> float:
     return config.learning_rate * warm * (0.05 + 0.95 * cos)
 
 
+def default_class_names(n: int) -> list[str]:
+    return [f"class {i}" for i in range(1, n + 1)]
+
+
+@dataclass
+class TrainingState:
+    """What a resumed run continues from besides the network's weights."""
+
+    step: int
+    optimizer: dict
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"optimizer": self.optimizer, "step": int(self.step),
+                "history": {k: [float(v) for v in vals] for k, vals in self.history.items()}}
+
+
 class Trainer:
     """Trains a (multi-task) U-Net on lazy annotations.
 
     Args:
-        items: annotated images (validated here; bad input raises
-            :class:`~napari_lazylabels.errors.AnnotationError`).
-        tasks: the task list (default: the three lazy tasks, one class).
-        network: architecture (default: the ``cpu`` preset). Ignored on resume.
+        items: annotated images, labels keyed by task name (validated here;
+            bad input raises :class:`~napari_lazylabels.errors.AnnotationError`).
+        tasks: the task list.
+        network: an architecture to build (default: the ``cpu`` preset), or a
+            network to go on training (a resumed or fine-tuned model).
         config: the run's settings.
         class_names: names of the K object classes.
-        resume: a checkpoint/model directory to continue from.
-        checkpoint_dir: where checkpoints go (None: no checkpoints).
-        preview_image: a raw YX/YXC image predicted every ``preview_every`` steps.
+        state: the optimiser state, step and loss history to continue from.
         data_description: recorded in the model's provenance.
     """
 
-    def __init__(self, items: Sequence[LazyAnnotations], tasks: Sequence[TaskSpec] | None = None,
-                 network: NetworkConfig | None = None, config: TrainConfig | None = None, *,
-                 class_names: Sequence[str] | None = None, resume: str | Path | None = None,
-                 checkpoint_dir: str | Path | None = None, preview_image: np.ndarray | None = None,
+    def __init__(self, items: Sequence[LazyAnnotations], tasks: Sequence[TaskSpec],
+                 network: NetworkConfig | LazyUNet | None = None, config: TrainConfig | None = None, *,
+                 class_names: Sequence[str] | None = None, state: TrainingState | None = None,
                  data_description: str = ""):
         self.config = config or TrainConfig()
-        self.tasks = list(tasks or lazy_tasks(1))
+        self.tasks = list(tasks)
         self.items = validate_set(items, self.tasks)
         self.device = select_device(self.config.device)
-        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
-        self.preview_image = preview_image
         self.data_description = data_description
         self._stop = False
         self.step = 0
         self.history: dict[str, list[float]] = {t.name: [] for t in self.tasks}
         self.history["total"] = []
+        self.provenance: dict = {}
         seed_everything(self.config.seed)
         channels = self.items[0].image.shape[2] if self.items[0].image.ndim == 3 else 1
-        state = None
-        if resume is not None:
-            previous = load_model(resume)
-            if [t.name for t in previous.tasks] != [t.name for t in self.tasks]:
-                raise LazyLabelsError(f"checkpoint has tasks {previous.task_names}, this run has "
-                                      f"{[t.name for t in self.tasks]}", source=str(resume))
-            self.network = previous.network
-            self.class_names = previous.class_names
-            state = load_training_state(resume)
+        if isinstance(network, LazyUNet):
+            if network.task_names != [t.name for t in self.tasks]:
+                raise LazyLabelsError(f"the network has the heads {network.task_names}, this run trains "
+                                      f"{[t.name for t in self.tasks]}")
+            self.network = network
         else:
             net_cfg = network or preset("cpu")
             if net_cfg.in_channels != channels:
                 net_cfg = NetworkConfig.from_dict({**net_cfg.to_dict(), "in_channels": channels})
             self.network = build_model(net_cfg, self.tasks)
-            n_classes = max(t.n_classes for t in self.tasks) - 1
-            self.class_names = list(class_names or default_class_names(n_classes))
+        n_classes = max(t.n_classes for t in self.tasks) - 1
+        self.class_names = list(class_names or default_class_names(n_classes))
         if self.network.config.in_channels != channels:
             raise LazyLabelsError(f"the model expects {self.network.config.in_channels} channel(s), "
                                   f"the images have {channels}")
@@ -109,33 +121,47 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate,
                                           weight_decay=self.config.weight_decay)
         if state is not None:
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.step = int(state["step"])
-            for k, v in (state.get("history") or {}).items():
+            self.optimizer.load_state_dict(state.optimizer)
+            self.step = int(state.step)
+            for k, v in state.history.items():
                 self.history[k] = list(v)
         self.amp = self.config.mixed_precision and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         rng = np.random.default_rng(self.config.seed + self.step)
         prepared = [prepare(it, self.tasks, self.config.normalization, rng) for it in self.items]
         self.sampler = PatchSampler(prepared, self.tasks, self.config, rng)
-        self.class_weights = {}
+        self.class_weights: dict[str, torch.Tensor] = {}
         for t in self.tasks:
-            w = np.asarray(t.class_weights) if t.class_weights is not None else \
-                auto_class_weights(self.sampler.class_counts(t), self.config.class_weight_cap)
-            self.class_weights[t.name] = torch.tensor(w, dtype=torch.float32, device=self.device)
+            self._update_class_weights(t)
         self.annotated_counts = annotation_summary(self.items, self.tasks)
         self._hooks: list[tuple[int, Callable[["Trainer"], None]]] = []
 
+    def _update_class_weights(self, task: TaskSpec) -> None:
+        w = np.asarray(task.class_weights) if task.class_weights is not None else \
+            auto_class_weights(self.sampler.class_counts(task), self.config.class_weight_cap)
+        self.class_weights[task.name] = torch.tensor(w, dtype=torch.float32, device=self.device)
+
     def add_hook(self, every: int, fn: Callable[["Trainer"], None]) -> None:
-        """Call ``fn(trainer)`` after every ``every``-th step (e.g. to update the
-        targets of a task between rounds, as the recursive approximation does).
-        Hooks may change ``trainer.sampler.images[i].targets`` in place."""
+        """Call ``fn(trainer)`` after every ``every``-th step (e.g. to update the targets of a
+        task between rounds, through :meth:`replace_targets`)."""
         self._hooks.append((int(every), fn))
+
+    def replace_targets(self, index: int, task: str, targets: np.ndarray) -> None:
+        """New targets of one task on one training image: the sampler updates them, its patch
+        centres and class counts, and the task's automatic class weights follow."""
+        self.sampler.set_targets(index, task, targets)
+        spec = next(t for t in self.tasks if t.name == task)
+        if spec.class_weights is None:
+            self._update_class_weights(spec)
 
     # -- control -------------------------------------------------------------------------
     def stop(self) -> None:
-        """Ask the run to end after the current step (a checkpoint is written)."""
+        """Ask the run to end after the current step."""
         self._stop = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop
 
     @property
     def device_name(self) -> str:
@@ -145,25 +171,22 @@ class Trainer:
         """The network as it is now, with its configuration and provenance."""
         provenance = {
             "trained_steps": self.step,
-            "date": now_iso(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "data": self.data_description,
             "images": [it.name for it in self.items],
             "annotated_images_per_task": self.annotated_counts,
             "train_config": self.config.to_dict(),
             "device": self.device_name,
-            "versions": versions(),
+            "versions": {"napari_lazylabels": __version__, "torch": torch.__version__,
+                         "numpy": np.__version__, "python": platform.python_version()},
+            **self.provenance,
         }
         return LazyLabelsModel(self.network, self.tasks, self.class_names, self.config.normalization,
-                               self.config.patch_size, provenance)
+                               self.config.patch_size, provenance=provenance)
 
-    def training_state(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "step": self.step,
-                "history": {k: list(map(float, v)) for k, v in self.history.items()}}
-
-    def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        path = Path(path or self.checkpoint_dir)
-        self.model().save(path, overwrite=True, training_state=self.training_state())
-        return path
+    def training_state(self) -> TrainingState:
+        return TrainingState(step=self.step, optimizer=self.optimizer.state_dict(),
+                             history={k: list(map(float, v)) for k, v in self.history.items()})
 
     # -- the loop ------------------------------------------------------------------------
     def _train_step(self) -> tuple[float, dict[str, float]]:
@@ -184,33 +207,23 @@ class Trainer:
         self.scaler.update()
         return float(loss.detach()), parts
 
-    def _preview(self) -> dict[str, np.ndarray] | None:
-        if self.preview_image is None:
-            return None
-        norm = normalize(self.preview_image, self.config.normalization)
-        out = predict_tiled(self.network, norm, device=self.device, amp=self.amp)
-        self.network.train()
-        return out
-
-    def _report(self, loss, parts, rate, start, preview=None, checkpoint=None) -> TrainingProgress:
+    def _report(self, loss, parts, rate, start) -> TrainingProgress:
         cfg = self.config
         return TrainingProgress(
-            step=self.step, total_steps=cfg.steps, loss=loss, losses=parts,
+            step=self.step, total_steps=cfg.steps, loss=loss, losses=dict(parts),
             learning_rate=learning_rate_at(max(self.step - 1, 0), cfg), patches_per_s=rate,
             elapsed_s=time.perf_counter() - start,
             eta_s=(cfg.steps - self.step) * cfg.batch_size / max(rate, 1e-9),
-            device=self.device_name, preview=preview, checkpoint=checkpoint,
-            stopped=self._stop, history=self.history)
+            device=self.device_name, stopped=self._stop)
 
     def run(self) -> Iterator[TrainingProgress]:
         """Train until ``config.steps`` or ``stop()``; yield a report per step.
 
         When ``stop()`` is called between steps, one more report with
-        ``stopped=True`` (and the checkpoint, if any) closes the run.
+        ``stopped=True`` closes the run (unless the last report said so already).
         """
         cfg = self.config
         start = time.perf_counter()
-        first_step = self.step
         rate, loss, parts = 0.0, float("nan"), {}
         final_sent = False
         try:
@@ -226,16 +239,9 @@ class Trainer:
                 self.history["total"].append(loss)
                 for k, v in parts.items():
                     self.history[k].append(v)
-                last = self.step >= cfg.steps or self._stop
-                preview = self._preview() if (last or self.step % cfg.preview_every == 0
-                                              or self.step == first_step + 1) else None
-                checkpoint = None
-                if self.checkpoint_dir and (last or self.step % cfg.checkpoint_every == 0):
-                    checkpoint = str(self.save_checkpoint())
-                final_sent = last
-                yield self._report(loss, parts, rate, start, preview, checkpoint)
+                final_sent = self.step >= cfg.steps or self._stop
+                yield self._report(loss, parts, rate, start)
             if self._stop and not final_sent:
-                checkpoint = str(self.save_checkpoint()) if self.checkpoint_dir else None
-                yield self._report(loss, parts, rate, start, self._preview(), checkpoint)
+                yield self._report(loss, parts, rate, start)
         finally:
             release_memory(self.device)

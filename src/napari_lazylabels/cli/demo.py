@@ -23,16 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import check_writable
 from ..engine.config import TrainConfig, preset
-from ..io.figures import save_loss_curve, save_overlay_figure
 from ..engine.metrics import aggregate, summarize
-from ..io.ome_zarr import ImageStore, annotations_to_store, write_project
-from ..io.output import prediction_labels
 from ..engine.pipeline import segment
+from ..engine.regimes import registry
 from ..engine.synthetic import make_lazy_dataset, make_test_set
-from ..engine.tasks import lazy_tasks
-from ..engine.training.trainer import Trainer
+from ..engine.tasks import FOREGROUND
+from ..io.atomic import check_writable
+from ..io.figures import save_loss_curve, save_overlay_figure
+from ..io.modelio import save_model
+from ..io.ome_zarr import ImageStore, annotations_to_store, write_project
+from ..recipes.train import TrainingPlan, TrainingRun
+from .console import run_training
 
 #: The demo's data and training budget (tuned to finish in minutes on 2 CPU cores).
 DEMO_TRAIN_IMAGES = 30
@@ -74,26 +76,26 @@ def _log(quiet: bool, message: str) -> None:
 def run_demo(out: str | Path = "lazylabels-demo", *, steps: int | None = None, device: str = "auto",
              overwrite: bool = False, quiet: bool = False, network: str = "cpu") -> DemoReport:
     """Run the demo into ``out``; ``network`` is a preset name (``tiny`` for tests)."""
-    from ..cli.console import run_training
-
     t_start = time.perf_counter()
     out = Path(out)
     check_writable(out, overwrite)
-    tasks = lazy_tasks(1)
     items, _ = make_lazy_dataset(DEMO_TRAIN_IMAGES, seed=DEMO_SEED, shape=DEMO_SHAPE,
                                  strong_fraction=DEMO_STRONG_FRACTION)
     tests = make_test_set(DEMO_TEST_IMAGES, seed=DEMO_SEED + 1000, shape=DEMO_SHAPE)
-    strong = sum(it.is_annotated("segmentation") for it in items)
+    strong_key = registry.input_with_role(FOREGROUND).key
+    strong = sum(it.is_annotated(strong_key) for it in items)
     _log(quiet, f"synthetic sample: {len(items)} training images ({strong} with exact masks), "
                 f"{len(tests)} held-out images")
     config = TrainConfig(steps=steps or DEMO_STEPS, device=device, seed=DEMO_SEED)
     work = out.with_name(out.name + ".partial")
-    trainer = Trainer(items, tasks, preset(network), config, data_description="synthetic demo sample")
-    _log(quiet, f"training on {trainer.device_name}")
+    run = TrainingRun(TrainingPlan(items, network=preset(network), config=config,
+                                   data_description="synthetic demo sample"))
+    _log(quiet, f"training on {run.trainer.device_name}")
     t0 = time.perf_counter()
-    run_training(trainer, quiet)
+    run_training(run, quiet)
     train_s = time.perf_counter() - t0
-    model = trainer.model()
+    model = run.model()
+    trainer = run.trainer
 
     stores = [annotations_to_store(it, {"class_names": model.class_names, "split": "train"}) for it in items]
     panels, per_image, summaries = [], [], []
@@ -104,7 +106,7 @@ def run_demo(out: str | Path = "lazylabels-demo", *, steps: int | None = None, d
         per_image.append({"name": f"test_{i:03d}", "dice": summary["dice"], "ap50": summary["ap50"],
                           "object_dice": summary["object_dice"],
                           "objects_true": int(summary["n_gt"]), "objects_found": int(summary["n_pred"])})
-        labels = prediction_labels(result)
+        labels = result.label_layers()
         labels["ground_truth"] = t.instances.astype(np.uint16)
         stores.append(ImageStore(image=t.image, labels=labels, probabilities=result.probabilities,
                                  name=f"test_{i:03d}", metadata={"class_names": model.class_names,
@@ -122,7 +124,7 @@ def run_demo(out: str | Path = "lazylabels-demo", *, steps: int | None = None, d
     work.mkdir(parents=True)
     try:
         write_project(work / "project", stores, class_names=model.class_names)
-        model.save(work / "model")
+        save_model(model, work / "model")
         save_overlay_figure(work / "overlay.png", panels,
                             title="held-out synthetic images: predicted (red) and true (green) outlines")
         save_loss_curve(work / "loss.png", trainer.history)

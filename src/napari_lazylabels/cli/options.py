@@ -1,0 +1,57 @@
+"""Command-line options made from a typed settings dataclass (a regime's ``options``).
+
+Each field becomes ``--field-name`` with the field's default and its
+``metadata["help"]``; values are checked by the dataclass itself, so a bad one
+is a one-line :class:`~napari_lazylabels.errors.SettingsError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+import typing
+from dataclasses import MISSING, fields
+from typing import Any
+
+
+def _base_type(hint: Any) -> type:
+    """``int`` for ``int`` and ``int | None``; likewise float, bool, str."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _base_type(args[0]) if len(args) == 1 else str
+    return hint if hint in (int, float, bool, str) else str
+
+
+def _number(kind: type):
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, *,
+                help_prefix: str = "") -> None:
+    """Add one option per field of the dataclass ``cls``."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        kind = _base_type(hints[f.name])
+        default = f.default if f.default is not MISSING else None
+        flag = "--" + f.name.replace("_", "-")
+        text = help_prefix + f.metadata.get("help", f.name.replace("_", " "))
+        if default is not None:
+            text += f" (default {default})"
+        if kind is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
+                                help=text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=_number(kind) if kind in (int, float) else kind,
+                                default=default, metavar=f.metadata.get("metavar", f.name.upper()), help=text)
+
+
+def options_from(args: argparse.Namespace, cls: type):
+    """The dataclass ``cls`` made from the parsed options (its checks apply)."""
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})

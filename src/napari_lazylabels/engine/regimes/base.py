@@ -1,0 +1,246 @@
+"""What a lazy-label regime declares: its inputs, tasks, targets, simulation, cost and hooks.
+
+A regime is one kind of lazy label (inner blobs, interface scribbles, a few
+exact masks, the recursive approximation...). Its module declares everything
+about it as one :class:`Regime` object:
+
+* ``inputs``: what the user paints, as :class:`LabelInput` s: the manifest
+  column, the napari layer (type, name suffix, colours, brush, shortcut,
+  tooltip), the meaning of the values and the summary shown per image;
+* ``tasks()``: the heads and losses it trains (:class:`~..tasks.TaskSpec`),
+  ``targets()``: how its inputs become their training targets;
+* ``attach()``: optional rounds between training steps (a :class:`RoundsHook`),
+  ``postprocessing()``: what a model trained with it needs at prediction time;
+* ``simulate()``: its labels made from ground truth (benchmarks, tests, the
+  demo), ``cost()``: the annotation effort they represent;
+* ``options``: a frozen dataclass of its settings (CLI options and widget
+  fields are made from its fields and their ``metadata["help"]``).
+
+The registry (:mod:`.registry`) lists the regimes; everything else (the CLI,
+the manifest reader, the widgets, the reader, the benchmark) iterates over it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from ..labels import blob_components
+from ..tasks import PLAIN, TaskSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..annotations import LazyAnnotations
+    from ..postprocess.settings import PostProcessing
+    from ..training.trainer import Trainer
+
+RGB = tuple[int, int, int]
+
+#: Layer types an input can have in napari.
+LABELS, POINTS = "labels", "points"
+
+
+def count_text(array: np.ndarray, class_names: Sequence[str]) -> str:
+    """Summary cell: connected regions per class value ("12", or "nucleus: 7, mitosis: 2")."""
+    comps, classes = blob_components(array)
+    counts: dict[int, int] = {}
+    for c in classes.values():
+        if c > 0:
+            counts[c] = counts.get(c, 0) + 1
+    if not counts:
+        return "0"
+    if len(class_names) <= 1 and set(counts) <= {1}:
+        return str(counts.get(1, 0))
+    return ", ".join(f"{class_names[k - 1] if 0 < k <= len(class_names) else k}: {n}"
+                     for k, n in sorted(counts.items()))
+
+
+def coverage_text(array: np.ndarray, class_names: Sequence[str]) -> str:
+    """Summary cell: the fraction of the image painted, in percent."""
+    return f"{100 * float(np.count_nonzero(array)) / max(np.asarray(array).size, 1):.1f} %"
+
+
+@dataclass(frozen=True)
+class LabelInput:
+    """One thing a user paints for a regime: a manifest column, a napari layer, a store label.
+
+    Attributes:
+        key: the manifest column, the key of the labels in
+            :class:`~..annotations.LazyAnnotations` and the label name in an
+            OME-Zarr store.
+        title: short title (buttons, table columns, the loss plot).
+        suffix: the napari layer is called ``"<image> <suffix>"``.
+        values: what the values mean (CLI help, tooltips, docs).
+        tooltip: the tooltip of its button and layer picker.
+        class_values: the values are class ids 1..K (K = number of classes);
+            otherwise they are ``1..len(value_names)``.
+        value_names: names of the values when they are not class ids.
+        palette: colours of values 1, 2, ... (cycled).
+        brush_size, opacity: of the napari layer.
+        shortcut: napari key binding that selects the layer for painting.
+        required: the manifest must have this column.
+        layer_type: ``"labels"`` (or ``"points"`` for click regimes).
+        aliases: earlier names of the column, store label or layer suffix,
+            still read.
+        summary: ``summary(array, class_names) -> str``, the summary cell of
+            one painted image.
+    """
+
+    key: str
+    title: str
+    suffix: str
+    values: str
+    tooltip: str
+    class_values: bool = True
+    value_names: tuple[str, ...] = ()
+    palette: tuple[RGB, ...] = ((200, 200, 200),)
+    brush_size: int = 5
+    opacity: float = 0.7
+    shortcut: str | None = None
+    required: bool = False
+    layer_type: str = LABELS
+    aliases: tuple[str, ...] = ()
+    summary: Callable[[np.ndarray, Sequence[str]], str] = field(default=count_text, compare=False)
+
+    def max_label(self, n_classes: int) -> int:
+        """The largest value allowed in this input's layer."""
+        return int(n_classes) if self.class_values else len(self.value_names)
+
+    def names_of_values(self, class_names: Sequence[str]) -> list[str]:
+        """The name of each value 1..max (class names, or the fixed value names)."""
+        return list(class_names) if self.class_values else list(self.value_names)
+
+    def colours(self, n_classes: int) -> dict[int, RGB]:
+        """Colour of each value 1..max."""
+        n = max(self.max_label(max(n_classes, 1)), 1)
+        return {k: self.palette[(k - 1) % len(self.palette)] for k in range(1, n + 1)}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The key and its aliases."""
+        return (self.key, *self.aliases)
+
+
+class RoundsHook(Protocol):
+    """What :meth:`Regime.attach` returns: work between training steps, with state that is saved.
+
+    ``every``: called after every ``every``-th step as ``hook(trainer)``.
+    ``artifacts()``: files for the model folder, relative path -> a dict of
+    arrays (``.npz``) or of JSON values (``.json``). ``restore(artifacts,
+    trainer)``: continue from the artifacts of a checkpoint. ``provenance()``:
+    a JSON dict recorded in the model's provenance under the regime's name.
+    ``summary()``: one line on what was done (printed after training).
+    """
+
+    every: int
+
+    def summary(self) -> str: ...
+
+    def __call__(self, trainer: Trainer) -> None: ...
+
+    def artifacts(self) -> dict[str, dict[str, Any]]: ...
+
+    def restore(self, artifacts: Mapping[str, Mapping[str, Any]], trainer: Trainer) -> int: ...
+
+    def provenance(self) -> dict: ...
+
+
+class Regime:
+    """A kind of lazy label; subclass it in one module and register the instance.
+
+    The defaults fit a regime with one Labels input that trains one head of
+    the same name on the input's values (override :meth:`tasks` and
+    :meth:`targets` for anything else).
+
+    Class attributes:
+        name: unique name (an opt-in regime's CLI flag is ``--<name>``).
+        title: one line for help texts and widgets.
+        description: what it is and when to use it.
+        inputs: the :class:`LabelInput` s.
+        opt_in: trained only when asked for (it has no input of its own);
+            other regimes are trained when their inputs are present.
+        options: a frozen dataclass of the regime's settings, or None.
+        features, role: decoder path and post-processing role of the default task.
+        colour: of its loss curve and probability layer.
+        probability_colormap: napari colormap name of its probability layer.
+    """
+
+    name: str = ""
+    title: str = ""
+    description: str = ""
+    inputs: tuple[LabelInput, ...] = ()
+    opt_in: bool = False
+    options: type | None = None
+    features: str = PLAIN
+    role: str | None = None
+    colour: RGB = (200, 200, 200)
+    probability_colormap: str = "gray"
+
+    # -- training ------------------------------------------------------------------------
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        """The names of the tasks :meth:`tasks` makes (whatever the number of classes)."""
+        return tuple(t.name for t in self.tasks(1, {}))
+
+    def tasks(self, n_classes: int, weights: Mapping[str, float]) -> list[TaskSpec]:
+        """The tasks this regime trains for ``n_classes`` object classes (``weights``: task -> alpha)."""
+        return [TaskSpec(i.key, i.max_label(n_classes) + 1, self.features, role=self.role,
+                         weight=float(weights.get(i.key, 1.0)), description=i.values)
+                for i in self.inputs]
+
+    def check(self, tasks: Sequence[TaskSpec]) -> None:
+        """Refuse a run whose other tasks this regime cannot work with (SettingsError)."""
+
+    def targets(self, item: LazyAnnotations, done: Mapping[str, tuple[np.ndarray | None, bool]],
+                tasks: Sequence[TaskSpec]) -> dict[str, tuple[np.ndarray | None, bool]]:
+        """Training targets of one image: task -> (labels or None, annotated).
+
+        ``done``: the targets the run's other (not opt-in) regimes made for
+        this image, for a regime that derives its targets from them;
+        ``tasks``: all the run's tasks. Default: each input's labels as they are.
+        """
+        return {i.key: (item.labels.get(i.key), item.is_annotated(i.key)) for i in self.inputs}
+
+    def attach(self, trainer: Trainer, options: Any) -> RoundsHook | None:
+        """Work between training steps (e.g. rounds that update the targets), or None."""
+        return None
+
+    def postprocessing(self, options: Any) -> PostProcessing | None:
+        """The post-processing a model trained with this regime needs, or None for the default."""
+        return None
+
+    def migrate(self, config: dict) -> None:
+        """Upgrade, in place, the ``config.json`` of a model file of an older format version."""
+
+    # -- benchmarks and tests ------------------------------------------------------------
+    def simulate(self, instances: np.ndarray, classes: Mapping[int, int] | None,
+                 rng: np.random.Generator, **settings) -> dict[str, np.ndarray | None]:
+        """This regime's labels of one image, made from ground-truth instances (input key -> labels)."""
+        raise NotImplementedError(f"regime {self.name!r} cannot be simulated")
+
+    @property
+    def can_simulate(self) -> bool:
+        return type(self).simulate is not Regime.simulate
+
+    def simulation_settings(self) -> set[str]:
+        """The keyword settings :meth:`simulate` accepts."""
+        params = inspect.signature(self.simulate).parameters
+        return {n for n, p in params.items() if p.kind == inspect.Parameter.KEYWORD_ONLY}
+
+    def cost(self, labels: Mapping[str, np.ndarray | None],
+             instances: np.ndarray | None = None) -> dict[str, int]:
+        """The effort of this regime's labels on one image: ``painted_pixels`` and ``strokes``
+        (connected regions) at least."""
+        painted = strokes = 0
+        for i in self.inputs:
+            lab = labels.get(i.key)
+            if lab is None:
+                continue
+            painted += int(np.count_nonzero(lab))
+            strokes += int(blob_components(np.asarray(lab))[0].max(initial=0))
+        return {"painted_pixels": painted, "strokes": strokes}
+
+    def __repr__(self) -> str:
+        return f"<regime {self.name}>"

@@ -1,0 +1,213 @@
+"""The registry of lazy-label regimes: the one place that names them.
+
+Everything that depends on the kinds of lazy label (the CLI's options and
+manifest columns, the manifest and project readers, the widgets' layers,
+summary, task weights, loss plot and prediction layers, the napari reader,
+the simulators, the benchmarks) asks this module, and names no regime itself.
+
+Regimes are the built-in ones below, in this order (the order of manifest
+columns, layers, summary columns and simulation), then those other packages
+declare under the entry-point group ``napari_lazylabels.regimes`` (each entry
+point names a :class:`~.base.Regime` instance), then those added with
+:func:`register` (tests, scripts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from importlib.metadata import entry_points
+from typing import Iterable, Iterator, Mapping, Sequence
+
+from ...errors import SettingsError
+from ..tasks import FOREGROUND, TaskSpec
+from . import detection, recursive, segmentation, separation
+from .base import LabelInput, Regime
+
+ENTRY_POINT_GROUP = "napari_lazylabels.regimes"
+
+_BUILT_IN: tuple[Regime, ...] = (detection.REGIME, separation.REGIME, segmentation.REGIME, recursive.REGIME)
+_regimes: list[Regime] = []
+_loaded = False
+
+
+def _load() -> list[Regime]:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for r in _BUILT_IN:
+            register(r)
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            register(ep.load())
+    return _regimes
+
+
+def _names_of(regime: Regime) -> tuple[set[str], set[str], set[str]]:
+    inputs = {n for i in regime.inputs for n in i.names}
+    options = set() if regime.options is None else {f for f in regime.options.__dataclass_fields__}
+    return inputs, set(regime.task_names), options
+
+
+def register(regime: Regime) -> Regime:
+    """Add a regime; refuse one whose name, input keys, task names or option names clash."""
+    _load()
+    if not isinstance(regime, Regime) or not regime.name:
+        raise SettingsError(f"not a named Regime: {regime!r}")
+    inputs, tasks, options = _names_of(regime)
+    for other in _regimes:
+        o_inputs, o_tasks, o_options = _names_of(other)
+        clash = ({regime.name} & {other.name}) | (inputs & o_inputs) | (tasks & o_tasks) | (options & o_options)
+        if clash:
+            raise SettingsError(f"regime {regime.name!r} clashes with regime {other.name!r} on "
+                                f"{', '.join(sorted(clash))}")
+    _regimes.append(regime)
+    return regime
+
+
+def unregister(name: str) -> None:
+    """Remove a regime added with :func:`register` (a built-in one stays)."""
+    _load()
+    _regimes[:] = [r for r in _regimes if r.name != name or r in _BUILT_IN]
+
+
+@contextlib.contextmanager
+def registered(regime: Regime) -> Iterator[Regime]:
+    """``with registered(MyRegime()):`` the regime exists inside the block only."""
+    register(regime)
+    try:
+        yield regime
+    finally:
+        unregister(regime.name)
+
+
+# -- look-ups ---------------------------------------------------------------------------------
+
+def regimes() -> tuple[Regime, ...]:
+    """Every regime, in registry order."""
+    return tuple(_load())
+
+
+def get(name: str) -> Regime:
+    for r in regimes():
+        if r.name == name:
+            return r
+    raise SettingsError(f"unknown regime {name!r}; known: {', '.join(r.name for r in regimes())}")
+
+
+def opt_in_regimes() -> tuple[Regime, ...]:
+    """Regimes trained only when asked for (a CLI flag, a tick box)."""
+    return tuple(r for r in regimes() if r.opt_in)
+
+
+def label_inputs() -> tuple[LabelInput, ...]:
+    """Every input of every regime, in registry order."""
+    return tuple(i for r in regimes() for i in r.inputs)
+
+
+def input_keys() -> tuple[str, ...]:
+    return tuple(i.key for i in label_inputs())
+
+
+def required_inputs() -> tuple[LabelInput, ...]:
+    return tuple(i for i in label_inputs() if i.required)
+
+
+def find_input(name: str) -> LabelInput | None:
+    """The input called ``name`` (its key or an alias, case-insensitive), or None."""
+    name = name.strip().lower()
+    for i in label_inputs():
+        if name in (n.lower() for n in i.names):
+            return i
+    return None
+
+
+def regime_of_input(key: str) -> Regime:
+    for r in regimes():
+        if any(i.key == key for i in r.inputs):
+            return r
+    raise SettingsError(f"no regime has the input {key!r}")
+
+
+def regime_of_task(task: str) -> Regime | None:
+    for r in regimes():
+        if task in r.task_names:
+            return r
+    return None
+
+
+def task_names() -> tuple[str, ...]:
+    """Every task any regime trains, in registry order."""
+    return tuple(n for r in regimes() for n in r.task_names)
+
+
+def task_template(name: str, n_classes: int = 1) -> TaskSpec | None:
+    """The task ``name`` as its regime makes it today (for reading older model files)."""
+    r = regime_of_task(name)
+    if r is None:
+        return None
+    return next(t for t in r.tasks(n_classes, {}) if t.name == name)
+
+
+def task_colour(task: str) -> tuple[int, int, int] | None:
+    r = regime_of_task(task)
+    return None if r is None else r.colour
+
+
+def probability_colormap(task: str) -> str:
+    r = regime_of_task(task)
+    return "gray" if r is None else r.probability_colormap
+
+
+def input_with_role(role: str) -> LabelInput | None:
+    """The input whose task plays ``role`` for the post-processing (e.g. the blobs for ``seeds``)."""
+    for r in regimes():
+        if r.role == role and r.inputs:
+            return r.inputs[0]
+    return None
+
+
+def regime_with_role(role: str) -> Regime | None:
+    """The (not opt-in) regime whose task plays ``role``."""
+    return next((r for r in regimes() if r.role == role and not r.opt_in), None)
+
+
+# -- a training run ---------------------------------------------------------------------------
+
+def trained_regimes(present: Iterable[str], opt_in: Iterable[str] = ()) -> list[Regime]:
+    """The regimes of a run: those with a required input or an input in ``present`` (input keys
+    found in the data), plus the opt-in regimes named in ``opt_in``."""
+    present, wanted = set(present), set(opt_in)
+    for name in wanted:
+        if not get(name).opt_in:
+            raise SettingsError(f"regime {name!r} is trained whenever its labels are given; "
+                                "it needs no switch")
+    return [r for r in regimes()
+            if (r.opt_in and r.name in wanted)
+            or (not r.opt_in and any(i.required or i.key in present for i in r.inputs))]
+
+
+def tasks_of(run_regimes: Sequence[Regime], n_classes: int, weights: Mapping[str, float]) -> list[TaskSpec]:
+    """The task list of a run (refuses weights for tasks the run does not train)."""
+    tasks = [t for r in run_regimes for t in r.tasks(n_classes, weights)]
+    unknown = set(weights) - {t.name for t in tasks}
+    if unknown:
+        raise SettingsError(f"task weight(s) for unknown task(s) {', '.join(sorted(unknown))}; this run "
+                            f"trains {', '.join(t.name for t in tasks)}")
+    for r in run_regimes:
+        r.check(tasks)
+    return tasks
+
+
+def migrate(config: dict) -> None:
+    """Let every regime upgrade an older model file's ``config.json`` (in place)."""
+    for r in regimes():
+        r.migrate(config)
+
+
+def default_tasks(n_classes: int = 1, weights: Mapping[str, float] | None = None) -> list[TaskSpec]:
+    """The tasks of a run on the required inputs only (no opt-in regime): the lazy tasks of Ke et al."""
+    return tasks_of(trained_regimes(()), n_classes, weights or {})
+
+
+def baseline_tasks(n_classes: int = 1) -> list[TaskSpec]:
+    """The one task of a plain U-Net baseline: the foreground regime's (exact masks)."""
+    return regime_with_role(FOREGROUND).tasks(n_classes, {})

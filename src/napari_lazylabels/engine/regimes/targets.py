@@ -1,0 +1,80 @@
+"""From what the user painted to what a run trains on.
+
+:func:`check_inputs` validates the painted layers of each image against the
+regimes' inputs (shape, type, allowed values); :func:`training_items` asks the
+run's regimes for their tasks' targets (regimes that are not opt-in first,
+then the opt-in ones, which may derive theirs from the others').
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ...errors import AnnotationError
+from ..annotations import LazyAnnotations, check_image, check_labels
+from ..tasks import TaskSpec
+from . import registry
+from .base import Regime
+
+
+def check_inputs(items: Sequence[LazyAnnotations], n_classes: int) -> list[LazyAnnotations]:
+    """Validated copies of ``items`` (labels keyed by input key, as int32; ROI as bool).
+
+    Raises:
+        AnnotationError: no images, an image the network cannot use, labels
+            for an unknown input, labels of the wrong shape, type or values.
+    """
+    if len(items) == 0:
+        raise AnnotationError("no images were given")
+    inputs = {i.key: i for i in registry.label_inputs()}
+    out = []
+    for item in items:
+        image = check_image(item.image, item.name)
+        labels: dict[str, np.ndarray | None] = {}
+        for key, lab in item.labels.items():
+            spec = inputs.get(key)
+            if spec is None:
+                raise AnnotationError(f"labels for unknown input {key!r} (inputs: {', '.join(inputs)})",
+                                      source=item.name)
+            labels[key] = None if lab is None else check_labels(
+                lab, image.shape[:2], spec.max_label(n_classes), item.name, what=f"{key} labels")
+        roi = None
+        if item.roi is not None:
+            roi = check_labels(item.roi, image.shape[:2], 1, item.name, what="region of interest") > 0
+        out.append(LazyAnnotations(image=image, labels=labels, roi=roi, name=item.name,
+                                   annotated=dict(item.annotated)))
+    return out
+
+
+def present_inputs(items: Sequence[LazyAnnotations]) -> set[str]:
+    """Input keys that any image has labels for (a manifest column, a napari layer)."""
+    return {k for it in items for k, v in it.labels.items() if v is not None}
+
+
+def training_items(items: Sequence[LazyAnnotations], run_regimes: Sequence[Regime],
+                   tasks: Sequence[TaskSpec]) -> list[LazyAnnotations]:
+    """The items with their labels replaced by the run's targets (keyed by task name)."""
+    out = []
+    for item in items:
+        done: dict[str, tuple[np.ndarray | None, bool]] = {}
+        for r in sorted(run_regimes, key=lambda r: r.opt_in):
+            done.update(r.targets(item, dict(done), tasks))
+        out.append(LazyAnnotations(image=item.image, labels={t.name: done.get(t.name, (None, False))[0]
+                                                              for t in tasks},
+                                   roi=item.roi, name=item.name,
+                                   annotated={t.name: bool(done.get(t.name, (None, False))[1]) for t in tasks}))
+    return out
+
+
+def check_annotated(items: Sequence[LazyAnnotations]) -> list[LazyAnnotations]:
+    """Refuse a set in which no image is annotated for any input; return it as a list.
+
+    Raises:
+        AnnotationError: nothing painted anywhere.
+    """
+    items = list(items)
+    if not any(it.is_annotated(k) for it in items for k in it.labels):
+        raise AnnotationError("no image is annotated for any task: paint some lazy labels first")
+    return items

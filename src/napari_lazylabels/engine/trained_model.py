@@ -1,0 +1,58 @@
+"""A trained model: the network with everything needed to use it on new images.
+
+Saved and loaded as a folder by :mod:`napari_lazylabels.io.modelio`; made by
+:meth:`~napari_lazylabels.engine.training.trainer.Trainer.model`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import ModelFileError
+from .config import NetworkConfig, NormalizationConfig
+from .device import DEVICE_CHOICES, select_device
+from .inference import predict_tiled
+from .model import LazyUNet
+from .normalize import normalize
+from .postprocess.settings import PostProcessing
+from .tasks import TaskSpec
+
+
+@dataclass
+class LazyLabelsModel:
+    """A network with its tasks, class names, normalisation, post-processing and provenance."""
+
+    network: LazyUNet
+    tasks: list[TaskSpec]
+    class_names: list[str]
+    normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
+    patch_size: int = 128
+    postprocess: PostProcessing = field(default_factory=PostProcessing)
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def network_config(self) -> NetworkConfig:
+        return self.network.config
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def weights_are_finite(self) -> bool:
+        return all(bool(torch.isfinite(v).all()) for v in self.network.state_dict().values()
+                   if v.dtype.is_floating_point)
+
+    def predict(self, image: np.ndarray, *, device: str | torch.device = "cpu", tile_size: int = 1024,
+                batch_size: int = 2, progress=None) -> dict[str, np.ndarray]:
+        """Per-task probabilities (C, H, W) for a raw YX or YXC image."""
+        device = select_device(device) if device in DEVICE_CHOICES else torch.device(device)
+        self.network.to(device)
+        norm = normalize(image, self.normalization)
+        if norm.shape[0] != self.network_config.in_channels:
+            raise ModelFileError(f"the model expects {self.network_config.in_channels} channel(s), "
+                                 f"the image has {norm.shape[0]}")
+        return predict_tiled(self.network, norm, tile_size=tile_size, batch_size=batch_size,
+                             device=device, progress=progress)

@@ -1,0 +1,219 @@
+"""The one training recipe: data -> regimes -> tasks -> trainer -> rounds -> checkpoints -> the saved model.
+
+The CLI, the napari training worker, the demo and the benchmarks all train
+through it::
+
+    run = TrainingRun(TrainingPlan(items, config=TrainConfig(steps=500), model_dir="my_model"))
+    for report in run.run():              # one TrainingProgress per step
+        ...                               # run.stop() ends it after the current step
+    model = run.model()                   # also written to my_model at the end
+
+What it does, in order:
+
+1. checks the painted inputs of every image (:func:`~napari_lazylabels.engine.regimes.targets.check_inputs`);
+2. picks the regimes: those whose inputs the data has (or that are required),
+   plus the opt-in ones the plan names (``opt_in``: regime name -> its options);
+3. makes the tasks and each image's training targets from the regimes;
+4. builds the trainer (from scratch, or from ``resume``: a model folder with
+   its training state and the regimes' saved rounds) and attaches the
+   regimes' rounds;
+5. trains; with a ``model_dir`` it writes a checkpoint every
+   ``config.checkpoint_every`` steps and the model once at the end (or when
+   stopped or interrupted), with everything a resume needs (optimiser state,
+   loss history, the rounds).
+
+The settings a user gives are made consistent here, once for every caller:
+the patch size is rounded up to the network's pooling multiple and the
+warm-up is at most a tenth of the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from ..engine.annotations import LazyAnnotations
+from ..engine.config import NetworkConfig, TrainConfig, preset
+from ..engine.regimes import registry
+from ..engine.regimes.base import Regime, RoundsHook
+from ..engine.regimes.targets import check_annotated, check_inputs, present_inputs, training_items
+from ..engine.tasks import TaskSpec
+from ..engine.trained_model import LazyLabelsModel
+from ..engine.training.progress import TrainingProgress
+from ..engine.training.trainer import Trainer, default_class_names
+from ..errors import LazyLabelsError, ModelFileError
+from ..io.modelio import load_artifacts, load_model, load_training_state, save_model
+
+
+@dataclass
+class TrainingPlan:
+    """Everything one training run needs.
+
+    Attributes:
+        items: the images with what was painted on them (labels keyed by the
+            regimes' input keys, e.g. manifest columns).
+        class_names: names of the K object classes (default: one class).
+        network: the architecture of a new model (ignored on resume).
+        config: the run's settings.
+        weights: task name -> task weight alpha (default 1).
+        opt_in: opt-in regime name -> its options (None: its defaults).
+        regimes: train exactly these regimes (the single-task baselines of the
+            benchmark); default: chosen from the data and ``opt_in``.
+        model_dir: where checkpoints and the final model go (None: nowhere).
+        resume: a model folder to continue training from (its checkpoint, or
+            a saved model to fine-tune).
+        data_description: recorded in the model's provenance.
+    """
+
+    items: Sequence[LazyAnnotations]
+    class_names: Sequence[str] | None = None
+    network: NetworkConfig = field(default_factory=lambda: preset("cpu"))
+    config: TrainConfig = field(default_factory=TrainConfig)
+    weights: Mapping[str, float] = field(default_factory=dict)
+    opt_in: Mapping[str, Any] = field(default_factory=dict)
+    regimes: Sequence[Regime] | None = None
+    model_dir: str | Path | None = None
+    resume: str | Path | None = None
+    data_description: str = ""
+
+    @property
+    def n_classes(self) -> int:
+        return max(1, len(self.class_names)) if self.class_names else 1
+
+
+def consistent_config(config: TrainConfig, network: NetworkConfig) -> TrainConfig:
+    """The patch size rounded up to the network's pooling multiple; warm-up at most a tenth of the run."""
+    m = network.size_multiple
+    return replace(config, patch_size=-(-config.patch_size // m) * m,
+                   warmup_steps=min(config.warmup_steps, max(1, config.steps // 10)))
+
+
+@dataclass
+class Prepared:
+    """A plan made concrete: its regimes, tasks and training items (validated)."""
+
+    regimes: list[Regime]
+    tasks: list[TaskSpec]
+    items: list[LazyAnnotations]
+
+
+def prepare(plan: TrainingPlan) -> Prepared:
+    """Steps 1-3 of the recipe: cheap, so a widget can refuse bad input before starting anything.
+
+    Raises:
+        AnnotationError / SettingsError: bad labels, unknown task weights, a
+            regime that cannot run with the others.
+    """
+    items = check_annotated(check_inputs(plan.items, plan.n_classes))
+    if plan.regimes is not None:
+        run_regimes = list(plan.regimes)
+    else:
+        run_regimes = registry.trained_regimes(present_inputs(items), plan.opt_in)
+    tasks = registry.tasks_of(run_regimes, plan.n_classes, plan.weights)
+    return Prepared(run_regimes, tasks, training_items(items, run_regimes, tasks))
+
+
+class TrainingRun:
+    """One run of the recipe (see the module docstring)."""
+
+    def __init__(self, plan: TrainingPlan):
+        self.plan = plan
+        prepared = prepare(plan)
+        self.regimes, self.tasks = prepared.regimes, prepared.tasks
+        network: NetworkConfig | Any = plan.network
+        class_names = list(plan.class_names or default_class_names(plan.n_classes))
+        state = artifacts = None
+        if plan.resume is not None:
+            previous = load_model(plan.resume)
+            if previous.task_names != [t.name for t in self.tasks]:
+                raise LazyLabelsError(f"checkpoint has tasks {previous.task_names}, this run has "
+                                      f"{[t.name for t in self.tasks]}", source=str(plan.resume))
+            network, class_names = previous.network, previous.class_names
+            state = load_training_state(plan.resume)
+            artifacts = load_artifacts(plan.resume)
+        net_cfg = network if isinstance(network, NetworkConfig) else network.config
+        self.config = consistent_config(plan.config, net_cfg)
+        self.trainer = Trainer(prepared.items, self.tasks, network, self.config, class_names=class_names,
+                               state=state, data_description=plan.data_description)
+        self.hooks: dict[str, RoundsHook] = {}
+        for r in self.regimes:
+            hook = r.attach(self.trainer, plan.opt_in.get(r.name))
+            if hook is None:
+                continue
+            if artifacts:
+                hook.restore(artifacts, self.trainer)
+            self.trainer.add_hook(hook.every, hook)
+            self.hooks[r.name] = hook
+        self.model_dir = Path(plan.model_dir) if plan.model_dir is not None else None
+        self._saved_step: int | None = None
+
+    # -- the run ---------------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        return self.trainer.step
+
+    @property
+    def done(self) -> bool:
+        """Whether the run has nothing left to train (e.g. a checkpoint already at ``steps``)."""
+        return self.trainer.step >= self.config.steps
+
+    def run(self) -> Iterator[TrainingProgress]:
+        """Train, yielding a report per step; checkpoints and the final model go to ``model_dir``.
+
+        An interruption (Ctrl-C) writes the model of the last step before it
+        propagates, so ``resume`` continues from there.
+        """
+        try:
+            for report in self.trainer.run():
+                due = report.done or report.step % self.config.checkpoint_every == 0
+                if self.model_dir is not None and due:
+                    report = replace(report, checkpoint=str(self.save_checkpoint()))
+                yield report
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            raise
+
+    def stop(self) -> None:
+        """End the run after the current step (the model is then written)."""
+        self.trainer.stop()
+
+    def save_checkpoint(self) -> Path | None:
+        """Write the model as it is now into ``model_dir`` (once per step; None without a folder)."""
+        if self.model_dir is None:
+            return None
+        if self._saved_step != self.trainer.step or not self.model_dir.exists():
+            self.save(self.model_dir, overwrite=True)
+            self._saved_step = self.trainer.step
+        return self.model_dir
+
+    # -- the model ------------------------------------------------------------------------
+    def model(self) -> LazyLabelsModel:
+        """The model as it is now: the regimes' post-processing and provenance included."""
+        model = self.trainer.model()
+        for r in self.regimes:
+            pp = r.postprocessing(self.plan.opt_in.get(r.name))
+            if pp is not None:
+                model.postprocess = pp
+            if r.name in self.hooks:
+                model.provenance[r.name] = self.hooks[r.name].provenance()
+        return model
+
+    def artifacts(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for hook in self.hooks.values():
+            out.update(hook.artifacts())
+        return out
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the model with its training state and the regimes' files (everything a resume needs)."""
+        return save_model(self.model(), path, overwrite=overwrite, training_state=self.trainer.training_state(),
+                          artifacts=self.artifacts())
+
+
+def resume_source(model_dir: str | Path) -> Path:
+    """``model_dir`` as a folder to resume from (one line when it is not there)."""
+    path = Path(model_dir)
+    if not path.exists():
+        raise ModelFileError("nothing to resume: model directory not found", source=str(path))
+    return path
