@@ -17,8 +17,17 @@ training settings and the same number of steps, on the same images:
               growth at inference
     full      single-task U-Net on the exact masks of every image (upper bound)
 
+Every run trains through the one training recipe
+(``napari_lazylabels.recipes.train``). The benchmark names no regime: it finds
+them in the regime registry by the role of their head (the exact masks are the
+foreground regime's input, the blobs the seeds regime's; the single-task
+baselines train the foreground regime alone), and the recursive approximation
+of mtr is the opt-in regime whose head gives partial masks. Each model is
+post-processed as its model file says (``engine.pipeline.segment``: seeded
+watershed, or the final growth for mtr).
+
 Datasets (lazy labels simulated from the ground truth with
-``napari_lazylabels.simulate``):
+``napari_lazylabels.engine.simulate``):
 
     synthetic   the project's generator, three seeds (one in --quick); training
                 and test images come from disjoint seed streams
@@ -52,8 +61,9 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -61,18 +71,18 @@ import torch
 
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.config import TrainConfig, preset
-from napari_lazylabels.io.figures import overlay_rgb, pyplot
 from napari_lazylabels.engine.grabcut import grabcut_drafts
-from napari_lazylabels.engine.postprocess.instances import InstanceParams
 from napari_lazylabels.engine.metrics import aggregate, dice, summarize
-from napari_lazylabels.engine.pipeline import segmentation_from_probabilities
-from napari_lazylabels.engine.regimes.recursive import (APPROXIMATION, RecursiveConfig, attach_recursive, final_growth,
-                                         with_approximation, with_approximation_labels)
+from napari_lazylabels.engine.pipeline import segment, segmentation_from_probabilities
+from napari_lazylabels.engine.postprocess.settings import WATERSHED, PostProcessing
+from napari_lazylabels.engine.regimes import registry
+from napari_lazylabels.engine.regimes.base import Regime
 from napari_lazylabels.engine.simulate import annotation_cost, simulate_lazy_labels, \
     total_annotation_cost
 from napari_lazylabels.engine.synthetic import make_lazy_dataset, make_test_set
-from napari_lazylabels.engine.tasks import DETECTION, SEGMENTATION, SEPARATION, lazy_tasks, single_task
-from napari_lazylabels.engine.training.trainer import Trainer
+from napari_lazylabels.engine.tasks import FOREGROUND, PARTIAL, SEEDS
+from napari_lazylabels.io.figures import overlay_rgb, pyplot
+from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -81,10 +91,50 @@ METHOD_NAMES = {"wl": "WL only", "sl": "SL only", "pl": "PL (GrabCut)", "mt": "m
                 "mtr": "multi-task + recursive", "full": "full supervision"}
 #: Methods whose data depend on the strong-label ratio; at 100 % SL and PL are full supervision.
 RATIO_METHODS = ("sl", "pl", "mt", "mtr")
+#: Methods that train the multi-task network on the lazy labels (the others are single-task baselines),
+#: and those of them that add the partial-mask (recursive approximation) regime.
+MULTITASK_METHODS = ("mt", "mtr")
+PARTIAL_METHODS = ("mtr",)
 FULL_RATIOS = (0.025, 0.05, 0.10, 1.0)
 MARK_BEGIN, MARK_END = "<!-- accuracy:begin -->", "<!-- accuracy:end -->"
 #: The Markdown file whose block between the markers each run rewrites.
 DOCS_FILE = ROOT / "docs" / "benchmarks.md"
+
+
+# --- the regimes, found in the registry (the benchmark names none) ----------------------
+
+def foreground_regime() -> Regime:
+    """The regime of the exact masks: the one task of the single-task baselines."""
+    regime = registry.regime_with_role(FOREGROUND)
+    if regime is None:
+        raise SystemExit("no registered regime has a foreground head")
+    return regime
+
+
+def strong_key() -> str:
+    """The input key of the exact (strong) masks."""
+    return foreground_regime().inputs[0].key
+
+
+def seeds_key() -> str:
+    """The input key of the blobs (inner seeds): what WL trains on and GrabCut drafts from."""
+    seeds = registry.input_with_role(SEEDS)
+    if seeds is None:
+        raise SystemExit("no registered regime has a seeds input")
+    return seeds.key
+
+
+def partial_regime() -> Regime:
+    """The opt-in regime whose head gives partial masks (the recursive approximation of mtr)."""
+    regime = next((r for r in registry.opt_in_regimes() if r.role == PARTIAL), None)
+    if regime is None or regime.options is None:
+        raise SystemExit("no registered opt-in regime has a partial-mask head with options")
+    return regime
+
+
+def partial_options(**settings) -> Any:
+    """The options of the partial-mask regime (its defaults, with ``settings`` changed)."""
+    return partial_regime().options(**settings)
 
 
 @dataclass
@@ -102,7 +152,7 @@ class Mode:
     datasets: tuple[str, ...]
     ratios: tuple[float, ...]          # ratios every ratio method runs at
     sweep: dict[str, tuple[float, ...]] = field(default_factory=dict)  # extra ratios: dataset -> ratios (mt only)
-    lambda_train: float = RecursiveConfig().lambda_train
+    lambda_train: float = field(default_factory=lambda: partial_options().lambda_train)
 
 
 MODES = {
@@ -124,7 +174,8 @@ class Sample:
     name: str
     image: np.ndarray
     instances: np.ndarray
-    labels: dict[str, np.ndarray]        # detection, separation, segmentation (exact), pseudo (GrabCut)
+    labels: dict[str, np.ndarray]        # simulated lazy labels and exact masks, keyed by input key
+    pseudo: np.ndarray | None = None     # GrabCut pseudo-masks drafted from the blobs (PL only)
 
     @property
     def has_objects(self) -> bool:
@@ -151,20 +202,24 @@ def _strong_order(samples: list[Sample], seed: int) -> list[int]:
     return [i for i in perm if samples[i].has_objects] + [i for i in perm if not samples[i].has_objects]
 
 
-def _with_pseudo(image: np.ndarray, labels: dict, pseudo: bool = True) -> dict:
-    """The labels plus GrabCut pseudo-masks from the blobs (only when the PL method runs)."""
-    labels = dict(labels)
-    if pseudo:
-        labels["pseudo"] = np.asarray(grabcut_drafts(image, labels[DETECTION]), np.int32)
-    return labels
+def _given(labels: dict) -> dict[str, np.ndarray]:
+    """The simulated labels an image was given (input key -> array)."""
+    return {k: np.asarray(v) for k, v in labels.items() if v is not None}
+
+
+def _pseudo_masks(image: np.ndarray, labels: dict, pseudo: bool = True) -> np.ndarray | None:
+    """GrabCut pseudo-masks drafted from the blobs (only when the PL method runs)."""
+    if not pseudo:
+        return None
+    return np.asarray(grabcut_drafts(image, labels[seeds_key()]), np.int32)
 
 
 def synthetic_dataset(seed: int, mode: Mode, pseudo: bool = True) -> Dataset:
     items, truths = make_lazy_dataset(mode.synthetic_train, seed=seed, shape=(256, 256), strong_fraction=1.0)
     train = []
     for it, tr in zip(items, truths):
-        labels = {k: np.asarray(it.labels[k]) for k in (DETECTION, SEPARATION, SEGMENTATION)}
-        train.append(Sample(it.name, tr.image, tr.instances, _with_pseudo(tr.image, labels, pseudo)))
+        labels = _given(it.labels)
+        train.append(Sample(it.name, tr.image, tr.instances, labels, _pseudo_masks(tr.image, labels, pseudo)))
     tests = [(f"test_{i:03d}", t.image, t.instances)
              for i, t in enumerate(make_test_set(mode.synthetic_test, seed=seed, shape=(256, 256)))]
     return Dataset(f"synthetic-s{seed}", "synthetic", train, tests,
@@ -198,12 +253,14 @@ def real_dataset(family: str, pseudo: bool = True) -> Dataset:
         inst = tifffile.imread(folder / f"{family}_{frame}_labels.tif").astype(np.int32)
         lazy = simulate_lazy_labels(inst, rng=np.random.default_rng([k, 11]), strong=True,
                                     max_gap=spec["max_gap"])
-        labels = _with_pseudo(image, {k2: np.asarray(v) for k2, v in lazy.items()}, pseudo)
+        labels = _given(lazy)
+        drafts = _pseudo_masks(image, labels, pseudo)
         for t, (sy, sx) in enumerate(_tiles(image.shape)):
             if not spec["keep_empty"] and not inst[sy, sx].any():
                 continue
             train.append(Sample(f"{family}_{frame}_tile{t:02d}", image[sy, sx], inst[sy, sx],
-                                {k2: v[sy, sx] for k2, v in labels.items()}))
+                                {k2: v[sy, sx] for k2, v in labels.items()},
+                                None if drafts is None else drafts[sy, sx]))
     tests = []
     for frame in spec["test"]:
         tests.append((f"{family}_{frame}", tifffile.imread(folder / f"{family}_{frame}_image.tif"),
@@ -216,53 +273,63 @@ def real_dataset(family: str, pseudo: bool = True) -> Dataset:
 
 # --- one run -----------------------------------------------------------------------------
 
-def training_data(method: str, ds: Dataset, strong: set[int]):
-    """Tasks, items and network of a method, and the labels it used (for the cost)."""
+def training_plan(method: str, ds: Dataset, strong: set[int], mode: Mode,
+                  config: TrainConfig) -> tuple[TrainingPlan, dict]:
+    """The training plan of a method (items, network, regimes), and the cost of the labels it used.
+
+    Labels are keyed by the regimes' input keys. The single-task baselines put
+    what they train on under the exact masks' key and train the foreground
+    regime alone; mt trains every regime whose labels the images have (the
+    exact masks only on the strong images), mtr adds the partial-mask regime.
+    """
+    fg, seeds = strong_key(), seeds_key()
     items, used = [], []
     for i, s in enumerate(ds.train):
-        seg_true = s.labels[SEGMENTATION]
+        seg_true = s.labels[fg]
         if method == "wl":
-            lab = {SEGMENTATION: s.labels[DETECTION]}
-            cost = {DETECTION: s.labels[DETECTION]}
+            lab = {fg: s.labels[seeds]}
+            cost = {seeds: s.labels[seeds]}
         elif method == "sl":
             if i not in strong:
                 continue
-            lab = cost = {SEGMENTATION: seg_true}
+            lab = cost = {fg: seg_true}
         elif method == "pl":
-            lab = {SEGMENTATION: seg_true if i in strong else s.labels["pseudo"]}
-            cost = {DETECTION: s.labels[DETECTION], SEGMENTATION: seg_true if i in strong else None}
+            if s.pseudo is None:
+                raise RuntimeError(f"{s.name}: no GrabCut pseudo-masks (the dataset was made without PL)")
+            lab = {fg: seg_true if i in strong else s.pseudo}
+            cost = {seeds: s.labels[seeds], fg: seg_true if i in strong else None}
         elif method == "full":
-            lab = cost = {SEGMENTATION: seg_true}
-        else:   # mt, mtr
-            lab = {DETECTION: s.labels[DETECTION], SEPARATION: s.labels[SEPARATION],
-                   SEGMENTATION: seg_true if i in strong else None}
+            lab = cost = {fg: seg_true}
+        else:   # mt, mtr: every lazy label, the exact masks on the strong images only
+            lab = {k: v if k != fg or i in strong else None for k, v in s.labels.items()}
             cost = lab
         annotated = {k: v is not None for k, v in lab.items()}
         items.append(LazyAnnotations(s.image, labels=dict(lab), name=s.name, annotated=annotated))
         used.append(annotation_cost(cost, s.instances))
-    if method in ("mt", "mtr"):
-        tasks = lazy_tasks(1)
-        network = preset("cpu")
-        if method == "mtr":
-            tasks = with_approximation(tasks)
-            items = with_approximation_labels(items)
+    if method in MULTITASK_METHODS:
+        opt_in = {}
+        if method in PARTIAL_METHODS:
+            partial = partial_regime()
+            opt_in[partial.name] = partial_options(rounds=mode.rounds, lambda_train=mode.lambda_train)
+        plan = TrainingPlan(items, network=preset("cpu"), config=config, opt_in=opt_in)
     else:
-        tasks = single_task()
-        network = preset("cpu", multitask=False)
-    return tasks, items, network, total_annotation_cost(used)
+        plan = TrainingPlan(items, network=preset("cpu", multitask=False), config=config,
+                            regimes=[foreground_regime()])
+    return plan, total_annotation_cost(used)
 
 
-def evaluate(model, method: str, ds: Dataset, lambda_final: float) -> tuple[dict, dict, list]:
-    """Metrics on the test images; also the variant with watershed seeds for mtr."""
+def evaluate(model, ds: Dataset) -> tuple[dict, dict, list]:
+    """Metrics on the test images with the model's own post-processing; for a model with a
+    partial-mask head (mtr: the final growth) also the variant with watershed seeds from that head."""
+    partial_head = any(t.role == PARTIAL for t in model.tasks)
+    watershed = PostProcessing(method=WATERSHED, instances=replace(model.postprocess.instances,
+                                                                   seed_source=PARTIAL))
     summaries, variant, predictions = [], [], []
     for name, image, truth in ds.test:
-        probs = model.predict(image, device="cpu")
-        if method == "mtr":
-            result = final_growth(probs, lambda_final)
-            ws = segmentation_from_probabilities(probs, InstanceParams(seed_source=APPROXIMATION))
+        result = segment(model, image, device="cpu")
+        if partial_head:
+            ws = segmentation_from_probabilities(result.probabilities, model.tasks, watershed)
             variant.append(summarize(ws.instances, truth))
-        else:
-            result = segmentation_from_probabilities(probs)
         summaries.append(summarize(result.instances, truth))
         predictions.append(result.instances)
     total = _short(aggregate(summaries))
@@ -279,35 +346,34 @@ def run_one(method: str, ds: Dataset, ratio: float | None, mode: Mode, log) -> d
         strong = set(range(len(ds.train)))
     else:
         strong = ds.strong_set(ratio) if ratio is not None else set()
-    tasks, items, network, cost = training_data(method, ds, strong)
     config = TrainConfig(steps=mode.steps, batch_size=mode.batch_size, patch_size=mode.patch_size,
-                         device="cpu", seed=0, preview_every=10**9, checkpoint_every=10**9)
-    rec_cfg = RecursiveConfig(rounds=mode.rounds, lambda_train=mode.lambda_train)
+                         device="cpu", seed=0, checkpoint_every=10**9)
+    plan, cost = training_plan(method, ds, strong, mode, config)
     t0, c0 = time.perf_counter(), time.process_time()
-    trainer = Trainer(items, tasks, network, config)
-    rec = attach_recursive(trainer, rec_cfg) if method == "mtr" else None
-    for _ in trainer.run():
+    run = TrainingRun(plan)
+    for _ in run.run():
         pass
     train_s = time.perf_counter() - t0
-    model = trainer.model()
-    metrics, variant, predictions = evaluate(model, method, ds, rec_cfg.lambda_final)
+    model = run.model()
+    metrics, variant, predictions = evaluate(model, ds)
     record = {
         "dataset": ds.name, "family": ds.family, "method": method,
         "ratio": ratio if method in RATIO_METHODS else (1.0 if method == "full" else 0.0),
-        "n_strong": len(strong), "n_train": len(ds.train), "steps": trainer.step,
+        "n_strong": len(strong), "n_train": len(ds.train), "steps": run.step,
         "train_s": round(train_s, 1), "total_s": round(time.perf_counter() - t0, 1),
         "cpu_s": round(time.process_time() - c0, 1), **metrics,
         "cost": cost,
     }
-    if rec is not None:
+    rounds = run.hooks.get(partial_regime().name) if method in PARTIAL_METHODS else None
+    if rounds is not None:
         record["watershed_seeds"] = variant
         curve = []
-        for cls_maps in rec.rounds:
+        for cls_maps in rounds.rounds:
             d = [dice(c > 0, s.instances > 0) for c, s in zip(cls_maps, ds.train) if c is not None and
                  s.has_objects]
             curve.append(float(np.mean(d)))
         record["approximation_dice"] = curve
-        record["round_steps"] = rec.round_steps
+        record["round_steps"] = list(rounds.round_steps)
     log(f"{ds.name:14s} {method:5s} ratio {record['ratio']:.3f} ({len(strong)} strong): "
         f"Dice {metrics['dice']:.3f} AP50 {metrics['ap50']:.3f} objDice {metrics['object_dice']:.3f} "
         f"Haus {metrics['object_hausdorff']:.1f}  [{record['total_s']:.0f} s]")
@@ -529,8 +595,8 @@ def markdown(records: list[dict], splits: dict[str, str], mode: Mode, command: s
            f"Training budget of every run: {mode.steps} steps, batch {mode.batch_size} x "
            f"{mode.patch_size}x{mode.patch_size} px, Adam with warm-up and cosine decay, the `cpu` network "
            f"preset (multi-task U-Net for mt/mtr, the plain U-Net of the same size otherwise); "
-           f"recursive approximation: {mode.rounds} rounds, lambda_train {RecursiveConfig().lambda_train}, "
-           f"lambda_final {RecursiveConfig().lambda_final}.", "",
+           f"recursive approximation: {mode.rounds} rounds, lambda_train {partial_options().lambda_train}, "
+           f"lambda_final {partial_options().lambda_final}.", "",
            "Data and split:", ""]
     for fam in families:
         names = list(dict.fromkeys(r["dataset"] for r in records if r["family"] == fam))
@@ -665,7 +731,7 @@ def main(argv=None) -> int:
     (args.results / f"accuracy_{mode.name}.json").write_text(json.dumps(
         {"mode": mode.name, "command": command, "machine": machine(), "wall_s": round(wall, 1),
          "cpu_s": round(cpu, 1), "settings": {k: v for k, v in mode.__dict__.items()},
-         "recursive": RecursiveConfig(rounds=mode.rounds).to_dict(),
+         partial_regime().name: asdict(partial_options(rounds=mode.rounds, lambda_train=mode.lambda_train)),
          "splits": {ds.name: ds.split for ds in datasets}, "runs": clean}, indent=1, default=str))
     write_csv(args.results / f"accuracy_{mode.name}.csv", clean)
     families = list(dict.fromkeys(ds.family for ds in datasets))

@@ -48,11 +48,11 @@ def main(argv=None) -> int:
         truth = tifffile.imread(args.data / f"{tag}_labels.tif")
         lazy = simulate_lazy_labels(truth, rng=rng, strong=frame in strong, max_gap=args.max_gap)
         row = {"image": img_path.resolve()}
-        for task, lab in lazy.items():
+        for key, lab in lazy.items():
             if lab is not None:
-                name = f"{tag}_{task}.tif"
+                name = f"{tag}_{key}.tif"
                 tifffile.imwrite(args.out / name, lab, compression="zlib")
-                row[task] = name
+                row[key] = name
         rows.append(row)
     write_manifest(args.out / "manifest.csv", rows, overwrite=True)
     (args.out / "test.txt").write_text("\n".join(held_out) + "\n")

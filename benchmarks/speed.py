@@ -3,12 +3,12 @@
     python benchmarks/speed.py [--device cpu|cuda] [--size 2048] [--repeats 10]
 
 Prints, measured in one run:
-  1. training step time of the multi-task network (``cpu`` preset, three
-     lazy tasks) over a plain single-task U-Net with the same encoder
-     (target <= 1.5x);
+  1. training step time of the multi-task network (``cpu`` preset, the
+     lazy tasks of the registry's default run) over a plain single-task U-Net
+     with the same encoder (target <= 1.5x);
   2. tiled inference of a SIZE x SIZE image over one whole-image forward pass
      of the same network (target <= 1.3x), and the largest difference between
-     the two results;
+     the two results (on the probabilities of the foreground head);
   3. inference throughput (Mpix/s) and peak memory of each inference mode
      (each mode runs in a fresh subprocess so its peak is its own: resident
      set size on the CPU, max allocated memory on CUDA).
@@ -29,7 +29,8 @@ import torch
 from napari_lazylabels.engine.config import preset
 from napari_lazylabels.engine.inference import predict_tiled, predict_whole
 from napari_lazylabels.engine.model import build_model, count_parameters
-from napari_lazylabels.engine.tasks import lazy_tasks, single_task
+from napari_lazylabels.engine.regimes import registry
+from napari_lazylabels.engine.tasks import FOREGROUND, heads_by_role
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -45,8 +46,8 @@ def peak_memory_mb(device: torch.device) -> float:
 def train_step_times(device: torch.device, batch: int, patch: int, repeats: int) -> dict:
     torch.manual_seed(0)
     nets = {
-        "multitask": build_model(preset("cpu"), lazy_tasks(1)),
-        "single_task": build_model(preset("cpu", multitask=False), single_task()),
+        "multitask": build_model(preset("cpu"), registry.default_tasks(1)),
+        "single_task": build_model(preset("cpu", multitask=False), registry.baseline_tasks(1)),
     }
     x = torch.randn(batch, 1, patch, patch, device=device)
     times = {k: [] for k in nets}
@@ -83,7 +84,8 @@ def train_step_times(device: torch.device, batch: int, patch: int, repeats: int)
 
 def inference_part(mode: str, device: torch.device, size: int, tile: int, repeats: int) -> dict:
     torch.manual_seed(0)
-    net = build_model(preset("cpu"), lazy_tasks(1)).to(device).eval()
+    tasks = registry.default_tasks(1)
+    net = build_model(preset("cpu"), tasks).to(device).eval()
     image = np.random.default_rng(0).random((1, size, size), dtype=np.float32)
     fn = (lambda: predict_whole(net, image, device=device)) if mode == "whole" else \
         (lambda: predict_tiled(net, image, tile_size=tile, batch_size=1, device=device))
@@ -95,7 +97,7 @@ def inference_part(mode: str, device: torch.device, size: int, tile: int, repeat
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    np.save(f"/tmp/speed_{mode}.npy", out["segmentation"])
+    np.save(f"/tmp/speed_{mode}.npy", heads_by_role(out, tasks)[FOREGROUND])
     t = float(np.median(times))
     return {"mode": mode, "seconds": t, "mpix_per_s": size * size / 1e6 / t,
             "peak_memory_mb": peak_memory_mb(device)}

@@ -44,8 +44,7 @@ def errors():
 
 def _tiny_settings(widget, steps: int = 4) -> None:
     """What a user types for a quick run: tiny preset, small patches, a few steps, the CPU."""
-    widget.form.set_values(preset_name="tiny", steps=steps, patch=32, batch=2, device="cpu")
-    widget.form.threads.setValue(1)
+    widget.form.set_values(preset_name="tiny", steps=steps, patch=32, batch=2, device="cpu", threads=1)
 
 
 def _layer_arrays(viewer) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ import pytest
 from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME, real_instances
 from napari_lazylabels.engine.regimes.detection import detection_blobs
 from napari_lazylabels.plugin.widgets import AnnotationWidget
-from napari_lazylabels.plugin.layers import BRUSH_SIZE, label_layer_name
+from napari_lazylabels.plugin.layers import input_spec, label_layer_name
 
 pytestmark = pytest.mark.gui
 
@@ -25,7 +25,7 @@ def test_add_layers_names_colours_brushes_and_shortcuts(real_viewer, qtbot):
     for name, task in zip(names, ("detection", "separation", "segmentation")):
         layer = real_viewer.layers[name]
         assert layer.data.shape == image.data.shape and not layer.data.any()
-        assert layer.brush_size == BRUSH_SIZE[task]
+        assert layer.brush_size == input_spec(task).brush_size
     blobs, scribbles, masks = (real_viewer.layers[n] for n in names)
     # each layer has its own colours: class 1 of blobs differs from class 1 of masks
     assert not np.allclose(blobs.colormap.map(np.array([1]))[0], masks.colormap.map(np.array([1]))[0])
@@ -50,16 +50,16 @@ def test_summary_follows_painting(synthetic_viewer, qtbot):
     rows = {s.name: s for s in w.summaries}
     assert len(rows) == 8                     # every plane of the sample is painted
     masked = [s for s in rows.values() if "segmentation" in s.annotated]
-    assert len(masked) == 1 and 0 < masked[0].mask_coverage < 1
+    assert len(masked) == 1 and 0 < float(masked[0].cells["segmentation"].rstrip(" %")) < 100
     first = rows[f"{SYNTHETIC_NAME}_000"]
-    assert first.blobs[1] > 5 and "detection" in first.annotated
+    assert int(first.cells["detection"]) > 5 and "detection" in first.annotated
     # painting a new blob far from the others adds one to the count of plane 0
     blobs = synthetic_viewer.layers[f"{SYNTHETIC_NAME} blobs"]
     blobs.data[0] = 0
     blobs.refresh()
     blobs.brush_size = 3
     blobs.paint((0, 30, 30), 1)
-    qtbot.waitUntil(lambda: any(s.name.endswith("_000") and s.blobs == {1: 1} for s in w.summaries),
+    qtbot.waitUntil(lambda: any(s.name.endswith("_000") and s.cells["detection"] == "1" for s in w.summaries),
                     timeout=3000)
     assert w.table.rowCount() == 8
     assert w.table.item(0, 1).text() == "1"                 # one class: just the count

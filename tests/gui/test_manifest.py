@@ -58,10 +58,12 @@ def test_instance_colours_are_bright():
     """Outlines must stay visible on grey nuclei: no dark or grey instance colour."""
     import colorsys
 
-    from napari_lazylabels.plugin.widgets.predictions import instance_colormap
+    from napari.layers import Labels
 
-    cm = instance_colormap()
-    colours = cm.map(np.arange(0, 60))
+    from napari_lazylabels.plugin.layers import instances_layer_kwargs
+
+    layer = Labels(np.zeros((4, 4), np.int32), **instances_layer_kwargs("x"))
+    colours = layer.colormap.map(np.arange(0, 60))
     assert colours[0, 3] == 0                                   # background transparent
     for r, g, b, a in colours[1:]:
         h, s, v = colorsys.rgb_to_hsv(r, g, b)

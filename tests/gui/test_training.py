@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME
+from napari_lazylabels.engine.regimes import registry
+from napari_lazylabels.engine.tasks import FOREGROUND
+from napari_lazylabels.plugin.layers import label_layer_name, probability_layer_name
 from napari_lazylabels.plugin.widgets import TrainWidget
-from napari_lazylabels.plugin.layers import probability_layer_name
+from napari_lazylabels.plugin.widgets.training_widget import TrainingTimings
 
 pytestmark = pytest.mark.gui
 
@@ -28,6 +31,7 @@ def test_train_stream_stop_resume_save_load_predict(synthetic_viewer, qtbot, tmp
     viewer = synthetic_viewer
     w = TrainWidget(viewer)
     qtbot.addWidget(w)
+    w.observer = timings = TrainingTimings()
     w.checkpoint_root = str(tmp_path / "ckpt")
     assert w.selected_image_names() == [SYNTHETIC_NAME]
     painted = {n: a for n, a in layer_arrays(viewer).items() if n != SYNTHETIC_NAME}
@@ -37,10 +41,10 @@ def test_train_stream_stop_resume_save_load_predict(synthetic_viewer, qtbot, tmp
     assert w.running and not w.train_button.isEnabled() and w.stop_button.isEnabled()
     # the prediction layers appear while training runs
     inst_name = f"{SYNTHETIC_NAME} instances"
-    prob_name = probability_layer_name(SYNTHETIC_NAME, "segmentation")
+    prob_name = probability_layer_name(SYNTHETIC_NAME, registry.regime_with_role(FOREGROUND).task_names[0])
     qtbot.waitUntil(lambda: inst_name in viewer.layers, timeout=30000)         # at once, empty
     qtbot.waitUntil(lambda: w.previews >= 1, timeout=30000)                   # then the first prediction
-    assert w.running and w.first_preview_s is not None
+    assert w.running and timings.first_preview_s is not None and timings.preview_gui_ms
     assert w.device_label.text().startswith("device: cpu")
     qtbot.waitUntil(lambda: prob_name in viewer.layers, timeout=5000)     # added one per tick
     prob = viewer.layers[prob_name]
@@ -57,7 +61,7 @@ def test_train_stream_stop_resume_save_load_predict(synthetic_viewer, qtbot, tmp
     assert w.resume_button.isEnabled()
     assert not _training_threads()
     # Resume continues from the checkpoint up to Steps (lowered so the test is short)
-    w.form.steps.setValue(stopped_at + 3)
+    w.form.steps.value = stopped_at + 3
     w.resume_button.click()
     _wait_finished(w, qtbot)
     assert w.last_finished.step == stopped_at + 3 and not w.last_finished.stopped
@@ -91,13 +95,14 @@ def test_training_error_is_a_notification_and_leaves_layers(synthetic_viewer, qt
     qtbot.addWidget(w)
     w.checkpoint_root = str(tmp_path)
     tiny_settings(w)
-    blobs = viewer.layers[f"{SYNTHETIC_NAME} blobs"]
+    key = registry.input_keys()[0]
+    blobs = viewer.layers[label_layer_name(SYNTHETIC_NAME, key)]
     blobs.data[3, 10, 10] = 7                      # class 7 of 1: the engine refuses it
     before = layer_arrays(viewer)
     n_layers = len(viewer.layers)
     w.train_button.click()
     _wait_finished(w, qtbot)
-    assert any("detection labels contain value 7" in e for e in errors())
+    assert any(f"{key} labels contain value 7" in e for e in errors())
     assert len(viewer.layers) == n_layers
     for name, data in before.items():
         assert np.array_equal(viewer.layers[name].data, data)

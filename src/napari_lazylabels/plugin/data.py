@@ -11,13 +11,14 @@ from typing import Sequence
 import numpy as np
 
 from ..engine.annotations import LazyAnnotations
+from ..engine.regimes import registry
 from ..errors import AnnotationError
 from .layers import META, annotated_flags, label_layers, plane_data, plane_name, plane_of, spatial_shape
 from .summary import painted_planes
 
 
 def snapshot_labels(viewer, image_layer) -> dict[str, np.ndarray]:
-    """Task -> the image's lazy-label data (all planes), checked against the image's shape."""
+    """Input key -> the image's lazy-label data (all planes), checked against the image's shape."""
     shape = spatial_shape(image_layer)
     out = {}
     for task, layer in label_layers(viewer, image_layer.name).items():
@@ -52,5 +53,6 @@ def training_set(viewer, image_layers: Sequence) -> list[LazyAnnotations]:
         items.extend(training_items(viewer, layer))
     if not items:
         names = ", ".join(layer.name for layer in image_layers) or "(no image ticked)"
-        raise AnnotationError("nothing painted yet: paint blobs, scribbles or masks first", source=names)
+        what = ", ".join(i.title.lower() for i in registry.label_inputs())
+        raise AnnotationError(f"nothing painted yet: paint some lazy labels ({what}) first", source=names)
     return items

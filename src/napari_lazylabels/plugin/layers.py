@@ -1,11 +1,12 @@
-"""Layer naming, colours and plane helpers shared by the widgets, the reader and the samples.
+"""Layer conventions shared by the widgets, the reader and the sample data (no Qt, no napari import).
 
-An image layer ``nuclei`` gets the lazy-label layers ``nuclei blobs``
-(detection), ``nuclei scribbles`` (separation) and ``nuclei masks``
-(segmentation), and the prediction layers ``nuclei P(detection)`` ...,
-``nuclei semantic`` and ``nuclei instances``. Each such layer also carries
-``metadata["lazylabels"] = {"image": "nuclei", "role": <task or kind>}``, so it
-is found again after a rename of the layer (the image name is what counts).
+An image layer ``nuclei`` gets one lazy-label layer per input of the regimes
+(:mod:`napari_lazylabels.engine.regimes`), named ``"nuclei <suffix>"`` with
+the input's colours and brush, and the prediction layers ``nuclei P(<task>)``
+..., ``nuclei semantic`` and ``nuclei instances``. Each such layer also carries
+``metadata["lazylabels"] = {"image": "nuclei", "role": <input key or kind>}``,
+so it is found again after a rename of the layer (the image name is what
+counts). Nothing here names a regime: everything comes from the registry.
 
 Leading axes of an image (2D+t, 2D+z) are planes: each plane is one training
 image. An RGB(A) image layer keeps its colour axis last.
@@ -13,32 +14,40 @@ image. An RGB(A) image layer keeps its colour axis last.
 
 from __future__ import annotations
 
+import colorsys
 import itertools
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..engine.tasks import DETECTION, SEGMENTATION, SEPARATION
+from ..engine.labels import smallest_uint
+from ..engine.regimes import registry
+from ..engine.regimes.base import LabelInput
+from ..engine.tasks import FOREGROUND
 
 META = "lazylabels"
-TASKS = (DETECTION, SEPARATION, SEGMENTATION)
-#: What each task's layer is called after the image name.
-TASK_SUFFIX = {DETECTION: "blobs", SEPARATION: "scribbles", SEGMENTATION: "masks"}
-#: How the widgets title each task's layer.
-TASK_TITLES = {task: suffix.capitalize() for task, suffix in TASK_SUFFIX.items()}
 PREDICTION_KINDS = ("semantic", "instances")
 ROI = "roi"
-
-# Okabe-Ito colours: warm for blobs, cool for masks, magenta for interfaces.
-_WARM = [(230, 159, 0), (213, 94, 0), (240, 228, 66), (204, 121, 167), (255, 80, 80)]
-_COOL = [(86, 180, 233), (0, 158, 115), (0, 114, 178), (120, 120, 255), (0, 200, 200)]
-_INTERFACE = (255, 0, 255)
-BRUSH_SIZE = {DETECTION: 6, SEPARATION: 2, SEGMENTATION: 8}
-OPACITY = {DETECTION: 0.9, SEPARATION: 1.0, SEGMENTATION: 0.5}
+#: Names of a class-id layer's values that are not classes (the cursor table).
+NO_VALUE = "(none)"
 
 
-def label_layer_name(image_name: str, task: str) -> str:
-    return f"{image_name} {TASK_SUFFIX.get(task, task)}"
+def input_spec(key: str) -> LabelInput:
+    spec = registry.find_input(key)
+    if spec is None:
+        raise KeyError(f"no regime has the input {key!r}")
+    return spec
+
+
+def input_keys() -> tuple[str, ...]:
+    """The input of every regime, in registry order (one lazy-label layer each)."""
+    return registry.input_keys()
+
+
+# -- names --------------------------------------------------------------------------------------
+
+def label_layer_name(image_name: str, key: str) -> str:
+    return f"{image_name} {input_spec(key).suffix}"
 
 
 def probability_layer_name(image_name: str, task: str) -> str:
@@ -47,37 +56,6 @@ def probability_layer_name(image_name: str, task: str) -> str:
 
 def prediction_layer_name(image_name: str, kind: str) -> str:
     return f"{image_name} {kind}"
-
-
-def _rgba(rgb: tuple[int, int, int], alpha: float = 1.0) -> list[float]:
-    return [rgb[0] / 255, rgb[1] / 255, rgb[2] / 255, alpha]
-
-
-def task_colours(task: str, n_classes: int) -> dict[Any, Any]:
-    """A direct colour map for a task's layer: 0 transparent, each class its colour."""
-    colours: dict[Any, Any] = {None: _rgba((255, 255, 255)), 0: [0, 0, 0, 0]}
-    if task == SEPARATION:
-        colours[1] = _rgba(_INTERFACE)
-        return colours
-    palette = _WARM if task == DETECTION else _COOL
-    for k in range(1, max(n_classes, 1) + 1):
-        colours[k] = _rgba(palette[(k - 1) % len(palette)])
-    return colours
-
-
-def class_table(task: str, class_names: Sequence[str]) -> dict[str, list]:
-    """Labels-layer features: the class name shown under the cursor."""
-    names = ["interface"] if task == SEPARATION else list(class_names)
-    return {"index": list(range(len(names) + 1)), "class": ["(none)", *names]}
-
-
-def label_layer_kwargs(image_name: str, task: str, class_names: Sequence[str]) -> dict:
-    """Constructor keyword arguments of a lazy-label layer (widgets, reader and samples share them)."""
-    return {"name": label_layer_name(image_name, task),
-            "colormap": task_colours(task, len(class_names)),
-            "opacity": OPACITY.get(task, 0.7),
-            "features": class_table(task, class_names),
-            "metadata": {META: {"image": image_name, "role": task}}}
 
 
 def role_of(layer) -> str | None:
@@ -91,6 +69,100 @@ def image_of(layer) -> str | None:
     return (meta.get(META) or {}).get("image")
 
 
+def _conventional_names(image_name: str, role: str) -> list[str]:
+    spec = registry.find_input(role)
+    if spec is not None:
+        return [f"{image_name} {suffix}" for suffix in (spec.suffix, *spec.aliases)]
+    if role in PREDICTION_KINDS:
+        return [prediction_layer_name(image_name, role)]
+    if role.startswith("P(") and role.endswith(")"):
+        return [probability_layer_name(image_name, role[2:-1])]
+    return [f"{image_name} {role}"]
+
+
+# -- colours and tables -----------------------------------------------------------------------
+
+def _rgba(rgb: tuple[int, int, int], alpha: float = 1.0) -> list[float]:
+    return [rgb[0] / 255, rgb[1] / 255, rgb[2] / 255, alpha]
+
+
+def input_colours(key: str, n_classes: int) -> dict[Any, Any]:
+    """A direct colour map for an input's layer: 0 transparent, each value its colour."""
+    colours: dict[Any, Any] = {None: _rgba((255, 255, 255)), 0: [0, 0, 0, 0]}
+    for value, rgb in input_spec(key).colours(n_classes).items():
+        colours[value] = _rgba(rgb)
+    return colours
+
+
+def class_table(key: str, class_names: Sequence[str]) -> dict[str, list]:
+    """Labels-layer features: the name of the value under the cursor."""
+    names = input_spec(key).names_of_values(class_names)
+    return {"index": list(range(len(names) + 1)), "class": [NO_VALUE, *names]}
+
+
+def label_dtype(n_classes: int) -> np.dtype:
+    """The dtype of a lazy-label layer of any input (its largest value fits)."""
+    top = max([int(n_classes)] + [i.max_label(n_classes) for i in registry.label_inputs()])
+    return smallest_uint(top)
+
+
+def label_layer_kwargs(image_name: str, key: str, class_names: Sequence[str]) -> dict:
+    """Constructor keyword arguments of a lazy-label layer (widgets, reader and samples share them)."""
+    spec = input_spec(key)
+    return {"name": label_layer_name(image_name, key),
+            "colormap": input_colours(key, len(class_names)),
+            "opacity": spec.opacity,
+            "features": class_table(key, class_names),
+            "metadata": {META: {"image": image_name, "role": spec.key}}}
+
+
+def _meta(image_name: str, role: str, **extra) -> dict:
+    return {META: {"image": image_name, "role": role, **extra}}
+
+
+def probability_layer_kwargs(image_name: str, task: str) -> dict:
+    """Constructor keyword arguments of a probability layer (the widgets and the reader share them)."""
+    return {"name": probability_layer_name(image_name, task), "colormap": registry.probability_colormap(task),
+            "contrast_limits": (0.0, 1.0), "blending": "additive", "opacity": 0.6, "visible": False,
+            "metadata": _meta(image_name, f"P({task})", task=task, probabilities={})}
+
+
+def semantic_layer_kwargs(image_name: str, class_names: Sequence[str]) -> dict:
+    """The semantic map takes the colours of the foreground regime's input (the exact masks)."""
+    kwargs = {"name": prediction_layer_name(image_name, "semantic"), "opacity": 0.5, "visible": False,
+              "metadata": _meta(image_name, "semantic")}
+    strong = registry.input_with_role(FOREGROUND)
+    if strong is not None:
+        kwargs["colormap"] = input_colours(strong.key, len(class_names))
+    return kwargs
+
+
+def instance_colours(n_colours: int = 24) -> np.ndarray:
+    """Bright, saturated colours for instance ids (row 0 transparent), for a cycling colormap.
+
+    napari's default label colours include greys and dark hues that vanish as
+    outlines on grey nuclei; these hues are spread by the golden ratio so
+    neighbouring ids differ, all at full value. napari reads an (N, 4) array as
+    a cycling label colormap (a new one per layer).
+    """
+    hues = (np.arange(n_colours) * 0.618034) % 1.0
+    colours = [(0.0, 0.0, 0.0, 0.0)] + [(*colorsys.hsv_to_rgb(h, 0.85 if i % 2 else 0.6, 1.0), 1.0)
+                                        for i, h in enumerate(hues)]
+    return np.array(colours, np.float32)
+
+
+def instances_layer_kwargs(image_name: str) -> dict:
+    return {"name": prediction_layer_name(image_name, "instances"), "opacity": 0.8,
+            "colormap": instance_colours(), "metadata": _meta(image_name, "instances")}
+
+
+def foreground(probs: np.ndarray) -> np.ndarray:
+    """Probability of "not background" (1 - class 0) of a (C, Y, X) array."""
+    return (1.0 - np.asarray(probs, np.float32)[0]).astype(np.float32)
+
+
+# -- finding layers ---------------------------------------------------------------------------
+
 def is_source_image(layer) -> bool:
     """An image layer that is not one of our prediction layers."""
     return layer.__class__.__name__ == "Image" and role_of(layer) is None
@@ -101,25 +173,84 @@ def source_images(viewer) -> list:
 
 
 def find_layer(viewer, image_name: str, role: str, kind: str | None = None):
-    """The layer of ``role`` for the image, by metadata first, then by its conventional name."""
+    """The layer of ``role`` for the image, by metadata first, then by its conventional name(s)."""
     for layer in viewer.layers:
         if image_of(layer) == image_name and role_of(layer) == role:
             if kind is None or layer.__class__.__name__.lower() == kind:
                 return layer
-    if role in TASKS:
-        name = label_layer_name(image_name, role)
-    elif role in PREDICTION_KINDS:
-        name = prediction_layer_name(image_name, role)
-    elif role.startswith("P(") and role.endswith(")"):
-        name = probability_layer_name(image_name, role[2:-1])
-    else:
-        name = f"{image_name} {role}"
-    if name in viewer.layers:
-        layer = viewer.layers[name]
-        if (kind is None or layer.__class__.__name__.lower() == kind) and role_of(layer) is None:
-            return layer          # a layer given another role (label_picker) is not taken by its name
+    for name in _conventional_names(image_name, role):
+        if name in viewer.layers:
+            layer = viewer.layers[name]
+            if (kind is None or layer.__class__.__name__.lower() == kind) and role_of(layer) is None:
+                return layer      # a layer given another role (label_picker) is not taken by its name
     return None
 
+
+def label_layers(viewer, image_name: str) -> dict[str, Any]:
+    """Input key -> lazy-label layer of the image (inputs without a layer left out)."""
+    out = {}
+    for key in input_keys():
+        layer = find_layer(viewer, image_name, key, "labels")
+        if layer is not None:
+            out[key] = layer
+    return out
+
+
+def candidate_label_layers(viewer, image_layer) -> list:
+    """Labels layers that could hold lazy labels of the image: same shape, not a prediction layer."""
+    shape = spatial_shape(image_layer)
+    return [layer for layer in viewer.layers
+            if layer.__class__.__name__ == "Labels" and tuple(layer.data.shape) == shape
+            and role_of(layer) not in PREDICTION_KINDS]
+
+
+def assign_label_layer(viewer, image_name: str, key: str, layer) -> None:
+    """Make ``layer`` the image's layer for input ``key``; any other layer loses that role.
+
+    The role is recorded in the layers' metadata (``metadata["lazylabels"]``),
+    which every widget and the export read; the painted data is not touched.
+    """
+    for other in viewer.layers:
+        if other is not layer and image_of(other) == image_name and role_of(other) == key:
+            meta = dict(other.metadata or {})
+            meta.pop(META, None)
+            other.metadata = meta
+    meta = dict(layer.metadata or {})
+    meta[META] = {"image": image_name, "role": key}
+    layer.metadata = meta
+
+
+def ensure_label_layers(viewer, image_layer, names: Sequence[str]) -> dict[str, Any]:
+    """The lazy-label layers of an image, one per input; missing ones are added (empty), existing kept."""
+    out = {}
+    shape = spatial_shape(image_layer)
+    for key in input_keys():
+        layer = find_layer(viewer, image_layer.name, key, "labels")
+        if layer is None:
+            kwargs = label_layer_kwargs(image_layer.name, key, names)
+            layer = viewer.add_labels(np.zeros(shape, label_dtype(len(names))),
+                                      scale=image_layer.scale, translate=image_layer.translate, **kwargs)
+        style_label_layer(layer, key, names)
+        out[key] = layer
+    if out:
+        viewer.layers.selection.active = next(iter(out.values()))
+    return out
+
+
+def style_label_layer(layer, key: str, names: Sequence[str]) -> None:
+    """Colours, brush, class table and selected value of an existing lazy-label layer."""
+    spec = input_spec(key)
+    layer.colormap = input_colours(key, len(names))
+    layer.brush_size = spec.brush_size
+    try:
+        layer.features = class_table(key, names)
+    except (ValueError, TypeError):
+        pass
+    if layer.selected_label == 0 or layer.selected_label > spec.max_label(len(names)):
+        layer.selected_label = 1
+
+
+# -- planes and image metadata ------------------------------------------------------------------
 
 def spatial_shape(layer) -> tuple[int, ...]:
     """Shape of the image without its colour axis: (..., Y, X)."""
@@ -181,12 +312,12 @@ def set_class_names(image_layer, names: Sequence[str]) -> None:
 
 
 def annotated_flags(image_layer, plane: tuple[int, ...]) -> dict[str, bool]:
-    """Tasks marked annotated on a plane although their layer may be empty there.
+    """Inputs marked annotated on a plane although their layer may be empty there.
 
     Such marks come from projects and samples (``metadata["annotated"]`` of an
     OME-Zarr store): e.g. a plane whose nuclei do not touch is annotated for
-    separation with no scribble. Only ``True`` marks are kept; otherwise what
-    is painted decides.
+    the interface scribbles with no scribble. Only ``True`` marks are kept;
+    otherwise what is painted decides.
     """
     flags = ((image_layer.metadata or {}).get(META) or {}).get("annotated") or {}
     return {t: True for t, v in (flags.get(tuple(plane)) or {}).items() if v}
@@ -200,70 +331,3 @@ def set_annotated_flags(image_layer, plane: tuple[int, ...], flags: dict[str, bo
     entry["annotated"] = marks
     meta[META] = entry
     image_layer.metadata = meta
-
-
-def label_dtype(n_classes: int) -> np.dtype:
-    return np.dtype(np.uint8) if n_classes < 255 else np.dtype(np.uint16)
-
-
-def ensure_label_layers(viewer, image_layer, names: Sequence[str]) -> dict[str, Any]:
-    """The three lazy-label layers of an image; missing ones are added (empty), existing kept."""
-    out = {}
-    shape = spatial_shape(image_layer)
-    for task in TASKS:
-        layer = find_layer(viewer, image_layer.name, task, "labels")
-        if layer is None:
-            kwargs = label_layer_kwargs(image_layer.name, task, names)
-            layer = viewer.add_labels(np.zeros(shape, label_dtype(len(names))),
-                                      scale=image_layer.scale, translate=image_layer.translate, **kwargs)
-        style_label_layer(layer, task, names)
-        out[task] = layer
-    viewer.layers.selection.active = out[DETECTION]
-    return out
-
-
-def style_label_layer(layer, task: str, names: Sequence[str]) -> None:
-    """Colours, brush, class table and metadata of an existing lazy-label layer."""
-    layer.colormap = task_colours(task, len(names))
-    layer.brush_size = BRUSH_SIZE.get(task, 5)
-    try:
-        layer.features = class_table(task, names)
-    except (ValueError, TypeError):
-        pass
-    if layer.selected_label == 0 or (task == SEPARATION and layer.selected_label != 1):
-        layer.selected_label = 1
-
-
-def label_layers(viewer, image_name: str) -> dict[str, Any]:
-    """Task -> lazy-label layer of the image (missing tasks left out)."""
-    out = {}
-    for task in TASKS:
-        layer = find_layer(viewer, image_name, task, "labels")
-        if layer is not None:
-            out[task] = layer
-    return out
-
-
-def candidate_label_layers(viewer, image_layer) -> list:
-    """Labels layers that could hold lazy labels of the image: same shape, not a prediction layer."""
-    shape = spatial_shape(image_layer)
-    return [layer for layer in viewer.layers
-            if layer.__class__.__name__ == "Labels" and tuple(layer.data.shape) == shape
-            and role_of(layer) not in PREDICTION_KINDS]
-
-
-def assign_label_layer(viewer, image_name: str, task: str, layer) -> None:
-    """Make ``layer`` the image's ``task`` layer; any other layer loses that role.
-
-    The role is recorded in the layers' metadata (``metadata["lazylabels"]``),
-    which every widget and the export read; the painted data is not touched.
-    """
-    for other in viewer.layers:
-        if other is not layer and image_of(other) == image_name and role_of(other) == task:
-            meta = dict(other.metadata or {})
-            meta.pop(META, None)
-            other.metadata = meta
-    meta = dict(layer.metadata or {})
-    meta[META] = {"image": image_name, "role": task}
-    layer.metadata = meta
-

@@ -1,7 +1,8 @@
 """napari reader: a lazylabels project folder, or one OME-Zarr image store, as layers.
 
-Each image comes back with its three lazy-label layers (empty where the image
-was not annotated for a task, so painting can go on), its region of interest,
+Each image comes back with one lazy-label layer per regime input (empty where
+the image was not annotated for it, so painting can go on; labels saved under
+an input's older name are read too), its region of interest,
 and its predictions (``semantic``, ``instances`` and one probability layer per
 task) named and coloured as the widgets name and colour them. Stores exported
 from the planes of one stack (``metadata["stack"]``) are put back together
@@ -18,9 +19,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..io.ome_zarr import ROI_LABEL, ImageStore, is_image_store, is_project, read_image_store, read_project
-from .layers import META, PREDICTION_KINDS, TASKS, label_dtype, label_layer_kwargs
-from .widgets.predictions import (foreground, instances_layer_kwargs, probability_layer_kwargs,
-                                  semantic_layer_kwargs)
+from ..engine.regimes import registry
+from .layers import (META, PREDICTION_KINDS, foreground, instances_layer_kwargs, label_dtype, label_layer_kwargs,
+                     probability_layer_kwargs, semantic_layer_kwargs)
 
 LayerData = tuple[Any, dict, str]
 
@@ -85,6 +86,17 @@ def _stacked(members, lead, get, dtype=None) -> np.ndarray | None:
     return out
 
 
+def _key_of(name: str) -> str:
+    """An input's key for any of its names (other names are kept as they are)."""
+    spec = registry.find_input(name)
+    return spec.key if spec is not None else name
+
+
+def _input_labels(store: ImageStore, names: tuple[str, ...]):
+    """A store's labels of one input: under its key, or under an older name."""
+    return next((store.labels[n] for n in names if n in store.labels), None)
+
+
 def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -> list[LayerData]:
     """The layers of one image (or one stack rebuilt from its planes)."""
     members = sorted(members, key=lambda m: m[0])
@@ -93,7 +105,7 @@ def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -
     names = list(first.metadata.get("class_names") or ["nucleus"])
     image = _stacked(members, lead, lambda s: s.image)
     rgb = image.ndim == len(lead) + 3 and image.shape[-1] in (3, 4)
-    marks = {p: {t: True for t, v in (s.metadata.get("annotated") or {}).items() if v}
+    marks = {p: {_key_of(t): True for t, v in (s.metadata.get("annotated") or {}).items() if v}
              for p, s in members if isinstance(s.metadata.get("annotated"), dict)}
     meta = {"class_names": names}
     if any(marks.values()):
@@ -116,16 +128,16 @@ def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -
         kwargs = semantic_layer_kwargs(name, names) if kind == "semantic" else instances_layer_kwargs(name)
         layers.append((data.astype(np.uint8 if kind == "semantic" and data.max(initial=0) < 255
                                    else np.int32), kwargs, "labels"))
-    for task in TASKS:
-        data = _stacked(members, lead, lambda s: s.labels.get(task), label_dtype(len(names)))
+    for spec in registry.label_inputs():
+        data = _stacked(members, lead, lambda s: _input_labels(s, spec.names), label_dtype(len(names)))
         if data is None:
             data = np.zeros(yx, label_dtype(len(names)))
-        layers.append((data, label_layer_kwargs(name, task, names), "labels"))
+        layers.append((data, label_layer_kwargs(name, spec.key, names), "labels"))
     roi = _stacked(members, lead, lambda s: s.labels.get(ROI_LABEL), np.uint8)
     if roi is not None:
         layers.append((roi, {"name": f"{name} {ROI_LABEL}", "opacity": 0.3,
                              "metadata": {META: {"image": name, "role": ROI_LABEL}}}, "labels"))
-    known = set(TASKS) | set(PREDICTION_KINDS) | {ROI_LABEL}
+    known = {n for i in registry.label_inputs() for n in i.names} | set(PREDICTION_KINDS) | {ROI_LABEL}
     others = sorted({k for _, s in members for k in s.labels} - known)
     for other in others:
         data = _stacked(members, lead, lambda s: s.labels.get(other))

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.synthetic import make_lazy_dataset
-from ..engine.tasks import DETECTION, SEGMENTATION, SEPARATION
-from .layers import META, label_dtype, label_layer_kwargs
+from .layers import META, input_keys, label_dtype, label_layer_kwargs
 
 SYNTHETIC_NAME = "synthetic nuclei"
 REAL_NAME = "HeLa nuclei (real)"
@@ -25,29 +24,29 @@ DATA = files("napari_lazylabels") / "data"
 
 
 def synthetic_stack(n_images: int = 8, shape: tuple[int, int] = (256, 256), seed: int = 0):
-    """Images (N, Y, X) float32, task -> labels (N, Y, X), and plane -> tasks marked annotated."""
+    """Images (N, Y, X) float32, input key -> labels (N, Y, X), and plane -> inputs marked annotated."""
     items, _ = make_lazy_dataset(n_images, seed=seed, shape=shape, strong_fraction=1 / n_images)
     marks = {(i,): {t: True for t, v in it.annotated.items() if v} for i, it in enumerate(items)}
     image = np.stack([it.image for it in items]).astype(np.float32)
     labels = {}
-    for task in (DETECTION, SEPARATION, SEGMENTATION):
-        planes = [it.labels.get(task) for it in items]
-        labels[task] = np.stack([np.zeros(shape) if p is None else p for p in planes]).astype(
+    for key in sorted({k for it in items for k in it.labels}, key=list(input_keys()).index):
+        planes = [it.labels.get(key) for it in items]
+        labels[key] = np.stack([np.zeros(shape) if p is None else p for p in planes]).astype(
             label_dtype(len(CLASS_NAMES)))
     return image, labels, marks
 
 
 def synthetic_sample() -> list[tuple[Any, dict, str]]:
-    """The synthetic stack with its blobs, scribbles and (one plane of) masks as layers.
+    """The synthetic stack with its simulated lazy labels as layers (blobs, scribbles, one plane of masks).
 
-    Every plane is marked annotated for separation: the simulator knows where
-    nuclei touch, so a plane without scribbles truly has no interface.
+    Every plane is marked annotated for what the simulator gave it: it knows
+    where nuclei touch, so a plane without scribbles truly has no interface.
     """
     image, labels, marks = synthetic_stack()
     meta = {"class_names": CLASS_NAMES, "annotated": marks}
     layers = [(image, {"name": SYNTHETIC_NAME, "metadata": {META: meta}}, "image")]
-    for task, data in labels.items():
-        layers.append((data, label_layer_kwargs(SYNTHETIC_NAME, task, CLASS_NAMES), "labels"))
+    for key, data in labels.items():
+        layers.append((data, label_layer_kwargs(SYNTHETIC_NAME, key, CLASS_NAMES), "labels"))
     return layers
 
 

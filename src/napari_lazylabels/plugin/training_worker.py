@@ -1,8 +1,9 @@
 """Training off the GUI thread, with throttled messages (no Qt, no napari here).
 
-:class:`TrainingJob` runs the engine's :class:`~napari_lazylabels.training.Trainer`
-in a Python thread and posts small messages to a queue that the widget drains
-on a timer. What the worker sends is throttled so that the GUI thread never
+:class:`TrainingJob` runs the training recipe
+(:class:`~napari_lazylabels.recipes.train.TrainingRun`, the same the CLI and
+the demo use) in a background thread (:class:`~.background.BackgroundJob`) and
+posts small messages that the widget drains on a timer. What the worker sends is throttled so that the GUI thread never
 has much to do:
 
 * :class:`Progress` at most every ``progress_interval_s`` (the per-step losses
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import gc
 import os
-import queue
 import sys
 import threading
 import time
@@ -40,13 +40,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..engine.annotations import LazyAnnotations
-from ..engine.config import NetworkConfig, TrainConfig
+from ..engine.pipeline import segment
 from ..errors import LazyLabelsError
-from ..engine.pipeline import segmentation_from_probabilities
-from ..engine.tasks import TaskSpec
-from ..engine.training.trainer import Trainer
-
+from ..recipes.train import TrainingPlan, TrainingRun
+from .background import BackgroundJob
 
 #: How much nicer than napari's GUI thread the training thread is (Linux: per-thread nice value).
 NICENESS = 10
@@ -75,21 +72,14 @@ def default_threads() -> int:
 
 @dataclass
 class JobSpec:
-    """Everything a training run needs (arrays are the caller's copies)."""
+    """Everything a training job needs: the recipe's plan (arrays are the caller's copies) and the preview."""
 
-    items: list[LazyAnnotations]
-    tasks: list[TaskSpec]
-    network: NetworkConfig | None
-    config: TrainConfig
-    class_names: list[str]
-    checkpoint_dir: str
-    resume: str | None = None
+    plan: TrainingPlan
     preview_image: np.ndarray | None = None
     preview_key: Any = None
     threads: int | None = None
     preview_interval_s: float = 2.0
     progress_interval_s: float = 0.5
-    data_description: str = "napari layers"
     nice: bool = True
 
 
@@ -137,32 +127,30 @@ class Finished:
 def run_training(spec: JobSpec, post, should_stop, register=None) -> None:
     """The body of a training job: train, post throttled messages, always end with :class:`Finished`."""
     old_threads = torch.get_num_threads()
-    trainer = None
-    step, total = 0, spec.config.steps
+    run = None
+    step, total = 0, spec.plan.config.steps
     stopped, checkpoint = False, None
     try:
         if spec.nice:
             lower_thread_priority()
         torch.set_num_threads(int(spec.threads or default_threads()))
-        trainer = Trainer(spec.items, spec.tasks, spec.network, spec.config,
-                          class_names=spec.class_names, resume=spec.resume,
-                          checkpoint_dir=spec.checkpoint_dir, data_description=spec.data_description)
+        run = TrainingRun(spec.plan)
         if register is not None:
-            register(trainer)
-        step = trainer.step
-        if trainer.step >= total:
-            raise LazyLabelsError(f"the checkpoint has {trainer.step} steps already; "
+            register(run)
+        step, total = run.step, run.config.steps
+        if run.done:
+            raise LazyLabelsError(f"the checkpoint has {run.step} steps already; "
                                   f"raise Steps above it to continue", source="resume")
-        post(Started(trainer.device_name, trainer.step, total,
-                     {k: list(v) for k, v in trainer.history.items()}, len(spec.items)))
+        post(Started(run.trainer.device_name, run.step, total,
+                     {k: list(v) for k, v in run.trainer.history.items()}, len(spec.plan.items)))
         start = time.perf_counter()
         last_progress = last_preview = -1e9
         preview_gap = spec.preview_interval_s
         first = True
         batch: dict[str, list[tuple[int, float]]] = {}
-        for report in trainer.run():
+        for report in run.run():
             if should_stop():
-                trainer.stop()
+                run.stop()
             step, stopped = report.step, report.stopped
             checkpoint = report.checkpoint or checkpoint
             batch.setdefault("total", []).append((report.step, float(report.loss)))
@@ -175,8 +163,7 @@ def run_training(spec: JobSpec, post, should_stop, register=None) -> None:
                 batch, last_progress = {}, now
             if spec.preview_image is not None and (first or report.done or now - last_preview >= preview_gap):
                 t0 = time.perf_counter()
-                probs = trainer.model().predict(spec.preview_image, device=trainer.device)
-                seg = segmentation_from_probabilities(probs)
+                seg = segment(run.model(), spec.preview_image, device=run.trainer.device)
                 cost = time.perf_counter() - t0
                 preview_gap = max(spec.preview_interval_s, 4 * cost)
                 post(Preview(report.step, spec.preview_key, seg.probabilities, seg.semantic,
@@ -190,63 +177,35 @@ def run_training(spec: JobSpec, post, should_stop, register=None) -> None:
         post(Finished(step, total, stopped, checkpoint, error=f"training failed: {type(exc).__name__}: {exc}",
                       details=traceback.format_exc()))
     finally:
-        del trainer
+        del run
         gc.collect()
         torch.set_num_threads(old_threads)
 
 
-class TrainingJob:
+class TrainingJob(BackgroundJob):
     """A training run in a background thread; the GUI calls :meth:`drain` on a timer."""
 
+    thread_name = "lazylabels-training"
+
     def __init__(self, spec: JobSpec):
+        super().__init__()
         self.spec = spec
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._stop = threading.Event()
-        self._trainer: Trainer | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True, name="lazylabels-training")
+        self._run: TrainingRun | None = None
 
-    def _run(self) -> None:
+    def work(self, post) -> None:
         try:
-            run_training(self.spec, self._queue.put, self._stop.is_set, self._register)
+            run_training(self.spec, post, self.stop_requested, self._register)
         finally:
-            self._trainer = None
+            self._run = None
 
-    def _register(self, trainer: Trainer) -> None:
-        self._trainer = trainer
-        if self._stop.is_set():
-            trainer.stop()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    @property
-    def started(self) -> bool:
-        return self._thread.ident is not None
+    def _register(self, run: TrainingRun) -> None:
+        self._run = run
+        if self.stop_requested():
+            run.stop()
 
     def stop(self) -> None:
         """Ask for a stop after the current step (a checkpoint is written)."""
-        self._stop.set()
-        trainer = self._trainer
-        if trainer is not None:
-            trainer.stop()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the thread; True when it has ended."""
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def drain(self) -> list:
-        out = []
-        while True:
-            try:
-                out.append(self._queue.get_nowait())
-            except queue.Empty:
-                return out
+        super().stop()
+        run = self._run
+        if run is not None:
+            run.stop()

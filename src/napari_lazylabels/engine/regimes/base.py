@@ -165,6 +165,8 @@ class Regime:
         features, role: decoder path and post-processing role of the default task.
         colour: of its loss curve and probability layer.
         probability_colormap: napari colormap name of its probability layer.
+        draft_from_role: its labels can be drafted (GrabCut) from those of the
+            input whose task plays this role (the masks from the blobs).
     """
 
     name: str = ""
@@ -177,6 +179,7 @@ class Regime:
     role: str | None = None
     colour: RGB = (200, 200, 200)
     probability_colormap: str = "gray"
+    draft_from_role: str | None = None
 
     # -- training ------------------------------------------------------------------------
     @property

@@ -165,6 +165,17 @@ def input_with_role(role: str) -> LabelInput | None:
     return None
 
 
+def draft_inputs() -> tuple[LabelInput, LabelInput] | None:
+    """(source, target) of the drafting tool: the input whose labels can be drafted from
+    another's, and that other (the masks from the blobs), or None."""
+    for r in regimes():
+        if r.draft_from_role is not None and r.inputs:
+            source = input_with_role(r.draft_from_role)
+            if source is not None:
+                return source, r.inputs[0]
+    return None
+
+
 def regime_with_role(role: str) -> Regime | None:
     """The (not opt-in) regime whose task plays ``role``."""
     return next((r for r in regimes() if r.role == role and not r.opt_in), None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..grabcut import grabcut_drafts
 from ..groundtruth import semantic_from_instances
 from ..labels import blob_components
 from ..tasks import FOREGROUND, REFINED, SEEDS
@@ -34,10 +33,7 @@ class Segmentation(Regime):
     role = FOREGROUND
     colour = (86, 180, 233)
     probability_colormap = "cyan"
-    #: Drafts of this regime's labels: made from the labels of the input whose
-    #: task has this role, by this function (the GrabCut panel of the widget).
     draft_from_role = SEEDS
-    draft = staticmethod(grabcut_drafts)
 
     def simulate(self, instances, classes=None, rng=None, *, strong: bool = False):
         return {"segmentation": semantic_from_instances(instances, classes) if strong else None}

@@ -1,11 +1,13 @@
 """The lazy annotation widget: label layers for an image, class names, shortcuts, live summary.
 
-Pick an image layer and press *Add lazy-label layers*: ``<image> blobs``,
-``<image> scribbles`` and ``<image> masks`` appear with their own colours and
-brush sizes. Alt-1 / Alt-2 / Alt-3 switch to painting blobs / scribbles /
-masks of the chosen image. The table below lists, per image (per plane of a
-stack), what has been painted, refreshed shortly after each stroke. GrabCut
-drafts of strong masks live in this widget too (:mod:`.grabcut_widget`).
+Pick an image layer and press *Add lazy-label layers*: one layer per kind of
+lazy label the regimes declare (``<image> blobs``, ``<image> scribbles``,
+``<image> masks``...) appears with its own colours and brush size. Each has a
+button and a shortcut (Alt-1, Alt-2, ...) that switch to painting it on the
+chosen image. The table below lists, per image (per plane of a stack), what
+has been painted, one column per kind, refreshed shortly after each stroke.
+GrabCut drafts of strong masks live in this widget too (:mod:`.grabcut_widget`).
+Nothing here names a regime: the buttons, layers and columns come from the registry.
 """
 
 from __future__ import annotations
@@ -16,18 +18,17 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                             QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ...engine.tasks import DETECTION, SEGMENTATION, SEPARATION
+from ..layers import (annotated_flags, class_names, ensure_label_layers, input_keys, input_spec, label_layers,
+                      plane_name, plane_of, set_class_names, source_images, style_label_layer)
+from ..summary import NOT_ANNOTATED, PlaneSummary, painted_planes, summarize_plane
 from .combo import set_combo_items
 from .grabcut_widget import GrabCutPanel
-from ..layers import (TASK_SUFFIX, TASK_TITLES, TASKS, annotated_flags, class_names, ensure_label_layers,
-                     label_layers, plane_name, plane_of, set_class_names, source_images, style_label_layer)
-from ..summary import PlaneSummary, painted_planes, summarize_plane
 from .tooltips import tip
 
-SHORTCUTS = {DETECTION: "Alt-1", SEPARATION: "Alt-2", SEGMENTATION: "Alt-3"}
-COLUMNS = ("image", "blobs", "scribbles", "masks")
-#: Shown in a cell when the image is not annotated for that column's task.
-NOT_ANNOTATED = "-"
+
+def columns() -> tuple[str, ...]:
+    """The summary table's columns: the image, then one per input (its suffix)."""
+    return ("image", *(input_spec(k).suffix for k in input_keys()))
 
 
 def parse_class_names(text: str) -> list[str]:
@@ -47,27 +48,31 @@ class AnnotationWidget(QWidget):
         self.class_edit = QLineEdit("nucleus")
         self.class_edit.setToolTip(tip("class_names"))
         self.class_edit.editingFinished.connect(self.apply_class_names)
+        titles = ", ".join(input_spec(k).title.lower() for k in input_keys())
         self.add_button = QPushButton("Add lazy-label layers")
-        self.add_button.setToolTip(tip("add_layers"))
+        self.add_button.setToolTip(tip("add_layers", titles=titles))
         self.add_button.clicked.connect(self.add_layers)
-        self.task_buttons = {}
+        self.input_buttons = {}
         row = QHBoxLayout()
-        for task in TASKS:
-            b = QPushButton(f"{TASK_TITLES[task]} ({SHORTCUTS[task]})")
-            b.setToolTip(tip(TASK_SUFFIX[task]))
-            b.clicked.connect(lambda _=False, t=task: self.select_task(t))
+        for key in input_keys():
+            spec = input_spec(key)
+            label = f"{spec.title} ({spec.shortcut})" if spec.shortcut else spec.title
+            b = QPushButton(label)
+            b.setToolTip(tip("input_button", tooltip=spec.tooltip, shortcut=spec.shortcut or "-"))
+            b.clicked.connect(lambda _=False, k=key: self.select_input(k))
             row.addWidget(b)
-            self.task_buttons[task] = b
+            self.input_buttons[key] = b
         self.grabcut = GrabCutPanel(napari_viewer, self.current_image, self)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setToolTip(tip("summary"))
+        self.columns = columns()
+        self.table = QTableWidget(0, len(self.columns))
+        self.table.setHorizontalHeaderLabels(self.columns)
+        self.table.setToolTip(tip("summary", titles=titles))
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setMinimumWidth(340)
-        self.legend = QLabel("Per image: blobs per class, scribble length, mask coverage; "
-                             f"'{NOT_ANNOTATED}': not annotated for that task.")
+        self.legend = QLabel(f"Per image, what is painted of each kind; '{NOT_ANNOTATED}': not annotated "
+                             "for it.")
         self.legend.setWordWrap(True)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         form = QFormLayout()
@@ -89,8 +94,10 @@ class AnnotationWidget(QWidget):
         self.viewer.layers.events.removed.connect(self._layers_changed)
         for layer in self.viewer.layers:
             self._watch(layer)
-        for task, key in SHORTCUTS.items():
-            self.viewer.bind_key(key, self._shortcut(task), overwrite=True)
+        for key in input_keys():
+            shortcut = input_spec(key).shortcut
+            if shortcut:
+                self.viewer.bind_key(shortcut, self._shortcut(key), overwrite=True)
         self._refresh_images()
         self.refresh_summary()
 
@@ -131,12 +138,12 @@ class AnnotationWidget(QWidget):
             return
         names = parse_class_names(self.class_edit.text())
         set_class_names(image, names)
-        for task, layer in label_layers(self.viewer, image.name).items():
-            style_label_layer(layer, task, names)
+        for key, layer in label_layers(self.viewer, image.name).items():
+            style_label_layer(layer, key, names)
         self._schedule_summary()
 
     def add_layers(self) -> dict:
-        """Add (or find) the three lazy-label layers of the chosen image."""
+        """Add (or find) the lazy-label layers of the chosen image (input key -> layer)."""
         image = self.current_image()
         if image is None:
             show_warning("open an image first (File > Open, or File > Open Sample > napari-lazylabels)")
@@ -144,31 +151,31 @@ class AnnotationWidget(QWidget):
         names = parse_class_names(self.class_edit.text())
         set_class_names(image, names)
         layers = ensure_label_layers(self.viewer, image, names)
-        self.select_task(DETECTION)
+        self.select_input(input_keys()[0])
         self._schedule_summary()
         return layers
 
-    def select_task(self, task: str):
-        """Make the task's layer of the chosen image active, in paint mode."""
+    def select_input(self, key: str):
+        """Make the input's layer of the chosen image active, in paint mode."""
         image = self.current_image()
         if image is None:
             return None
         layers = label_layers(self.viewer, image.name)
-        if task not in layers:
+        if key not in layers:
             layers = ensure_label_layers(self.viewer, image, class_names(image))
-        layer = layers[task]
+        layer = layers[key]
         layer.visible = True
         self.viewer.layers.selection.active = layer
         layer.mode = "paint"
         return layer
 
-    def _shortcut(self, task: str):
+    def _shortcut(self, key: str):
         def switch(viewer):
             try:
-                self.select_task(task)
+                self.select_input(key)
             except RuntimeError:      # the widget was closed (its Qt objects are gone)
                 pass
-        switch.__doc__ = f"Paint {TASK_TITLES[task].lower()} of the lazy-labels image"
+        switch.__doc__ = f"Paint {input_spec(key).title.lower()} of the lazy-labels image"
         return switch
 
     # -- summary ------------------------------------------------------------------------
@@ -179,26 +186,22 @@ class AnnotationWidget(QWidget):
             layers = label_layers(self.viewer, image.name)
             if not layers:
                 continue
-            stacks = {t: layer.data for t, layer in layers.items()}
+            stacks = {k: layer.data for k, layer in layers.items()}
             shapes = {tuple(np.shape(d)) for d in stacks.values()}
             if len(shapes) != 1:
                 continue
+            names = class_names(image)
             for plane in painted_planes(stacks):
-                planes = {t: np.asarray(plane_of(d, plane)) for t, d in stacks.items()}
-                out.append(summarize_plane(plane_name(image.name, plane), planes,
+                planes = {k: np.asarray(plane_of(d, plane)) for k, d in stacks.items()}
+                out.append(summarize_plane(plane_name(image.name, plane), planes, names,
                                            annotated_flags(image, plane)))
         return out
 
     def refresh_summary(self) -> None:
         self.summaries = self.compute_summaries()
-        image = self.current_image()
-        names = class_names(image) if image is not None else ["nucleus"]
         self.table.setRowCount(len(self.summaries))
         for r, s in enumerate(self.summaries):
-            cells = (s.name,
-                     s.blob_text(names) if DETECTION in s.annotated else NOT_ANNOTATED,
-                     f"{s.scribble_px} px" if SEPARATION in s.annotated else NOT_ANNOTATED,
-                     f"{100 * s.mask_coverage:.1f} %" if SEGMENTATION in s.annotated else NOT_ANNOTATED)
+            cells = (s.name, *(s.cell(k) for k in input_keys()))
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(f"{s.name}: annotated for {', '.join(s.annotated) or 'nothing'}")

@@ -14,8 +14,9 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QLabel, QPushButton, QSpinBox,
                             QVBoxLayout)
 
-from ...engine.grabcut import blob_components, grabcut_drafts
-from ...engine.tasks import DETECTION, SEGMENTATION
+from ...engine.grabcut import grabcut_drafts
+from ...engine.labels import blob_components
+from ...engine.regimes import registry
 from .background import BackgroundCall
 from ..layers import current_plane, label_layers, plane_data
 from .tooltips import tip
@@ -105,10 +106,15 @@ class GrabCutPanel(QGroupBox):
             show_warning("choose an image first")
             return
         layers = label_layers(self.viewer, image_layer.name)
-        if DETECTION not in layers or SEGMENTATION not in layers:
-            show_error(f"{image_layer.name}: add its lazy-label layers and paint blobs first")
+        pair = registry.draft_inputs()
+        if pair is None:
+            show_error("no kind of lazy label can be drafted with GrabCut")
             return
-        blobs_layer, masks_layer = layers[DETECTION], layers[SEGMENTATION]
+        source, target = pair
+        if source.key not in layers or target.key not in layers:
+            show_error(f"{image_layer.name}: add its lazy-label layers and paint {source.title.lower()} first")
+            return
+        blobs_layer, masks_layer = layers[source.key], layers[target.key]
         plane = current_plane(self.viewer, image_layer)
         try:
             image = np.array(plane_data(image_layer, plane))

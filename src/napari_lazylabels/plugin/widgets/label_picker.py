@@ -1,4 +1,4 @@
-"""Which Labels layers hold an image's blobs, scribbles and masks (one combo per task).
+"""Which Labels layers hold an image's lazy labels (one combo per regime input: blobs, scribbles, ...).
 
 By default the layers are those the annotation widget made (found by their
 metadata, then by their names); a user who painted elsewhere picks the layer
@@ -13,26 +13,27 @@ from functools import partial
 from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox
 
 from .combo import set_combo_items
-from ..layers import TASK_TITLES, TASKS, assign_label_layer, candidate_label_layers, label_layers
+from ..layers import assign_label_layer, candidate_label_layers, input_keys, input_spec, label_layers
 from .tooltips import tip
 
-#: Shown when an image has no layer for a task.
+#: Shown when an image has no layer for an input.
 NO_LAYER = "(none)"
 
 
 class LabelLayerPicker(QGroupBox):
-    """For one image: the Labels layer of each task."""
+    """For one image: the Labels layer of each input."""
 
     def __init__(self, viewer, parent=None):
         super().__init__("Label layers", parent)
         self.viewer = viewer
         self.image_name: str | None = None
-        self.combos = {task: QComboBox() for task in TASKS}
+        self.combos = {key: QComboBox() for key in input_keys()}
         form = QFormLayout(self)
-        for task, combo in self.combos.items():
-            combo.setToolTip(tip(f"layer_{task}"))
-            combo.currentTextChanged.connect(partial(self._chosen, task))
-            form.addRow(TASK_TITLES[task], combo)
+        for key, combo in self.combos.items():
+            spec = input_spec(key)
+            combo.setToolTip(tip("input_layer", title=spec.title.lower(), values=spec.values))
+            combo.currentTextChanged.connect(partial(self._chosen, key))
+            form.addRow(spec.title, combo)
         self.setToolTip(tip("label_layers"))
         self.refresh()
 

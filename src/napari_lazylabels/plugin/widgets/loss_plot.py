@@ -1,4 +1,8 @@
-"""A light live loss curve per task, drawn with QPainter (cheap enough to redraw on every update)."""
+"""A light live loss curve per task, drawn with QPainter (cheap enough to redraw on every update).
+
+Each task's curve takes the colour of the regime that trains it (the registry);
+the total is light grey.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ from qtpy.QtCore import QPointF, QRectF, Qt
 from qtpy.QtGui import QColor, QPainter, QPainterPath, QPen
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
-COLOURS = {"total": (220, 220, 220), "detection": (230, 159, 0), "separation": (255, 0, 255),
-           "segmentation": (86, 180, 233)}
+from ...engine.regimes import registry
+
+TOTAL_COLOUR = (220, 220, 220)
 _FALLBACK = [(0, 158, 115), (240, 228, 66), (213, 94, 0)]
 #: Points drawn per curve at most (curves are decimated beyond this).
 MAX_POINTS = 400
@@ -97,7 +102,8 @@ class LossPlot(QWidget):
         fallback = iter(_FALLBACK * 4)
         legend_y = rect.top() + 4
         for k, (s, v) in curves.items():
-            colour = QColor(*COLOURS.get(k, next(fallback)))
+            rgb = TOTAL_COLOUR if k == "total" else registry.task_colour(k)
+            colour = QColor(*(rgb or next(fallback)))
             p.setPen(QPen(colour, 1.5))
             path, drawing = QPainterPath(), False
             for step, val in zip(s, v):

@@ -16,7 +16,8 @@ from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBo
                             QPushButton, QVBoxLayout)
 
 from ...errors import LazyLabelsError
-from ...io.modelio import LazyLabelsModel, load_model
+from ...engine.trained_model import LazyLabelsModel
+from ...io.modelio import load_model, save_model
 from ...engine.pipeline import segment
 from .background import BackgroundCall
 from .combo import set_combo_items
@@ -97,7 +98,7 @@ class ModelPanel(QGroupBox):
                 return None
             overwrite = True
         try:
-            out = self.model().save(target, overwrite=overwrite)
+            out = save_model(self.model(), target, overwrite=overwrite)
         except (LazyLabelsError, OSError) as exc:
             show_error(str(exc))
             return None

@@ -12,24 +12,15 @@ painting while a model trains keeps painting in the same layer.
 
 from __future__ import annotations
 
-import colorsys
 import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.utils.colormaps import CyclicLabelColormap
 
-from ...engine.tasks import SEGMENTATION
-from ..layers import (META, find_layer, prediction_layer_name, probability_layer_name, spatial_shape,
-                     task_colours)
-
-_PROB_COLORMAP = {"detection": "yellow", "separation": "magenta", "segmentation": "cyan"}
-
-
-def _meta(image_name: str, role: str, **extra) -> dict:
-    return {META: {"image": image_name, "role": role, **extra}}
-
+from ...engine.labels import smallest_label_dtype
+from ..layers import (META, find_layer, foreground, instances_layer_kwargs, probability_layer_kwargs,
+                      semantic_layer_kwargs, spatial_shape)
 
 def _initial(shape: tuple[int, ...], plane: tuple[int, ...], values: np.ndarray) -> np.ndarray:
     """A new layer's data: the values for a 2D image, zeros but for one plane for a stack."""
@@ -48,44 +39,6 @@ def _write_plane(layer, plane: tuple[int, ...], values: np.ndarray, shape: tuple
         layer.refresh()
     else:
         layer.data = _initial(shape, plane, values)
-
-
-def probability_layer_kwargs(image_name: str, task: str) -> dict:
-    """Constructor keyword arguments of a probability layer (the widgets and the reader share them)."""
-    return {"name": probability_layer_name(image_name, task), "colormap": _PROB_COLORMAP.get(task, "gray"),
-            "contrast_limits": (0.0, 1.0), "blending": "additive", "opacity": 0.6, "visible": False,
-            "metadata": _meta(image_name, f"P({task})", task=task, probabilities={})}
-
-
-def semantic_layer_kwargs(image_name: str, class_names: Sequence[str]) -> dict:
-    return {"name": prediction_layer_name(image_name, "semantic"),
-            "colormap": task_colours(SEGMENTATION, len(class_names)), "opacity": 0.5, "visible": False,
-            "metadata": _meta(image_name, "semantic")}
-
-
-def instance_colormap(n_colours: int = 24) -> CyclicLabelColormap:
-    """Bright, saturated colours for instance ids (0 transparent), cycling.
-
-    napari's default label colours include greys and dark hues that vanish as
-    outlines on grey nuclei; these hues are spread by the golden ratio so
-    neighbouring ids differ, all at full value. A new colormap per layer
-    (napari changes a layer's colormap in place, e.g. for 'show selected').
-    """
-    hues = (np.arange(n_colours) * 0.618034) % 1.0
-    colours = [(0.0, 0.0, 0.0, 0.0)] + [(*colorsys.hsv_to_rgb(h, 0.85 if i % 2 else 0.6, 1.0), 1.0)
-                                        for i, h in enumerate(hues)]
-    return CyclicLabelColormap(colors=np.array(colours, np.float32))
-
-
-def instances_layer_kwargs(image_name: str) -> dict:
-    return {"name": prediction_layer_name(image_name, "instances"), "opacity": 0.8,
-            "colormap": instance_colormap(),
-            "metadata": _meta(image_name, "instances")}
-
-
-def foreground(probs: np.ndarray) -> np.ndarray:
-    """Probability of "not background" (1 - class 0) of a (C, Y, X) array."""
-    return (1.0 - np.asarray(probs, np.float32)[0]).astype(np.float32)
 
 
 def _add_quietly(viewer, image_layer, layer):
@@ -136,7 +89,7 @@ def show_prediction(viewer, image_layer, plane: tuple[int, ...], probabilities: 
     shape = spatial_shape(image_layer)
     common = {"scale": image_layer.scale, "translate": image_layer.translate}
     name = image_layer.name
-    sem_dtype = np.uint8 if semantic.max(initial=0) < 255 else np.uint16
+    sem_dtype = smallest_label_dtype(semantic)
     parts = [("instances", "labels", instances.astype(np.int32), None,
               lambda data: Labels(data, **instances_layer_kwargs(name), **common)),
              ("semantic", "labels", semantic.astype(sem_dtype), None,

@@ -8,17 +8,12 @@ TIPS: dict[str, str] = {
              "each plane is one training image.",
     "class_names": "Names of the object classes, separated by commas. Their number is K: "
                    "blobs and masks hold class ids 1..K (not instance ids).",
-    "add_layers": "Add the three lazy-label layers for this image (blobs, scribbles, masks), "
-                  "named after it. Existing layers are kept as they are.",
-    "blobs": "Detection: a quick blob well inside each object, painted with the object's class "
-             "(1..K). Shortcut Alt-1.",
-    "scribbles": "Separation: a thin scribble (1) on the interface between two touching objects. "
-                 "Shortcut Alt-2.",
-    "masks": "Segmentation: exact masks by class (1..K) on a few images only. Draft them with "
-             "GrabCut, then correct. Shortcut Alt-3.",
-    "summary": "Per image (or plane of a stack): blobs per class, scribble length and strong-mask "
-               "coverage; '-' where the image is not annotated for that task (a task counts when its "
-               "layer is painted on that image, or when a project marks it annotated).",
+    "add_layers": "Add the lazy-label layers for this image ({titles}), named after it. Existing "
+                  "layers are kept as they are.",
+    "input_button": "{tooltip} Shortcut {shortcut}.",
+    "summary": "Per image (or plane of a stack), one column per kind of lazy label ({titles}); "
+               "'-' where the image is not annotated for it (it counts when its layer is painted on "
+               "that image, or when a project marks it annotated).",
     # GrabCut
     "grabcut": "Draft strong masks from the blobs of the current plane with GrabCut. Drafts go only "
                "where the mask layer is still empty; Ctrl-Z on the masks layer undoes them.",
@@ -31,9 +26,7 @@ TIPS: dict[str, str] = {
     "label_layers": "The Labels layers that hold the highlighted image's lazy labels. By default those "
                     "the Lazy annotation widget made; pick another layer of the same shape if you "
                     "painted elsewhere. Training, the summary and the export use these layers.",
-    "layer_detection": "The layer with the detection blobs (class ids 1..K) of this image.",
-    "layer_separation": "The layer with the interface scribbles (1) of this image.",
-    "layer_segmentation": "The layer with the exact masks (class ids 1..K) of this image.",
+    "input_layer": "The layer with the {title} of this image: {values}.",
     "preview": "The image whose prediction layers are refreshed while training runs (its current "
                "plane for a stack).",
     "preset": "Network size: 'tiny' for tests, 'cpu' trains usefully in minutes on 2 cores, "
@@ -42,7 +35,8 @@ TIPS: dict[str, str] = {
     "patch": "Side of the square training patches (px).",
     "batch": "Patches per step.",
     "lr": "Base learning rate (linear warm-up, then cosine decay).",
-    "weights": "Task weights of the total loss (detection, separation, segmentation).",
+    "weight": "Weight of the {task} task in the total loss (0 switches it off).",
+    "opt_in": "{description}",
     "device": "Where to train: auto picks CUDA, then Apple MPS, then the CPU.",
     "threads": "CPU threads for training. Leaving one core free keeps napari responsive.",
     "train": "Train a new model from scratch on the ticked images.",
@@ -65,6 +59,11 @@ TIPS: dict[str, str] = {
 }
 
 
-def tip(key: str) -> str:
-    """The tooltip for ``key`` (empty string if there is none)."""
-    return TIPS.get(key, "")
+def tip(key: str, **fields) -> str:
+    """The tooltip for ``key`` (empty string if there is none), its ``{fields}`` filled in.
+
+    The texts about one kind of lazy label take their words from its regime
+    (title, values, tooltip, shortcut), so a new regime needs no new entry here.
+    """
+    text = TIPS.get(key, "")
+    return text.format(**fields) if fields else text

@@ -1,101 +1,121 @@
-"""The settings of a training run as a form: preset, steps, patch, batch, rate, weights, device."""
+"""The settings of a training run as a magicgui form made from the typed configs and the registry.
+
+Fields come from :class:`~napari_lazylabels.engine.config.TrainConfig` (steps,
+patch, batch, learning rate, device), the network presets, one task weight
+per task the regimes train, and one switch per opt-in regime with a field for
+each of its options (shown while it is ticked). Values are checked by the
+configs themselves: a bad one is a one-line error, as on the command line.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import types
+import typing
+from dataclasses import MISSING, dataclass, fields
+from typing import Any
 
-from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QSpinBox, QWidget
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 
 from ...engine.config import PRESETS, NetworkConfig, TrainConfig, preset
 from ...engine.device import DEVICE_CHOICES
-from ...engine.tasks import DETECTION, SEGMENTATION, SEPARATION
-from .tooltips import tip
+from ...engine.regimes import registry
 from ..training_worker import default_threads
+from .tooltips import tip
 
 
 @dataclass
 class TrainSettings:
+    """What the form says: the pieces of a training plan."""
+
     preset: str
     network: NetworkConfig
     config: TrainConfig
     weights: dict[str, float]
+    opt_in: dict[str, Any]
     threads: int
 
 
-class TrainSettingsForm(QWidget):
-    """Form fields with the engine's defaults; :meth:`settings` reads them."""
+def _option_widget(cls: type, name: str):
+    """A widget for one field of an options dataclass (int, float, or int | None with 0 = automatic)."""
+    f = next(f for f in fields(cls) if f.name == name)
+    hint = typing.get_type_hints(cls)[name]
+    optional = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
+    default = f.default if f.default is not MISSING else None
+    label = name.replace("_", " ")
+    text = f.metadata.get("help", label) + (" (0: automatic)" if optional else "")
+    if base is int:
+        return SpinBox(value=default or 0, min=0, max=1_000_000, label=label, tooltip=text)
+    return FloatSpinBox(value=float(default or 0.0), min=0.0, max=1e6, step=0.1, label=label, tooltip=text)
 
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        defaults = TrainConfig()
-        self.preset = QComboBox()
-        self.preset.addItems(list(PRESETS))
-        self.preset.setCurrentText("cpu")
-        self.steps = self._spin(1, 1_000_000, defaults.steps, "steps")
-        self.patch = self._spin(16, 1024, defaults.patch_size, "patch", step=16)
-        self.batch = self._spin(1, 256, defaults.batch_size, "batch")
-        self.lr = QDoubleSpinBox()
-        self.lr.setDecimals(5)
-        self.lr.setRange(1e-5, 1.0)
-        self.lr.setSingleStep(1e-4)
-        self.lr.setValue(defaults.learning_rate)
-        self.weights = {}
-        weights_row = QHBoxLayout()
-        for task in (DETECTION, SEPARATION, SEGMENTATION):
-            w = QDoubleSpinBox()
-            w.setRange(0.0, 100.0)
-            w.setSingleStep(0.1)
-            w.setValue(1.0)
-            w.setToolTip(f"{task} weight. " + tip("weights"))
-            weights_row.addWidget(w)
-            self.weights[task] = w
-        self.device = QComboBox()
-        self.device.addItems(list(DEVICE_CHOICES))
-        self.threads = self._spin(1, 256, default_threads(), "threads")
-        self.preset.setToolTip(tip("preset"))
-        self.lr.setToolTip(tip("lr"))
-        self.device.setToolTip(tip("device"))
-        form = QFormLayout(self)
-        form.setContentsMargins(0, 0, 0, 0)
-        form.addRow("Preset", self.preset)
-        form.addRow("Steps", self.steps)
-        form.addRow("Patch size", self.patch)
-        form.addRow("Batch size", self.batch)
-        form.addRow("Learning rate", self.lr)
-        form.addRow("Task weights", weights_row)
-        form.addRow("Device", self.device)
-        form.addRow("CPU threads", self.threads)
 
-    @staticmethod
-    def _spin(lo: int, hi: int, value: int, key: str, step: int = 1) -> QSpinBox:
-        s = QSpinBox()
-        s.setRange(lo, hi)
-        s.setSingleStep(step)
-        s.setValue(value)
-        s.setToolTip(tip(key))
-        return s
+def _option_value(cls: type, name: str, widget) -> Any:
+    hint = typing.get_type_hints(cls)[name]
+    optional = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+    return None if optional and not widget.value else widget.value
+
+
+class TrainSettingsForm:
+    """Form fields with the engine's defaults; :meth:`settings` reads them. ``native`` is the QWidget."""
+
+    def __init__(self):
+        d = TrainConfig()
+        self.preset = ComboBox(choices=list(PRESETS), value="cpu", label="Preset", tooltip=tip("preset"))
+        self.steps = SpinBox(value=d.steps, min=1, max=1_000_000, label="Steps", tooltip=tip("steps"))
+        self.patch = SpinBox(value=d.patch_size, min=16, max=1024, step=16, label="Patch size",
+                             tooltip=tip("patch"))
+        self.batch = SpinBox(value=d.batch_size, min=1, max=256, label="Batch size", tooltip=tip("batch"))
+        self.lr = FloatSpinBox(value=d.learning_rate, min=1e-5, max=1.0, step=1e-4, label="Learning rate",
+                               tooltip=tip("lr"))
+        self.lr.native.setDecimals(5)
+        self.weights = {task: FloatSpinBox(value=1.0, min=0.0, max=100.0, step=0.1, label=task,
+                                           tooltip=tip("weight", task=task))
+                        for task in registry.task_names()}
+        weights = Container(widgets=list(self.weights.values()), layout="horizontal", labels=False,
+                            label="Task weights")
+        self.device = ComboBox(choices=list(DEVICE_CHOICES), value="auto", label="Device", tooltip=tip("device"))
+        self.threads = SpinBox(value=default_threads(), min=1, max=256, label="CPU threads", tooltip=tip("threads"))
+        self.opt_in: dict[str, CheckBox] = {}
+        self.options: dict[str, dict[str, Any]] = {}
+        extra = []
+        for r in registry.opt_in_regimes():
+            box = CheckBox(value=False, text=r.title, label="", tooltip=tip("opt_in", description=r.description))
+            self.opt_in[r.name] = box
+            extra.append(box)
+            opts = {} if r.options is None else {f.name: _option_widget(r.options, f.name)
+                                                 for f in fields(r.options)}
+            self.options[r.name] = opts
+            for w in opts.values():
+                w.visible = False
+                extra.append(w)
+            box.changed.connect(lambda on, ws=tuple(opts.values()): [setattr(w, "visible", on) for w in ws])
+        self.container = Container(widgets=[self.preset, self.steps, self.patch, self.batch, self.lr, weights,
+                                            self.device, self.threads, *extra])
+        self.container.margins = (0, 0, 0, 0)
+
+    @property
+    def native(self):
+        return self.container.native
 
     def set_values(self, *, preset_name: str | None = None, steps: int | None = None,
                    patch: int | None = None, batch: int | None = None, lr: float | None = None,
-                   device: str | None = None) -> None:
+                   device: str | None = None, threads: int | None = None) -> None:
         """Fill the form (as a user would type); None leaves a field as it is."""
-        if preset_name is not None:
-            self.preset.setCurrentText(preset_name)
-        for box, value in ((self.steps, steps), (self.patch, patch), (self.batch, batch), (self.lr, lr)):
+        for widget, value in ((self.preset, preset_name), (self.steps, steps), (self.patch, patch),
+                              (self.batch, batch), (self.lr, lr), (self.device, device), (self.threads, threads)):
             if value is not None:
-                box.setValue(value)
-        if device is not None:
-            self.device.setCurrentText(device)
+                widget.value = value
 
     def settings(self) -> TrainSettings:
-        """The run's settings; a few steps between previews and checkpoints (time-throttled later)."""
-        steps = self.steps.value()
-        network = preset(self.preset.currentText())
-        m = network.size_multiple
-        patch = -(-self.patch.value() // m) * m        # a multiple of the network's pooling factor
-        config = TrainConfig(steps=steps, patch_size=patch, batch_size=self.batch.value(),
-                             learning_rate=self.lr.value(), device=self.device.currentText(),
-                             preview_every=steps + 1, checkpoint_every=max(1, min(100, steps)),
-                             warmup_steps=min(20, max(1, steps // 10)))
-        return TrainSettings(self.preset.currentText(), network, config,
-                             {t: w.value() for t, w in self.weights.items()}, self.threads.value())
+        """The run's settings (the recipe makes them consistent: patch multiple, warm-up)."""
+        network = preset(self.preset.value)
+        config = TrainConfig(steps=self.steps.value, patch_size=self.patch.value, batch_size=self.batch.value,
+                             learning_rate=self.lr.value, device=self.device.value)
+        opt_in = {}
+        for name, box in self.opt_in.items():
+            if box.value:
+                cls = registry.get(name).options
+                opt_in[name] = None if cls is None else cls(
+                    **{k: _option_value(cls, k, w) for k, w in self.options[name].items()})
+        return TrainSettings(self.preset.value, network, config, {t: w.value for t, w in self.weights.items()},
+                             opt_in, self.threads.value)

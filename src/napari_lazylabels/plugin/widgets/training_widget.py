@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 from napari.utils.notifications import show_error, show_info
@@ -21,9 +20,10 @@ from qtpy.QtCore import QEvent, QObject, Qt, QTimer
 from qtpy.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                             QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
-from ...engine.annotations import validate_set
+from ...engine.regimes import registry
+from ...engine.regimes.targets import present_inputs
 from ...errors import LazyLabelsError
-from ...engine.tasks import lazy_tasks
+from ...recipes.train import TrainingPlan, prepare
 from .combo import set_combo_items
 from ..data import training_set
 from .label_picker import LabelLayerPicker
@@ -34,6 +34,35 @@ from .predictions import ensure_prediction_layers, show_prediction
 from .tooltips import tip
 from .training_form import TrainSettingsForm
 from ..training_worker import Finished, JobSpec, Preview, Progress, Started, TrainingJob
+
+
+class TrainingTimings:
+    """An optional observer of :class:`TrainWidget` (``widget.observer = TrainingTimings()``).
+
+    It records when things happen, for benchmarks, tests and screenshots:
+    ``first_preview_s`` (from Train to the first prediction shown),
+    ``preview_gui_ms`` (GUI-thread time of each preview refresh). Its two
+    switches are for comparisons only: ``lower_priority`` (the training
+    thread runs nicer than the GUI, as always without an observer) and
+    ``layers_first`` (the empty prediction layers are added before the
+    training thread starts, as always without an observer).
+    """
+
+    def __init__(self, lower_priority: bool = True, layers_first: bool = True):
+        self.lower_priority = lower_priority
+        self.layers_first = layers_first
+        self.clicked_at: float | None = None
+        self.first_preview_s: float | None = None
+        self.preview_gui_ms: list[float] = []
+
+    def train_clicked(self) -> None:
+        self.clicked_at = time.perf_counter()
+        self.first_preview_s = None
+
+    def preview_shown(self, gui_ms: float) -> None:
+        self.preview_gui_ms.append(gui_ms)
+        if self.first_preview_s is None and self.clicked_at is not None:
+            self.first_preview_s = time.perf_counter() - self.clicked_at
 
 
 def format_seconds(s: float) -> str:
@@ -58,12 +87,24 @@ class _CloseWatcher(QObject):
 
 
 class _JobHolder:
-    """The running job, reachable without the widget (for clean-up when the widget is destroyed)."""
+    """The running job, reachable without the widget (for clean-up when the widget is destroyed).
 
-    job: TrainingJob | None = None
+    Called by the widget's ``destroyed`` signal. Qt calls it after the widget's
+    Python side may be gone, so the holder is kept alive here, not by the widget.
+    """
+
+    alive: set = set()
+
+    def __init__(self):
+        self.job: TrainingJob | None = None
+        _JobHolder.alive.add(self)
+
+    def __call__(self, *_args) -> None:
+        _abandon(self)
+        _JobHolder.alive.discard(self)
 
 
-def _abandon(holder: _JobHolder, *_args) -> None:
+def _abandon(holder: _JobHolder) -> None:
     """Stop the job of a destroyed widget and wait for its thread (no Qt is touched)."""
     job, holder.job = holder.job, None
     if job is not None:
@@ -85,7 +126,7 @@ class TrainWidget(QWidget):
         self.label_picker = LabelLayerPicker(napari_viewer, self)
         self.preview_combo = QComboBox()
         self.preview_combo.setToolTip(tip("preview"))
-        self.form = TrainSettingsForm(self)
+        self.form = TrainSettingsForm()
         self.train_button = QPushButton("Train")
         self.stop_button = QPushButton("Stop")
         self.resume_button = QPushButton("Resume")
@@ -101,7 +142,7 @@ class TrainWidget(QWidget):
         self.device_label.setToolTip(tip("device_in_use"))
         self.loss_plot = LossPlot(self)
         self.loss_plot.setToolTip(tip("loss_plot"))
-        self.model_panel = ModelPanel(napari_viewer, self.form.device.currentText, self)
+        self.model_panel = ModelPanel(napari_viewer, lambda: self.form.device.value, self)
         top = QFormLayout()
         top.addRow("Images", self.image_list)
         top.addRow("Preview on", self.preview_combo)
@@ -111,7 +152,7 @@ class TrainWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.label_picker)
-        layout.addWidget(self.form)
+        layout.addWidget(self.form.native)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
@@ -121,23 +162,18 @@ class TrainWidget(QWidget):
         layout.addStretch(1)
 
         self._holder = _JobHolder()
-        self.destroyed.connect(partial(_abandon, self._holder))
+        self.destroyed.connect(self._holder)
         self._watched = None
         self.checkpoint: str | None = None
         self.checkpoint_root: str | None = None
-        self.train_clicked_at: float | None = None
-        self.first_preview_s: float | None = None
         self.previews = 0
-        self.preview_gui_ms: list[float] = []
+        #: An optional observer (benchmarks, tests, screenshots): see :class:`TrainingTimings`.
+        self.observer: TrainingTimings | None = None
         self._pending: Preview | None = None
         self._final: Finished | None = None
         self._written: set = set()
         self._placeholders = None
         self._created: list = []
-        #: Run the training thread at a lower CPU priority than the GUI (Linux).
-        self.nice_training = True
-        #: Add the (empty) prediction layers before the training thread starts.
-        self.layers_first = True
         self.last_finished: Finished | None = None
         self._class_names: list[str] = []
         self._poll = QTimer(self)
@@ -242,8 +278,8 @@ class TrainWidget(QWidget):
     def _start(self, resume: str | None) -> None:
         if self.running:
             return
-        self.train_clicked_at = time.perf_counter()
-        self.first_preview_s = None
+        if self.observer is not None:
+            self.observer.train_clicked()
         self.previews = 0
         layers = [self.viewer.layers[n] for n in self.selected_image_names() if n in self.viewer.layers]
         names = class_names(layers[0]) if layers else []
@@ -252,21 +288,25 @@ class TrainWidget(QWidget):
                 raise LazyLabelsError("tick at least one image to train on")
             items = training_set(self.viewer, layers)
             settings = self.form.settings()
-            tasks = lazy_tasks(len(names), settings.weights)
-            validate_set(items, tasks)      # user errors now, before anything is started or added
-        except (LazyLabelsError, ValueError) as exc:
+            # weights of the tasks this run trains (the form shows a weight for every task)
+            run_regimes = registry.trained_regimes(present_inputs(items), settings.opt_in)
+            trained = {n for r in run_regimes for n in r.task_names}
+            plan = TrainingPlan(items, class_names=names, network=settings.network, config=settings.config,
+                                weights={k: v for k, v in settings.weights.items() if k in trained},
+                                opt_in=settings.opt_in, model_dir=self._checkpoint_dir(), resume=resume,
+                                data_description=f"napari: {', '.join(layer.name for layer in layers)}")
+            tasks = prepare(plan).tasks      # user errors now, before anything is started or added
+        except LazyLabelsError as exc:
             show_error(str(exc))
             return
         self._class_names = names
         preview_layer = (self.viewer.layers[self.preview_combo.currentText()]
                          if self.preview_combo.currentText() in self.viewer.layers else layers[0])
         plane = current_plane(self.viewer, preview_layer)
-        spec = JobSpec(items=items, tasks=tasks, network=settings.network,
-                       config=settings.config, class_names=names, checkpoint_dir=self._checkpoint_dir(),
-                       resume=resume, preview_image=plane_data(preview_layer, plane).copy(),
+        observer = self.observer
+        spec = JobSpec(plan=plan, preview_image=plane_data(preview_layer, plane).copy(),
                        preview_key=(preview_layer.name, plane), threads=settings.threads,
-                       data_description=f"napari: {', '.join(layer.name for layer in layers)}",
-                       nice=self.nice_training)
+                       nice=observer.lower_priority if observer is not None else True)
         self._watch_window()
         # While training, napari's and torch's long-lived objects are kept out of the cyclic
         # garbage collector: a full collection of them holds the GIL for a third of a second.
@@ -279,7 +319,7 @@ class TrainWidget(QWidget):
         self.status.setText(f"starting on {len(items)} image(s)...")
         self._placeholders = (preview_layer, [t.name for t in tasks])
         self._created = []
-        if not self.layers_first:
+        if observer is not None and not observer.layers_first:
             self.job.start()
         self._poll.start()
         self._update_buttons()
@@ -348,11 +388,10 @@ class TrainWidget(QWidget):
         _, complete = show_prediction(self.viewer, self.viewer.layers[name], plane, msg.probabilities,
                                       msg.semantic, msg.instances, self._class_names, max_new_layers=1,
                                       written=self._written)
-        self.preview_gui_ms.append(1000 * (time.perf_counter() - t0))
+        if self.observer is not None:
+            self.observer.preview_shown(1000 * (time.perf_counter() - t0))
         if not complete:
             self._pending = msg
-        if self.first_preview_s is None and self.train_clicked_at is not None:
-            self.first_preview_s = time.perf_counter() - self.train_clicked_at
 
     def _finish(self, msg: Finished) -> None:
         self._final = None
