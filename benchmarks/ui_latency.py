@@ -84,24 +84,24 @@ def run(args) -> dict:
     from qtpy.QtWidgets import QApplication
 
     from napari_lazylabels.engine.synthetic import make_lazy_dataset
-    from napari_lazylabels.engine.tasks import DETECTION, SEGMENTATION, SEPARATION
-    from napari_lazylabels.plugin.widgets import TrainWidget
     from napari_lazylabels.plugin.layers import META, label_layer_kwargs
+    from napari_lazylabels.plugin.widgets import TrainWidget
+    from napari_lazylabels.plugin.widgets.training_widget import TrainingTimings
 
     items, _ = make_lazy_dataset(1, seed=1, shape=(args.size, args.size), strong_fraction=1.0)
     item = items[0]
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1400, 900)
     viewer.add_image(item.image, name="nuclei", metadata={META: {"class_names": ["nucleus"]}})
-    for task in (DETECTION, SEPARATION, SEGMENTATION):
-        viewer.add_labels(item.labels[task].astype(np.uint8), **label_layer_kwargs("nuclei", task, ["nucleus"]))
+    for key, labels in item.labels.items():
+        if labels is not None:
+            viewer.add_labels(labels.astype(np.uint8), **label_layer_kwargs("nuclei", key, ["nucleus"]))
     widget = TrainWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Train & predict", area="right")
-    widget.form.set_values(preset_name=args.preset, steps=100000, patch=args.patch, batch=args.batch)
-    if args.threads:
-        widget.form.threads.setValue(args.threads)
-    widget.nice_training = not args.no_nice
-    widget.layers_first = not args.no_layers_first
+    widget.form.set_values(preset_name=args.preset, steps=100000, patch=args.patch, batch=args.batch,
+                           threads=args.threads or None)
+    timings = widget.observer = TrainingTimings(lower_priority=not args.no_nice,
+                                                layers_first=not args.no_layers_first)
     app = QApplication.instance()
 
     def spin(seconds: float, until=None):
@@ -133,8 +133,8 @@ def run(args) -> dict:
 
     probe.start()
     widget.train_button.click()
-    spin(args.first_timeout_s, until=lambda: widget.first_preview_s is not None)
-    first = widget.first_preview_s
+    spin(args.first_timeout_s, until=lambda: timings.first_preview_s is not None)
+    first = timings.first_preview_s
     spin(args.seconds)
     training = probe.stop()
     steps = widget.progress.value()
@@ -148,8 +148,8 @@ def run(args) -> dict:
         "torch": torch.__version__,
         "image": f"{args.size}x{args.size}",
         "preset": args.preset, "patch": args.patch, "batch": args.batch,
-        "training_threads": widget.form.threads.value(),
-        "nice": widget.nice_training, "layers_first": widget.layers_first,
+        "training_threads": widget.form.threads.value,
+        "nice": timings.lower_priority, "layers_first": timings.layers_first,
         "device": widget.device_label.text().removeprefix("device: "),
         "baseline": percentiles(idle),
         "training": percentiles(training),
@@ -158,7 +158,7 @@ def run(args) -> dict:
         "seconds_per_step": (args.seconds + (first or 0)) / max(steps, 1),
         "previews": widget.previews,
         "stop_to_idle_s": stop_s,
-        "gui_ms_per_preview": percentiles(widget.preview_gui_ms),
+        "gui_ms_per_preview": percentiles(timings.preview_gui_ms),
         "probe_ms": args.probe_ms, "window_s": args.seconds, "panning": bool(args.pan),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],

@@ -67,9 +67,19 @@ def main(argv=None) -> int:
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QApplication
 
+    from napari_lazylabels.engine.regimes import registry
+    from napari_lazylabels.engine.simulate import simulate_lazy_labels
+    from napari_lazylabels.engine.tasks import BOUNDARIES, FOREGROUND, SEEDS
+    from napari_lazylabels.plugin.layers import label_layer_name, probability_layer_name
     from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME, real_instances
-    from napari_lazylabels.engine.regimes.detection import detection_blobs
-    from napari_lazylabels.engine.regimes.separation import interface_scribbles
+    from napari_lazylabels.plugin.widgets.training_widget import TrainingTimings
+
+    # the walk-through paints the built-in kinds of lazy label, found by what their heads do
+    seeds, boundaries, strong = (registry.input_with_role(r).key for r in (SEEDS, BOUNDARIES, FOREGROUND))
+    strong_task = registry.regime_with_role(FOREGROUND).task_names[0]
+
+    def layer_of(image: str, key: str):
+        return viewer.layers[label_layer_name(image, key)]
 
     viewer = napari.Viewer(title="napari-lazylabels")
     win = viewer.window._qt_window
@@ -100,11 +110,10 @@ def main(argv=None) -> int:
     annotate_dock, annotate = viewer.window.add_plugin_dock_widget(PLUGIN, "Lazy annotation")
     annotate.image_combo.setCurrentText(REAL_NAME)
     layers = annotate.add_layers()
-    truth = real_instances()
-    blobs = detection_blobs(truth, rng=np.random.default_rng(0))
-    layers["detection"].data = blobs.astype(np.uint8)
-    layers["separation"].data = interface_scribbles(truth, rng=np.random.default_rng(1)).astype(np.uint8)
-    annotate.select_task("detection")
+    painted = simulate_lazy_labels(real_instances(), rng=np.random.default_rng(0))
+    for key in (seeds, boundaries):
+        layers[key].data = painted[key].astype(np.uint8)
+    annotate.select_input(seeds)
     annotate.refresh_summary()
     viewer.reset_view()
     shot("1_annotate")
@@ -112,7 +121,7 @@ def main(argv=None) -> int:
     # 2. GrabCut drafts of strong masks into the empty mask layer
     annotate.grabcut.button.click()
     spin(120, lambda: annotate.grabcut.last_count is not None, "GrabCut")
-    annotate.select_task("segmentation")
+    annotate.select_input(strong)
     annotate.refresh_summary()
     shot("2_grabcut")
 
@@ -122,7 +131,7 @@ def main(argv=None) -> int:
         layer.visible = layer.name.startswith(SYNTHETIC_NAME)
     annotate.image_combo.setCurrentText(SYNTHETIC_NAME)
     annotate.refresh_summary()
-    scribbles = viewer.layers[f"{SYNTHETIC_NAME} scribbles"].data
+    scribbles = layer_of(SYNTHETIC_NAME, boundaries).data
     plane = int(np.argmax(scribbles.reshape(len(scribbles), -1).sum(1)))
     viewer.dims.set_current_step(0, plane)
     parts, n = ndi.label(scribbles[plane] > 0, structure=np.ones((3, 3)))
@@ -134,20 +143,21 @@ def main(argv=None) -> int:
     viewer.reset_view()
     camera.center = (plane, float(ys.mean()), float(xs.mean()))
     camera.zoom = camera.zoom * 1.8
-    annotate.select_task("separation")
+    annotate.select_input(boundaries)
     shot("3_stack")
     if args.upto == 3:
         _exit(display, 0)
 
     # 4. train on the synthetic sample and the HeLa image
     for layer in viewer.layers:
-        layer.visible = layer.name.startswith(SYNTHETIC_NAME) and "scribbles" not in layer.name
+        layer.visible = layer.name.startswith(SYNTHETIC_NAME) and layer is not layer_of(SYNTHETIC_NAME, boundaries)
     annotate_dock.hide()
     train_dock, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train & predict")
     train.set_selected_images([REAL_NAME, SYNTHETIC_NAME])
     train.preview_combo.setCurrentText(SYNTHETIC_NAME)
-    train.form.set_values(preset_name="cpu", steps=args.steps, patch=128, batch=8, device="auto")
-    train.form.threads.setValue(args.threads)
+    train.form.set_values(preset_name="cpu", steps=args.steps, patch=128, batch=8, device="auto",
+                          threads=args.threads)
+    train.observer = TrainingTimings()
     viewer.dims.set_current_step(0, 3)
     viewer.reset_view()
     viewer.layers.selection.active = viewer.layers[SYNTHETIC_NAME]
@@ -156,16 +166,16 @@ def main(argv=None) -> int:
     train.train_button.click()
     spin(600, lambda: train.progress.value() >= min(args.steps, max(30, args.steps // 4)) and train.previews >= 2,
          "training progress")
-    viewer.layers[f"{SYNTHETIC_NAME} P(segmentation)"].visible = True
-    viewer.layers[f"{SYNTHETIC_NAME} masks"].visible = False
+    viewer.layers[probability_layer_name(SYNTHETIC_NAME, strong_task)].visible = True
+    layer_of(SYNTHETIC_NAME, strong).visible = False
     shot("4_training")
-    viewer.layers[f"{SYNTHETIC_NAME} P(segmentation)"].visible = False
+    viewer.layers[probability_layer_name(SYNTHETIC_NAME, strong_task)].visible = False
     spin(3600, lambda: not train.running, "the end of training")
     print(f"trained {args.steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
     if train.last_finished is None or train.last_finished.error:
         raise RuntimeError(f"training failed: {train.last_finished}")
-    for suffix in ("blobs", "masks"):
-        viewer.layers[f"{SYNTHETIC_NAME} {suffix}"].visible = False
+    for key in (seeds, strong):
+        layer_of(SYNTHETIC_NAME, key).visible = False
     shot("5_trained")
 
     # 5. predict on the real image with the trained model
@@ -186,14 +196,15 @@ def main(argv=None) -> int:
     export.image_combo.setCurrentText(REAL_NAME)
     export.folder_edit.setText(str(project))
     for layer in viewer.layers:
-        layer.visible = layer.name in (REAL_NAME, f"{REAL_NAME} instances", f"{REAL_NAME} blobs")
+        layer.visible = layer.name in (REAL_NAME, f"{REAL_NAME} instances", label_layer_name(REAL_NAME, seeds))
     export.export_button.click()
     spin(120, lambda: export.last_export is not None, "export")
     shot("7_export")
     viewer.layers.clear()
     viewer.open(str(project), plugin=PLUGIN)
     for layer in viewer.layers:
-        layer.visible = not layer.name.endswith(("semantic", "scribbles")) and "P(" not in layer.name
+        layer.visible = (not layer.name.endswith(("semantic", label_layer_name("", boundaries)))
+                         and "P(" not in layer.name)
     viewer.reset_view()
     shot("8_reopen")
     viewer.close()

@@ -25,3 +25,30 @@ def quick_config():
     """A few fast steps on small patches (tests only)."""
     return TrainConfig(steps=6, patch_size=32, batch_size=2, checkpoint_every=3,
                        device="cpu")
+
+
+@pytest.fixture
+def toy_regime():
+    """A regime added the way a plug-in adds one: one Labels input ("rings") with its own task.
+
+    Registered for the test only. Nothing else in the package is edited for it,
+    so wherever it shows up (CLI, manifest, widgets, loss plot), the registry
+    put it there.
+    """
+    from napari_lazylabels.engine.regimes import registry
+    from napari_lazylabels.engine.regimes.base import LabelInput, Regime
+    from napari_lazylabels.engine.tasks import PLAIN
+
+    class Rings(Regime):
+        name = "rings"
+        title = "rings (a test regime)"
+        description = "a ring around each object"
+        inputs = (LabelInput(key="rings", title="Rings", suffix="rings", values="1 on a ring around each object",
+                             tooltip="Rings: a ring around each object.", class_values=False, value_names=("ring",),
+                             palette=((0, 255, 0),), brush_size=3, shortcut="Alt-9"),)
+        features = PLAIN
+        colour = (10, 200, 10)
+        probability_colormap = "green"
+
+    with registry.registered(Rings()) as regime:
+        yield regime

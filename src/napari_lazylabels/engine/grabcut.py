@@ -256,7 +256,7 @@ def grabcut_drafts(image: np.ndarray, blobs: np.ndarray, existing: np.ndarray | 
     blobs = np.asarray(blobs)
     if blobs.ndim != 2:
         raise AnnotationError(f"detection blobs have shape {blobs.shape}; expected a 2D (Y, X) layer",
-                              source="blobs")
+                              source="GrabCut")
     if image.ndim not in (2, 3) or image.shape[:2] != blobs.shape:
         raise AnnotationError(f"image of shape {image.shape} does not match blobs of shape {blobs.shape}",
                               source="image")
@@ -266,9 +266,9 @@ def grabcut_drafts(image: np.ndarray, blobs: np.ndarray, existing: np.ndarray | 
             raise AnnotationError(f"strong masks of shape {existing.shape} do not match blobs of shape "
                                   f"{blobs.shape}", source="existing")
     if blobs.dtype.kind not in "iub":
-        raise AnnotationError(f"detection blobs have dtype {blobs.dtype}; expected integers", source="blobs")
+        raise AnnotationError(f"detection blobs have dtype {blobs.dtype}; expected integers", source="GrabCut")
     if blobs.size and blobs.min() < 0:
-        raise AnnotationError("detection blobs hold negative values", source="blobs")
+        raise AnnotationError("detection blobs hold negative values", source="GrabCut")
 
     comps, classes = blob_components(blobs)
     max_class = max(classes.values(), default=0)

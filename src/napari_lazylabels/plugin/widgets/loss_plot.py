@@ -78,6 +78,11 @@ class LossPlot(QWidget):
             out[k] = (s, v)
         return out
 
+    @staticmethod
+    def colour_of(curve: str) -> tuple[int, int, int] | None:
+        """The colour of a curve: the total's grey, or the colour of the regime of the task."""
+        return TOTAL_COLOUR if curve == "total" else registry.task_colour(curve)
+
     # -- drawing ------------------------------------------------------------------------
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
         p = QPainter(self)
@@ -102,8 +107,7 @@ class LossPlot(QWidget):
         fallback = iter(_FALLBACK * 4)
         legend_y = rect.top() + 4
         for k, (s, v) in curves.items():
-            rgb = TOTAL_COLOUR if k == "total" else registry.task_colour(k)
-            colour = QColor(*(rgb or next(fallback)))
+            colour = QColor(*(self.colour_of(k) or next(fallback)))
             p.setPen(QPen(colour, 1.5))
             path, drawing = QPainterPath(), False
             for step, val in zip(s, v):

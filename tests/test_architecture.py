@@ -1,0 +1,99 @@
+"""The architecture the code promises, checked on the code itself.
+
+* A regime's names (its name, its inputs' keys, suffixes and older names, its
+  tasks' names) appear in the code only in its own module and in the
+  registry: everything else asks the registry.
+* ``Trainer(`` is constructed in one place of the package: the training recipe.
+
+(The layers themselves, and the absence of import cycles, are import-linter
+contracts in pyproject.toml; the README's test command runs ``lint-imports``.)
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import tokenize
+from pathlib import Path
+
+import napari_lazylabels
+from napari_lazylabels.engine.regimes import registry
+
+PACKAGE = Path(napari_lazylabels.__file__).parent
+ROOT = PACKAGE.parents[1]
+REGISTRY = PACKAGE / "engine" / "regimes" / "registry.py"
+
+
+def _code_files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py")) + \
+        sorted((ROOT / "scripts").glob("*.py"))
+
+
+def _names_of(regime) -> set[str]:
+    names = {regime.name, *regime.task_names}
+    for i in regime.inputs:
+        names |= {i.key, i.suffix, *i.aliases}
+    return names
+
+
+def _module_of(regime) -> Path:
+    return Path(__import__(type(regime).__module__, fromlist=["_"]).__file__)
+
+
+def _mentions(path: Path, names: set[str]) -> list[str]:
+    """String literals equal to one of ``names``, and identifiers spelling one in capitals
+    (``DETECTION``): the ways code names a regime (prose in docstrings is not code)."""
+    found = []
+    capitals = {n.upper() for n in names}
+    for tok in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+        if tok.type == tokenize.STRING:
+            try:
+                value = ast.literal_eval(tok.string)
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(value, str) and value in names:
+                found.append(f"{path.name}:{tok.start[0]}: {tok.string}")
+        elif tok.type == tokenize.NAME and tok.string in capitals:
+            found.append(f"{path.name}:{tok.start[0]}: {tok.string}")
+    return found
+
+
+def test_a_regime_is_named_only_in_its_module_and_the_registry():
+    regimes = registry.regimes()
+    assert regimes, "no regime registered"
+    problems = []
+    for regime in regimes:
+        own = _module_of(regime)
+        names = _names_of(regime)
+        for path in _code_files():
+            if path in (own, REGISTRY):
+                continue
+            problems += _mentions(path, names)
+    assert not problems, "regimes named outside their module and the registry:\n" + "\n".join(problems)
+
+
+def test_the_check_finds_a_named_regime(tmp_path):
+    regime = registry.regimes()[0]
+    bad = tmp_path / "bad.py"
+    bad.write_text(f'"""Prose may say {regime.name}."""\nx = labels[{regime.inputs[0].key!r}]\n')
+    assert len(_mentions(bad, _names_of(regime))) == 1
+
+
+def test_the_trainer_is_built_only_by_the_recipe():
+    recipe = PACKAGE / "recipes" / "train.py"
+    builders = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                fn = node.func
+                name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else None
+                if name == "Trainer":
+                    builders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert builders == [f"{recipe.relative_to(ROOT)}:{line}" for line in _lines(recipe, "Trainer(")]
+    assert len(builders) == 1
+
+
+def _lines(path: Path, text: str) -> list[int]:
+    return [i for i, line in enumerate(path.read_text().splitlines(), 1)
+            if text in line and not line.lstrip().startswith(("#", '"', "'")) and "class " not in line]
