@@ -225,7 +225,8 @@ BAD_SETTINGS = [
     (["--task-weights", "approximation=1"], "task weight(s) for unknown task(s) approximation"),
     (["--seed", "-1"], "seed must be a whole number >= 0"),
     (["--seed", str(2**32)], "seed must be a whole number >= 0 and <= 4294967295"),
-    (["--recursive", "--lambda-train", "-1"], "lambda_train must be a finite number >= 0"),
+    (["--recursive", "--lambda-train", "-1"], "lambda_train must be a number >= 0"),
+    (["--recursive", "--lambda-final", "nan"], "lambda_final must be a number >= 0"),
     (["--recursive", "--rounds", "-2"], "rounds must be a whole number >= 0"),
 ]
 

@@ -21,8 +21,9 @@ def _show(x: float) -> str:
 
 
 def check_number(name: str, value, *, low: float | None = None, high: float | None = None,
-                 low_open: bool = False, integer: bool = False) -> None:
-    """Refuse a setting that is not a finite number in range (``low < value`` when ``low_open``).
+                 low_open: bool = False, integer: bool = False, infinite: bool = False) -> None:
+    """Refuse a setting that is not a finite number in range (``low < value`` when ``low_open``;
+    ``infinite``: +inf is allowed too, e.g. a growth speed).
 
     Raises:
         SettingsError: naming the setting, its value and the allowed range.
@@ -31,13 +32,13 @@ def check_number(name: str, value, *, low: float | None = None, high: float | No
     if ok and integer:
         ok = isinstance(value, int) or float(value).is_integer()
     if ok:
-        ok = math.isfinite(value)
+        ok = math.isfinite(value) or (infinite and value == math.inf)
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:
         ok = value <= high
     if not ok:
-        kind = "a whole number" if integer else "a finite number"
+        kind = "a whole number" if integer else "a number" if infinite else "a finite number"
         bounds = []
         if low is not None:
             bounds.append(f"{'>' if low_open else '>='} {_show(low)}")

@@ -9,11 +9,11 @@ choose it (e.g. the recursive approximation asks for the final growth).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Mapping
 
 from ...errors import SettingsError
+from ..config import check_number
 from ..tasks import PARTIAL, SEEDS
 
 #: Seed sources :class:`InstanceParams` accepts: a head role (``seeds``: the
@@ -63,13 +63,10 @@ class InstanceParams:
     def __post_init__(self):
         if self.seed_source not in SEED_SOURCES:
             raise SettingsError(f"seed_source must be one of {SEED_SOURCES}, got {self.seed_source!r}")
-        if not (isinstance(self.min_seed_area, int) and self.min_seed_area >= 0
-                and isinstance(self.min_size, int) and self.min_size >= 0):
-            raise SettingsError("min_seed_area and min_size must be whole numbers >= 0")
-        if not (isinstance(self.min_peak_distance, int) and self.min_peak_distance >= 1):
-            raise SettingsError("min_peak_distance must be a whole number >= 1")
-        if not 0 <= self.interface_threshold <= 1:
-            raise SettingsError(f"interface_threshold must be between 0 and 1, got {self.interface_threshold}")
+        check_number("min_seed_area", self.min_seed_area, low=0, integer=True)
+        check_number("min_size", self.min_size, low=0, integer=True)
+        check_number("min_peak_distance", self.min_peak_distance, low=1, integer=True)
+        check_number("interface_threshold", self.interface_threshold, low=0, high=1)
 
 
 @dataclass(frozen=True)
@@ -91,9 +88,7 @@ class PostProcessing:
     def __post_init__(self):
         if self.method not in METHODS:
             raise SettingsError(f"post-processing method must be one of {METHODS}, got {self.method!r}")
-        if not (isinstance(self.lambda_final, (int, float)) and self.lambda_final >= 0
-                and not math.isnan(self.lambda_final)):
-            raise SettingsError(f"lambda_final must be >= 0, got {self.lambda_final!r}")
+        check_number("lambda_final", self.lambda_final, low=0, infinite=True)
 
     def to_dict(self) -> dict:
         return asdict(self)

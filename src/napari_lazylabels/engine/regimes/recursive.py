@@ -86,8 +86,8 @@ class RecursiveConfig:
         check_number("rounds", self.rounds, low=0, integer=True)
         if self.steps_per_round is not None:
             check_number("steps per round", self.steps_per_round, low=1, integer=True)
-        check_number("lambda_train", self.lambda_train, low=0)
-        check_number("lambda_final", self.lambda_final, low=0)
+        check_number("lambda_train", self.lambda_train, low=0, infinite=True)
+        check_number("lambda_final", self.lambda_final, low=0, infinite=True)
         check_number("gap", self.gap, low=0, integer=True)
 
     def round_steps(self, total_steps: int) -> int:
