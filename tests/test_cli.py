@@ -222,7 +222,7 @@ BAD_SETTINGS = [
     (["--task-weights", "detection=nan"], "weight must be a finite number >= 0"),
     (["--task-weights", "separation=inf"], "weight must be a finite number >= 0"),
     (["--task-weights", "banana=1"], "unknown task(s) in --task-weights: banana"),
-    (["--task-weights", "approximation=1"], "task weight(s) for unknown task(s) approximation"),
+    (["--task-weights", "approximation=1"], "names approximation, trained only with --recursive"),
     (["--seed", "-1"], "seed must be a whole number >= 0"),
     (["--seed", str(2**32)], "seed must be a whole number >= 0 and <= 4294967295"),
     (["--recursive", "--lambda-train", "-1"], "lambda_train must be a number >= 0"),

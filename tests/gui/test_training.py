@@ -152,3 +152,30 @@ def test_closing_the_viewer_stops_training(make_napari_viewer, qtbot, tmp_path, 
     assert _training_threads()
     viewer.close()
     assert not job.is_alive() and not _training_threads()
+
+
+def test_an_opt_in_regime_trains_from_the_widget(synthetic_viewer, qtbot, tmp_path, tiny_settings):
+    """The recursive approximation is a tick box of the form, with its options; the model gets its
+    task, its rounds and its post-processing, as from the CLI."""
+    from napari_lazylabels.io.modelio import load_artifacts
+    viewer = synthetic_viewer
+    w = TrainWidget(viewer)
+    qtbot.addWidget(w)
+    w.checkpoint_root = str(tmp_path)
+    tiny_settings(w, steps=4)
+    (regime,) = registry.opt_in_regimes()
+    box, options = w.form.opt_in[regime.name], w.form.options[regime.name]
+    assert not box.value and all(o.native.isHidden() for o in options.values())
+    box.value = True
+    assert not any(o.native.isHidden() for o in options.values())
+    options["rounds"].value = 1
+    options["steps_per_round"].value = 2
+    w.train_button.click()
+    _wait_finished(w, qtbot)
+    assert w.last_finished.error is None, w.last_finished.error
+    model = w.model_panel.model()
+    (extra,) = regime.task_names
+    assert extra in model.task_names and model.postprocess == regime.postprocessing(
+        regime.options(rounds=1, steps_per_round=2))
+    assert model.provenance[regime.name]["rounds_done"] == 1
+    assert len([k for k in load_artifacts(w.checkpoint) if k.endswith(".npz")]) == 2

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import __version__
+from ..engine.config import check_number
 from ..engine.device import DEVICE_CHOICES
 from ..engine.regimes import registry
 from ..errors import LazyLabelsError, SettingsError
@@ -64,6 +65,21 @@ def _task_weights(text: str) -> dict[str, float]:
             example = ",".join(f"{n}=1" for n in registry.task_names()[:2])
             raise argparse.ArgumentTypeError(f"bad task weight {part!r}; use e.g. {example}")
     return out
+
+
+def _check_weights(weights: dict[str, float], opt_in) -> None:
+    """Refuse unknown tasks, tasks of an opt-in regime that is not switched on, and weights that are
+    not finite numbers >= 0 (before any image is read)."""
+    unknown = set(weights) - set(registry.task_names())
+    if unknown:
+        raise SettingsError(f"unknown task(s) in --task-weights: {', '.join(sorted(unknown))} "
+                            f"(tasks: {', '.join(registry.task_names())})")
+    for r in registry.opt_in_regimes():
+        off = set(weights) & set(r.task_names) if r.name not in opt_in else set()
+        if off:
+            raise SettingsError(f"--task-weights names {', '.join(sorted(off))}, trained only with --{r.name}")
+    for name, value in weights.items():
+        check_number(f"task {name!r}: weight", value, low=0)
 
 
 def _number(text: str) -> float:
@@ -166,10 +182,7 @@ def cmd_train(args) -> int:
                          learning_rate=args.lr, seed=args.seed, device=args.device)
     opt_in = {r.name: options_from(args, r.options) if r.options is not None else None
               for r in registry.opt_in_regimes() if getattr(args, r.name)}
-    unknown = set(args.task_weights) - set(registry.task_names())
-    if unknown:
-        raise SettingsError(f"unknown task(s) in --task-weights: {', '.join(sorted(unknown))} "
-                            f"(tasks: {', '.join(registry.task_names())})")
+    _check_weights(args.task_weights, opt_in)
     items = load_manifest(args.data, args.classes)
     run = TrainingRun(TrainingPlan(items, class_names=default_class_names(args.classes),
                                    network=preset(args.preset), config=config, weights=args.task_weights,

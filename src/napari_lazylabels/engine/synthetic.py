@@ -288,7 +288,7 @@ def make_lazy_dataset(n_images: int, *, seed: int = 0, shape: tuple[int, int] = 
     annotated for every input it was given (an image whose nuclei do not touch
     is a true "no interface here"), and for the masks where it has them. Images are named
     ``synthetic_000``, ``synthetic_001``, ... Extra keyword arguments go to
-    :func:`~napari_lazylabels.simulate.simulate_lazy_labels`.
+    :func:`~napari_lazylabels.engine.simulate.simulate_lazy_labels`.
 
     Returns:
         the annotations and the matching ground truth.

@@ -17,7 +17,7 @@ cell means "not annotated for that task". A label file that is given but
 entirely 0 follows METHOD section 1: not annotated.
 
 Instead of a CSV, :func:`load_manifest` takes a project folder written by
-:func:`napari_lazylabels.ome_zarr.write_project` (or a single ``.ome.zarr``
+:func:`napari_lazylabels.io.ome_zarr.write_project` (or a single ``.ome.zarr``
 store).
 
 Every problem is a one-line :class:`~napari_lazylabels.errors.LazyLabelsError`

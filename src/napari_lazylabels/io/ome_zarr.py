@@ -30,7 +30,7 @@ A project is a folder of such stores plus ``project.json``::
      "images": [{"name": ..., "path": "<name>.ome.zarr"}, ...],
      "class_names": [...]}
 
-Every write is atomic (:mod:`napari_lazylabels.atomic`): nothing is left
+Every write is atomic (:mod:`napari_lazylabels.io.atomic`): nothing is left
 behind by a failed write, and nothing existing is replaced without
 ``overwrite=True``.
 """

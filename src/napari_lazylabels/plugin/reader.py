@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..io.ome_zarr import ROI_LABEL, ImageStore, is_image_store, is_project, read_image_store, read_project
+from ..engine.labels import smallest_label_dtype
 from ..engine.regimes import registry
 from .layers import (META, PREDICTION_KINDS, foreground, instances_layer_kwargs, label_dtype, label_layer_kwargs,
                      probability_layer_kwargs, semantic_layer_kwargs)
@@ -126,8 +127,9 @@ def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -
         if data is None:
             continue
         kwargs = semantic_layer_kwargs(name, names) if kind == "semantic" else instances_layer_kwargs(name)
-        layers.append((data.astype(np.uint8 if kind == "semantic" and data.max(initial=0) < 255
-                                   else np.int32), kwargs, "labels"))
+        # instances as int32, the type the widgets paint and predict them in
+        layers.append((data.astype(smallest_label_dtype(data) if kind == "semantic" else np.int32), kwargs,
+                       "labels"))
     for spec in registry.label_inputs():
         data = _stacked(members, lead, lambda s: _input_labels(s, spec.names), label_dtype(len(names)))
         if data is None:

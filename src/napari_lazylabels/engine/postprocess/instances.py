@@ -1,7 +1,7 @@
 """Semantic and instance maps from the network's probabilities (METHOD section 5).
 
 The tiled inference gives a dict ``task name -> float32 (C, Y, X)`` of softmax
-probabilities; :func:`~napari_lazylabels.engine.pipeline.heads_by_role` keys
+probabilities; :func:`~napari_lazylabels.engine.tasks.heads_by_role` keys
 them by what each head means (the roles of :mod:`napari_lazylabels.engine.tasks`),
 so this module never names a task. It turns them into
 

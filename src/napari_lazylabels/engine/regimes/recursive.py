@@ -79,8 +79,8 @@ class RecursiveConfig:
     lambda_train: float = field(default=1.0, metadata={"help": "growth speed lambda in training", "metavar": "L"})
     lambda_final: float = field(default=10.0, metadata={"help": "lambda of the last growth at prediction",
                                                         "metavar": "L"})
-    gap: int = field(default=1, metadata={"help": "px kept between grown approximations of touching objects",
-                                          "metavar": "PX"})
+    gap: int = field(default=1, metadata={"help": "grown approximations of touching objects are kept about "
+                                                  "2*PX+1 px apart", "metavar": "PX"})
 
     def __post_init__(self):
         check_number("rounds", self.rounds, low=0, integer=True)
