@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Mapping
 
 from ..errors import SettingsError
 
 #: Seeds must fit NumPy's legacy generator (and torch's).
 MAX_SEED = 2**32 - 1
+
+
+def from_known_fields(cls: type, d: Mapping):
+    """``cls(**d)`` with the keys ``cls`` does not have left out (configs written by other versions)."""
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in dict(d).items() if k in known})
 
 
 def _show(x: float) -> str:
@@ -88,8 +95,7 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> NetworkConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return from_known_fields(cls, d)
 
 
 #: Network presets. ``cpu`` trains usefully in minutes on 2 cores; ``paper`` is
@@ -190,5 +196,4 @@ class TrainConfig:
             d["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in a.items()})
         if isinstance(d.get("normalization"), dict):
             d["normalization"] = NormalizationConfig(**d["normalization"])
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return from_known_fields(cls, d)

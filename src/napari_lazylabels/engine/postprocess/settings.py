@@ -9,11 +9,11 @@ choose it (e.g. the recursive approximation asks for the final growth).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Mapping
 
 from ...errors import SettingsError
-from ..config import check_number
+from ..config import check_number, from_known_fields
 from ..tasks import PARTIAL, SEEDS
 
 #: Seed sources :class:`InstanceParams` accepts: a head role (``seeds``: the
@@ -97,6 +97,4 @@ class PostProcessing:
     def from_dict(cls, d: Mapping) -> PostProcessing:
         d = dict(d)
         params = d.pop("instances", None) or {}
-        known = {f.name for f in fields(InstanceParams)}
-        instances = InstanceParams(**{k: v for k, v in dict(params).items() if k in known})
-        return cls(**{k: v for k, v in d.items() if k in ("method", "lambda_final")}, instances=instances)
+        return from_known_fields(cls, {**d, "instances": from_known_fields(InstanceParams, params)})

@@ -20,13 +20,13 @@ it gets the final growth with ``lambda_final`` as its post-processing
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from ...errors import SettingsError
-from ..config import check_number
+from ..config import check_number, from_known_fields
 from ..inference import predict_tiled
 from ..labels import class_map, smallest_label_dtype
 from ..postprocess.growth import grow_from_probabilities, seeds_from_classes
@@ -101,8 +101,7 @@ class RecursiveConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> RecursiveConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in dict(d).items() if k in known})
+        return from_known_fields(cls, d)
 
 
 class RecursiveApproximation:
