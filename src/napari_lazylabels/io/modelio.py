@@ -128,12 +128,16 @@ def _upgrade_v1(cfg: dict) -> None:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LazyLabelsModel:
-    """Load a model directory; any missing, empty or corrupt part is a ModelFileError."""
+    """Load a model directory (or a bioimage.io package written by ``lazylabels export``); any missing,
+    empty or corrupt part is a ModelFileError."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError("model directory not found", source=str(path))
+    from .bioimageio import is_bioimageio_package, load_bioimageio
+    if is_bioimageio_package(path):
+        return load_bioimageio(path, device)
     if not path.is_dir():
-        raise ModelFileError("is a file, not a model directory", source=str(path))
+        raise ModelFileError("is a file, not a model directory (nor a bioimage.io package)", source=str(path))
     if not any(path.iterdir()):
         raise ModelFileError("model directory is empty", source=str(path))
     cfg = _read_config(path)
