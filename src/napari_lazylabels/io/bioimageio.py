@@ -24,7 +24,7 @@ output: its class probabilities (softmax inside the network). The instances
 are not part of the package (they need this package's post-processing);
 ``lazylabels predict --model M.zip`` gives them.
 
-:func:`load_bioimageio` reads a package written here back as a
+:func:`~napari_lazylabels.io.modelio.load_model` reads a package written here back as a
 :class:`~napari_lazylabels.engine.trained_model.LazyLabelsModel`, without
 ``bioimageio`` installed and without unpickling (``torch.load(weights_only=True)``).
 ONNX weights are not written: the exporter of this torch version needs the
@@ -34,35 +34,29 @@ ONNX weights are not written: the exporter of this torch version needs the
 from __future__ import annotations
 
 import getpass
-import io
 import json
 import re
 import tempfile
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import __version__
-from ..engine.config import NetworkConfig, NormalizationConfig
-from ..engine.model import ProbabilityUNet, build_model, receptive_radius
+from ..engine.model import ProbabilityUNet, receptive_radius
 from ..engine.normalize import normalize
 from ..engine.pipeline import segmentation_from_probabilities
-from ..engine.postprocess.settings import PostProcessing
 from ..engine.synthetic import make_image
 from ..engine.tasks import FOREGROUND, PARTIAL, SEEDS, TaskSpec
 from ..engine.trained_model import LazyLabelsModel
-from ..errors import LazyLabelsError, ModelFileError
+from ..errors import LazyLabelsError
 from .atomic import atomic_write_file, check_writable
 from .figures import overlay_rgb, pyplot
-from .modelio import config_dict
+from .modelio import PACKAGE_CONFIG as CONFIG_NAME, PACKAGE_WEIGHTS as STATE_DICT_NAME, config_dict
 
-__all__ = ["export_bioimageio", "load_bioimageio", "is_bioimageio_package", "CITATIONS", "CONFIG_NAME"]
+__all__ = ["export_bioimageio", "CITATIONS"]
 
-CONFIG_NAME = "lazylabels_config.json"
-STATE_DICT_NAME = "weights.pt"
 TORCHSCRIPT_NAME = "weights_torchscript.pt"
 INPUT_ID = "raw"
 #: Heads whose channels are background and the object classes.
@@ -273,67 +267,3 @@ def _user() -> str:
         return getpass.getuser() or "unknown"
     except (KeyError, OSError):
         return "unknown"
-
-
-# ----------------------------------------------------------------- reading a package back
-
-def is_bioimageio_package(path: str | Path) -> bool:
-    """A zip file with an ``rdf.yaml`` (or a folder with one)."""
-    path = Path(path)
-    if path.is_dir():
-        return (path / "rdf.yaml").is_file()
-    if not path.is_file() or not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        return any(Path(n).name in ("rdf.yaml", "bioimageio.yaml") for n in zf.namelist())
-
-
-def _read_member(path: Path, name: str) -> bytes:
-    if path.is_dir():
-        f = path / name
-        if not f.is_file():
-            raise KeyError(name)
-        return f.read_bytes()
-    with zipfile.ZipFile(path) as zf:
-        return zf.read(name)
-
-
-def load_bioimageio(path: str | Path, device: str | torch.device = "cpu") -> LazyLabelsModel:
-    """A package written by :func:`export_bioimageio` (zip or unpacked folder) as a model.
-
-    Raises:
-        ModelFileError: not such a package (no ``lazylabels_config.json``), or its weights are
-            missing, corrupt or do not fit.
-    """
-    path = Path(path)
-    source = str(path)
-    try:
-        cfg = json.loads(_read_member(path, CONFIG_NAME))
-    except KeyError:
-        raise ModelFileError(f"a bioimage.io package, but not one written by napari-lazylabels (no {CONFIG_NAME}); "
-                             f"run it with the bioimage.io tools", source=source) from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelFileError(f"cannot read the package ({type(exc).__name__})", source=source) from None
-    try:
-        net_cfg = NetworkConfig.from_dict(cfg["network"])
-        tasks = [TaskSpec.from_dict(t) for t in cfg["tasks"]]
-        norm = NormalizationConfig(**cfg.get("normalization", {}))
-        postprocess = PostProcessing.from_dict(cfg.get("postprocess") or {})
-        weights_name = str(cfg.get("weights") or STATE_DICT_NAME)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelFileError(f"{CONFIG_NAME} is incomplete or invalid ({exc})", source=source) from None
-    try:
-        state = torch.load(io.BytesIO(_read_member(path, weights_name)), map_location="cpu", weights_only=True)
-    except KeyError:
-        raise ModelFileError(f"the weights {weights_name} are missing from the package", source=source) from None
-    except Exception as exc:
-        raise ModelFileError(f"the weights {weights_name} are corrupt ({type(exc).__name__})", source=source) from None
-    network = build_model(net_cfg, tasks)         # the same weights as ProbabilityUNet, our own forward
-    try:
-        network.load_state_dict(state, strict=True)
-    except (RuntimeError, TypeError):
-        raise ModelFileError(f"the weights {weights_name} do not match the architecture in {CONFIG_NAME}",
-                             source=source) from None
-    network.to(device).eval()
-    return LazyLabelsModel(network, tasks, list(cfg.get("class_names") or []), norm, int(cfg.get("patch_size", 128)),
-                           postprocess, dict(cfg.get("provenance") or {}))
