@@ -238,7 +238,7 @@ def export_bioimageio(model: LazyLabelsModel, out: str | Path, *, name: str = "l
             torchscript=bio.TorchscriptWeightsDescr(source=tmp / TORCHSCRIPT_NAME, pytorch_version=version,
                                                    parent="pytorch_state_dict"))
         people = authors or [_user()]
-        tags = ["napari-lazylabels", "lazy-labels", "segmentation", "instance-segmentation", "unet", "2d",
+        tags = ["napari-lazylabels", "lazy-labels", "semantic-segmentation", "instance-segmentation", "unet", "2d",
                 "pytorch", "fluorescence-light-microscopy"]
         try:
             descr = bio.ModelDescr(
