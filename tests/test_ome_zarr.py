@@ -119,7 +119,7 @@ def test_crash_during_write_leaves_nothing_and_keeps_old_store(tmp_path, monkeyp
     first = _image(np.uint16)
     write_image_store(path, first)
 
-    def crash(root, probabilities):
+    def crash(root, probabilities, *rest):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(ome_zarr, "_write_probabilities", crash)

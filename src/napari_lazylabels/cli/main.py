@@ -1,4 +1,4 @@
-"""The ``lazylabels`` command line: train, predict, demo, info.
+"""The ``lazylabels`` command line: train, predict, export, demo, info.
 
 Every user error ends in one line ``lazylabels: error: <file>: <problem>`` on
 stderr, exit status 2, no traceback, and nothing written. The manifest
@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -34,8 +35,8 @@ def train_help() -> str:
         "Train a model on lazy labels.", "",
         f"MANIFEST is a CSV file with the header {columns}",
         "(an optional roi column too). Paths are relative to the CSV's folder; an empty cell means the image is not annotated",
-        "for that column. Images: .tif/.tiff/.png/.npy, 2D grayscale or 2D with a trailing channel",
-        "axis. Labels: integer arrays of the image's YX shape, 0 elsewhere:",
+        "for that column. Images: .tif/.tiff/.png/.npy, 2D grayscale or 2D with channels (a T or Z",
+        "stack is refused: one row per plane). Labels: integer arrays of the image's YX shape, 0 elsewhere:",
     ]
     for i in inputs:
         optional = "" if i.required else " (optional column)"
@@ -96,8 +97,25 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
 
 
+def _pixel_size(text: str):
+    from ..engine.annotations import PixelSize
+    try:
+        value = float(text)
+        return PixelSize(value, value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pixel size in micrometres (a number > 0)") from None
+
+
+def _postprocess_options(parser: argparse.ArgumentParser, default_text: str) -> None:
+    from ..engine.postprocess.settings import InstanceParams
+    group = parser.add_argument_group("post-processing (instances from the probabilities; sizes in pixels "
+                                      "of the network's input)")
+    add_options(group, InstanceParams, default_text=default_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ..engine.config import PRESETS, TrainConfig
+    from ..engine.postprocess.settings import RESCALE_RANGE
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(
         prog="lazylabels",
@@ -139,18 +157,45 @@ def build_parser() -> argparse.ArgumentParser:
                     help="continue training from the checkpoint in MODEL_DIR up to --steps")
     tr.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    _postprocess_options(tr, "stored in the model as the default of predict; default {default}")
 
-    pr = sub.add_parser("predict", help="segment an image with a trained model")
-    pr.add_argument("--model", required=True, metavar="MODEL_DIR", help="a model folder written by train")
-    pr.add_argument("--image", required=True, help="image to segment (.tif/.tiff/.png/.npy)")
+    pr = sub.add_parser("predict", help="segment an image (or each plane of a T/Z stack) with a trained model")
+    pr.add_argument("--model", required=True, metavar="MODEL",
+                    help="a model folder written by train, or a bioimage.io package written by export (.zip)")
+    pr.add_argument("--image", required=True,
+                    help="image to segment (.tif/.tiff/.png/.npy; .czi/.nd2/.lif with bioio); a T or Z stack "
+                         "is segmented plane by plane")
     pr.add_argument("--out", required=True,
-                    help="OUT.tif: instance labels (uint16, uint32 if needed); OUT.zarr: OME-Zarr with "
-                         "the image, labels/instances, labels/semantic and per-task probabilities")
+                    help="OUT.tif: instance labels (uint16, uint32 if needed; a stack: one page per plane); "
+                         "OUT.zarr: OME-Zarr with the image, labels/instances, labels/semantic and per-task "
+                         "probabilities (a stack: a project of one store per plane)")
+    pr.add_argument("--pixel-size", type=_pixel_size, default=None, metavar="UM",
+                    help="the image's pixel size in micrometres (overrides the file's)")
+    pr.add_argument("--rescale", type=_number, default=None, metavar="F",
+                    help=f"resize the image by F ({RESCALE_RANGE[0]:g}..{RESCALE_RANGE[1]:g}) before predicting, "
+                         f"the results back: 2 when the objects look half as large as those trained on "
+                         f"(default: the model's; else image pixel size / training pixel size when both are "
+                         f"known, else 1)")
     pr.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="compute device (default auto)")
     pr.add_argument("--tile-size", type=_positive, default=1024,
                     help="largest tile edge in pixels; lower it if memory runs out (default 1024)")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    _postprocess_options(pr, "default: the model's, see lazylabels info")
+
+    ex = sub.add_parser("export", help="write a model as a bioimage.io model package (.zip)",
+                        description="Write a model as a bioimage.io model package (spec 0.5): weights as "
+                                    "pytorch_state_dict and TorchScript, axes, normalisation, test input and "
+                                    "output, cover image, provenance and citations. Fiji (deepImageJ), "
+                                    "QuPath, ilastik and the bioimage.io tools run it; lazylabels predict "
+                                    "reads it back. Needs the bioimageio extra "
+                                    "(pip install \"napari-lazylabels[bioimageio]\").")
+    ex.add_argument("--model", required=True, metavar="MODEL_DIR", help="a model folder written by train")
+    ex.add_argument("--out", required=True, metavar="OUT.zip", help="the package to write (.zip)")
+    ex.add_argument("--name", default=None, help="the model's name in the package (default: the folder's name)")
+    ex.add_argument("--test-image", default=None, metavar="IMAGE",
+                    help="a 2D image for the package's test input and cover (default: a synthetic one)")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
 
     de = sub.add_parser("demo", help="train on synthetic lazy labels and score on held-out images")
     de.add_argument("--out", default="lazylabels-demo", metavar="DIR",
@@ -168,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args) -> int:
     from ..engine.config import TrainConfig, preset
+    from ..engine.postprocess.settings import InstanceParams
     from ..engine.training.trainer import default_class_names
     from ..io.atomic import check_writable
     from ..io.manifest import load_manifest
@@ -183,11 +229,13 @@ def cmd_train(args) -> int:
     opt_in = {r.name: options_from(args, r.options) if r.options is not None else None
               for r in registry.opt_in_regimes() if getattr(args, r.name)}
     _check_weights(args.task_weights, opt_in)
+    given = [f.name for f in fields(InstanceParams) if getattr(args, f.name) is not None]
+    instances = options_from(args, InstanceParams, base=InstanceParams()) if given else None
     items = load_manifest(args.data, args.classes)
     run = TrainingRun(TrainingPlan(items, class_names=default_class_names(args.classes),
                                    network=preset(args.preset), config=config, weights=args.task_weights,
                                    opt_in=opt_in, model_dir=model_dir, resume=resume,
-                                   data_description=str(args.data)))
+                                   data_description=str(args.data), instances=instances))
     counts = ", ".join(f"{k} {v}" for k, v in run.trainer.annotated_counts.items())
     print(f"{len(items)} images (annotated: {counts}); device {run.trainer.device_name}", file=sys.stderr)
     if run.done:
@@ -202,13 +250,22 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _postprocess_from(args, model):
+    """The model's post-processing with the options given on the command line."""
+    from ..engine.postprocess.settings import InstanceParams
+    instances = options_from(args, InstanceParams, base=model.postprocess.instances)
+    rescale = model.postprocess.rescale if args.rescale is None else args.rescale
+    return replace(model.postprocess, instances=instances, rescale=rescale)
+
+
 def cmd_predict(args) -> int:
+    from ..engine.annotations import check_image
     from ..engine.device import select_device
-    from ..engine.pipeline import segment
+    from ..engine.pipeline import rescale_factor, segment
     from ..io.atomic import check_writable
-    from ..io.imageio import load_image
+    from ..io.imageio import read_image_file
     from ..io.modelio import load_model
-    from ..io.output import write_prediction
+    from ..io.output import write_prediction, write_stack_prediction
 
     out = Path(args.out)
     name = out.name.lower()
@@ -217,18 +274,49 @@ def cmd_predict(args) -> int:
     check_writable(out, args.overwrite)
     device = select_device(args.device)
     model = load_model(args.model, device=device)
-    image = load_image(args.image)
+    postprocess = _postprocess_from(args, model)
+    image = read_image_file(args.image)
+    planes = [(index, check_image(plane, source=f"{args.image}{f' plane {index}' if index else ''}"))
+              for index, plane in image.planes()]
+    pixel_size = args.pixel_size or image.pixel_size
+    factor = rescale_factor(model, postprocess, pixel_size)
+    if image.is_stack:
+        print(f"{args.image}: {image.describe()}; predicted plane by plane", file=sys.stderr)
+    if abs(factor - 1) >= 1e-3:
+        why = "--rescale" if postprocess.rescale is not None else \
+            f"pixel size {pixel_size} / training pixel size {model.training_pixel_size}"
+        print(f"image resized by {factor:.3g} for the network ({why})", file=sys.stderr)
     bar = progress_bar(1, "predicting", args.quiet, unit="tile")
-
-    def tick(done, total):
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    result = segment(model, image, device=device, tile_size=args.tile_size, progress=tick)
+    results = []
+    for n, (index, plane) in enumerate(planes):
+        def tick(done, total, n=n):
+            bar.total = total * len(planes)
+            bar.n = n * total + done
+            bar.refresh()
+        results.append((index, segment(model, plane, device=device, tile_size=args.tile_size,
+                                       postprocess=postprocess, pixel_size=pixel_size, progress=tick)))
     bar.close()
-    write_prediction(out, image, result, model, overwrite=args.overwrite, source=str(args.image))
-    print(f"{result.n_objects} objects; written to {out}")
+    if image.is_stack:
+        write_stack_prediction(out, image, results, model, overwrite=args.overwrite, pixel_size=pixel_size)
+    else:
+        write_prediction(out, planes[0][1], results[0][1], model, overwrite=args.overwrite, source=str(args.image),
+                         pixel_size=pixel_size)
+    total = sum(r.n_objects for _, r in results)
+    per = f" in {len(results)} planes" if image.is_stack else ""
+    print(f"{total} objects{per}; written to {out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from ..io.bioimageio import export_bioimageio
+    from ..io.imageio import load_image
+    from ..io.modelio import load_model
+
+    model = load_model(args.model)
+    test_image = load_image(args.test_image) if args.test_image else None
+    out = export_bioimageio(model, args.out, name=args.name or Path(args.model).name, test_image=test_image,
+                            overwrite=args.overwrite)
+    print(f"bioimage.io package written to {out}")
     return 0
 
 
@@ -252,7 +340,7 @@ def cmd_info(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "demo": cmd_demo, "info": cmd_info}
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "demo": cmd_demo, "info": cmd_info}
 
 
 def _error(message: str) -> int:

@@ -10,8 +10,9 @@ explicitly with ``annotated``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -22,13 +23,70 @@ from .tasks import TaskSpec
 #: Images smaller than this (in Y or X) are refused.
 MIN_IMAGE_SIZE = 8
 
+#: Length units of a pixel size (the NGFF/UDUNITS names), in micrometres.
+UNITS_IN_MICROMETERS = {"angstrom": 1e-4, "nanometer": 1e-3, "micrometer": 1.0, "millimeter": 1e3,
+                        "centimeter": 1e4, "meter": 1e6, "inch": 25400.0}
+
+
+@dataclass(frozen=True)
+class PixelSize:
+    """The physical size of one pixel along Y and X, in ``unit`` (an NGFF space unit)."""
+
+    y: float
+    x: float
+    unit: str = "micrometer"
+
+    def __post_init__(self):
+        if self.unit not in UNITS_IN_MICROMETERS:
+            raise AnnotationError(f"unknown pixel size unit {self.unit!r} "
+                                  f"(one of {', '.join(UNITS_IN_MICROMETERS)})")
+        for axis in ("y", "x"):
+            value = getattr(self, axis)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value <= 0:
+                raise AnnotationError(f"pixel size {axis} must be a finite number > 0, got {value!r}")
+
+    def micrometers(self) -> tuple[float, float]:
+        """(y, x) in micrometres."""
+        f = UNITS_IN_MICROMETERS[self.unit]
+        return self.y * f, self.x * f
+
+    def ratio_to(self, other: "PixelSize") -> float:
+        """How many of ``other``'s pixels one of these spans (mean of Y and X): the factor that
+        resizes an image of this pixel size to ``other``'s."""
+        (ay, ax), (by, bx) = self.micrometers(), other.micrometers()
+        return math.sqrt((ay / by) * (ax / bx))
+
+    def to_dict(self) -> dict:
+        return {"y": float(self.y), "x": float(self.x), "unit": self.unit}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "PixelSize":
+        return cls(float(d["y"]), float(d["x"]), str(d.get("unit", "micrometer")))
+
+    def __str__(self) -> str:
+        size = f"{self.y:g}" if self.y == self.x else f"{self.y:g} x {self.x:g}"
+        return f"{size} {self.unit}"
+
+
+def common_pixel_size(sizes: Iterable["PixelSize | None"]) -> "PixelSize | None":
+    """The pixel size all of ``sizes`` share (within 1 %), or None when one is unknown or they differ."""
+    sizes = list(sizes)
+    if not sizes or any(s is None for s in sizes):
+        return None
+    first = sizes[0]
+    if all(abs(s.ratio_to(first) - 1) <= 0.01 for s in sizes):
+        return first
+    return None
+
 
 @dataclass
 class LazyAnnotations:
     """One 2D image (YX, or YXC with a trailing channel axis) and its lazy labels.
 
     ``labels`` maps an input key (or a task name) to a YX integer array, or
-    ``None`` where the image was not annotated for it.
+    ``None`` where the image was not annotated for it. ``pixel_size``: the
+    physical pixel size, when the file said it.
     """
 
     image: np.ndarray
@@ -36,6 +94,7 @@ class LazyAnnotations:
     roi: np.ndarray | None = None
     name: str = "image"
     annotated: dict[str, bool] = field(default_factory=dict)
+    pixel_size: PixelSize | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -70,6 +129,9 @@ def check_image(image: np.ndarray, source: str) -> np.ndarray:
             source=source)
     if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
         raise AnnotationError(f"image has non-numeric type {image.dtype}", source=source)
+    if np.issubdtype(image.dtype, np.complexfloating):
+        raise AnnotationError(f"image has complex values ({image.dtype}); save its magnitude (np.abs) "
+                              f"or its real part as a real-valued image", source=source)
     if np.issubdtype(image.dtype, np.floating) and not np.all(np.isfinite(image)):
         raise AnnotationError("image contains NaN or infinite pixels", source=source)
     return image
@@ -88,6 +150,23 @@ def check_labels(labels: np.ndarray, shape: Sequence[int], max_label: int, sourc
             f"{what} contain value {int(labels.max())} but at most {max_label} is allowed "
             f"(class ids, not instance ids)", source=source)
     return labels.astype(np.int32)
+
+
+def channels_of(image: np.ndarray) -> int:
+    """Channels of a YX (1) or YXC image."""
+    return image.shape[2] if image.ndim == 3 else 1
+
+
+def check_same_channels(images: Sequence[np.ndarray], sources: Sequence[str]) -> None:
+    """Refuse images with different numbers of channels, naming the first that differs and the first image."""
+    if not images:
+        return
+    first = channels_of(images[0])
+    for image, source in zip(images, sources):
+        n = channels_of(image)
+        if n != first:
+            raise AnnotationError(f"image has {n} channel(s) but {sources[0]} has {first}: every image of "
+                                  f"a training set needs the same channels", source=source)
 
 
 def validate(item: LazyAnnotations, tasks: Sequence[TaskSpec]) -> LazyAnnotations:
@@ -115,9 +194,7 @@ def validate_set(items: Sequence[LazyAnnotations], tasks: Sequence[TaskSpec]) ->
     if len(items) == 0:
         raise AnnotationError("no images were given")
     clean = [validate(it, tasks) for it in items]
-    channels = {it.image.shape[2] if it.image.ndim == 3 else 1 for it in clean}
-    if len(channels) > 1:
-        raise AnnotationError(f"images have different numbers of channels: {sorted(channels)}")
+    check_same_channels([it.image for it in clean], [it.name for it in clean])
     if not any(it.is_annotated(t.name) for it in clean for t in tasks):
         raise AnnotationError("no image is annotated for any task: paint some lazy labels first")
     return clean

@@ -124,6 +124,19 @@ def build_model(config: NetworkConfig, tasks: Sequence[TaskSpec]) -> LazyUNet:
     return LazyUNet(config, tasks)
 
 
+class ProbabilityUNet(LazyUNet):
+    """The network as other tools run it (a bioimage.io package): JSON keyword arguments, a tuple of
+    per-task softmax probabilities (B, C, H, W) in task order. Same weights (state dict) as :class:`LazyUNet`.
+    """
+
+    def __init__(self, network: dict, tasks: list[dict]):
+        super().__init__(NetworkConfig.from_dict(network), [TaskSpec.from_dict(t) for t in tasks])
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        logits = super().forward(image)
+        return tuple(torch.softmax(logits[name], dim=1) for name in self.task_names)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

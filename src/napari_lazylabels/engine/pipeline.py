@@ -5,6 +5,12 @@ model file names (:class:`~.postprocess.settings.PostProcessing`): the seeded
 watershed, or the final growth of a model trained with the recursive
 approximation. Whoever calls (the CLI, the napari widgets, a script) gets the
 same result, and no training code is involved.
+
+With a ``rescale`` factor other than 1 (:attr:`~.postprocess.settings.PostProcessing.rescale`,
+or the ratio of the image's pixel size to the training images'), the image is
+resized before the network and the post-processing, and the probabilities
+(linearly) and the label maps (nearest neighbour) are resized back to the
+image's shape.
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
+from skimage.segmentation import relabel_sequential
+from skimage.transform import resize
 
+from .annotations import PixelSize
 from .labels import smallest_label_dtype
 from .postprocess.growth import final_growth
 from .postprocess.instances import instances_from_probabilities
@@ -52,9 +61,51 @@ def segmentation_from_probabilities(probs: Mapping[str, np.ndarray], tasks: Sequ
     return Segmentation(dict(probs), semantic, instances)
 
 
+def rescale_factor(model: LazyLabelsModel, postprocess: PostProcessing | None = None,
+                   pixel_size: PixelSize | None = None) -> float:
+    """The factor the image is resized by: ``postprocess.rescale`` when set, else image pixel size /
+    training pixel size when both are known, else 1."""
+    postprocess = postprocess or model.postprocess
+    if postprocess.rescale is not None:
+        return float(postprocess.rescale)
+    trained = model.training_pixel_size
+    if trained is not None and pixel_size is not None:
+        return pixel_size.ratio_to(trained)
+    return 1.0
+
+
+def _resized(image: np.ndarray, shape: tuple[int, int], order: int) -> np.ndarray:
+    """A YX or YXC (``order`` 1, float) or YX label (``order`` 0) array resized to YX ``shape``."""
+    out_shape = tuple(shape) + tuple(image.shape[2:])
+    if order == 0:
+        return resize(image, out_shape, order=0, preserve_range=True, anti_aliasing=False).astype(image.dtype)
+    shrink = any(o < i for o, i in zip(shape, image.shape[:2]))
+    return resize(image.astype(np.float32, copy=False), out_shape, order=1, preserve_range=True,
+                  anti_aliasing=shrink).astype(np.float32)
+
+
+def _back(result: Segmentation, shape: tuple[int, int]) -> Segmentation:
+    probs = {k: np.moveaxis(_resized(np.moveaxis(v, 0, -1), shape, 1), -1, 0) for k, v in result.probabilities.items()}
+    instances, _, _ = relabel_sequential(_resized(result.instances, shape, 0))
+    return Segmentation(probs, _resized(result.semantic, shape, 0), instances.astype(np.int32))
+
+
 def segment(model: LazyLabelsModel, image: np.ndarray, *, device="cpu", tile_size: int = 1024,
-            batch_size: int = 2, postprocess: PostProcessing | None = None, progress=None) -> Segmentation:
-    """Tiled prediction, then the model's post-processing (METHOD 5); ``postprocess`` overrides it."""
-    probs = model.predict(image, device=device, tile_size=tile_size, batch_size=batch_size,
-                          progress=progress)
-    return segmentation_from_probabilities(probs, model.tasks, postprocess or model.postprocess)
+            batch_size: int = 2, postprocess: PostProcessing | None = None, pixel_size: PixelSize | None = None,
+            progress=None) -> Segmentation:
+    """Tiled prediction, then the model's post-processing (METHOD 5); ``postprocess`` overrides it.
+
+    ``pixel_size`` (the image's) sets the rescale factor when the post-processing leaves it automatic
+    (:func:`rescale_factor`).
+    """
+    postprocess = postprocess or model.postprocess
+    factor = rescale_factor(model, postprocess, pixel_size)
+    shape = tuple(image.shape[:2])
+    scaled = tuple(max(8, round(n * factor)) for n in shape)
+    if abs(factor - 1.0) < 1e-3 or scaled == shape:
+        probs = model.predict(image, device=device, tile_size=tile_size, batch_size=batch_size,
+                              progress=progress)
+        return segmentation_from_probabilities(probs, model.tasks, postprocess)
+    probs = model.predict(_resized(np.asarray(image), scaled, 1), device=device, tile_size=tile_size,
+                          batch_size=batch_size, progress=progress)
+    return _back(segmentation_from_probabilities(probs, model.tasks, postprocess), shape)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelFileError
+from .annotations import PixelSize
 from .config import NetworkConfig, NormalizationConfig
 from .device import DEVICE_CHOICES, select_device
 from .inference import predict_tiled
@@ -40,6 +41,15 @@ class LazyLabelsModel:
     @property
     def task_names(self) -> list[str]:
         return [t.name for t in self.tasks]
+
+    @property
+    def training_pixel_size(self) -> PixelSize | None:
+        """The pixel size of the images it was trained on (``provenance["pixel_size"]``), when known."""
+        size = self.provenance.get("pixel_size")
+        try:
+            return PixelSize.from_dict(size) if isinstance(size, dict) else None
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def weights_are_finite(self) -> bool:
         return all(bool(torch.isfinite(v).all()) for v in self.network.state_dict().values()

@@ -1,35 +1,133 @@
 """Read images and label layers from files; write label layers as TIFF.
 
-Supported: TIFF (``.tif``/``.tiff``, via tifffile), PNG and JPEG (via OpenCV,
-colour converted to RGB) and NumPy ``.npy`` (no pickles). Whatever the
-reader, the result is YX or YXC: singleton axes are dropped and a leading
-channel axis (at most 4 channels, on a larger YX plane) is moved last.
+Supported: TIFF (``.tif``/``.tiff``, via tifffile; LZW, JPEG, zstd, ... via
+imagecodecs), PNG and JPEG (via OpenCV, colour converted to RGB), NumPy
+``.npy`` (no pickles) and, when the optional ``bioio`` package (with its
+reader plug-ins) is installed, the microscope formats it reads (``.czi``,
+``.nd2``, ``.lif``).
+
+:func:`read_image_file` gives the array with its axes and pixel size as the
+file declares them: a TIFF's series axes (ImageJ hyperstack or OME metadata,
+RGB samples), ImageJ's or OME's pixel size and unit. A file that declares no
+axes (a plain multi-page TIFF, a ``.npy``) is read as before: singleton axes
+dropped, a small leading axis (at most 4) taken as channels and moved last,
+a small trailing one as channels; a 3D array with more than 4 entries on both
+ends is a stack of pages. The result is always ``(*planes, Y, X[, C])``: plane
+axes (``t``, ``z``, ``p`` for undeclared pages) first, then Y, X and the
+channels last.
+
+:func:`read_image` is for what training reads (one 2D image or label
+layer): a stack is refused with a message saying how to pass its planes.
+``lazylabels predict`` takes a stack as it is and predicts it plane by plane.
 
 A file that is missing, has an unknown extension or cannot be decoded gives a
 one-line :class:`~napari_lazylabels.errors.ImageReadError` naming it, never a
-traceback from the underlying library.
+traceback (nor a stray log line) from the underlying library.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
+import logging
+import math
 import os
+import re
+import xml.etree.ElementTree as ET
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..engine.annotations import check_image, check_labels
+from ..engine.annotations import UNITS_IN_MICROMETERS, PixelSize, check_image, check_labels
 from ..engine.labels import integer_labels, smallest_uint
 from .atomic import atomic_write_file, check_writable
 from ..errors import AnnotationError, ImageReadError
 
-__all__ = ["IMAGE_EXTENSIONS", "read_image", "load_image", "load_labels", "write_labels_tiff"]
+__all__ = ["IMAGE_EXTENSIONS", "BIOIO_EXTENSIONS", "ImageFile", "read_image_file", "read_image", "load_image",
+           "load_labels", "write_labels_tiff", "ngff_unit"]
 
-#: File extensions :func:`read_image` understands (lower case).
+#: File extensions :func:`read_image` understands without optional packages (lower case).
 IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")
+#: Microscope formats read through ``bioio`` when it is installed.
+BIOIO_EXTENSIONS = (".czi", ".nd2", ".lif")
 
-#: Largest leading axis taken for channels (CYX -> YXC).
+#: Largest axis taken for channels when the file does not say (CYX -> YXC).
 MAX_LEADING_CHANNELS = 4
+
+#: What the plane axes are called in messages.
+PLANE_WORDS = {"t": "time point", "z": "z-plane", "p": "page"}
+
+#: Unit spellings of ImageJ, OME and TIFF -> NGFF names.
+_UNIT_ALIASES = {"um": "micrometer", "µm": "micrometer", "μm": "micrometer", "micron": "micrometer",
+                 "microns": "micrometer", "micrometre": "micrometer", "nm": "nanometer",
+                 "nanometre": "nanometer", "mm": "millimeter", "millimetre": "millimeter", "cm": "centimeter",
+                 "m": "meter", "a": "angstrom", "å": "angstrom", "in": "inch"}
+
+
+def ngff_unit(unit: str | None) -> str | None:
+    """The NGFF name of a length unit (``um``, ``micron``, ``µm`` -> ``micrometer``), None if not one."""
+    if not unit:
+        return None
+    text = str(unit).strip().lower().replace("\\u00b5", "µ")
+    text = _UNIT_ALIASES.get(text, text)
+    return text if text in UNITS_IN_MICROMETERS else None
+
+
+@dataclass
+class ImageFile:
+    """An image as its file declares it.
+
+    Attributes:
+        data: ``(*planes, Y, X)`` or ``(*planes, Y, X, C)``.
+        axes: one lower-case letter per axis of ``data``: plane axes (``t``,
+            ``z``, ``p`` for pages the file does not name) then ``y``, ``x``
+            and ``c`` for channels.
+        pixel_size: the Y/X pixel size, when the file gives it.
+        source: the file.
+        declared: where the axes come from (``"ImageJ metadata"``, ``"OME
+            metadata"``, ``"the TIFF"``, ``"bioio"``, or ``""`` when guessed).
+    """
+
+    data: np.ndarray
+    axes: str
+    pixel_size: PixelSize | None = None
+    source: str = ""
+    declared: str = ""
+
+    @property
+    def plane_axes(self) -> str:
+        return self.axes[: self.axes.index("y")]
+
+    @property
+    def plane_shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape[: len(self.plane_axes)])
+
+    @property
+    def is_stack(self) -> bool:
+        return bool(self.plane_axes)
+
+    def planes(self) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+        """``(index, YX or YXC plane)`` for every plane (``((), data)`` for a 2D image)."""
+        for index in itertools.product(*(range(n) for n in self.plane_shape)):
+            yield index, self.data[index] if index else self.data
+
+    def describe(self) -> str:
+        """E.g. ``3 time points x 5 z-planes (axes TZYX, from the ImageJ metadata)``."""
+        parts = [f"{n} {PLANE_WORDS[a]}{'s' if n != 1 else ''}" for a, n in zip(self.plane_axes, self.plane_shape)]
+        where = f", from the {self.declared}" if self.declared else ", guessed from the shape"
+        return f"{' x '.join(parts) or 'one 2D image'} (axes {self.axes.upper()}{where}; shape {self.data.shape})"
+
+
+def stack_refused(image: ImageFile, what: str = "image") -> AnnotationError:
+    """The one-line refusal of a stack where a single 2D image is needed."""
+    return AnnotationError(
+        f"{what} is a stack of {image.describe()}; training takes 2D images (YX or YXC): save each plane "
+        f"as its own file (Fiji: Image > Stacks > Stack to Images) and list one row per plane in the "
+        f"manifest, or annotate the stack plane by plane in napari; `lazylabels predict` takes the stack "
+        f"as it is", source=image.source)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -37,13 +135,161 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _quiet_tifffile():
+    """Keep tifffile's warnings (e.g. about a corrupt header) off the terminal; collect them instead."""
+    logger = logging.getLogger("tifffile")
+    handler = _Collect()
+    old_propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = old_propagate
+
+
+# -- TIFF ------------------------------------------------------------------------------------
+
+#: tifffile's axis letters: channels, planes; anything else is a page axis the file does not name.
+_TIFF_CHANNELS = {"C", "S"}
+_TIFF_PLANES = {"T": "t", "Z": "z"}
+
+
+def _ome_pixel_size(xml: str) -> PixelSize | None:
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None
+    pixels = next((e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None:
+        return None
+    sizes = []
+    for axis in ("Y", "X"):
+        value = pixels.get(f"PhysicalSize{axis}")
+        unit = ngff_unit(pixels.get(f"PhysicalSize{axis}Unit") or "µm")
+        if value is None or unit is None:
+            return None
+        sizes.append(float(value) * UNITS_IN_MICROMETERS[unit])
+    return _pixel_size(sizes[0], sizes[1], "micrometer")
+
+
+def _pixel_size(y: float, x: float, unit: str) -> PixelSize | None:
+    """A pixel size rounded to 9 significant digits (TIFF resolutions are fractions: 1 / (20/13) px)."""
+    if not all(math.isfinite(v) and v > 0 for v in (y, x)):
+        return None
+    return PixelSize(float(f"{y:.9g}"), float(f"{x:.9g}"), unit)
+
+
+def _resolution(page, tag: str) -> float | None:
+    t = page.tags.get(tag)
+    if t is None:
+        return None
+    num, den = t.value if isinstance(t.value, tuple) else (t.value, 1)
+    return num / den if den else None
+
+
+def _tiff_pixel_size(tif) -> PixelSize | None:
+    """OME PhysicalSize, else ImageJ's unit with the resolution tags, else a resolution in centimetres.
+
+    A resolution in inches (or with no unit) is a screen DPI, not a microscope's pixel size: ignored.
+    """
+    if tif.is_ome and tif.ome_metadata:
+        size = _ome_pixel_size(tif.ome_metadata)
+        if size is not None:
+            return size
+    page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]
+    xres, yres = _resolution(page, "XResolution"), _resolution(page, "YResolution")
+    if not xres or not yres:
+        return None
+    if tif.is_imagej:
+        unit = ngff_unit((tif.imagej_metadata or {}).get("unit"))
+        return None if unit is None else _pixel_size(1 / yres, 1 / xres, unit)
+    res_unit = page.tags.get("ResolutionUnit")
+    if res_unit is not None and int(res_unit.value) == 3:  # centimetre
+        return _pixel_size(1e4 / yres, 1e4 / xres, "micrometer")
+    return None
+
+
+class _Unreadable(ValueError):
+    """A file we looked at and found no image in (its message is said as it is)."""
+
+
+def _clean_log(message: str) -> str:
+    """tifffile's log line without the object it is about (``<tifffile.TiffPages @8> invalid ...``)."""
+    return re.sub(r"^<[^>]*>\s*", "", message.strip().splitlines()[0]) if message.strip() else message
+
+
+def _read_tiff(path: Path) -> ImageFile:
     import tifffile
 
-    return np.asarray(tifffile.imread(path))
+    with _quiet_tifffile() as messages:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                if not tif.series or not len(tif.pages):
+                    raise _Unreadable("no image in it")
+                series = tif.series[0]
+                data = np.asarray(series.asarray())
+                axes = series.axes.upper()
+                pixel_size = _tiff_pixel_size(tif)
+                declared = ("OME metadata" if tif.is_ome else "ImageJ metadata" if tif.is_imagej else
+                            "TIFF tags" if "S" in axes else "")
+        except Exception as exc:
+            if messages:  # tifffile said what is wrong with the header: that is the clearer reason
+                raise _Unreadable(f"not a valid TIFF: {_clean_log(messages[0])}") from None
+            raise exc
+    if data.size == 0:
+        raise _Unreadable("not a valid TIFF: it holds no pixels")
+    if not declared:  # a shaped or plain multi-page TIFF: the axes are not declared
+        return _guess_axes(data, str(path), pixel_size)
+    return _from_axes(data, axes, str(path), pixel_size, declared)
 
 
-def _read_cv2(path: Path) -> np.ndarray:
+def _from_axes(data: np.ndarray, axes: str, source: str, pixel_size: PixelSize | None,
+               declared: str) -> ImageFile:
+    """Reorder an array with declared (tifffile-style, upper-case) axes to (*planes, Y, X[, C])."""
+    if len(axes) != data.ndim or "Y" not in axes or "X" not in axes:
+        raise ValueError(f"axes {axes!r} do not fit shape {data.shape}")
+    # singleton axes other than Y and X carry nothing
+    keep = [i for i, a in enumerate(axes) if a in "YX" or data.shape[i] > 1]
+    data = data.reshape([data.shape[i] for i in keep])
+    axes = "".join(axes[i] for i in keep)
+    channels = [i for i, a in enumerate(axes) if a in _TIFF_CHANNELS]
+    if len(channels) > 1:
+        raise ValueError(f"it has two channel axes ({axes}); merge them into one first")
+    plane = [i for i, a in enumerate(axes) if a not in "YX" and a not in _TIFF_CHANNELS]
+    order = plane + [axes.index("Y"), axes.index("X")] + channels
+    names = "".join(_TIFF_PLANES.get(axes[i], "p") for i in plane) + "yx" + ("c" if channels else "")
+    return ImageFile(np.transpose(data, order), names, pixel_size, source, declared)
+
+
+def _guess_axes(data: np.ndarray, source: str, pixel_size: PixelSize | None = None) -> ImageFile:
+    """Axes of an array whose file does not declare them: YX, a small channel axis, else pages."""
+    image = np.squeeze(data) if data.ndim > 2 else data
+    if image.ndim == 3 and image.shape[0] <= MAX_LEADING_CHANNELS and min(image.shape[1:]) > MAX_LEADING_CHANNELS:
+        return ImageFile(np.moveaxis(image, 0, -1), "yxc", pixel_size, source)
+    if image.ndim == 3 and image.shape[-1] <= MAX_LEADING_CHANNELS:
+        return ImageFile(image, "yxc", pixel_size, source)
+    if image.ndim < 2:
+        raise ValueError(f"it holds a {image.ndim}D array of shape {data.shape}, not an image")
+    if image.ndim > 4:
+        raise ValueError(f"it holds a {image.ndim}D array of shape {data.shape} without axis names")
+    return ImageFile(image, "p" * (image.ndim - 2) + "yx", pixel_size, source)
+
+
+# -- other formats ---------------------------------------------------------------------------
+
+def _read_cv2(path: Path) -> ImageFile:
     import cv2
 
     # imdecode from bytes: works for non-ASCII paths, unlike cv2.imread on Windows.
@@ -55,35 +301,44 @@ def _read_cv2(path: Path) -> np.ndarray:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     elif image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    return image
+    return ImageFile(image, "yxc" if image.ndim == 3 else "yx", None, str(path), "")
 
 
-def _read_npy(path: Path) -> np.ndarray:
+def _read_npy(path: Path) -> ImageFile:
     image = np.load(path, allow_pickle=False)
     if not isinstance(image, np.ndarray):
         raise ValueError("not a single .npy array")
-    return image
+    return _guess_axes(image, str(path))
+
+
+def bioio_available() -> bool:
+    return importlib.util.find_spec("bioio") is not None
+
+
+def _read_bioio(path: Path) -> ImageFile:
+    """CZI, ND2, LIF, ... through ``bioio`` (its TCZYX[S] dimensions and physical pixel sizes)."""
+    from bioio import BioImage
+
+    image = BioImage(path)
+    dims = str(image.dims.order).upper()
+    data = np.asarray(image.data)
+    sizes = image.physical_pixel_sizes
+    pixel_size = None
+    if sizes is not None and sizes.Y and sizes.X:
+        pixel_size = _pixel_size(float(sizes.Y), float(sizes.X), "micrometer")
+    return _from_axes(data, dims, str(path), pixel_size, "bioio")
 
 
 _READERS = {".tif": _read_tiff, ".tiff": _read_tiff, ".png": _read_cv2, ".jpg": _read_cv2,
-            ".jpeg": _read_cv2, ".npy": _read_npy}
+            ".jpeg": _read_cv2, ".npy": _read_npy, **{e: _read_bioio for e in BIOIO_EXTENSIONS}}
 
 
-def _to_yx_or_yxc(image: np.ndarray) -> np.ndarray:
-    """Drop singleton axes; move a small leading channel axis last."""
-    image = np.squeeze(image)
-    if (image.ndim == 3 and image.shape[0] <= MAX_LEADING_CHANNELS
-            and min(image.shape[1:]) > MAX_LEADING_CHANNELS):
-        image = np.moveaxis(image, 0, -1)
-    return np.ascontiguousarray(image)
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image or label file as a YX or YXC array (no value checks).
+def read_image_file(path: str | os.PathLike) -> ImageFile:
+    """Read an image with the axes and pixel size its file declares (no value checks).
 
     Raises:
         ImageReadError: the file is missing, is a folder, has an unknown
-            extension or cannot be decoded.
+            extension, needs ``bioio`` that is not installed, or cannot be decoded.
     """
     path = Path(path)
     source = str(path)
@@ -91,19 +346,41 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError("file not found", source=source)
     if path.is_dir():
         raise ImageReadError("is a folder, not an image file", source=source)
-    reader = _READERS.get(path.suffix.lower())
+    suffix = path.suffix.lower()
+    reader = _READERS.get(suffix)
     if reader is None:
         raise ImageReadError(
             f"unknown image format {path.suffix or '(no extension)'!r}; "
-            f"use one of {', '.join(IMAGE_EXTENSIONS)}", source=source)
+            f"use one of {', '.join(IMAGE_EXTENSIONS + BIOIO_EXTENSIONS)}", source=source)
+    if reader is _read_bioio and not bioio_available():
+        raise ImageReadError(f"{suffix} files are read through the optional bioio package: pip install bioio "
+                             f"and its reader for {suffix} (e.g. bioio-{suffix[1:]}), or convert the file "
+                             f"to OME-TIFF in Fiji", source=source)
     try:
         image = reader(path)
     except MemoryError:
         raise
     except Exception as exc:  # any decoder failure becomes one clear line
-        raise ImageReadError(f"cannot read {path.suffix.lower()[1:].upper()} file ({_one_line(exc)})",
-                             source=source) from None
-    return _to_yx_or_yxc(image)
+        detail = str(exc) if isinstance(exc, _Unreadable) else _one_line(exc)
+        raise ImageReadError(f"cannot read {suffix[1:].upper()} file ({detail})", source=source) from None
+    if np.iscomplexobj(image.data):
+        raise AnnotationError(f"has complex values ({image.data.dtype}); save its magnitude (np.abs) or "
+                              f"its real part as a real-valued image", source=source)
+    image.data = np.ascontiguousarray(image.data)
+    return image
+
+
+def read_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
+    """Read one 2D image or label file as a YX or YXC array (no value checks).
+
+    Raises:
+        ImageReadError: see :func:`read_image_file`.
+        AnnotationError: the file is a stack (T, Z or pages), or has complex values.
+    """
+    image = read_image_file(path)
+    if image.is_stack:
+        raise stack_refused(image, what)
+    return image.data
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -125,7 +402,7 @@ def load_labels(path: str | os.PathLike, shape: Sequence[int], max_label: int,
         AnnotationError: wrong shape, non-integer or negative values, values
             above ``max_label``.
     """
-    return check_labels(read_image(path), shape, max_label, source=str(path), what=what)
+    return check_labels(read_image(path, what), shape, max_label, source=str(path), what=what)
 
 
 def _labels_for_tiff(labels: np.ndarray, source: str, planar: bool = True) -> np.ndarray:
@@ -148,12 +425,33 @@ def _labels_for_tiff(labels: np.ndarray, source: str, planar: bool = True) -> np
     return labels.astype(np.promote_types(smallest_uint(top), np.uint16))
 
 
+#: OME-XML unit symbols of the NGFF length units.
+_OME_UNITS = {"angstrom": "Å", "nanometer": "nm", "micrometer": "µm", "millimeter": "mm", "centimeter": "cm",
+              "meter": "m", "inch": "in"}
+
+
+def _ome_metadata(axes: str | None, pixel_size: PixelSize | None) -> dict | None:
+    """tifffile's OME metadata for declared axes (t, z planes; y, x) and a pixel size, None if neither."""
+    if (axes is None or "p" in axes) and pixel_size is None:
+        return None
+    meta: dict = {}
+    if axes is not None and "p" not in axes:
+        meta["axes"] = axes.upper()
+    if pixel_size is not None:
+        unit = _OME_UNITS[pixel_size.unit]
+        meta.update(PhysicalSizeY=pixel_size.y, PhysicalSizeX=pixel_size.x, PhysicalSizeYUnit=unit,
+                    PhysicalSizeXUnit=unit)
+    return meta
+
+
 def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, overwrite: bool = False,
-                      planar: bool = True) -> Path:
+                      planar: bool = True, axes: str | None = None, pixel_size: PixelSize | None = None) -> Path:
     """Write a label layer as a zlib-compressed TIFF, atomically.
 
     Stored as uint16, or uint32 when a value exceeds 65535. ``planar=False``
-    also takes a stack (leading axes: one TIFF page per plane).
+    also takes a stack (leading axes: one TIFF page per plane). ``axes``
+    (e.g. ``"tyx"``) and ``pixel_size`` are written as OME metadata, which
+    Fiji, QuPath and :func:`read_image_file` read back.
 
     Raises:
         OutputExistsError: ``path`` exists and ``overwrite`` is false.
@@ -163,5 +461,7 @@ def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, overwrite: bo
 
     check_writable(path, overwrite)
     data = _labels_for_tiff(labels, str(path), planar)
-    return atomic_write_file(path, lambda tmp: tifffile.imwrite(tmp, data, compression="zlib"),
+    meta = _ome_metadata(axes, pixel_size)
+    extra = {} if meta is None else {"ome": True, "metadata": meta}
+    return atomic_write_file(path, lambda tmp: tifffile.imwrite(tmp, data, compression="zlib", **extra),
                              overwrite=overwrite)

@@ -33,10 +33,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..engine.annotations import LazyAnnotations, check_image, check_labels
+from ..engine.annotations import LazyAnnotations, check_image, check_labels, check_same_channels
 from .atomic import atomic_write_file, check_writable
 from ..errors import AnnotationError, ImageReadError, LazyLabelsError
-from .imageio import load_image, load_labels
+from .imageio import load_labels, read_image_file, stack_refused
 from ..engine.regimes import registry
 from ..engine.regimes.base import LabelInput
 from ..engine.regimes.targets import check_annotated, check_inputs
@@ -128,7 +128,10 @@ def _load_row(row: dict[str, str], line: int, base: Path, inputs: Sequence[Label
         raise AnnotationError(f"line {line} has no image", source=str(manifest))
     image_path = _resolve(cell, base)
     try:
-        image = load_image(image_path)
+        image_file = read_image_file(image_path)
+        if image_file.is_stack:
+            raise stack_refused(image_file)
+        image = check_image(image_file.data, source=str(image_path))
         labels: dict[str, np.ndarray | None] = {}
         for spec in inputs:
             column = _column_of(spec, list(row))
@@ -144,7 +147,7 @@ def _load_row(row: dict[str, str], line: int, base: Path, inputs: Sequence[Label
     except LazyLabelsError as exc:
         raise _with_context(exc, where) from None
     name = row.get(NAME_COLUMN) or _stem(image_path)
-    return LazyAnnotations(image=image, labels=labels, roi=roi, name=name)
+    return LazyAnnotations(image=image, labels=labels, roi=roi, name=name, pixel_size=image_file.pixel_size)
 
 
 def _stem(path: Path) -> str:
@@ -167,6 +170,11 @@ def _load_csv(path: Path, inputs: Sequence[LabelInput], n_classes: int) -> list[
         raise AnnotationError("manifest has a header but no rows", source=str(path))
     base = path.parent
     items = [_load_row(row, line, base, inputs, n_classes, path) for line, row in rows]
+    try:
+        check_same_channels([it.image for it in items], [str(_resolve(row[IMAGE_COLUMN], base)) for _, row in rows])
+    except LazyLabelsError as exc:
+        line = next(n for n, row in rows if str(_resolve(row[IMAGE_COLUMN], base)) == exc.source)
+        raise _with_context(exc, f"row on line {line} of {path}") from None
     if NAME_COLUMN not in header:
         _unique_names(items, [row[IMAGE_COLUMN] for _, row in rows])
     return items
@@ -189,6 +197,7 @@ def _load_project(path: Path, inputs: Sequence[LabelInput], n_classes: int) -> l
     if not stores:
         raise AnnotationError("project has no images", source=str(path))
     _check_store_labels(stores, inputs, n_classes)
+    check_same_channels([s.image for s in stores], [str(s.path) for s in stores])
     keys = {i.key for i in inputs}
     items = project_to_annotations(stores)
     for it in items:

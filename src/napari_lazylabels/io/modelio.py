@@ -12,11 +12,18 @@ Layout of a model directory::
 
 Format 2 added the typed ``postprocess`` field and the heads' ``role``; a
 format 1 folder is upgraded when it is read (by the registry's regimes).
+:func:`load_model` also reads a bioimage.io package written by
+:func:`~napari_lazylabels.io.bioimageio.export_bioimageio` (its
+``lazylabels_config.json`` and ``weights.pt``, without unpickling), through
+the same checks as a folder.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -39,6 +46,9 @@ FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.pt"
+#: In a bioimage.io package (:mod:`.bioimageio`): the model's config.json, and the state dict weights.
+PACKAGE_CONFIG = "lazylabels_config.json"
+PACKAGE_WEIGHTS = "weights.pt"
 
 Artifacts = Mapping[str, Mapping[str, Any]]
 
@@ -128,12 +138,15 @@ def _upgrade_v1(cfg: dict) -> None:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LazyLabelsModel:
-    """Load a model directory; any missing, empty or corrupt part is a ModelFileError."""
+    """Load a model directory (or a bioimage.io package written by ``lazylabels export``); any missing,
+    empty or corrupt part is a ModelFileError."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError("model directory not found", source=str(path))
+    if is_bioimageio_package(path):
+        return load_bioimageio(path, device)
     if not path.is_dir():
-        raise ModelFileError("is a file, not a model directory", source=str(path))
+        raise ModelFileError("is a file, not a model directory (nor a bioimage.io package)", source=str(path))
     if not any(path.iterdir()):
         raise ModelFileError("model directory is empty", source=str(path))
     cfg = _read_config(path)
@@ -192,3 +205,62 @@ def load_artifacts(path: str | Path) -> dict[str, dict[str, Any]]:
             except (OSError, ValueError) as exc:
                 raise ModelFileError(f"{rel} is corrupt ({exc.__class__.__name__})", source=str(root))
     return out
+
+
+# ----------------------------------------------------------------- bioimage.io packages
+
+def is_bioimageio_package(path: str | Path) -> bool:
+    """A zip file with an ``rdf.yaml`` (or a folder with one and no ``config.json``)."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / "rdf.yaml").is_file() and not (path / CONFIG_FILE).is_file()
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return any(Path(n).name in ("rdf.yaml", "bioimageio.yaml") for n in zf.namelist())
+
+
+def _read_member(path: Path, name: str) -> bytes:
+    if path.is_dir():
+        f = path / name
+        if not f.is_file():
+            raise KeyError(name)
+        return f.read_bytes()
+    with zipfile.ZipFile(path) as zf:
+        return zf.read(name)
+
+
+def load_bioimageio(path: str | Path, device: str | torch.device = "cpu") -> LazyLabelsModel:
+    """A package written by :func:`~napari_lazylabels.io.bioimageio.export_bioimageio` (zip or unpacked
+    folder) as a model: its config and state dict become a model folder, read by :func:`load_model`.
+
+    Raises:
+        ModelFileError: not such a package (no ``lazylabels_config.json``), or its weights are
+            missing, corrupt or do not fit.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        cfg = json.loads(_read_member(path, PACKAGE_CONFIG))
+        weights = str(cfg.pop("weights", PACKAGE_WEIGHTS)) if isinstance(cfg, dict) else PACKAGE_WEIGHTS
+    except KeyError:
+        raise ModelFileError(f"a bioimage.io package, but not one written by napari-lazylabels (no "
+                             f"{PACKAGE_CONFIG}); run it with the bioimage.io tools", source=source) from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(f"cannot read the package ({type(exc).__name__})", source=source) from None
+    try:
+        state = torch.load(io.BytesIO(_read_member(path, weights)), map_location="cpu", weights_only=True)
+        state = {k: v.contiguous() for k, v in state.items()}
+    except KeyError:
+        raise ModelFileError(f"the weights {weights} are missing from the package", source=source) from None
+    except Exception as exc:
+        raise ModelFileError(f"the weights {weights} are corrupt ({type(exc).__name__})", source=source) from None
+    with tempfile.TemporaryDirectory(prefix="lazylabels-package-") as tmp:
+        folder = Path(tmp)
+        (folder / CONFIG_FILE).write_text(json.dumps(cfg))
+        save_file(state, str(folder / WEIGHTS_FILE))
+        try:
+            return load_model(folder, device)
+        except ModelFileError as exc:
+            text = str(exc)[len(f"{exc.source}: "):] if exc.source else str(exc)
+            raise ModelFileError(f"{text} (in the package)", source=source) from None

@@ -18,6 +18,14 @@ trained on. Probabilities are per-class maps,
 not labels, so they live outside the NGFF ``labels`` group. A single scale
 level is written: the images are 2D and napari reads them directly.
 
+The pixel size, when known, is the ``scale`` of each array's
+``coordinateTransformations`` with the ``unit`` of the y and x axes (NGFF
+space units, e.g. ``micrometer``); without one the scale is 1 and the axes
+have no unit. Stores of NGFF 0.4 (Zarr v2: ``.zattrs``, attributes at the
+top level) are read too; 2D images only: a store with more than one time
+point or z-plane is refused (:func:`store_problem` says why without reading
+the pixels).
+
 Free-form, JSON-serialisable metadata is kept under
 ``attrs["lazylabels"]["metadata"]``. Conventional keys: ``annotated`` (input
 key -> bool, marks an input annotated even when its layer is empty, or not
@@ -46,8 +54,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..engine.annotations import LazyAnnotations
+from ..engine.annotations import LazyAnnotations, PixelSize
 from .atomic import atomic_write_dir, atomic_write_file, check_writable
+from .imageio import ngff_unit
 from ..errors import ImageReadError, LazyLabelsError, OutputExistsError
 from ..engine.regimes import registry
 
@@ -55,10 +64,12 @@ __all__ = [
     "NGFF_VERSION", "STORE_SUFFIX", "PROJECT_FILE", "ROI_LABEL", "ImageStore",
     "write_image_store", "read_image_store", "is_image_store", "is_project",
     "write_project", "read_project", "read_project_info", "add_to_project",
-    "project_to_annotations", "annotations_to_store",
+    "project_to_annotations", "annotations_to_store", "store_problem",
 ]
 
 NGFF_VERSION = "0.5"
+#: NGFF versions read (0.4: Zarr v2 with the attributes at the top level).
+NGFF_READ_VERSIONS = ("0.4", "0.5")
 STORE_SUFFIX = ".ome.zarr"
 PROJECT_FILE = "project.json"
 PROJECT_FORMAT = "napari-lazylabels project"
@@ -88,6 +99,7 @@ class ImageStore:
         name: the image's name (multiscales name; file stem by default).
         metadata: JSON-serialisable project metadata (see module docstring).
         path: where it was read from (``None`` when built in memory).
+        pixel_size: the Y/X pixel size with its unit (``None``: unknown, scale 1).
     """
 
     image: np.ndarray
@@ -96,6 +108,7 @@ class ImageStore:
     name: str = "image"
     metadata: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
+    pixel_size: PixelSize | None = None
 
 
 # ----------------------------------------------------------------- helpers
@@ -122,17 +135,23 @@ def _chunks(shape: Sequence[int]) -> tuple[int, ...]:
     return lead + tuple(max(1, min(CHUNK, s)) for s in shape[-2:])
 
 
-def _axes(names: str) -> list[dict[str, str]]:
+def _axes(names: str, pixel_size: PixelSize | None = None) -> list[dict[str, str]]:
     kinds = {"c": "channel", "y": "space", "x": "space", "z": "space", "t": "time"}
-    return [{"name": n, "type": kinds[n]} for n in names]
+    axes = [{"name": n, "type": kinds[n]} for n in names]
+    if pixel_size is not None:
+        for a in axes:
+            if a["name"] in "yx":
+                a["unit"] = pixel_size.unit
+    return axes
 
 
-def _multiscales(axes: str, name: str) -> list[dict]:
+def _multiscales(axes: str, name: str, pixel_size: PixelSize | None = None) -> list[dict]:
+    sizes = {"y": pixel_size.y, "x": pixel_size.x} if pixel_size is not None else {}
     return [{
         "name": name,
-        "axes": _axes(axes),
+        "axes": _axes(axes, pixel_size),
         "datasets": [{"path": "0", "coordinateTransformations": [
-            {"type": "scale", "scale": [1.0] * len(axes)}]}],
+            {"type": "scale", "scale": [float(sizes.get(a, 1.0)) for a in axes]}]}],
     }]
 
 
@@ -182,23 +201,23 @@ def _prepare(image: np.ndarray, labels: Mapping[str, np.ndarray],
 
 
 def _fill_store(root_dir: Path, image: np.ndarray, labels: dict, probabilities: dict,
-                name: str, metadata: dict) -> None:
+                name: str, metadata: dict, pixel_size: PixelSize | None = None) -> None:
     import zarr
     from zarr.storage import LocalStore
 
     yxc = image.ndim == 3
     attrs = {
-        "ome": {"version": NGFF_VERSION, "multiscales": _multiscales("cyx" if yxc else "yx", name)},
+        "ome": {"version": NGFF_VERSION, "multiscales": _multiscales("cyx" if yxc else "yx", name, pixel_size)},
         "lazylabels": {"version": STORE_VERSION, "image_axes": "yxc" if yxc else "yx",
                        "metadata": metadata},
     }
     root = zarr.open_group(LocalStore(root_dir), mode="w", zarr_format=3, attributes=attrs)
     _write_array(root, "0", np.moveaxis(image, -1, 0) if yxc else image, "cyx" if yxc else "yx")
-    _write_labels(root, labels)
-    _write_probabilities(root, probabilities)
+    _write_labels(root, labels, pixel_size)
+    _write_probabilities(root, probabilities, pixel_size)
 
 
-def _write_labels(root, labels: dict[str, np.ndarray]) -> None:
+def _write_labels(root, labels: dict[str, np.ndarray], pixel_size: PixelSize | None = None) -> None:
     if not labels:
         return
     group = root.create_group("labels", attributes={"ome": {"version": NGFF_VERSION,
@@ -207,7 +226,7 @@ def _write_labels(root, labels: dict[str, np.ndarray]) -> None:
         is_bool = lab.dtype == bool
         data = lab.astype(np.uint8) if is_bool else lab
         top = int(data.max()) if data.size else 0
-        attrs = {"ome": {"version": NGFF_VERSION, "multiscales": _multiscales("yx", key),
+        attrs = {"ome": {"version": NGFF_VERSION, "multiscales": _multiscales("yx", key, pixel_size),
                          "image-label": {"version": NGFF_VERSION, "colors": _colours(top),
                                          "source": {"image": "../../"}}},
                  "lazylabels": {"dtype": "bool" if is_bool else str(lab.dtype)}}
@@ -215,13 +234,13 @@ def _write_labels(root, labels: dict[str, np.ndarray]) -> None:
         _write_array(sub, "0", data, "yx")
 
 
-def _write_probabilities(root, probabilities: dict[str, np.ndarray]) -> None:
+def _write_probabilities(root, probabilities: dict[str, np.ndarray], pixel_size: PixelSize | None = None) -> None:
     if not probabilities:
         return
     group = root.create_group("probabilities", attributes={"lazylabels": {"probabilities": list(probabilities)}})
     for key, prob in probabilities.items():
         sub = group.create_group(key, attributes={"ome": {"version": NGFF_VERSION,
-                                                          "multiscales": _multiscales("cyx", key)}})
+                                                          "multiscales": _multiscales("cyx", key, pixel_size)}})
         _write_array(sub, "0", prob, "cyx")
 
 
@@ -231,7 +250,7 @@ def write_image_store(path: str | os.PathLike, image: np.ndarray,
                       labels: Mapping[str, np.ndarray] | None = None,
                       probabilities: Mapping[str, np.ndarray] | None = None, *,
                       name: str | None = None, metadata: Mapping[str, Any] | None = None,
-                      overwrite: bool = False) -> Path:
+                      overwrite: bool = False, pixel_size: PixelSize | None = None) -> Path:
     """Write an image, its label layers and probabilities as one OME-Zarr store.
 
     Args:
@@ -242,6 +261,7 @@ def write_image_store(path: str | os.PathLike, image: np.ndarray,
         name: image name; defaults to the folder name without ``.ome.zarr``.
         metadata: JSON-serialisable dict kept under ``attrs["lazylabels"]``.
         overwrite: replace an existing store (atomically).
+        pixel_size: the Y/X pixel size: the scale of every array, with the unit of its axes.
 
     Raises:
         OutputExistsError: ``path`` exists and ``overwrite`` is false.
@@ -251,23 +271,38 @@ def write_image_store(path: str | os.PathLike, image: np.ndarray,
     path = check_writable(path, overwrite)
     name = name or _store_name(path)
     image, labs, probs, meta = _prepare(image, labels or {}, probabilities or {}, metadata, str(path))
-    return atomic_write_dir(path, lambda tmp: _fill_store(tmp, image, labs, probs, name, meta),
+    return atomic_write_dir(path, lambda tmp: _fill_store(tmp, image, labs, probs, name, meta, pixel_size),
                             overwrite=overwrite)
 
 
-def is_image_store(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a folder holding a Zarr v3 group with OME multiscales."""
-    path = Path(path)
+def _group_attributes(path: Path) -> dict | None:
+    """The attributes of the Zarr group at ``path`` (v3 ``zarr.json``, or v2 ``.zattrs``), None if none."""
     try:
-        meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
-        return "multiscales" in meta.get("attributes", {}).get("ome", {})
+        if (path / "zarr.json").is_file():
+            meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+            return meta.get("attributes", {}) if isinstance(meta, dict) else None
+        if (path / ".zattrs").is_file():
+            meta = json.loads((path / ".zattrs").read_text(encoding="utf-8"))
+            return meta if isinstance(meta, dict) else None
     except (OSError, ValueError, AttributeError):
-        return False
+        return None
+    return None
+
+
+def _ome(attrs: Mapping) -> dict:
+    """The OME metadata of a group: under ``"ome"`` (NGFF 0.5) or at the top level (0.4)."""
+    ome = attrs.get("ome")
+    return ome if isinstance(ome, dict) else dict(attrs)
+
+
+def is_image_store(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder holding a Zarr group with OME multiscales (NGFF 0.5 or 0.4)."""
+    attrs = _group_attributes(Path(path))
+    return attrs is not None and bool(_ome(attrs).get("multiscales"))
 
 
 def _first_dataset(group, what: str) -> tuple[Any, list[str]]:
-    ome = group.attrs.get("ome", {})
-    ms = ome.get("multiscales") or []
+    ms = _ome(group.attrs).get("multiscales") or []
     if not ms:
         raise ValueError(f"{what} has no OME multiscales metadata")
     axes = [a["name"] if isinstance(a, dict) else str(a) for a in ms[0]["axes"]]
@@ -275,20 +310,85 @@ def _first_dataset(group, what: str) -> tuple[Any, list[str]]:
     return array, axes
 
 
+def _pixel_size_of(multiscale: Mapping) -> PixelSize | None:
+    """The Y/X pixel size of a multiscale's first dataset (its scale times the multiscale's own), if given."""
+    axes = multiscale.get("axes") or []
+    names = [a["name"] if isinstance(a, dict) else str(a) for a in axes]
+    if "y" not in names or "x" not in names:
+        return None
+    scale = [1.0] * len(names)
+    transforms = list((multiscale.get("datasets") or [{}])[0].get("coordinateTransformations") or [])
+    transforms += list(multiscale.get("coordinateTransformations") or [])
+    for t in transforms:
+        if isinstance(t, dict) and t.get("type") == "scale" and len(t.get("scale") or []) == len(names):
+            scale = [a * float(b) for a, b in zip(scale, t["scale"])]
+    units = {a["name"]: a.get("unit") for a in axes if isinstance(a, dict)}
+    unit = ngff_unit(units.get("y")) or ngff_unit(units.get("x"))
+    if unit is None:
+        return None
+    sy, sx = scale[names.index("y")], scale[names.index("x")]
+    return PixelSize(sy, sx, unit) if sy > 0 and sx > 0 else None
+
+
+def store_problem(path: str | os.PathLike) -> str | None:
+    """Why a store cannot be read as a 2D image (without reading its pixels), or None if it can.
+
+    Looks at the NGFF version, the image's axes and the shape of its first dataset.
+    """
+    path = Path(path)
+    attrs = _group_attributes(path)
+    if attrs is None:
+        return "not a Zarr group"
+    ome = _ome(attrs)
+    ms = ome.get("multiscales") or []
+    if not ms or not isinstance(ms[0], dict):
+        return "no OME multiscales metadata"
+    version = str(ome.get("version") or ms[0].get("version") or "")
+    if version and version not in NGFF_READ_VERSIONS:
+        return f"NGFF version {version} (this napari-lazylabels reads {', '.join(NGFF_READ_VERSIONS)})"
+    try:
+        axes = [a["name"] if isinstance(a, dict) else str(a) for a in ms[0]["axes"]]
+        dataset = str(ms[0]["datasets"][0]["path"])
+    except (KeyError, IndexError, TypeError):
+        return "incomplete multiscales metadata"
+    shape = None
+    for name in ("zarr.json", ".zarray"):
+        try:
+            shape = json.loads((path / dataset / name).read_text(encoding="utf-8")).get("shape")
+            break
+        except (OSError, ValueError, AttributeError):
+            continue
+    if not isinstance(shape, list) or len(shape) != len(axes):
+        return f"its dataset {dataset!r} is missing or does not match the axes {axes}"
+    try:
+        _reduced_axes(dict(zip(axes, shape)), axes)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _reduced_axes(sizes: Mapping[str, int], axes: list[str]) -> list[str]:
+    """The axes left once singleton t and z are dropped; refuses what is not YX or CYX."""
+    for ax in ("t", "z"):
+        if ax in sizes and int(sizes[ax]) != 1:
+            raise ValueError(f"{sizes[ax]} {'time points' if ax == 't' else 'z-planes'}; "
+                             f"only 2D images are supported")
+    axes = [a for a in axes if a not in ("t", "z")]
+    if axes[-2:] != ["y", "x"] or len(axes) > 3:
+        raise ValueError(f"unsupported axes {axes}")
+    return axes
+
+
 def _to_yx(data: np.ndarray, axes: list[str], channel_last: bool) -> np.ndarray:
     """Reduce an NGFF (t, c, z, y, x) subset to YX / YXC."""
     if len(axes) != data.ndim:
         raise ValueError(f"axes {axes} do not match array shape {data.shape}")
+    _reduced_axes(dict(zip(axes, data.shape)), axes)
     for ax in ("t", "z"):
         if ax in axes:
             i = axes.index(ax)
-            if data.shape[i] != 1:
-                raise ValueError(f"{data.shape[i]} {'time points' if ax == 't' else 'z-planes'}; "
-                                 f"only 2D images are supported")
             data = np.take(data, 0, axis=i)
             axes = axes[:i] + axes[i + 1:]
-    if axes[-2:] != ["y", "x"] or len(axes) > 3:
-        raise ValueError(f"unsupported axes {axes}")
     if len(axes) == 3 and channel_last:
         data = np.moveaxis(data, 0, -1)
     return np.ascontiguousarray(data)
@@ -306,8 +406,8 @@ def read_image_store(path: str | os.PathLike) -> ImageStore:
         raise ImageReadError("OME-Zarr store not found", source=source)
     if not path.is_dir():
         raise ImageReadError("not an OME-Zarr store (not a folder)", source=source)
-    if not (path / "zarr.json").is_file():
-        raise ImageReadError("not an OME-Zarr v3 store (no zarr.json)", source=source)
+    if not ((path / "zarr.json").is_file() or (path / ".zattrs").is_file()):
+        raise ImageReadError("not an OME-Zarr store (no zarr.json, nor .zattrs for NGFF 0.4)", source=source)
     try:
         return _read_store(path)
     except LazyLabelsError:
@@ -328,13 +428,13 @@ def _read_store(path: Path) -> ImageStore:
     own = root.attrs.get("lazylabels", {}) or {}
     array, axes = _first_dataset(root, "image")
     image = _to_yx(array[...], axes, channel_last=True)
-    ms = root.attrs["ome"]["multiscales"][0]
+    ms = _ome(root.attrs)["multiscales"][0]
     name = ms.get("name") or _store_name(path)
 
     labels: dict[str, np.ndarray] = {}
     if "labels" in root:
         group = root["labels"]
-        for key in group.attrs.get("ome", {}).get("labels", []):
+        for key in _ome(group.attrs).get("labels", []):
             sub = group[key]
             arr, lab_axes = _first_dataset(sub, f"label {key!r}")
             data = _to_yx(arr[...], lab_axes, channel_last=False)
@@ -355,7 +455,7 @@ def _read_store(path: Path) -> ImageStore:
             probabilities[key] = np.ascontiguousarray(arr[...])
 
     return ImageStore(image=image, labels=labels, probabilities=probabilities, name=name,
-                      metadata=dict(own.get("metadata", {}) or {}), path=str(path))
+                      metadata=dict(own.get("metadata", {}) or {}), path=str(path), pixel_size=_pixel_size_of(ms))
 
 
 # ----------------------------------------------------------------- projects
@@ -366,17 +466,18 @@ def _as_store(item: ImageStore | Mapping[str, Any]) -> ImageStore:
     item = dict(item)
     if "image" not in item:
         raise ValueError("a project image needs an 'image' array")
-    unknown = set(item) - {"image", "labels", "probabilities", "name", "metadata", "path"}
+    unknown = set(item) - {"image", "labels", "probabilities", "name", "metadata", "path", "pixel_size"}
     if unknown:
         raise ValueError(f"unknown image store fields: {sorted(unknown)}")
     return ImageStore(image=item["image"], labels=dict(item.get("labels") or {}),
                       probabilities=dict(item.get("probabilities") or {}),
-                      name=item.get("name") or "image", metadata=dict(item.get("metadata") or {}))
+                      name=item.get("name") or "image", metadata=dict(item.get("metadata") or {}),
+                      pixel_size=item.get("pixel_size"))
 
 
 def _store_kwargs(store: ImageStore) -> dict:
     return dict(image=store.image, labels=store.labels, probabilities=store.probabilities,
-                name=store.name, metadata=store.metadata)
+                name=store.name, metadata=store.metadata, pixel_size=store.pixel_size)
 
 
 def is_project(path: str | os.PathLike) -> bool:
@@ -534,7 +635,7 @@ def project_to_annotations(stores: Sequence[ImageStore]) -> list[LazyAnnotations
         roi = s.labels.get(ROI_LABEL)
         items.append(LazyAnnotations(image=s.image, labels=labels,
                                      roi=None if roi is None else np.asarray(roi) > 0,
-                                     name=s.name, annotated=annotated))
+                                     name=s.name, annotated=annotated, pixel_size=s.pixel_size))
     return items
 
 
@@ -546,4 +647,4 @@ def annotations_to_store(item: LazyAnnotations, metadata: Mapping[str, Any] | No
     meta = dict(metadata or {})
     if item.annotated:
         meta.setdefault("annotated", {k: bool(v) for k, v in item.annotated.items()})
-    return ImageStore(image=item.image, labels=labels, name=item.name, metadata=meta)
+    return ImageStore(image=item.image, labels=labels, name=item.name, metadata=meta, pixel_size=item.pixel_size)

@@ -13,7 +13,8 @@ import numpy as np
 from ..engine.annotations import LazyAnnotations
 from ..engine.regimes import registry
 from ..errors import AnnotationError
-from .layers import META, annotated_flags, label_layers, plane_data, plane_name, plane_of, spatial_shape
+from .layers import (META, annotated_flags, label_layers, pixel_size_of, plane_data, plane_name, plane_of,
+                     spatial_shape)
 from .summary import painted_planes
 
 
@@ -42,7 +43,8 @@ def training_items(viewer, image_layer) -> list[LazyAnnotations]:
         labels = {t: np.array(plane_of(d, plane)) for t, d in stacks.items()}
         items.append(LazyAnnotations(image=np.array(plane_data(image_layer, plane)), labels=labels,
                                      name=plane_name(image_layer.name, plane),
-                                     annotated=annotated_flags(image_layer, plane)))
+                                     annotated=annotated_flags(image_layer, plane),
+                                     pixel_size=pixel_size_of(image_layer)))
     return items
 
 

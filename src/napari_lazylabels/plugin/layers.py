@@ -9,7 +9,10 @@ so it is found again after a rename of the layer (the image name is what
 counts). Nothing here names a regime: everything comes from the registry.
 
 Leading axes of an image (2D+t, 2D+z) are planes: each plane is one training
-image. An RGB(A) image layer keeps its colour axis last.
+image. An RGB(A) image layer keeps its colour axis last; another multi-channel
+image (e.g. 2 fluorescence channels, as the reader opens it) has its channel
+axis just before Y, X, marked by ``metadata["lazylabels"]["channel_axis"]``:
+its planes are handed to the engine as YXC.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from ..engine.annotations import PixelSize
 from ..engine.labels import smallest_uint
 from ..engine.regimes import registry
 from ..engine.regimes.base import LabelInput
@@ -228,8 +232,8 @@ def ensure_label_layers(viewer, image_layer, names: Sequence[str]) -> dict[str, 
         layer = find_layer(viewer, image_layer.name, key, "labels")
         if layer is None:
             kwargs = label_layer_kwargs(image_layer.name, key, names)
-            layer = viewer.add_labels(np.zeros(shape, label_dtype(len(names))),
-                                      scale=image_layer.scale, translate=image_layer.translate, **kwargs)
+            layer = viewer.add_labels(np.zeros(shape, label_dtype(len(names))), **spatial_placement(image_layer),
+                                      **kwargs)
         style_label_layer(layer, key, names)
         out[key] = layer
     if out:
@@ -252,10 +256,28 @@ def style_label_layer(layer, key: str, names: Sequence[str]) -> None:
 
 # -- planes and image metadata ------------------------------------------------------------------
 
+def channel_axis(layer) -> int | None:
+    """The axis of a non-RGB multi-channel image's channels (``metadata["lazylabels"]["channel_axis"]``)."""
+    axis = ((getattr(layer, "metadata", None) or {}).get(META) or {}).get("channel_axis")
+    return int(axis) if isinstance(axis, int) and 0 <= axis < len(layer.data.shape) - 2 else None
+
+
 def spatial_shape(layer) -> tuple[int, ...]:
-    """Shape of the image without its colour axis: (..., Y, X)."""
+    """Shape of the image without its colour or channel axis: (..., Y, X)."""
     shape = tuple(layer.data.shape)
-    return shape[:-1] if getattr(layer, "rgb", False) else shape
+    if getattr(layer, "rgb", False):
+        return shape[:-1]
+    axis = channel_axis(layer)
+    return shape if axis is None else shape[:axis] + shape[axis + 1:]
+
+
+def spatial_placement(layer) -> dict:
+    """``scale`` and ``translate`` of the image's (..., Y, X) axes, for the layers drawn over it."""
+    axis = channel_axis(layer)
+    scale, translate = list(layer.scale), list(layer.translate)
+    if axis is not None:
+        del scale[axis], translate[axis]
+    return {"scale": scale, "translate": translate}
 
 
 def leading_shape(layer) -> tuple[int, ...]:
@@ -285,8 +307,9 @@ def plane_of(data, plane: tuple[int, ...]):
 
 
 def plane_data(layer, plane: tuple[int, ...]) -> np.ndarray:
-    """One plane of a layer's data as numpy: YX (labels, images) or YXC (RGB images)."""
-    return np.asarray(plane_of(layer.data, plane))
+    """One plane of a layer's data as numpy: YX (labels, images) or YXC (RGB and multi-channel images)."""
+    data = np.asarray(plane_of(layer.data, plane))
+    return data if channel_axis(layer) is None else np.moveaxis(data, 0, -1)
 
 
 def plane_suffix(plane: tuple[int, ...]) -> str:
@@ -296,6 +319,15 @@ def plane_suffix(plane: tuple[int, ...]) -> str:
 def plane_name(image_name: str, plane: tuple[int, ...]) -> str:
     """Name of one training image: the layer name, plus ``_003`` for plane 3 of a stack."""
     return f"{image_name}_{plane_suffix(plane)}" if plane else image_name
+
+
+def pixel_size_of(image_layer) -> PixelSize | None:
+    """The pixel size the image came with (``metadata["lazylabels"]["pixel_size"]``, set by the reader)."""
+    size = ((image_layer.metadata or {}).get(META) or {}).get("pixel_size")
+    try:
+        return PixelSize.from_dict(size) if isinstance(size, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def class_names(image_layer, default: Sequence[str] = ("nucleus",)) -> list[str]:

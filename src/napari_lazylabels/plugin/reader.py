@@ -7,6 +7,14 @@ and its predictions (``semantic``, ``instances`` and one probability layer per
 task) named and coloured as the widgets name and colour them. Stores exported
 from the planes of one stack (``metadata["stack"]``) are put back together
 into the stack.
+
+Stores of NGFF 0.5 and 0.4 are opened; one this plugin cannot show (more than
+one time point or z-plane, other axes, another NGFF version) is declined
+(``napari_get_reader`` returns None, so napari may try another reader). An
+image with 3 or 4 channels opens as RGB(A); one with 2 or more than 4 as one
+layer with its channel axis before Y, X (``metadata["lazylabels"]["channel_axis"]``),
+over which the 2D label layers are drawn. A pixel size in the store becomes
+the layers' ``scale`` (and ``metadata["lazylabels"]["pixel_size"]``).
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..io.ome_zarr import ROI_LABEL, ImageStore, is_image_store, is_project, read_image_store, read_project
+from ..io.ome_zarr import (ROI_LABEL, ImageStore, is_image_store, is_project, read_image_store, read_project,
+                           store_problem)
 from ..engine.labels import smallest_label_dtype
 from ..engine.regimes import registry
 from .layers import (META, PREDICTION_KINDS, foreground, instances_layer_kwargs, label_dtype, label_layer_kwargs,
@@ -34,7 +43,7 @@ def napari_get_reader(path: str | list[str]) -> Callable[[str], list[LayerData]]
             return None
         path = path[0]
     p = Path(os.fspath(path))
-    if p.is_dir() and (is_project(p) or is_image_store(p)):
+    if p.is_dir() and (is_project(p) or (is_image_store(p) and store_problem(p) is None)):
         return read_lazylabels
     return None
 
@@ -105,20 +114,31 @@ def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -
     first = members[0][1]
     names = list(first.metadata.get("class_names") or ["nucleus"])
     image = _stacked(members, lead, lambda s: s.image)
-    rgb = image.ndim == len(lead) + 3 and image.shape[-1] in (3, 4)
+    channels = image.ndim == len(lead) + 3
+    rgb = channels and image.shape[-1] in (3, 4)
     marks = {p: {_key_of(t): True for t, v in (s.metadata.get("annotated") or {}).items() if v}
              for p, s in members if isinstance(s.metadata.get("annotated"), dict)}
-    meta = {"class_names": names}
+    meta: dict[str, Any] = {"class_names": names}
     if any(marks.values()):
         meta["annotated"] = {p: m for p, m in marks.items() if m}
-    layers: list[LayerData] = [(image, {"name": name, "rgb": rgb, "metadata": {META: meta}}, "image")]
-    yx = image.shape[:-1] if rgb else image.shape
+    yx = image.shape[:-1] if channels else image.shape
+    common: dict[str, Any] = {}
+    if first.pixel_size is not None:
+        meta["pixel_size"] = first.pixel_size.to_dict()
+        common["scale"] = (1.0,) * len(lead) + (first.pixel_size.y, first.pixel_size.x)
+    image_kwargs = {"name": name, "rgb": rgb, "metadata": {META: meta}, **common}
+    if channels and not rgb:  # the channels just before Y, X: napari draws the 2D labels over them
+        image = np.moveaxis(image, -1, len(lead))
+        meta["channel_axis"] = len(lead)
+        if common:
+            image_kwargs["scale"] = common["scale"][:-2] + (1.0,) + common["scale"][-2:]
+    layers: list[LayerData] = [(image, image_kwargs, "image")]
     # the predictions just above the image, the lazy labels above them (as the widgets place them)
     tasks = sorted({t for _, s in members for t in s.probabilities})
     for task in tasks:
         fg = _stacked(members, lead, lambda s: foreground(s.probabilities[task])
                       if task in s.probabilities else None)
-        kwargs = probability_layer_kwargs(name, task)
+        kwargs = {**probability_layer_kwargs(name, task), **common}
         kwargs["metadata"][META]["probabilities"] = {
             p: np.asarray(s.probabilities[task], np.float32) for p, s in members if task in s.probabilities}
         layers.append((fg, kwargs, "image"))
@@ -126,7 +146,8 @@ def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -
         data = _stacked(members, lead, lambda s: s.labels.get(kind))
         if data is None:
             continue
-        kwargs = semantic_layer_kwargs(name, names) if kind == "semantic" else instances_layer_kwargs(name)
+        kwargs = {**(semantic_layer_kwargs(name, names) if kind == "semantic" else instances_layer_kwargs(name)),
+                  **common}
         # instances as int32, the type the widgets paint and predict them in
         layers.append((data.astype(smallest_label_dtype(data) if kind == "semantic" else np.int32), kwargs,
                        "labels"))
@@ -134,15 +155,15 @@ def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -
         data = _stacked(members, lead, lambda s: _input_labels(s, spec.names), label_dtype(len(names)))
         if data is None:
             data = np.zeros(yx, label_dtype(len(names)))
-        layers.append((data, label_layer_kwargs(name, spec.key, names), "labels"))
+        layers.append((data, {**label_layer_kwargs(name, spec.key, names), **common}, "labels"))
     roi = _stacked(members, lead, lambda s: s.labels.get(ROI_LABEL), np.uint8)
     if roi is not None:
         layers.append((roi, {"name": f"{name} {ROI_LABEL}", "opacity": 0.3,
-                             "metadata": {META: {"image": name, "role": ROI_LABEL}}}, "labels"))
+                             "metadata": {META: {"image": name, "role": ROI_LABEL}}, **common}, "labels"))
     known = {n for i in registry.label_inputs() for n in i.names} | set(PREDICTION_KINDS) | {ROI_LABEL}
     others = sorted({k for _, s in members for k in s.labels} - known)
     for other in others:
         data = _stacked(members, lead, lambda s: s.labels.get(other))
         layers.append((data, {"name": f"{name} {other}",
-                              "metadata": {META: {"image": name, "role": other}}}, "labels"))
+                              "metadata": {META: {"image": name, "role": other}}, **common}, "labels"))
     return layers

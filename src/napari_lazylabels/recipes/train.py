@@ -33,8 +33,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from ..engine.annotations import LazyAnnotations
+from ..engine.annotations import LazyAnnotations, common_pixel_size
 from ..engine.config import NetworkConfig, TrainConfig, preset
+from ..engine.postprocess.settings import InstanceParams
 from ..engine.regimes import registry
 from ..engine.regimes.base import Regime, RoundsHook
 from ..engine.regimes.targets import check_annotated, check_inputs, present_inputs, training_items
@@ -64,6 +65,8 @@ class TrainingPlan:
         resume: a model folder to continue training from (its checkpoint, or
             a saved model to fine-tune).
         data_description: recorded in the model's provenance.
+        instances: the instance post-processing settings stored in the model
+            (the defaults of ``lazylabels predict`` and Predict); None: the defaults.
     """
 
     items: Sequence[LazyAnnotations]
@@ -76,6 +79,7 @@ class TrainingPlan:
     model_dir: str | Path | None = None
     resume: str | Path | None = None
     data_description: str = ""
+    instances: InstanceParams | None = None
 
     @property
     def n_classes(self) -> int:
@@ -124,12 +128,15 @@ class TrainingRun:
         network: NetworkConfig | Any = plan.network
         class_names = list(plan.class_names or default_class_names(plan.n_classes))
         state = artifacts = None
+        self.instances = plan.instances
         if plan.resume is not None:
             previous = load_model(plan.resume)
             if previous.task_names != [t.name for t in self.tasks]:
                 raise LazyLabelsError(f"checkpoint has tasks {previous.task_names}, this run has "
                                       f"{[t.name for t in self.tasks]}", source=str(plan.resume))
             network, class_names = previous.network, previous.class_names
+            if self.instances is None:  # a resumed run keeps the instance settings it was given
+                self.instances = previous.postprocess.instances
             state = load_training_state(plan.resume)
             artifacts = load_artifacts(plan.resume)
         net_cfg = network if isinstance(network, NetworkConfig) else network.config
@@ -189,7 +196,8 @@ class TrainingRun:
 
     # -- the model ------------------------------------------------------------------------
     def model(self) -> LazyLabelsModel:
-        """The model as it is now: the regimes' post-processing and provenance included."""
+        """The model as it is now: the regimes' post-processing (with the plan's instance settings),
+        the training pixel size (when every image has the same known one) and provenance included."""
         model = self.trainer.model()
         for r in self.regimes:
             pp = r.postprocessing(self.plan.opt_in.get(r.name))
@@ -197,6 +205,10 @@ class TrainingRun:
                 model.postprocess = pp
             if r.name in self.hooks:
                 model.provenance[r.name] = self.hooks[r.name].provenance()
+        if self.instances is not None:
+            model.postprocess = replace(model.postprocess, instances=self.instances)
+        pixel_size = common_pixel_size(it.pixel_size for it in self.plan.items)
+        model.provenance["pixel_size"] = None if pixel_size is None else pixel_size.to_dict()
         return model
 
     def artifacts(self) -> dict[str, dict[str, Any]]:

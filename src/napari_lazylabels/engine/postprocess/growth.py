@@ -39,7 +39,7 @@ from skimage.segmentation import expand_labels, watershed
 
 from ..labels import blob_components, class_map, drop_small, relabel_with_classes
 from ..tasks import BOUNDARIES, PARTIAL, SEEDS
-from .instances import foreground_head, instances_from_probabilities
+from .instances import class_map_of, foreground_head, instances_from_probabilities
 from .settings import InstanceParams
 
 
@@ -248,7 +248,7 @@ def final_growth(heads: Mapping[str, np.ndarray], lambda_final: float,
             blobs[cut] = 0
         blob_ids, _ = seeds_from_classes(blobs, params.min_seed_area)
         seeds, classes = split_by_seeds(seeds, classes, blob_ids, elevation)
-    fg = np.argmax(foreground_head(heads), axis=0) > 0
+    fg = class_map_of(foreground_head(heads), params.probability_threshold) > 0
     grown = grow_objects(seeds, fg, lambda_final, elevation)
     # the cut lines between touching objects (foreground pixels next to two
     # objects) go to a neighbour

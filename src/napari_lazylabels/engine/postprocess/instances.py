@@ -5,7 +5,9 @@ probabilities; :func:`~napari_lazylabels.engine.tasks.heads_by_role` keys
 them by what each head means (the roles of :mod:`napari_lazylabels.engine.tasks`),
 so this module never names a task. It turns them into
 
-* a semantic class map: the argmax of the ``foreground`` head;
+* a semantic class map: the argmax of the ``foreground`` head or, with a
+  ``probability_threshold``, the most likely object class where the head's
+  probability of "not background" exceeds it (0 elsewhere);
 * an instance map, by seeded watershed:
 
   1. foreground = semantic class > 0;
@@ -77,9 +79,20 @@ def foreground_head(heads: Mapping[str, np.ndarray]) -> np.ndarray:
     return seg
 
 
-def semantic_from_probabilities(probs: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Class map (int32 YX, 0 = background): the argmax of the segmentation head."""
-    return np.argmax(foreground_head(probs), axis=0).astype(np.int32)
+def class_map_of(seg: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Class map (int32 YX, 0 = background) of a (C, Y, X) head: its argmax, or with a ``threshold``
+    the most likely class 1..C-1 where P(not background) > ``threshold``."""
+    seg = np.asarray(seg)
+    if threshold is None:
+        return np.argmax(seg, axis=0).astype(np.int32)
+    fg = (1.0 - seg[0]) > threshold
+    classes = np.argmax(seg[1:], axis=0).astype(np.int32) + 1 if seg.shape[0] > 2 else np.ones(fg.shape, np.int32)
+    return np.where(fg, classes, 0).astype(np.int32)
+
+
+def semantic_from_probabilities(probs: Mapping[str, np.ndarray], threshold: float | None = None) -> np.ndarray:
+    """Class map (int32 YX, 0 = background) of the segmentation head (see :func:`class_map_of`)."""
+    return class_map_of(foreground_head(probs), threshold)
 
 
 def instance_classes(instances: np.ndarray, semantic: np.ndarray) -> dict[int, int]:
@@ -193,7 +206,7 @@ def instances_from_probabilities(probs: Mapping[str, np.ndarray],
     params = params or InstanceParams()
     seg = foreground_head(probs)
     shape = seg.shape[1:]
-    semantic = np.argmax(seg, axis=0).astype(np.int32)
+    semantic = class_map_of(seg, params.probability_threshold)
     fg = semantic > 0
     if not fg.any():
         return semantic, np.zeros(shape, np.int32)

@@ -28,11 +28,24 @@ WATERSHED, GROWTH = "watershed", "growth"
 METHODS = (WATERSHED, GROWTH)
 
 
+#: The range of :attr:`PostProcessing.rescale`.
+RESCALE_RANGE = (0.1, 10.0)
+
+
+def _help(text: str, **more) -> dict:
+    return {"help": text, **more}
+
+
 @dataclass(frozen=True)
 class InstanceParams:
     """Settings of the instance post-processing.
 
-    The defaults suit nuclei of radius 6-20 px (areas of about 110-1300 px).
+    The defaults suit nuclei of radius 6-20 px (areas of about 110-1300 px)
+    at the network's input resolution (the training images' pixels; see
+    :attr:`PostProcessing.rescale` for images whose objects are larger or
+    smaller). Every field is a ``lazylabels predict`` option (defaults:
+    the model's), a ``lazylabels train`` option (stored in the model) and a
+    field of the Train & predict widget.
 
     Attributes:
         min_seed_area: seeds (connected components of the seed head's
@@ -52,13 +65,30 @@ class InstanceParams:
             smallest distance in pixels between two seeds. 5 px (just under the
             smallest radius) splits touching nuclei without cutting single
             elongated ones too often.
+        probability_threshold: a pixel is foreground (part of an object)
+            where the segmentation head's probability of "not background"
+            exceeds this; its class is then the most likely object class.
+            Lower it to get fuller objects from a hesitant model, raise it
+            for tighter ones. ``None`` (the default): the head's argmax, the
+            most likely of background and the classes (for a one-class
+            model the same as 0.5).
     """
 
-    min_seed_area: int = 5
-    min_size: int = 30
-    interface_threshold: float = 0.5
-    seed_source: str = SEEDS
-    min_peak_distance: int = 5
+    min_seed_area: int = field(default=5, metadata=_help(
+        "seeds (blobs predicted inside objects) smaller than this many pixels are dropped as noise", metavar="PX"))
+    min_size: int = field(default=30, metadata=_help(
+        "objects smaller than this many pixels are merged into a touching object, or dropped", metavar="PX"))
+    interface_threshold: float = field(default=0.5, metadata=_help(
+        "a pixel is an interface between touching objects where the separation head's probability exceeds "
+        "this (0..1; lower: more splits)", metavar="P"))
+    seed_source: str = field(default=SEEDS, metadata=_help(
+        "where the watershed seeds come from", choices=SEED_SOURCES, metavar="|".join(SEED_SOURCES)))
+    min_peak_distance: int = field(default=5, metadata=_help(
+        "without a seed head: the least distance in pixels between two seeds (distance-transform peaks)",
+        metavar="PX"))
+    probability_threshold: float | None = field(default=None, metadata=_help(
+        "a pixel belongs to an object where the probability of not being background exceeds this (0..1; "
+        "lower: fuller objects; unset: the most likely of background and the classes)", metavar="P"))
 
     def __post_init__(self):
         if self.seed_source not in SEED_SOURCES:
@@ -67,6 +97,8 @@ class InstanceParams:
         check_number("min_size", self.min_size, low=0, integer=True)
         check_number("min_peak_distance", self.min_peak_distance, low=1, integer=True)
         check_number("interface_threshold", self.interface_threshold, low=0, high=1)
+        if self.probability_threshold is not None:
+            check_number("probability_threshold", self.probability_threshold, low=0, high=1)
 
 
 @dataclass(frozen=True)
@@ -79,16 +111,26 @@ class PostProcessing:
             ``lambda_final``, :func:`.growth.final_growth`).
         lambda_final: the growth speed of the final growth (``growth`` only).
         instances: the instance settings both methods use.
+        rescale: the image is resized by this factor before the network sees
+            it, and the results are resized back: 2 when the objects look half
+            as large (in pixels) as those the model was trained on, 0.5 when
+            twice as large. ``None`` (the default): from the pixel sizes when
+            both the image's and the training images' are known (image pixel
+            size / training pixel size), else 1. The size settings of
+            ``instances`` are in pixels of the resized image.
     """
 
     method: str = WATERSHED
     lambda_final: float = 10.0
     instances: InstanceParams = field(default_factory=InstanceParams)
+    rescale: float | None = None
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise SettingsError(f"post-processing method must be one of {METHODS}, got {self.method!r}")
         check_number("lambda_final", self.lambda_final, low=0, infinite=True)
+        if self.rescale is not None:
+            check_number("rescale", self.rescale, low=RESCALE_RANGE[0], high=RESCALE_RANGE[1])
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -44,7 +44,7 @@ def check_inputs(items: Sequence[LazyAnnotations], n_classes: int) -> list[LazyA
         if item.roi is not None:
             roi = check_labels(item.roi, image.shape[:2], 1, item.name, what="region of interest") > 0
         out.append(LazyAnnotations(image=image, labels=labels, roi=roi, name=item.name,
-                                   annotated=dict(item.annotated)))
+                                   annotated=dict(item.annotated), pixel_size=item.pixel_size))
     return out
 
 

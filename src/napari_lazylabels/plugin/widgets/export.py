@@ -20,8 +20,8 @@ from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QL
 from ...io.ome_zarr import STORE_SUFFIX, ImageStore, add_to_project, is_project, read_project_info
 from .background import BackgroundCall
 from .combo import set_combo_items
-from ..layers import (annotated_flags, class_names, find_layer, label_layers, leading_shape, plane_data,
-                     plane_name, planes, source_images)
+from ..layers import (annotated_flags, class_names, find_layer, label_layers, leading_shape, pixel_size_of,
+                      plane_data, plane_name, planes, source_images)
 from .dialogs import ask_overwrite
 from .predictions import stored_probabilities
 from .tooltips import tip
@@ -53,7 +53,8 @@ def stores_for_image(viewer, image_layer) -> list[ImageStore]:
             meta["stack"] = {"name": image_layer.name, "plane": list(plane), "shape": list(lead)}
         out.append(ImageStore(image=np.array(plane_data(image_layer, plane)), labels=labels,
                               probabilities={k: np.asarray(v, np.float32) for k, v in probs.items()},
-                              name=plane_name(image_layer.name, plane), metadata=meta))
+                              name=plane_name(image_layer.name, plane), metadata=meta,
+                              pixel_size=pixel_size_of(image_layer)))
     return out
 
 

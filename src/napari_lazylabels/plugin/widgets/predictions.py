@@ -20,7 +20,7 @@ from napari.layers import Image, Labels
 
 from ...engine.labels import smallest_label_dtype
 from ..layers import (META, find_layer, foreground, instances_layer_kwargs, probability_layer_kwargs,
-                      semantic_layer_kwargs, spatial_shape)
+                      semantic_layer_kwargs, spatial_placement, spatial_shape)
 
 def _initial(shape: tuple[int, ...], plane: tuple[int, ...], values: np.ndarray) -> np.ndarray:
     """A new layer's data: the values for a 2D image, zeros but for one plane for a stack."""
@@ -87,7 +87,7 @@ def show_prediction(viewer, image_layer, plane: tuple[int, ...], probabilities: 
     ``placeholder=True`` adds the missing layers empty and stores nothing.
     """
     shape = spatial_shape(image_layer)
-    common = {"scale": image_layer.scale, "translate": image_layer.translate}
+    common = spatial_placement(image_layer)
     name = image_layer.name
     sem_dtype = smallest_label_dtype(semantic)
     parts = [("instances", "labels", instances.astype(np.int32), None,

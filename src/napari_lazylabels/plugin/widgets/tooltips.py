@@ -39,6 +39,9 @@ TIPS: dict[str, str] = {
     "opt_in": "{description}",
     "device": "Where to train: auto picks CUDA, then Apple MPS, then the CPU.",
     "threads": "CPU threads for training. Leaving one core free keeps napari responsive.",
+    "rescale": "Resize the image by this factor before predicting, and the results back: 2 when the "
+               "objects look half as large (in pixels) as those trained on. 0: automatic (image pixel "
+               "size / training pixel size when both are known, else 1).",
     "train": "Train a new model from scratch on the ticked images.",
     "stop": "Stop after the current step; the last checkpoint is kept and Resume continues from it.",
     "resume": "Continue the stopped run from its checkpoint, up to Steps.",
@@ -49,7 +52,10 @@ TIPS: dict[str, str] = {
     "load_model": "Load a model folder saved before (from napari or the lazylabels CLI).",
     "predict_image": "The image layer to segment.",
     "predict": "Segment the image with the current (or loaded) model: per-task probabilities, "
-               "semantic classes and instances (every plane of a stack).",
+               "semantic classes and instances (every plane of a stack), with the post-processing "
+               "settings above.",
+    "export_model": "Write the current model as a bioimage.io model package (.zip) that Fiji "
+                    "(deepImageJ), QuPath, ilastik and `lazylabels predict` can run.",
     # export
     "export_image": "The image to export with its lazy labels and prediction layers.",
     "export_folder": "The project folder (OME-Zarr stores plus project.json). It is created if "

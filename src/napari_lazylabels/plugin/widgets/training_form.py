@@ -2,22 +2,26 @@
 
 Fields come from :class:`~napari_lazylabels.engine.config.TrainConfig` (steps,
 patch, batch, learning rate, device), the network presets, one task weight
-per task the regimes train, and one switch per opt-in regime with a field for
-each of its options (shown while it is ticked). Values are checked by the
-configs themselves: a bad one is a one-line error, as on the command line.
+per task the regimes train, one switch per opt-in regime with a field for
+each of its options (shown while it is ticked), and the post-processing
+(:class:`~napari_lazylabels.engine.postprocess.settings.InstanceParams` and the
+rescale factor): stored in a trained model, used by Predict, and set to a
+loaded model's values. Values are checked by the configs themselves: a bad one
+is a one-line error, as on the command line.
 """
 
 from __future__ import annotations
 
 import types
 import typing
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox
 
 from ...engine.config import PRESETS, NetworkConfig, TrainConfig, preset
 from ...engine.device import DEVICE_CHOICES
+from ...engine.postprocess.settings import RESCALE_RANGE, InstanceParams, PostProcessing
 from ...engine.regimes import registry
 from ..training_worker import default_threads
 from .tooltips import tip
@@ -33,10 +37,13 @@ class TrainSettings:
     weights: dict[str, float]
     opt_in: dict[str, Any]
     threads: int
+    instances: InstanceParams | None = None
+    rescale: float | None = None
 
 
-def _option_widget(cls: type, name: str):
-    """A widget for one field of an options dataclass (int, float, or int | None with 0 = automatic)."""
+def _option_widget(cls: type, name: str, high: float = 1e6):
+    """A widget for one field of an options dataclass (int, float, a choice, or int | float | None
+    with 0 = automatic)."""
     f = next(f for f in fields(cls) if f.name == name)
     hint = typing.get_type_hints(cls)[name]
     optional = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
@@ -44,9 +51,12 @@ def _option_widget(cls: type, name: str):
     default = f.default if f.default is not MISSING else None
     label = name.replace("_", " ")
     text = f.metadata.get("help", label) + (" (0: automatic)" if optional else "")
+    if f.metadata.get("choices"):
+        return ComboBox(choices=list(f.metadata["choices"]), value=default, label=label, tooltip=text)
     if base is int:
         return SpinBox(value=default or 0, min=0, max=1_000_000, label=label, tooltip=text)
-    return FloatSpinBox(value=float(default or 0.0), min=0.0, max=1e6, step=0.1, label=label, tooltip=text)
+    return FloatSpinBox(value=float(default or 0.0), min=0.0, max=high, step=0.05 if high <= 1 else 0.1,
+                        label=label, tooltip=text)
 
 
 def _option_value(cls: type, name: str, widget) -> Any:
@@ -89,8 +99,16 @@ class TrainSettingsForm:
                 w.visible = False
                 extra.append(w)
             box.changed.connect(lambda on, ws=tuple(opts.values()): [setattr(w, "visible", on) for w in ws])
+        # post-processing: 0..1 for the thresholds, the rescale factor (0: automatic)
+        self.instances = {f.name: _option_widget(InstanceParams, f.name,
+                                                 high=1.0 if f.name.endswith("threshold") else 1e6)
+                          for f in fields(InstanceParams)}
+        self.rescale = FloatSpinBox(value=0.0, min=0.0, max=RESCALE_RANGE[1], step=0.1, label="rescale",
+                                    tooltip=tip("rescale"))
+        post = [Label(value="Post-processing (Predict; saved with the model)", label=""),
+                *self.instances.values(), self.rescale]
         self.container = Container(widgets=[self.preset, self.steps, self.patch, self.batch, self.lr, weights,
-                                            self.device, self.threads, *extra])
+                                            self.device, self.threads, *extra, *post])
         self.container.margins = (0, 0, 0, 0)
 
     @property
@@ -106,6 +124,18 @@ class TrainSettingsForm:
             if value is not None:
                 widget.value = value
 
+    def postprocess(self, base: PostProcessing | None = None) -> PostProcessing:
+        """``base`` (a model's post-processing) with the form's instance settings and rescale factor."""
+        instances = InstanceParams(**{k: _option_value(InstanceParams, k, w) for k, w in self.instances.items()})
+        return replace(base or PostProcessing(), instances=instances, rescale=self.rescale.value or None)
+
+    def set_postprocess(self, postprocess: PostProcessing) -> None:
+        """Show a (loaded) model's post-processing in the form."""
+        for name, widget in self.instances.items():
+            value = getattr(postprocess.instances, name)
+            widget.value = 0 if value is None else value
+        self.rescale.value = postprocess.rescale or 0.0
+
     def settings(self) -> TrainSettings:
         """The run's settings (the recipe makes them consistent: patch multiple, warm-up)."""
         network = preset(self.preset.value)
@@ -117,5 +147,6 @@ class TrainSettingsForm:
                 cls = registry.get(name).options
                 opt_in[name] = None if cls is None else cls(
                     **{k: _option_value(cls, k, w) for k, w in self.options[name].items()})
+        post = self.postprocess()
         return TrainSettings(self.preset.value, network, config, {t: w.value for t, w in self.weights.items()},
-                             opt_in, self.threads.value)
+                             opt_in, self.threads.value, post.instances, post.rescale)

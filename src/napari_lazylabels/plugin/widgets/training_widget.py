@@ -142,7 +142,9 @@ class TrainWidget(QWidget):
         self.device_label.setToolTip(tip("device_in_use"))
         self.loss_plot = LossPlot(self)
         self.loss_plot.setToolTip(tip("loss_plot"))
-        self.model_panel = ModelPanel(napari_viewer, lambda: self.form.device.value, self)
+        self.model_panel = ModelPanel(napari_viewer, lambda: self.form.device.value, self,
+                                      get_postprocess=self.form.postprocess,
+                                      on_loaded=lambda m: self.form.set_postprocess(m.postprocess))
         top = QFormLayout()
         top.addRow("Images", self.image_list)
         top.addRow("Preview on", self.preview_combo)
@@ -294,7 +296,8 @@ class TrainWidget(QWidget):
             plan = TrainingPlan(items, class_names=names, network=settings.network, config=settings.config,
                                 weights={k: v for k, v in settings.weights.items() if k in trained},
                                 opt_in=settings.opt_in, model_dir=self._checkpoint_dir(), resume=resume,
-                                data_description=f"napari: {', '.join(layer.name for layer in layers)}")
+                                data_description=f"napari: {', '.join(layer.name for layer in layers)}",
+                                instances=settings.instances)
             tasks = prepare(plan).tasks      # user errors now, before anything is started or added
         except LazyLabelsError as exc:
             show_error(str(exc))
