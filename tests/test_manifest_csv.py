@@ -46,9 +46,9 @@ def _csv(folder, text, name="train.csv"):
     return path
 
 
-GOOD = ("image,detection,separation,segmentation,roi,notes\n"
-        "img/a.tif,lab/a_det.tif,,lab/a_seg.tif,,first\n"
-        "img/b.tif,,lab/b_sep.npy,,lab/roi.npy,second\n")
+GOOD = ("image,detection,separation,segmentation,roi\n"
+        "img/a.tif,lab/a_det.tif,,lab/a_seg.tif,\n"
+        "img/b.tif,,lab/b_sep.npy,,lab/roi.npy\n")
 
 
 def test_csv_with_relative_paths(data, monkeypatch, tmp_path_factory):
@@ -147,6 +147,26 @@ def test_empty_manifest(tmp_path):
 def test_bad_header(tmp_path, header, missing):
     path = _csv(tmp_path, header + "\nx.tif,,,\n")
     _expect(AnnotationError, path, K, "train.csv", f"lacks column(s) {missing}")
+
+
+def test_unknown_column_is_refused_with_the_known_ones(data):
+    """An extra column used to be ignored, although the docs said other columns are refused."""
+    folder, _ = data
+    path = _csv(folder, "image,detection,separation,segmentation,notes,Segmentatoin\nimg/a.tif,lab/a_det.tif,,,x,\n")
+    _expect(AnnotationError, path, K, "train.csv", "unknown column(s) notes, segmentatoin",
+            "the columns are image, detection, separation, segmentation, roi, name")
+    # a trailing comma (an empty column name) is not a column
+    assert len(load_manifest(_csv(folder, "image,detection,separation,segmentation,\nimg/a.tif,lab/a_det.tif,,,\n"),
+                             K)) == 1
+
+
+def test_an_image_listed_twice_is_trained_with_a_warning(data):
+    folder, _ = data
+    path = _csv(folder, "image,detection,separation,segmentation\n"
+                        "img/a.tif,lab/a_det.tif,,\nimg/b.tif,,lab/b_sep.npy,\n./img/a.tif,,,lab/a_seg.tif\n")
+    with pytest.warns(UserWarning, match=r"train.csv: image a.tif is listed 2 times \(lines 2, 4\)"):
+        items = load_manifest(path, K)
+    assert len(items) == 3
 
 
 def test_duplicate_column(tmp_path):

@@ -34,5 +34,27 @@ class ModelFileError(LazyLabelsError):
     """A model directory that is missing, empty or corrupt."""
 
 
-class OutputExistsError(LazyLabelsError):
+class OutputError(LazyLabelsError):
+    """An output that cannot be written: its folder is read-only or full, or a write failed."""
+
+
+class OutputExistsError(OutputError):
     """An output path that exists already and was not allowed to be replaced."""
+
+
+class InUseError(LazyLabelsError):
+    """A folder another run is writing (its lock file names the owner)."""
+
+
+class TrainingDivergedError(LazyLabelsError):
+    """The loss or the weights of a training run stopped being finite numbers."""
+
+
+class LazyLabelsWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints it as one line)."""
+
+
+def warn(message: str, *, source: str | None = None) -> None:
+    """Issue a :class:`LazyLabelsWarning` of one line (``source: message``, like the errors)."""
+    import warnings
+    warnings.warn(f"{source}: {message}" if source else message, LazyLabelsWarning, stacklevel=3)

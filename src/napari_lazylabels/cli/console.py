@@ -12,8 +12,12 @@ def progress_bar(total: int, desc: str, quiet: bool, unit: str = "step"):
     return tqdm(total=total, desc=desc, unit=unit, disable=quiet, dynamic_ncols=True, file=sys.stderr)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what a cluster scheduler sends before it kills a job), handled like Ctrl-C."""
+
+
 def run_training(run: TrainingRun, quiet: bool) -> None:
-    """Drive a training run with a progress bar; Ctrl-C stops it with a checkpoint."""
+    """Drive a training run with a progress bar; Ctrl-C (or SIGTERM) stops it with a checkpoint."""
     bar = progress_bar(run.config.steps, "training", quiet)
     bar.update(run.step)
     try:
@@ -22,11 +26,15 @@ def run_training(run: TrainingRun, quiet: bool) -> None:
             if report.step % 5 == 0 or report.done:
                 shown = {k[:3]: f"{v:.3f}" for k, v in report.losses.items() if v == v}
                 bar.set_postfix(loss=f"{report.loss:.3f}", **shown)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         bar.close()
         checkpoint = run.save_checkpoint()
         if checkpoint is not None:
-            print(f"interrupted at step {run.step}; checkpoint in {checkpoint}; continue with --resume",
+            how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            kept = (f"; {run.model_dir} still holds the previous model" if run.model_dir is not None
+                    and checkpoint != run.model_dir and run.model_dir.exists() else "")
+            print(f"{how} at step {run.step}; checkpoint in {checkpoint}{kept}; continue with --resume",
                   file=sys.stderr)
         raise
-    bar.close()
+    finally:
+        bar.close()

@@ -29,7 +29,8 @@ from ..engine.pipeline import segment
 from ..engine.regimes import registry
 from ..engine.synthetic import make_lazy_dataset, make_test_set
 from ..engine.tasks import FOREGROUND
-from ..io.atomic import check_writable
+from ..errors import OutputExistsError
+from ..io.atomic import atomic_write_dir, check_can_write, check_not_current_folder, check_writable, write_error
 from ..io.figures import save_loss_curve, save_overlay_figure
 from ..io.modelio import save_model
 from ..io.ome_zarr import ImageStore, annotations_to_store, write_project
@@ -43,6 +44,10 @@ DEMO_SHAPE = (256, 256)
 DEMO_STRONG_FRACTION = 0.1
 DEMO_STEPS = 600
 DEMO_SEED = 0
+#: About what the demo writes (project, model, figures), checked free before it starts.
+DEMO_BYTES = 64 << 20
+METRICS_FILE = "metrics.json"
+DEMO_FOLDER = f"a demo output folder (with {METRICS_FILE}, model/ and project/)"
 
 
 @dataclass
@@ -77,8 +82,12 @@ def run_demo(out: str | Path = "lazylabels-demo", *, steps: int | None = None, d
              overwrite: bool = False, quiet: bool = False, network: str = "cpu") -> DemoReport:
     """Run the demo into ``out``; ``network`` is a preset name (``tiny`` for tests)."""
     t_start = time.perf_counter()
-    out = Path(out)
+    out = check_not_current_folder(out)
     check_writable(out, overwrite)
+    if overwrite and out.exists() and not (out.is_dir() and not any(out.iterdir())) and not is_demo_folder(out):
+        raise OutputExistsError(f"is not {DEMO_FOLDER}; --overwrite only replaces such a folder, so it is left "
+                                f"alone", source=str(out))
+    check_can_write(out, DEMO_BYTES)
     items, _ = make_lazy_dataset(DEMO_TRAIN_IMAGES, seed=DEMO_SEED, shape=DEMO_SHAPE,
                                  strong_fraction=DEMO_STRONG_FRACTION)
     tests = make_test_set(DEMO_TEST_IMAGES, seed=DEMO_SEED + 1000, shape=DEMO_SHAPE)
@@ -87,7 +96,6 @@ def run_demo(out: str | Path = "lazylabels-demo", *, steps: int | None = None, d
     _log(quiet, f"synthetic sample: {len(items)} training images ({strong} with exact masks), "
                 f"{len(tests)} held-out images")
     config = TrainConfig(steps=steps or DEMO_STEPS, device=device, seed=DEMO_SEED)
-    work = out.with_name(out.name + ".partial")
     run = TrainingRun(TrainingPlan(items, network=preset(network), config=config,
                                    data_description="synthetic demo sample"))
     _log(quiet, f"training on {run.trainer.device_name}")
@@ -119,21 +127,22 @@ def run_demo(out: str | Path = "lazylabels-demo", *, steps: int | None = None, d
                         per_image=per_image, train_images=len(items), strong_images=strong,
                         steps=trainer.step, train_seconds=train_s, device=trainer.device_name, out=str(out))
 
-    import shutil
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
+    def fill(work: Path) -> None:
         write_project(work / "project", stores, class_names=model.class_names)
         save_model(model, work / "model")
         save_overlay_figure(work / "overlay.png", panels,
                             title="held-out synthetic images: predicted (red) and true (green) outlines")
         save_loss_curve(work / "loss.png", trainer.history)
         report.total_seconds = time.perf_counter() - t_start
-        (work / "metrics.json").write_text(json.dumps(asdict(report), indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        (work / METRICS_FILE).write_text(json.dumps(asdict(report), indent=2))
+
+    try:
+        atomic_write_dir(out, fill, overwrite=overwrite, replaceable=is_demo_folder, what=DEMO_FOLDER)
+    except OSError as exc:
+        raise write_error(exc, out) from None
     return report
+
+
+def is_demo_folder(path: Path) -> bool:
+    """Whether ``path`` is what a demo wrote (its metrics.json, model/ and project/): what --overwrite replaces."""
+    return (path / METRICS_FILE).is_file() and (path / "model").is_dir() and (path / "project").is_dir()

@@ -9,23 +9,28 @@ regime registry.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
+import warnings
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .. import __version__
 from ..engine.config import check_number
 from ..engine.device import DEVICE_CHOICES
 from ..engine.regimes import registry
-from ..errors import LazyLabelsError, SettingsError
-from .console import progress_bar, run_training
+from ..errors import LazyLabelsError, LazyLabelsWarning, SettingsError
+from .console import Terminated, progress_bar, run_training
 from .options import add_options, options_from
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + 15
 
 
 def train_help() -> str:
@@ -139,9 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                     help="compute device; auto takes CUDA, then Apple MPS, then the CPU (default auto)")
     tr.add_argument("--seed", type=_seed, default=defaults.seed, help="random seed (default 0)")
-    tr.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
+    tr.add_argument("--preset", choices=sorted(PRESETS), default=None,
                     help="network size: cpu (trains in minutes on 2 cores), paper (the paper's "
-                         "6-level network, for GPUs), tiny (tests) (default cpu)")
+                         "6-level network, for GPUs), tiny (tests) (default cpu; with --resume the "
+                         "checkpoint's network)")
     tr.add_argument("--lr", type=_number, default=defaults.learning_rate,
                     help=f"peak learning rate of Adam (default {defaults.learning_rate})")
     tr.add_argument("--classes", type=_positive, default=1, metavar="K",
@@ -211,19 +217,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warn_ignored_preset(args, network) -> None:
+    """``--resume`` takes the checkpoint's network: a ``--preset`` that differs from it is ignored, and said so."""
+    from dataclasses import replace
+
+    from ..engine.config import preset
+    if args.preset is None:
+        return
+    net = network.config
+    if replace(preset(args.preset), in_channels=net.in_channels) != net:
+        warnings.warn(f"--preset {args.preset} is ignored with --resume: the network comes from the checkpoint "
+                      f"(depth {net.depth}, {net.base_channels} base channels)", LazyLabelsWarning)
+
+
 def cmd_train(args) -> int:
     from ..engine.config import TrainConfig, preset
     from ..engine.postprocess.settings import InstanceParams
     from ..engine.training.trainer import default_class_names
-    from ..io.atomic import check_writable
-    from ..io.manifest import load_manifest
-    from ..recipes.train import TrainingPlan, TrainingRun, resume_source
+    from ..io.atomic import check_can_write
+    from ..io.manifest import load_manifest, manifest_files
+    from ..recipes.train import TrainingPlan, TrainingRun, check_model_dir, resume_source
 
     model_dir = Path(args.model)
     resume = resume_source(model_dir) if args.resume else None
-    if resume is None:
-        check_writable(model_dir, args.overwrite)
-    # settings first: a bad value is refused before any image is read
+    # the model folder first: never replace what is not a model, nor the data (checked again by the run)
+    check_model_dir(model_dir, overwrite=args.overwrite, resume=resume, data_files=manifest_files(args.data))
+    # settings next: a bad value is refused before any image is read
     config = TrainConfig(steps=args.steps, patch_size=args.patch_size, batch_size=args.batch_size,
                          learning_rate=args.lr, seed=args.seed, device=args.device)
     opt_in = {r.name: options_from(args, r.options) if r.options is not None else None
@@ -233,13 +252,16 @@ def cmd_train(args) -> int:
     instances = options_from(args, InstanceParams, base=InstanceParams()) if given else None
     items = load_manifest(args.data, args.classes)
     run = TrainingRun(TrainingPlan(items, class_names=default_class_names(args.classes),
-                                   network=preset(args.preset), config=config, weights=args.task_weights,
-                                   opt_in=opt_in, model_dir=model_dir, resume=resume,
+                                   network=preset(args.preset or "cpu"), config=config, weights=args.task_weights,
+                                   opt_in=opt_in, model_dir=model_dir, overwrite=args.overwrite, resume=resume,
                                    data_description=str(args.data), instances=instances))
+    if resume is not None:
+        _warn_ignored_preset(args, run.trainer.network)
+    check_can_write(model_dir, run.checkpoint_bytes())
     counts = ", ".join(f"{k} {v}" for k, v in run.trainer.annotated_counts.items())
     print(f"{len(items)} images (annotated: {counts}); device {run.trainer.device_name}", file=sys.stderr)
     if run.done:
-        print(f"checkpoint already at step {run.step} >= --steps {config.steps}; nothing to do",
+        print(f"checkpoint {resume} already at step {run.step} >= --steps {config.steps}; nothing to do",
               file=sys.stderr)
         return 0
     start = time.perf_counter()
@@ -262,22 +284,25 @@ def cmd_predict(args) -> int:
     from ..engine.annotations import check_image
     from ..engine.device import select_device
     from ..engine.pipeline import rescale_factor, segment
-    from ..io.atomic import check_writable
+    from ..io.atomic import check_can_write, check_writable, write_error
     from ..io.imageio import read_image_file
     from ..io.modelio import load_model
-    from ..io.output import write_prediction, write_stack_prediction
+    from ..io.output import check_replaceable_output, prediction_bytes, write_prediction, write_stack_prediction
 
     out = Path(args.out)
     name = out.name.lower()
     if not (name.endswith((".tif", ".tiff", ".zarr"))):
         raise LazyLabelsError("--out must end in .tif, .tiff or .zarr", source=str(out))
     check_writable(out, args.overwrite)
+    check_replaceable_output(out)
+    check_can_write(out)
     device = select_device(args.device)
     model = load_model(args.model, device=device)
     postprocess = _postprocess_from(args, model)
     image = read_image_file(args.image)
     planes = [(index, check_image(plane, source=f"{args.image}{f' plane {index}' if index else ''}"))
               for index, plane in image.planes()]
+    check_can_write(out, len(planes) * prediction_bytes(out, planes[0][1], model))
     pixel_size = args.pixel_size or image.pixel_size
     factor = rescale_factor(model, postprocess, pixel_size)
     if image.is_stack:
@@ -296,11 +321,14 @@ def cmd_predict(args) -> int:
         results.append((index, segment(model, plane, device=device, tile_size=args.tile_size,
                                        postprocess=postprocess, pixel_size=pixel_size, progress=tick)))
     bar.close()
-    if image.is_stack:
-        write_stack_prediction(out, image, results, model, overwrite=args.overwrite, pixel_size=pixel_size)
-    else:
-        write_prediction(out, planes[0][1], results[0][1], model, overwrite=args.overwrite, source=str(args.image),
-                         pixel_size=pixel_size)
+    try:
+        if image.is_stack:
+            write_stack_prediction(out, image, results, model, overwrite=args.overwrite, pixel_size=pixel_size)
+        else:
+            write_prediction(out, planes[0][1], results[0][1], model, overwrite=args.overwrite,
+                             source=str(args.image), pixel_size=pixel_size)
+    except OSError as exc:
+        raise write_error(exc, out) from None
     total = sum(r.n_objects for _, r in results)
     per = f" in {len(results)} planes" if image.is_stack else ""
     print(f"{total} objects{per}; written to {out}")
@@ -348,15 +376,58 @@ def _error(message: str) -> int:
     return EXIT_USER_ERROR
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` (a KeyboardInterrupt), so training writes its checkpoint as on
+    Ctrl-C; a second SIGTERM while it does is ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def handler(signum, frame):
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """The package's warnings as one line each, ``lazylabels: warning: ...``, every time."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", LazyLabelsWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, LazyLabelsWarning):
+                print(f"lazylabels: warning: {message}", file=sys.stderr)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code = COMMANDS[args.command](args)
+        with _sigterm_as_interrupt(), _warnings_as_lines():
+            code = COMMANDS[args.command](args)
         sys.stdout.flush()
         return code
     except LazyLabelsError as exc:
         return _error(str(exc))
+    except Terminated:
+        print("lazylabels: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("lazylabels: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

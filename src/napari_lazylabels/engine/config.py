@@ -156,6 +156,8 @@ class TrainConfig:
 
     ``steps`` counts optimisation steps in total (a resumed run continues
     until it reaches them). ``device='auto'`` picks CUDA, then MPS, then CPU.
+    A checkpoint is written every ``checkpoint_every`` steps and at least every
+    ``checkpoint_seconds`` of training (``inf``: by steps only).
     """
 
     steps: int = 800
@@ -170,6 +172,7 @@ class TrainConfig:
     annotated_fraction: float = 0.7
     class_weight_cap: float = 10.0
     checkpoint_every: int = 100
+    checkpoint_seconds: float = 300.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
 
@@ -184,6 +187,8 @@ class TrainConfig:
         check_number("annotated fraction", self.annotated_fraction, low=0, high=1)
         check_number("class weight cap", self.class_weight_cap, low=0, low_open=True)
         check_number("checkpoint interval", self.checkpoint_every, low=1, integer=True)
+        check_number("checkpoint interval in seconds", self.checkpoint_seconds, low=0, low_open=True,
+                     infinite=True)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -6,7 +6,8 @@ and the required inputs of the regimes (:mod:`napari_lazylabels.engine.regimes`;
 optional. Column order is free, names are matched case-insensitively (an
 input's older names too), and an optional ``roi`` column (non-zero = inside
 the region of interest) and an optional ``name`` column are used; any other
-column (notes...) is ignored::
+column is refused, with the list of the known ones (a misspelt column would
+otherwise be silently not trained on)::
 
     image,detection,separation,segmentation,roi
     img/a.tif,lab/a_blobs.tif,,lab/a_masks.tif,
@@ -14,7 +15,8 @@ column (notes...) is ignored::
 
 Paths are relative to the CSV's folder (absolute paths work too). An empty
 cell means "not annotated for that task". A label file that is given but
-entirely 0 follows METHOD section 1: not annotated.
+entirely 0 follows METHOD section 1: not annotated. An image listed on more
+than one row is trained on as often: a warning says so.
 
 Instead of a CSV, :func:`load_manifest` takes a project folder written by
 :func:`napari_lazylabels.io.ome_zarr.write_project` (or a single ``.ome.zarr``
@@ -35,7 +37,7 @@ import numpy as np
 
 from ..engine.annotations import LazyAnnotations, check_image, check_labels, check_same_channels
 from .atomic import atomic_write_file, check_writable
-from ..errors import AnnotationError, ImageReadError, LazyLabelsError
+from ..errors import AnnotationError, ImageReadError, LazyLabelsError, warn
 from .imageio import load_labels, read_image_file, stack_refused
 from ..engine.regimes import registry
 from ..engine.regimes.base import LabelInput
@@ -43,7 +45,8 @@ from ..engine.regimes.targets import check_annotated, check_inputs
 from .ome_zarr import (ROI_LABEL, ImageStore, is_image_store, is_project, project_to_annotations,
                        read_image_store, read_project)
 
-__all__ = ["IMAGE_COLUMN", "NAME_COLUMN", "ROI_COLUMN", "load_manifest", "write_manifest"]
+__all__ = ["IMAGE_COLUMN", "NAME_COLUMN", "ROI_COLUMN", "load_manifest", "write_manifest", "known_columns",
+           "manifest_files"]
 
 IMAGE_COLUMN = "image"
 ROI_COLUMN = ROI_LABEL
@@ -107,6 +110,12 @@ def _column_of(spec: LabelInput, header: Sequence[str]) -> str | None:
     return next((n.lower() for n in spec.names if n.lower() in header), None)
 
 
+def known_columns(inputs: Sequence[LabelInput] | None = None) -> list[str]:
+    """The columns a manifest may have: ``image``, every input's key, ``roi``, ``name`` (lower case)."""
+    inputs = registry.label_inputs() if inputs is None else inputs
+    return [IMAGE_COLUMN, *(i.key.lower() for i in inputs), ROI_COLUMN, NAME_COLUMN]
+
+
 def _check_header(header: list[str], inputs: Sequence[LabelInput], path: Path) -> None:
     dupes = sorted({h for h in header if h and header.count(h) > 1})
     if dupes:
@@ -118,6 +127,12 @@ def _check_header(header: list[str], inputs: Sequence[LabelInput], path: Path) -
         raise AnnotationError(
             f"manifest header lacks column(s) {', '.join(missing)}; it must contain "
             f"{','.join(required)} (found: {','.join(header) or 'nothing'})", source=str(path))
+    known = set(known_columns(inputs)) | {n.lower() for i in registry.label_inputs() for n in i.names}
+    unknown = [h for h in header if h and h not in known]   # an empty name: a trailing comma
+    if unknown:
+        raise AnnotationError(f"manifest has unknown column(s) {', '.join(unknown)}; the columns are "
+                              f"{', '.join(known_columns(inputs))} (an input's older names are read too)",
+                              source=str(path))
 
 
 def _load_row(row: dict[str, str], line: int, base: Path, inputs: Sequence[LabelInput], n_classes: int,
@@ -169,6 +184,7 @@ def _load_csv(path: Path, inputs: Sequence[LabelInput], n_classes: int) -> list[
     if not rows:
         raise AnnotationError("manifest has a header but no rows", source=str(path))
     base = path.parent
+    _warn_repeated_images(rows, base, path)
     items = [_load_row(row, line, base, inputs, n_classes, path) for line, row in rows]
     try:
         check_same_channels([it.image for it in items], [str(_resolve(row[IMAGE_COLUMN], base)) for _, row in rows])
@@ -178,6 +194,34 @@ def _load_csv(path: Path, inputs: Sequence[LabelInput], n_classes: int) -> list[
     if NAME_COLUMN not in header:
         _unique_names(items, [row[IMAGE_COLUMN] for _, row in rows])
     return items
+
+
+def _warn_repeated_images(rows: list[tuple[int, dict[str, str]]], base: Path, path: Path) -> None:
+    """Warn about an image listed on more than one row (it would be trained on as many times)."""
+    lines: dict[Path, list[int]] = {}
+    for line, row in rows:
+        if row.get(IMAGE_COLUMN):
+            lines.setdefault(_resolve(row[IMAGE_COLUMN], base).absolute().resolve(), []).append(line)
+    for image, where in lines.items():
+        if len(where) > 1:
+            warn(f"image {image.name} is listed {len(where)} times (lines {', '.join(map(str, where))}); "
+                 f"it is trained on {len(where)} times as often as the others", source=str(path))
+
+
+def manifest_files(path: str | os.PathLike) -> list[Path]:
+    """The files a training set is read from: the manifest and every file its rows name (or the
+    project folder), without reading any image (an output must not replace them)."""
+    path = Path(path)
+    if path.is_dir() or not path.is_file():
+        return [path]
+    try:
+        header, rows = _read_rows(path)
+    except LazyLabelsError:
+        return [path]
+    files = [path]
+    for _, row in rows:
+        files += [_resolve(cell, path.parent) for column, cell in row.items() if cell and column != NAME_COLUMN]
+    return files
 
 
 def _check_store_labels(stores: Sequence[ImageStore], inputs: Sequence[LabelInput], n_classes: int) -> None:

@@ -16,6 +16,11 @@ format 1 folder is upgraded when it is read (by the registry's regimes).
 :func:`~napari_lazylabels.io.bioimageio.export_bioimageio` (its
 ``lazylabels_config.json`` and ``weights.pt``, without unpickling), through
 the same checks as a folder.
+
+Every field of ``config.json`` and ``training_state.pt`` is checked by the one
+schema of :mod:`.model_schema`; weights that are not finite are refused.
+``overwrite`` replaces only a model folder (:func:`is_model_folder`) or an
+empty one.
 """
 
 from __future__ import annotations
@@ -31,24 +36,21 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..engine.config import NetworkConfig, NormalizationConfig
 from ..engine.model import build_model
-from ..engine.postprocess.settings import PostProcessing
 from ..engine.regimes import registry
-from ..engine.tasks import TaskSpec
 from ..engine.trained_model import LazyLabelsModel
 from ..engine.training.trainer import TrainingState
 from ..errors import LazyLabelsError, ModelFileError
-from .atomic import atomic_write_dir
+from .atomic import atomic_write_dir, recover
+from .model_schema import (CONFIG_FILE, FORMAT, FORMAT_VERSION, STATE_FILE, check_state_fits, non_finite,
+                           parse_config, parse_training_state)
 
-FORMAT = "napari-lazylabels-model"
-FORMAT_VERSION = 2
-CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-STATE_FILE = "training_state.pt"
 #: In a bioimage.io package (:mod:`.bioimageio`): the model's config.json, and the state dict weights.
 PACKAGE_CONFIG = "lazylabels_config.json"
 PACKAGE_WEIGHTS = "weights.pt"
+#: What ``--overwrite`` replaces: only a folder like this (or an empty one).
+MODEL_FOLDER = "a napari-lazylabels model folder (with its config.json)"
 
 Artifacts = Mapping[str, Mapping[str, Any]]
 
@@ -101,7 +103,16 @@ def save_model(model: LazyLabelsModel, path: str | Path, *, overwrite: bool = Fa
     relative path -> arrays for ``.npz`` or a JSON dict for ``.json``) are optional.
     """
     return atomic_write_dir(Path(path), lambda tmp: write_model_into(Path(tmp), model, training_state, artifacts),
-                            overwrite=overwrite)
+                            overwrite=overwrite, replaceable=is_model_folder, what=MODEL_FOLDER)
+
+
+def is_model_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a folder with this tool's ``config.json`` (what ``--overwrite`` may replace)."""
+    try:
+        cfg = json.loads((Path(path) / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(cfg, dict) and cfg.get("format") == FORMAT
 
 
 def _read_config(path: Path) -> dict:
@@ -109,21 +120,9 @@ def _read_config(path: Path) -> dict:
     if not cfg_path.is_file():
         raise ModelFileError(f"not a model directory (no {CONFIG_FILE})", source=str(path))
     try:
-        cfg = json.loads(cfg_path.read_text())
+        return json.loads(cfg_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{CONFIG_FILE} is not valid JSON ({exc.__class__.__name__})", source=str(path))
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        raise ModelFileError(f"{CONFIG_FILE} is not a napari-lazylabels model config", source=str(path))
-    version = cfg.get("format_version", 1)
-    if not isinstance(version, int):
-        raise ModelFileError(f"{CONFIG_FILE}: format_version must be a whole number, got {version!r}",
-                             source=str(path))
-    if version > FORMAT_VERSION:
-        raise ModelFileError(f"model format version {version} is newer than this "
-                             f"napari-lazylabels understands ({FORMAT_VERSION})", source=str(path))
-    if version < 2:
-        _upgrade_v1(cfg)
-    return cfg
 
 
 def _upgrade_v1(cfg: dict) -> None:
@@ -140,7 +139,7 @@ def _upgrade_v1(cfg: dict) -> None:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LazyLabelsModel:
     """Load a model directory (or a bioimage.io package written by ``lazylabels export``); any missing,
     empty or corrupt part is a ModelFileError."""
-    path = Path(path)
+    path = recover(Path(path))
     if not path.exists():
         raise ModelFileError("model directory not found", source=str(path))
     if is_bioimageio_package(path):
@@ -149,14 +148,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LazyLabe
         raise ModelFileError("is a file, not a model directory (nor a bioimage.io package)", source=str(path))
     if not any(path.iterdir()):
         raise ModelFileError("model directory is empty", source=str(path))
-    cfg = _read_config(path)
-    try:
-        net_cfg = NetworkConfig.from_dict(cfg["network"])
-        tasks = [TaskSpec.from_dict(t) for t in cfg["tasks"]]
-        norm = NormalizationConfig(**cfg.get("normalization", {}))
-        postprocess = PostProcessing.from_dict(cfg.get("postprocess") or {})
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelFileError(f"{CONFIG_FILE} is incomplete or invalid ({exc})", source=str(path))
+    cfg = parse_config(_read_config(path), str(path), upgrade=_upgrade_v1)
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelFileError(f"weights file {WEIGHTS_FILE} is missing", source=str(path))
@@ -164,28 +156,42 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LazyLabe
         state = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise ModelFileError(f"{WEIGHTS_FILE} is corrupt ({exc.__class__.__name__})", source=str(path))
-    network = build_model(net_cfg, tasks)
+    network = build_model(cfg.network, cfg.tasks)
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError:
         raise ModelFileError(f"{WEIGHTS_FILE} does not match the architecture in {CONFIG_FILE}",
                              source=str(path))
+    bad = non_finite(state)
+    if bad:
+        raise ModelFileError(f"{WEIGHTS_FILE}: {len(bad)} of {len(state)} weight tensors hold NaN or infinite "
+                             f"values (e.g. {bad[0]}): the training diverged; train again, e.g. with a "
+                             f"lower --lr", source=str(path))
     network.to(device).eval()
-    return LazyLabelsModel(network, tasks, list(cfg.get("class_names") or []), norm,
-                           int(cfg.get("patch_size", 128)), postprocess, dict(cfg.get("provenance") or {}))
+    return LazyLabelsModel(network, cfg.tasks, cfg.class_names, cfg.normalization, cfg.patch_size,
+                           cfg.postprocess, cfg.provenance)
 
 
-def load_training_state(path: str | Path) -> TrainingState | None:
-    """The optimiser state, step and history saved beside a model, or None (never unpickles code)."""
+def load_training_state(path: str | Path, network: torch.nn.Module | None = None) -> TrainingState | None:
+    """The optimiser state, step and history saved beside a model, or None (never unpickles code).
+
+    With ``network``, the optimiser state must fit it (every parameter's shape).
+
+    Raises:
+        ModelFileError: the file cannot be read, a field is wrong (named), or
+            it was made for another network.
+    """
     f = Path(path) / STATE_FILE
     if not f.is_file():
         return None
     try:
         raw = torch.load(f, map_location="cpu", weights_only=True)
-        return TrainingState(step=int(raw["step"]), optimizer=raw["optimizer"],
-                             history={k: list(v) for k, v in (raw.get("history") or {}).items()})
     except Exception as exc:
         raise ModelFileError(f"{STATE_FILE} is corrupt ({exc.__class__.__name__})", source=str(path))
+    values = parse_training_state(raw, str(path))
+    if network is not None:
+        check_state_fits(values["optimizer"], list(network.parameters()), str(path))
+    return TrainingState(step=values["step"], optimizer=values["optimizer"], history=values["history"])
 
 
 def load_artifacts(path: str | Path) -> dict[str, dict[str, Any]]:

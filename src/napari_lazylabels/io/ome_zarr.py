@@ -55,7 +55,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..engine.annotations import LazyAnnotations, PixelSize
-from .atomic import atomic_write_dir, atomic_write_file, check_writable
+from .atomic import atomic_write_dir, atomic_write_file, check_writable, recover
 from .imageio import ngff_unit
 from ..errors import ImageReadError, LazyLabelsError, OutputExistsError
 from ..engine.regimes import registry
@@ -215,6 +215,7 @@ def _fill_store(root_dir: Path, image: np.ndarray, labels: dict, probabilities: 
     _write_array(root, "0", np.moveaxis(image, -1, 0) if yxc else image, "cyx" if yxc else "yx")
     _write_labels(root, labels, pixel_size)
     _write_probabilities(root, probabilities, pixel_size)
+    _record_written(root)
 
 
 def _write_labels(root, labels: dict[str, np.ndarray], pixel_size: PixelSize | None = None) -> None:
@@ -242,6 +243,90 @@ def _write_probabilities(root, probabilities: dict[str, np.ndarray], pixel_size:
         sub = group.create_group(key, attributes={"ome": {"version": NGFF_VERSION,
                                                           "multiscales": _multiscales("cyx", key, pixel_size)}})
         _write_array(sub, "0", prob, "cyx")
+
+
+# ----------------------------------------------------------------- integrity
+
+def _record_written(root) -> None:
+    """Record every array's shape, dtype and number of stored chunks in the store's metadata.
+
+    Zarr reads a missing chunk as the fill value and an edited ``shape`` as
+    padding or cropping; with this record :func:`_check_written` tells such a
+    store from an intact one. (Chunks holding only the fill value are not
+    stored at all, so the count is of the chunks actually written.)
+    """
+    import zarr
+
+    record = {name: {"shape": list(arr.shape), "dtype": str(arr.dtype), "chunks": int(arr.nchunks_initialized)}
+              for name, arr in sorted(root.members(max_depth=None)) if isinstance(arr, zarr.Array)}
+    own = dict(root.attrs.get("lazylabels", {}) or {})
+    root.attrs.update({"lazylabels": {**own, "arrays": record}})
+
+
+def _check_written(root, path: Path) -> None:
+    """Refuse a store this tool wrote whose arrays lost chunks or changed shape or type since.
+
+    Raises:
+        ImageReadError: naming the store and the array.
+    """
+    record = (root.attrs.get("lazylabels", {}) or {}).get("arrays")
+    if not isinstance(record, dict):
+        return                          # written by another tool or an earlier version: nothing to check
+    for name, info in record.items():
+        if not isinstance(info, dict):
+            continue
+        try:
+            arr = root[name]
+        except KeyError:
+            raise ImageReadError(f"cannot read OME-Zarr store: array {name!r} is missing (it was written)",
+                                 source=str(path)) from None
+        if list(arr.shape) != list(info.get("shape", arr.shape)) or str(arr.dtype) != info.get("dtype", str(arr.dtype)):
+            raise ImageReadError(f"cannot read OME-Zarr store: array {name!r} is {tuple(arr.shape)} {arr.dtype}, "
+                                 f"it was written as {tuple(info.get('shape', ()))} {info.get('dtype')} "
+                                 f"(its metadata was edited)", source=str(path))
+        stored, written = int(arr.nchunks_initialized), int(info.get("chunks", 0))
+        if stored < written:
+            raise ImageReadError(f"cannot read OME-Zarr store: array {name!r} has lost {written - stored} of the "
+                                 f"{written} chunks written (they would read as zeros)", source=str(path))
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (Linux: MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+class _MemoryBudget:
+    """What a store's arrays may take in memory: each read is checked against what is left (one line
+    naming the array, instead of a MemoryError or a machine that swaps)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.left = available_memory()
+
+    def read(self, arr, name: str) -> np.ndarray:
+        need = int(np.prod(arr.shape, dtype=np.float64) * np.dtype(arr.dtype).itemsize)
+        if self.left is not None and need > self.left:
+            shape = " x ".join(str(n) for n in arr.shape)
+            raise ImageReadError(f"array {name!r} ({shape} {arr.dtype}) needs {_gib(need)} of memory, "
+                                 f"{_gib(self.left)} are available", source=str(self.path))
+        data = arr[...]
+        if self.left is not None:
+            self.left -= need
+        return data
 
 
 # ----------------------------------------------------------------- one store
@@ -272,7 +357,7 @@ def write_image_store(path: str | os.PathLike, image: np.ndarray,
     name = name or _store_name(path)
     image, labs, probs, meta = _prepare(image, labels or {}, probabilities or {}, metadata, str(path))
     return atomic_write_dir(path, lambda tmp: _fill_store(tmp, image, labs, probs, name, meta, pixel_size),
-                            overwrite=overwrite)
+                            overwrite=overwrite, replaceable=is_image_store, what="an OME-Zarr store")
 
 
 def _group_attributes(path: Path) -> dict | None:
@@ -400,7 +485,7 @@ def read_image_store(path: str | os.PathLike) -> ImageStore:
     Raises:
         ImageReadError: missing folder, not a Zarr v3 OME store, or corrupt.
     """
-    path = Path(path)
+    path = recover(Path(path))
     source = str(path)
     if not path.exists():
         raise ImageReadError("OME-Zarr store not found", source=source)
@@ -413,7 +498,7 @@ def read_image_store(path: str | os.PathLike) -> ImageStore:
     except LazyLabelsError:
         raise
     except MemoryError:
-        raise
+        raise ImageReadError("not enough memory to read the OME-Zarr store", source=source) from None
     except Exception as exc:
         text = str(exc).strip().splitlines()
         detail = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
@@ -425,9 +510,11 @@ def _read_store(path: Path) -> ImageStore:
     from zarr.storage import LocalStore
 
     root = zarr.open_group(LocalStore(path, read_only=True), mode="r")
+    _check_written(root, path)
+    budget = _MemoryBudget(path)
     own = root.attrs.get("lazylabels", {}) or {}
     array, axes = _first_dataset(root, "image")
-    image = _to_yx(array[...], axes, channel_last=True)
+    image = _to_yx(budget.read(array, "image"), axes, channel_last=True)
     ms = _ome(root.attrs)["multiscales"][0]
     name = ms.get("name") or _store_name(path)
 
@@ -437,7 +524,7 @@ def _read_store(path: Path) -> ImageStore:
         for key in _ome(group.attrs).get("labels", []):
             sub = group[key]
             arr, lab_axes = _first_dataset(sub, f"label {key!r}")
-            data = _to_yx(arr[...], lab_axes, channel_last=False)
+            data = _to_yx(budget.read(arr, f"labels/{key}"), lab_axes, channel_last=False)
             if data.ndim != 2:
                 raise ValueError(f"label {key!r} is not 2D")
             if (sub.attrs.get("lazylabels", {}) or {}).get("dtype") == "bool":
@@ -452,7 +539,7 @@ def _read_store(path: Path) -> ImageStore:
             names = sorted(k for k, _ in group.groups())
         for key in names:
             arr, _ = _first_dataset(group[key], f"probabilities {key!r}")
-            probabilities[key] = np.ascontiguousarray(arr[...])
+            probabilities[key] = np.ascontiguousarray(budget.read(arr, f"probabilities/{key}"))
 
     return ImageStore(image=image, labels=labels, probabilities=probabilities, name=name,
                       metadata=dict(own.get("metadata", {}) or {}), path=str(path), pixel_size=_pixel_size_of(ms))
@@ -529,7 +616,8 @@ def write_project(folder: str | os.PathLike, stores: Sequence[ImageStore | Mappi
             write_image_store(tmp / (s.name + STORE_SUFFIX), **_store_kwargs(s))
         _write_json(tmp / PROJECT_FILE, _project_json(names, class_names))
 
-    return atomic_write_dir(folder, fill, overwrite=overwrite)
+    return atomic_write_dir(folder, fill, overwrite=overwrite, replaceable=is_project,
+                            what=f"a napari-lazylabels project folder (with {PROJECT_FILE})")
 
 
 def read_project_info(folder: str | os.PathLike) -> dict:

@@ -15,8 +15,30 @@ import numpy as np
 from ..engine.annotations import PixelSize
 from ..engine.pipeline import Segmentation
 from ..engine.trained_model import LazyLabelsModel
+from ..errors import OutputExistsError
 from .imageio import ImageFile, write_labels_tiff
-from .ome_zarr import ImageStore, write_image_store, write_project
+from .ome_zarr import ImageStore, is_image_store, write_image_store, write_project
+
+
+def _is_tiff(out: Path) -> bool:
+    return out.name.lower().endswith((".tif", ".tiff"))
+
+
+def check_replaceable_output(out: str | Path) -> None:
+    """Refuse, before any work, an existing ``.zarr`` output that is not an OME-Zarr store (a folder of
+    other files that ``--overwrite`` would delete)."""
+    out = Path(out)
+    if not _is_tiff(out) and out.is_dir() and any(out.iterdir()) and not is_image_store(out):
+        raise OutputExistsError("is not an OME-Zarr store; --overwrite only replaces such a store, so it is "
+                                "left alone", source=str(out))
+
+
+def prediction_bytes(out: str | Path, image: np.ndarray, model: LazyLabelsModel) -> int:
+    """About how much disk the prediction of ``image`` takes at ``out`` (uncompressed, the most)."""
+    pixels = int(np.prod(image.shape[:2]))
+    if _is_tiff(Path(out)):
+        return 4 * pixels
+    return int(np.asarray(image).nbytes) + 2 * 4 * pixels + sum(4 * t.n_classes * pixels for t in model.tasks)
 
 
 def prediction_metadata(model: LazyLabelsModel, source: str | None = None) -> dict:

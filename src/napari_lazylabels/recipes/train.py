@@ -17,10 +17,20 @@ What it does, in order:
 4. builds the trainer (from scratch, or from ``resume``: a model folder with
    its training state and the regimes' saved rounds) and attaches the
    regimes' rounds;
-5. trains; with a ``model_dir`` it writes a checkpoint every
-   ``config.checkpoint_every`` steps and the model once at the end (or when
-   stopped or interrupted), with everything a resume needs (optimiser state,
-   loss history, the rounds).
+5. trains; with a ``model_dir`` it holds the folder's lock file while it
+   runs (:class:`~napari_lazylabels.io.locks.FolderLock`: a second run into
+   it is refused), writes a checkpoint every ``config.checkpoint_every``
+   steps or ``config.checkpoint_seconds`` of training, whichever comes first,
+   and the model once at the end (or when stopped or interrupted), with
+   everything a resume needs (optimiser state, loss history, the rounds).
+
+What is in ``model_dir`` is never lost to a run that does not finish: a run
+that replaces an existing model (``overwrite``) writes its checkpoints to
+``NAME.partial`` beside it and puts its model in place only at the end; a
+``--resume`` continues ``NAME.partial`` when there is one. A loss or weights
+that stop being finite end the run with
+:class:`~napari_lazylabels.errors.TrainingDivergedError`, without writing
+them: the last checkpoint stays as it was.
 
 The settings a user gives are made consistent here, once for every caller:
 the patch size is rounded up to the network's pooling multiple and the
@@ -29,9 +39,14 @@ warm-up is at most a tenth of the run.
 
 from __future__ import annotations
 
+import math
+import shutil
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import torch
 
 from ..engine.annotations import LazyAnnotations, common_pixel_size
 from ..engine.config import NetworkConfig, TrainConfig, preset
@@ -43,8 +58,13 @@ from ..engine.tasks import TaskSpec
 from ..engine.trained_model import LazyLabelsModel
 from ..engine.training.progress import TrainingProgress
 from ..engine.training.trainer import Trainer, default_class_names
-from ..errors import LazyLabelsError, ModelFileError
-from ..io.modelio import load_artifacts, load_model, load_training_state, save_model
+from ..errors import LazyLabelsError, ModelFileError, OutputExistsError, TrainingDivergedError, warn
+from ..io.atomic import check_can_write, check_not_current_folder, recover, write_error
+from ..io.locks import FolderLock, check_unlocked
+from ..io.modelio import MODEL_FOLDER, is_model_folder, load_artifacts, load_model, load_training_state, save_model
+
+#: A run that replaces an existing model writes its checkpoints to ``NAME`` + this, beside it.
+PARTIAL_SUFFIX = ".partial"
 
 
 @dataclass
@@ -62,6 +82,9 @@ class TrainingPlan:
         regimes: train exactly these regimes (the single-task baselines of the
             benchmark); default: chosen from the data and ``opt_in``.
         model_dir: where checkpoints and the final model go (None: nowhere).
+        overwrite: ``model_dir`` may exist and is then replaced at the end of
+            the run (only a model folder; its checkpoints go to ``NAME.partial``
+            until then).
         resume: a model folder to continue training from (its checkpoint, or
             a saved model to fine-tune).
         data_description: recorded in the model's provenance.
@@ -77,6 +100,7 @@ class TrainingPlan:
     opt_in: Mapping[str, Any] = field(default_factory=dict)
     regimes: Sequence[Regime] | None = None
     model_dir: str | Path | None = None
+    overwrite: bool = False
     resume: str | Path | None = None
     data_description: str = ""
     instances: InstanceParams | None = None
@@ -131,13 +155,14 @@ class TrainingRun:
         self.instances = plan.instances
         if plan.resume is not None:
             previous = load_model(plan.resume)
-            if previous.task_names != [t.name for t in self.tasks]:
-                raise LazyLabelsError(f"checkpoint has tasks {previous.task_names}, this run has "
-                                      f"{[t.name for t in self.tasks]}", source=str(plan.resume))
+            _check_resumable(previous, self.tasks, plan)
             network, class_names = previous.network, previous.class_names
             if self.instances is None:  # a resumed run keeps the instance settings it was given
                 self.instances = previous.postprocess.instances
-            state = load_training_state(plan.resume)
+            state = load_training_state(plan.resume, previous.network)
+            if state is None:
+                warn("has no training state: its weights are fine-tuned from step 0 with a new optimiser",
+                     source=str(plan.resume))
             artifacts = load_artifacts(plan.resume)
         net_cfg = network if isinstance(network, NetworkConfig) else network.config
         self.config = consistent_config(plan.config, net_cfg)
@@ -153,7 +178,8 @@ class TrainingRun:
             self.trainer.add_hook(hook.every, hook)
             self.hooks[r.name] = hook
         self.model_dir = Path(plan.model_dir) if plan.model_dir is not None else None
-        self._saved_step: int | None = None
+        self._checkpoint_dir: Path | None = None
+        self._saved: tuple[int, Path] | None = None           # the step and folder last written
 
     # -- the run ---------------------------------------------------------------------------
     @property
@@ -168,14 +194,39 @@ class TrainingRun:
     def run(self) -> Iterator[TrainingProgress]:
         """Train, yielding a report per step; checkpoints and the final model go to ``model_dir``.
 
-        An interruption (Ctrl-C) writes the model of the last step before it
-        propagates, so ``resume`` continues from there.
+        The folder's lock is held from the first step to the last. An
+        interruption (Ctrl-C, or SIGTERM through the CLI) writes the model of
+        the last step before it propagates, so ``resume`` continues from there.
+
+        Raises:
+            InUseError: another run holds ``model_dir``.
+            OutputExistsError: ``model_dir`` may not be written (see :func:`check_model_dir`).
+            TrainingDivergedError: the loss or the weights stopped being finite.
         """
+        if self.model_dir is None:
+            yield from self._train()
+            return
+        with FolderLock(self.model_dir):
+            # a folder this run wrote already (an earlier run() of it) is its own to go on with
+            continues = self.model_dir if self._saved is not None else self.plan.resume
+            check_model_dir(self.model_dir, overwrite=self.plan.overwrite, resume=continues, lock=False)
+            if self._checkpoint_dir is None:
+                self._checkpoint_dir = self._checkpoints_go_to()
+            yield from self._train()
+
+    def _train(self) -> Iterator[TrainingProgress]:
+        last_step, last_save = self.trainer.step, time.monotonic()
         try:
             for report in self.trainer.run():
-                due = report.done or report.step % self.config.checkpoint_every == 0
+                if report.step != last_step and not math.isfinite(report.loss):
+                    raise self._diverged(f"the loss is {report.loss} at step {report.step}")
+                last_step = report.step
+                due = (report.done or report.step % self.config.checkpoint_every == 0
+                       or time.monotonic() - last_save >= self.config.checkpoint_seconds)
                 if self.model_dir is not None and due:
-                    report = replace(report, checkpoint=str(self.save_checkpoint()))
+                    done = report.step >= self.config.steps
+                    report = replace(report, checkpoint=str(self._save_final() if done else self.save_checkpoint()))
+                    last_save = time.monotonic()
                 yield report
         except KeyboardInterrupt:
             self.save_checkpoint()
@@ -185,14 +236,78 @@ class TrainingRun:
         """End the run after the current step (the model is then written)."""
         self.trainer.stop()
 
-    def save_checkpoint(self) -> Path | None:
-        """Write the model as it is now into ``model_dir`` (once per step; None without a folder)."""
+    def _checkpoints_go_to(self) -> Path:
+        """``model_dir``, or ``NAME.partial`` when a model there is to be kept until the run finishes
+        (it exists and is not what this run continues), or when the run continues ``NAME.partial``."""
+        assert self.model_dir is not None
+        partial = partial_dir(self.model_dir)
+        resume = self.plan.resume
+        if resume is not None and _same(resume, partial):
+            return partial
+        if self.model_dir.exists() and not (resume is not None and _same(resume, self.model_dir)):
+            return partial
+        return self.model_dir
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        """Where the checkpoints of this run go (None without a ``model_dir``)."""
         if self.model_dir is None:
             return None
-        if self._saved_step != self.trainer.step or not self.model_dir.exists():
-            self.save(self.model_dir, overwrite=True)
-            self._saved_step = self.trainer.step
+        if self._checkpoint_dir is None:
+            self._checkpoint_dir = self._checkpoints_go_to()
+        return self._checkpoint_dir
+
+    def save_checkpoint(self) -> Path | None:
+        """Write the model as it is now as the run's checkpoint (once per step; None without a folder).
+
+        Raises:
+            TrainingDivergedError: the weights are not finite (nothing is written).
+            OutputError: the folder could not be written (full disk...).
+        """
+        target = self.checkpoint_dir
+        if target is None:
+            return None
+        self._write(target)
+        return target
+
+    def _save_final(self) -> Path:
+        """The finished run's model into ``model_dir`` (replacing the one kept there), then no ``NAME.partial``."""
+        assert self.model_dir is not None
+        self._write(self.model_dir)
+        partial = partial_dir(self.model_dir)
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+        self._checkpoint_dir = self.model_dir
         return self.model_dir
+
+    def _write(self, target: Path) -> None:
+        """The model as it is now into ``target``, unless it is there already (once per step and folder)."""
+        if self._saved == (self.trainer.step, target) and target.exists():
+            return
+        bad = [n for n, t in self.trainer.network.state_dict().items()
+               if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        if bad:
+            raise self._diverged(f"the weights hold NaN or infinite values after step {self.trainer.step} "
+                                 f"({bad[0]}...)")
+        try:
+            self.save(target, overwrite=True)
+        except OSError as exc:
+            raise write_error(exc, target) from None
+        self._saved = (self.trainer.step, target)
+
+    def _diverged(self, reason: str) -> TrainingDivergedError:
+        target = self.checkpoint_dir
+        kept = (f"the last checkpoint with finite weights is kept in {target}" if target is not None and
+                target.exists() else "nothing was written")
+        return TrainingDivergedError(f"training stopped: {reason}; {kept}; try a lower learning rate "
+                                     f"(it is {self.config.learning_rate:g}) or lower task weights")
+
+    def checkpoint_bytes(self) -> int:
+        """About how much disk a checkpoint takes while it is written: weights and the optimiser's two
+        moments (4 bytes each per parameter), twice (the new and the previous one for a moment)."""
+        n = sum(p.numel() for p in self.trainer.network.parameters())
+        n += sum(b.numel() for b in self.trainer.network.buffers())
+        return 2 * 3 * 4 * n
 
     # -- the model ------------------------------------------------------------------------
     def model(self) -> LazyLabelsModel:
@@ -223,9 +338,87 @@ class TrainingRun:
                           artifacts=self.artifacts())
 
 
-def resume_source(model_dir: str | Path) -> Path:
-    """``model_dir`` as a folder to resume from (one line when it is not there)."""
+def partial_dir(model_dir: str | Path) -> Path:
+    """``NAME.partial`` beside ``NAME``: the checkpoints of a run that replaces the model ``NAME``."""
     path = Path(model_dir)
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def _same(a: str | Path, b: str | Path) -> bool:
+    return Path(a).absolute().resolve() == Path(b).absolute().resolve()
+
+
+def _inside(f: str | Path, folder: Path) -> bool:
+    f, folder = Path(f).absolute().resolve(), folder.absolute().resolve()
+    return f == folder or folder in f.parents
+
+
+def _check_resumable(previous: LazyLabelsModel, tasks: Sequence[TaskSpec], plan: TrainingPlan) -> None:
+    """A run continues a checkpoint only with its tasks and its number of classes."""
+    names = [t.name for t in tasks]
+    if previous.task_names != names:
+        raise LazyLabelsError(f"checkpoint has tasks {previous.task_names}, this run has {names}",
+                              source=str(plan.resume))
+    before = {t.name: t.n_classes for t in previous.tasks}
+    for t in tasks:
+        if before[t.name] != t.n_classes:
+            k = len(previous.class_names) or max(before.values()) - 1
+            raise LazyLabelsError(f"checkpoint was trained with {k} class(es) ({', '.join(previous.class_names)}), "
+                                  f"this run has {plan.n_classes}; resume with --classes {k}",
+                                  source=str(plan.resume))
+
+
+def check_model_dir(model_dir: str | Path, *, overwrite: bool = False, resume: str | Path | None = None,
+                    data_files: Iterable[str | Path] = (), lock: bool = True) -> Path:
+    """Refuse, before any work, a model folder this run may not write (one line each).
+
+    * the current folder or one above it (``--model .``);
+    * a folder another run holds (its lock file; not checked with ``lock=False``,
+      by the run that holds it);
+    * an existing ``NAME`` or ``NAME.partial``, unless ``overwrite`` or the
+      run continues it (``resume``); even then only a model folder (or an
+      empty one), and never one holding ``data_files`` (the training data);
+    * a folder that cannot be written (probe file).
+
+    Interrupted saves of ``NAME`` and ``NAME.partial`` are recovered first.
+
+    Raises:
+        OutputError / OutputExistsError / InUseError.
+    """
+    path = check_not_current_folder(model_dir)
+    if lock:
+        check_unlocked(path)
+    partial = partial_dir(path)
+    continuing = resume is not None and (_same(resume, path) or _same(resume, partial))
+    for target in (recover(path), recover(partial)):
+        if not (target.exists() or target.is_symlink()):
+            continue
+        if not (overwrite or continuing):
+            if target == partial:
+                raise OutputExistsError(f"holds an interrupted run of {path.name}: continue it with --resume, "
+                                        f"or pass --overwrite to start again", source=str(partial))
+            raise OutputExistsError("output exists; pass --overwrite to replace it (or --resume to continue it)",
+                                    source=str(target))
+        if not is_model_folder(target) and not (target.is_dir() and not any(target.iterdir())):
+            raise OutputExistsError(f"is not {MODEL_FOLDER}; --overwrite only replaces such a folder, so it is "
+                                    f"left alone", source=str(target))
+        for f in data_files:
+            if _inside(f, target):
+                raise OutputExistsError(f"holds {f}, which this run trains on; a model folder is never "
+                                        f"replaced with the training data in it", source=str(target))
+    check_can_write(path)
+    return path
+
+
+def resume_source(model_dir: str | Path) -> Path:
+    """The folder to resume ``model_dir`` from: ``NAME.partial`` (an interrupted run that replaces
+    the model) when there is one, else ``model_dir`` (one line when neither is there)."""
+    path = recover(Path(model_dir))
+    partial = recover(partial_dir(path))
+    if partial.exists():
+        warn(f"continuing the interrupted run in {partial} (its model replaces {path.name} when it finishes)",
+             source=str(path))
+        return partial
     if not path.exists():
         raise ModelFileError("nothing to resume: model directory not found", source=str(path))
     return path

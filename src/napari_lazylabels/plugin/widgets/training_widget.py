@@ -295,7 +295,8 @@ class TrainWidget(QWidget):
             trained = {n for r in run_regimes for n in r.task_names}
             plan = TrainingPlan(items, class_names=names, network=settings.network, config=settings.config,
                                 weights={k: v for k, v in settings.weights.items() if k in trained},
-                                opt_in=settings.opt_in, model_dir=self._checkpoint_dir(), resume=resume,
+                                opt_in=settings.opt_in, model_dir=self._checkpoint_dir(), overwrite=True,
+                                resume=resume,
                                 data_description=f"napari: {', '.join(layer.name for layer in layers)}",
                                 instances=settings.instances)
             tasks = prepare(plan).tasks      # user errors now, before anything is started or added
