@@ -9,11 +9,12 @@ same result, and no training code is involved.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from .inference import class_probabilities
 from .labels import smallest_label_dtype
 from .postprocess.growth import final_growth
 from .postprocess.instances import instances_from_probabilities
@@ -24,11 +25,17 @@ from .trained_model import LazyLabelsModel
 
 @dataclass
 class Segmentation:
-    """What a model makes of one image."""
+    """What a model makes of one image.
+
+    ``probabilities``: task -> per-class probabilities (C, Y, X);
+    ``components``: for the tasks whose classes are mixtures of several
+    components (ImPartial), task -> per-component probabilities (C * M, Y, X).
+    """
 
     probabilities: dict[str, np.ndarray]
     semantic: np.ndarray
     instances: np.ndarray
+    components: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_objects(self) -> int:
@@ -55,6 +62,9 @@ def segmentation_from_probabilities(probs: Mapping[str, np.ndarray], tasks: Sequ
 def segment(model: LazyLabelsModel, image: np.ndarray, *, device="cpu", tile_size: int = 1024,
             batch_size: int = 2, postprocess: PostProcessing | None = None, progress=None) -> Segmentation:
     """Tiled prediction, then the model's post-processing (METHOD 5); ``postprocess`` overrides it."""
-    probs = model.predict(image, device=device, tile_size=tile_size, batch_size=batch_size,
-                          progress=progress)
-    return segmentation_from_probabilities(probs, model.tasks, postprocess or model.postprocess)
+    comps = model.predict(image, device=device, tile_size=tile_size, batch_size=batch_size,
+                          progress=progress, components=True)
+    result = segmentation_from_probabilities(class_probabilities(comps, model.network), model.tasks,
+                                             postprocess or model.postprocess)
+    result.components = {t.name: comps[t.name] for t in model.tasks if t.components > 1}
+    return result
