@@ -33,7 +33,7 @@ def test_samples_open(viewer):
     viewer.open_sample(PLUGIN, "synthetic")
     image = viewer.layers[SYNTHETIC_NAME]
     assert image.data.shape == (8, 256, 256)
-    for suffix in ("blobs", "scribbles", "masks"):
+    for suffix in ("blobs", "interfaces", "masks"):
         labels = viewer.layers[f"{SYNTHETIC_NAME} {suffix}"]
         assert labels.data.shape == (8, 256, 256)
     assert viewer.layers[f"{SYNTHETIC_NAME} blobs"].data.any()

@@ -2,19 +2,21 @@
 
 Fields come from :class:`~napari_lazylabels.engine.config.TrainConfig` (steps,
 patch, batch, learning rate, device), the network presets, one task weight
-per task the regimes train, and one switch per opt-in regime with a field for
-each of its options (shown while it is ticked). Values are checked by the
-configs themselves: a bad one is a one-line error, as on the command line.
+per task the regimes train, one switch per opt-in regime with a field for
+each of its options (shown while it is ticked), and the options of the other
+regimes that have some (used when the painted labels train that regime).
+Values are checked by the configs themselves: a bad one is a one-line error,
+as on the command line.
 """
 
 from __future__ import annotations
 
 import types
 import typing
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox
 
 from ...engine.config import PRESETS, NetworkConfig, TrainConfig, preset
 from ...engine.device import DEVICE_CHOICES
@@ -33,6 +35,7 @@ class TrainSettings:
     weights: dict[str, float]
     opt_in: dict[str, Any]
     threads: int
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def _option_widget(cls: type, name: str):
@@ -46,7 +49,10 @@ def _option_widget(cls: type, name: str):
     text = f.metadata.get("help", label) + (" (0: automatic)" if optional else "")
     if base is int:
         return SpinBox(value=default or 0, min=0, max=1_000_000, label=label, tooltip=text)
-    return FloatSpinBox(value=float(default or 0.0), min=0.0, max=1e6, step=0.1, label=label, tooltip=text)
+    box = FloatSpinBox(value=float(default or 0.0), min=0.0, max=1e6, step=0.01 if (default or 0) < 1 else 0.1,
+                       label=label, tooltip=text)
+    box.native.setDecimals(3)
+    return box
 
 
 def _option_value(cls: type, name: str, widget) -> Any:
@@ -89,6 +95,13 @@ class TrainSettingsForm:
                 w.visible = False
                 extra.append(w)
             box.changed.connect(lambda on, ws=tuple(opts.values()): [setattr(w, "visible", on) for w in ws])
+        #: regime name -> its option fields, for the regimes that are not opt-in
+        self.regime_options: dict[str, dict[str, Any]] = {}
+        for r in registry.regimes_with_options():
+            extra.append(Label(value=r.title, tooltip=tip("regime_options", description=r.description)))
+            opts = {f.name: _option_widget(r.options, f.name) for f in fields(r.options)}
+            self.regime_options[r.name] = opts
+            extra.extend(opts.values())
         self.container = Container(widgets=[self.preset, self.steps, self.patch, self.batch, self.lr, weights,
                                             self.device, self.threads, *extra])
         self.container.margins = (0, 0, 0, 0)
@@ -117,5 +130,9 @@ class TrainSettingsForm:
                 cls = registry.get(name).options
                 opt_in[name] = None if cls is None else cls(
                     **{k: _option_value(cls, k, w) for k, w in self.options[name].items()})
+        options = {}
+        for name, widgets in self.regime_options.items():
+            cls = registry.get(name).options
+            options[name] = cls(**{k: _option_value(cls, k, w) for k, w in widgets.items()})
         return TrainSettings(self.preset.value, network, config, {t: w.value for t, w in self.weights.items()},
-                             opt_in, self.threads.value)
+                             opt_in, self.threads.value, options)
