@@ -170,3 +170,5 @@ def test_best_overlap_scores_pair_each_true_object_with_its_largest_overlap_and_
     pooled = pool_best_overlap([s, best_overlap_scores(gt, gt)])
     assert pooled["n_objects"] == 4 and pooled["mdice"] == pytest.approx((2 * 60 / 160 + 0 + 1 + 1) / 4)
     assert best_overlap_scores(np.zeros_like(gt), np.zeros_like(gt))["mdice"] == 1.0
+    missed = best_overlap_scores(np.zeros_like(gt), gt)            # nothing found: 0, no error
+    assert missed["mdice"] == missed["miou"] == 0.0 and missed["n_objects"] == 2

@@ -294,8 +294,9 @@ def best_overlap_scores(pred: np.ndarray, gt: np.ndarray, min_size: int = IMPART
     ov = _overlaps(pred, gt)
     best = _best_pair(ov.gi, ov.inter, ov.n_gt)
     has = best >= 0
-    inter = np.where(has, ov.inter[best], 0).astype(np.float64)
-    p_area = np.where(has, ov.pred_area[ov.pi[best]], 0).astype(np.float64)
+    inter, p_area = np.zeros(ov.n_gt), np.zeros(ov.n_gt)
+    inter[has] = ov.inter[best[has]]
+    p_area[has] = ov.pred_area[ov.pi[best[has]]]
     d = 2 * inter / np.maximum(p_area + ov.gt_area, 1)
     iou = inter / np.maximum(p_area + ov.gt_area - inter, 1)
     empty = 1.0 if ov.n_pred == 0 else 0.0
