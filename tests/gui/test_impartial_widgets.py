@@ -9,7 +9,8 @@ import pytest
 from napari_lazylabels.engine.regimes import registry
 from napari_lazylabels.engine.regimes.impartial import simulate_scribbles
 from napari_lazylabels.engine.synthetic import make_image
-from napari_lazylabels.plugin.layers import components_role, find_layer, label_layer_name, prediction_layer_name
+from napari_lazylabels.plugin.layers import (candidate_label_layers, components_role, find_layer, label_layer_name,
+                                            prediction_layer_name)
 from napari_lazylabels.plugin.widgets import AnnotationWidget, TrainWidget
 
 pytestmark = pytest.mark.gui
@@ -69,6 +70,7 @@ def test_training_on_strokes_uses_every_plane_and_streams_the_component_map(mibi
     comp = viewer.layers[prediction_layer_name(NAME, components_role(KEY))]
     assert comp.data.shape == (2, 96, 96) and not comp.visible
     assert 1 <= comp.data[0].min() and comp.data[0].max() <= 2 * 3         # classes x components
+    assert comp not in candidate_label_layers(viewer, viewer.layers[NAME])    # not offered for painting
     assert f"{NAME} P({KEY})" in viewer.layers and f"{NAME} instances" in viewer.layers
     (task,) = w.model_panel.model().tasks
     assert task.name == KEY and task.components == 3

@@ -241,7 +241,12 @@ def candidate_label_layers(viewer, image_layer) -> list:
     shape = spatial_shape(image_layer)
     return [layer for layer in viewer.layers
             if layer.__class__.__name__ == "Labels" and tuple(layer.data.shape) == shape
-            and role_of(layer) not in PREDICTION_KINDS]
+            and not is_prediction_role(role_of(layer))]
+
+
+def is_prediction_role(role: str | None) -> bool:
+    """A layer made by a prediction (semantic, instances, a component map), not painted by the user."""
+    return role is not None and (role in PREDICTION_KINDS or role.startswith(components_role("")[:-1]))
 
 
 def assign_label_layer(viewer, image_name: str, key: str, layer) -> None:
