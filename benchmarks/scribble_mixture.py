@@ -16,6 +16,7 @@ the same training settings and the same number of steps on the same images:
     mixture   fg/bg scribbles with the mixture loss (the regime's defaults: 0.45 / 0.45 / 0.1)
     lazy      blobs and interfaces on every training image, exact masks on 10 % of them
     full      exact masks on every training image (the upper bound)
+    mix100    (on request) mixture weight 10: the mixture loss with sigma 0.1 instead of 1
 
 Scribbles are simulated by the regime's ``simulate`` (ImPartial's protocol:
 random 32x32 fields of view, skeletons of the objects they touch and of the
@@ -64,9 +65,13 @@ from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
 
 #: The real data (../shared/data beside the checkout; a git worktree one folder deeper finds it too).
 DATA_DIRS = (DATA, ROOT.parents[1] / "shared" / "data")
-METHODS = ("base", "mixture", "lazy", "full")
+METHODS = ("base", "mixture", "lazy", "full", "mix100")
+#: Run unless --methods says otherwise (mix100: the mixture weight x 100, i.e. sigma 0.1, on request).
+DEFAULT_METHODS = ("base", "mixture", "lazy", "full")
+SCRIBBLE_METHODS = ("base", "mixture", "mix100")
 METHOD_NAMES = {"base": "Base (scribbles only)", "mixture": "scribbles + mixture loss",
-                "lazy": "lazy (blobs + interfaces + 10 % masks)", "full": "full supervision"}
+                "lazy": "lazy (blobs + interfaces + 10 % masks)", "full": "full supervision",
+                "mix100": "mixture x100 (weight 10 = sigma 0.1)"}
 BUDGETS = (0.05, 0.10, 0.25)
 STRONG_RATIO = 0.10
 MARK_BEGIN, MARK_END = "<!-- fgbg:begin -->", "<!-- fgbg:end -->"
@@ -167,7 +172,7 @@ def training_items(ds: Dataset, method: str, budget: float | None) -> tuple[list
     items, costs, tiles = [], [], []
     for k, (name, image, inst) in enumerate(ds.train):
         rng = np.random.default_rng([k, 23])
-        if method in ("base", "mixture"):
+        if method in SCRIBBLE_METHODS:
             labels = simulate_lazy_labels(inst, rng=rng, regimes=[scribbles], scribble_budget=budget)
         elif method == "lazy":
             labels = simulate_lazy_labels(inst, rng=rng, strong=True)
@@ -215,8 +220,9 @@ def run_one(ds: Dataset, method: str, budget: float | None, b: Budget, log) -> d
     scribbles = scribble_regime()
     config = TrainConfig(steps=b.steps, batch_size=b.batch_size, patch_size=b.patch_size, device="cpu", seed=0,
                          checkpoint_every=10**9)
-    if method in ("base", "mixture"):
-        opts = scribbles.options() if method == "mixture" else scribbles.options(mixture_weight=0.0)
+    if method in SCRIBBLE_METHODS:
+        default = scribbles.options().mixture_weight
+        opts = scribbles.options(mixture_weight={"base": 0.0, "mixture": default, "mix100": 100 * default}[method])
         plan = TrainingPlan(items, network=preset("cpu"), config=config, options={scribbles.name: opts})
     elif method == "lazy":
         plan = TrainingPlan(items, network=preset("cpu"), config=config, regimes=lazy_regimes())
@@ -251,7 +257,7 @@ def run_one(ds: Dataset, method: str, budget: float | None, b: Budget, log) -> d
 def _row(r: dict) -> str:
     c = r["cost"]
     setting = "" if r["budget"] is None else f"{100 * r['budget']:g} % of objects"
-    objects = c.get("objects_scribbled", 0) if r["method"] in ("base", "mixture") else c.get("objects_traced", 0)
+    objects = c.get("objects_scribbled", 0) if r["method"] in SCRIBBLE_METHODS else c.get("objects_traced", 0)
     return (f"| {METHOD_NAMES[r['method']]} | {setting} | {r['pixel_f1']:.3f} | {r['mdice']:.3f} | "
             f"{r['miou']:.3f} | {r['ap50']:.3f} | {c.get('painted_pixels', 0)} | {c.get('strokes', 0)} | "
             f"{objects} |")
@@ -340,8 +346,8 @@ def main(argv=None) -> int:
         done = {r["key"] for r in read_results(path)}
         args.results.mkdir(parents=True, exist_ok=True)
         for name in args.datasets or list(DATASETS[mode]):
-            todo = [(m, bud) for m in (args.methods or METHODS)
-                    for bud in ((args.budgets or BUDGETS) if m in ("base", "mixture") else (None,))
+            todo = [(m, bud) for m in (args.methods or DEFAULT_METHODS)
+                    for bud in ((args.budgets or BUDGETS) if m in SCRIBBLE_METHODS else (None,))
                     if run_key(name, m, bud) not in done]
             if not todo:
                 continue
