@@ -281,3 +281,26 @@ def test_cli_help_explains_the_options(capsys):
                  "--mixture-weight"):
         assert flag in text
     assert "scribbles" in text and "images without strokes" in text
+
+
+def test_which_regimes_a_run_trains():
+    names = lambda present: [r.name for r in registry.trained_regimes(present)]    # noqa: E731
+    core = [r.name for r in registry.regimes() if any(i.required for i in r.inputs)]
+    blobs = registry.get(core[0]).inputs[0].key
+    assert names(()) == core                                   # nothing present: the lazy labels (then refused)
+    assert names({SCRIBBLES}) == [REGIME.name]                  # scribbles alone: their regime alone
+    assert names({SCRIBBLES, blobs}) == core + [REGIME.name]    # with blobs: all the lazy ones too
+    assert REGIME.name not in names({blobs})
+
+
+def test_a_manifest_with_only_the_scribbles_column_needs_no_other(tmp_path):
+    from napari_lazylabels.io.manifest import load_manifest
+    items, _ = _noisy_set(1)
+    np.save(tmp_path / "a.npy", items[0].image)
+    np.save(tmp_path / "s.npy", items[0].labels[SCRIBBLES])
+    (tmp_path / "m.csv").write_text("image,scribbles\na.npy,s.npy\n")
+    (loaded,) = load_manifest(tmp_path / "m.csv")
+    assert np.array_equal(loaded.labels[SCRIBBLES], items[0].labels[SCRIBBLES])
+    (tmp_path / "bad.csv").write_text("image,detection,scribbles\na.npy,,s.npy\n")
+    with pytest.raises(AnnotationError, match="lacks column"):      # the lazy columns go together
+        load_manifest(tmp_path / "bad.csv")
