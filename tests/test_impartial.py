@@ -20,7 +20,7 @@ from napari_lazylabels.engine.tasks import FOREGROUND, REFINED, TaskSpec
 from napari_lazylabels.engine.training.losses import (class_balanced_cross_entropy, component_means,
                                                       mixture_reconstruction, scribble_mixture_loss)
 from napari_lazylabels.engine.training.sampling import PatchSampler, blind_spots, prepare as prepare_image
-from napari_lazylabels.errors import AnnotationError, SettingsError
+from napari_lazylabels.errors import AnnotationError, LazyLabelsError, SettingsError
 from napari_lazylabels.io.modelio import load_model
 from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun, prepare
 
@@ -206,6 +206,10 @@ def test_training_lowers_the_loss_and_the_model_file_keeps_the_mixture(tmp_path)
     from napari_lazylabels.engine.pipeline import segment
     seg = segment(model, items[0].image)
     assert seg.probabilities[t.name].shape == (2, 64, 64) and seg.components[t.name].shape == (6, 64, 64)
+    # resuming with another number of components is refused in one line
+    from dataclasses import replace
+    with pytest.raises(LazyLabelsError, match="2 classes x 3 component"):
+        TrainingRun(replace(plan, resume=tmp_path / "m", options={REGIME.name: ImPartialConfig(components=2)}))
 
 
 # -- simulation, cost, noisy data -----------------------------------------------------------------

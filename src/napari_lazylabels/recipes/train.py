@@ -180,6 +180,13 @@ class TrainingRun:
             if previous.task_names != [t.name for t in self.tasks]:
                 raise LazyLabelsError(f"checkpoint has tasks {previous.task_names}, this run has "
                                       f"{[t.name for t in self.tasks]}", source=str(plan.resume))
+            for old, new in zip(previous.tasks, self.tasks):
+                if old.head_channels(previous.network.config.in_channels) != new.head_channels(
+                        previous.network.config.in_channels):
+                    raise LazyLabelsError(
+                        f"checkpoint's {old.name} head has {old.n_classes} classes x {old.components} "
+                        f"component(s), this run asks for {new.n_classes} x {new.components}",
+                        source=str(plan.resume))
             network, class_names = previous.network, previous.class_names
             state = load_training_state(plan.resume)
             artifacts = load_artifacts(plan.resume)
