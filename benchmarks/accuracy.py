@@ -637,21 +637,39 @@ def markdown(records: list[dict], splits: dict[str, str], mode: Mode, command: s
     return "\n".join(out)
 
 
-def write_docs(path: Path, block: str) -> None:
+def write_docs(path: Path, block: str, begin: str = MARK_BEGIN, end: str = MARK_END) -> None:
+    """Put ``block`` between the markers ``begin`` and ``end`` of ``path`` (appended when they are not there)."""
     if path.exists():
         text = path.read_text()
-        if MARK_BEGIN in text and MARK_END in text:
-            head, rest = text.split(MARK_BEGIN, 1)
-            tail = rest.split(MARK_END, 1)[1]
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            tail = rest.split(end, 1)[1]
             path.write_text(head + block + tail)
             return
+        path.write_text(text.rstrip("\n") + "\n\n" + block + "\n")
+        return
     path.write_text("## Accuracy (`benchmarks/accuracy.py`)\n\n" + block + "\n")
 
 
 # --- main --------------------------------------------------------------------------------
 
+#: Other suites of this benchmark, in their own modules: name -> module (``main(argv)``).
+SUITES = {"fgbg": "scribble_mixture"}
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--suite", choices=("lazy", *SUITES), default="lazy")
+    known, rest = pre.parse_known_args(argv)
+    if known.suite != "lazy":
+        import importlib
+        return importlib.import_module(SUITES[known.suite]).main(rest)
+    argv = rest
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", choices=("lazy", *SUITES), default="lazy",
+                    help="lazy (this suite: lazy labels against METHOD 8's baselines) or fgbg (fg/bg scribbles "
+                         "with and without the mixture loss, benchmarks/scribble_mixture.py; --suite fgbg --help)")
     ap.add_argument("--quick", action="store_true",
                     help="one synthetic seed (40 images), 240 steps of batch 4 x 96 px, 3 rounds, every method "
                          "at 10 %% strong labels plus a multi-task ratio sweep on synthetic data; about 10-15 "
@@ -697,7 +715,7 @@ def main(argv=None) -> int:
     if args.datasets is not None:
         mode = replace(mode, datasets=tuple(args.datasets))
     methods = args.methods or METHODS
-    command = " ".join(["python benchmarks/accuracy.py", *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join(["python benchmarks/accuracy.py", *argv])
     torch.set_num_threads(max(1, args.threads))
     wall0, cpu0 = time.perf_counter(), time.process_time()
 

@@ -16,6 +16,7 @@ Run (a virtual display is started when there is none)::
     .venv/bin/python benchmarks/ui_latency.py                  # default: torch threads = cores - 1
     .venv/bin/python benchmarks/ui_latency.py --threads 2      # compare: every core for training
     .venv/bin/python benchmarks/ui_latency.py --pan            # with a canvas redraw every 100 ms
+    .venv/bin/python benchmarks/ui_latency.py --fgbg           # fg/bg scribbles on a MIBI-like image
 """
 
 from __future__ import annotations
@@ -88,7 +89,13 @@ def run(args) -> dict:
     from napari_lazylabels.plugin.widgets import TrainWidget
     from napari_lazylabels.plugin.widgets.training_widget import TrainingTimings
 
-    items, _ = make_lazy_dataset(1, seed=1, shape=(args.size, args.size), strong_fraction=1.0)
+    if args.fgbg:        # fg/bg scribbles: the regime whose task is self-supervised, on a MIBI-like image
+        from napari_lazylabels.engine.regimes import registry
+        regime = registry.self_supervised_regimes()[0]
+        items, _ = make_lazy_dataset(1, seed=1, shape=(args.size, args.size), style="mibi", regimes=[regime],
+                                     scribble_budget=0.1)
+    else:
+        items, _ = make_lazy_dataset(1, seed=1, shape=(args.size, args.size), strong_fraction=1.0)
     item = items[0]
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1400, 900)
@@ -146,7 +153,7 @@ def run(args) -> dict:
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
         "torch": torch.__version__,
-        "image": f"{args.size}x{args.size}",
+        "image": f"{args.size}x{args.size}", "labels": "fg/bg scribbles" if args.fgbg else "lazy",
         "preset": args.preset, "patch": args.patch, "batch": args.batch,
         "training_threads": widget.form.threads.value,
         "nice": timings.lower_priority, "layers_first": timings.layers_first,
@@ -184,6 +191,9 @@ def main(argv=None) -> int:
                    help="start training at once, adding the prediction layers meanwhile (for comparison)")
     p.add_argument("--pan", action="store_true",
                    help="also pan the canvas every 100 ms (a redraw each time) while probing")
+    p.add_argument("--fgbg", action="store_true",
+                   help="train on fg/bg scribbles (10 %% of the objects) of a MIBI-like image instead of the "
+                        "lazy labels")
     p.add_argument("--json", help="also write the result here")
     args = p.parse_args(argv)
     result = run(args)

@@ -149,3 +149,26 @@ def test_many_objects_are_matched_one_to_one():
     # IoU of a 15x15 square shifted by 1: 210 / 240
     assert s["counts"][0.85] == [576, 0, 0] and s["counts"][0.9] == [0, 576, 576]
     assert s["object_hausdorff"] == pytest.approx(1.0)
+
+
+def test_best_overlap_scores_pair_each_true_object_with_its_largest_overlap_and_skip_small_ones():
+    from napari_lazylabels.engine.metrics import best_overlap_scores, pixel_f1, pool_best_overlap
+    gt = np.zeros((20, 40), np.int32)
+    gt[0:10, 0:10] = 1            # 100 px
+    gt[0:10, 20:30] = 2           # 100 px, not found
+    gt[15:19, 35:39] = 3          # 16 px: under 20, left out
+    pred = np.zeros_like(gt)
+    pred[0:10, 0:6] = 5           # 60 px inside object 1: the largest overlap
+    pred[0:10, 6:12] = 6          # 60 px, 40 of them inside object 1
+    pred[15:19, 0:4] = 7          # 16 px: left out
+    s = best_overlap_scores(pred, gt)
+    assert s["n_objects"] == 2
+    assert s["mdice"] == pytest.approx((2 * 60 / 160 + 0.0) / 2)
+    assert s["miou"] == pytest.approx((60 / 100 + 0.0) / 2)
+    assert s["pixel_f1"] == pytest.approx(2 * 100 / (120 + 200))   # small objects left out of it too
+    assert pixel_f1(pred, gt) == pytest.approx(2 * 100 / (136 + 216))
+    pooled = pool_best_overlap([s, best_overlap_scores(gt, gt)])
+    assert pooled["n_objects"] == 4 and pooled["mdice"] == pytest.approx((2 * 60 / 160 + 0 + 1 + 1) / 4)
+    assert best_overlap_scores(np.zeros_like(gt), np.zeros_like(gt))["mdice"] == 1.0
+    missed = best_overlap_scores(np.zeros_like(gt), gt)            # nothing found: 0, no error
+    assert missed["mdice"] == missed["miou"] == 0.0 and missed["n_objects"] == 2

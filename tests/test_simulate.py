@@ -176,7 +176,7 @@ def test_annotation_cost_counts_pixels_strokes_and_objects():
     seg[8:16, 8:16] = 2               # 64 px
     cost = annotation_cost({"detection": det, "separation": sep, "segmentation": seg})
     assert cost["painted_pixels"] == 4 + 9 + 6 + 36 + 64
-    assert cost["strokes"] == 3 and cost["blobs"] == 2 and cost["scribbles"] == 1
+    assert cost["strokes"] == 3 and cost["blobs"] == 2 and cost["interfaces"] == 1
     assert cost["objects_traced"] == 2 and cost["strong_images"] == 1
     weak = annotation_cost({"detection": det, "separation": sep, "segmentation": None})
     assert weak["objects_traced"] == 0 and weak["mask_pixels"] == 0 and weak["painted_pixels"] == 19

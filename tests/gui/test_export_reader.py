@@ -12,7 +12,7 @@ from napari_lazylabels.plugin.reader import napari_get_reader
 from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME
 from napari_lazylabels.io.ome_zarr import read_project
 from napari_lazylabels.plugin.widgets import ExportWidget, TrainWidget
-from napari_lazylabels.plugin.layers import META
+from napari_lazylabels.plugin.layers import META, input_keys, label_layer_name
 
 pytestmark = pytest.mark.gui
 PLUGIN = "napari-lazylabels"
@@ -59,7 +59,7 @@ def test_export_predictions_and_reopen(synthetic_viewer, qtbot, tmp_path, make_n
     other = make_napari_viewer()
     assert napari_get_reader(str(project)) is not None
     other.open(str(project), plugin=PLUGIN)
-    for name in (SYNTHETIC_NAME, f"{SYNTHETIC_NAME} blobs", f"{SYNTHETIC_NAME} scribbles",
+    for name in (SYNTHETIC_NAME, f"{SYNTHETIC_NAME} blobs", f"{SYNTHETIC_NAME} interfaces",
                  f"{SYNTHETIC_NAME} masks", f"{SYNTHETIC_NAME} instances", f"{SYNTHETIC_NAME} semantic",
                  f"{SYNTHETIC_NAME} P(segmentation)"):
         np.testing.assert_array_equal(np.asarray(other.layers[name].data), np.asarray(viewer.layers[name].data),
@@ -99,7 +99,8 @@ def test_export_never_overwrites_without_asking(real_viewer, qtbot, tmp_path, mo
     # the reader also opens a single store
     other_layers = napari_get_reader(str(store))(str(store))
     assert [kw["name"] for _, kw, _ in other_layers] == [
-        REAL_NAME, f"{REAL_NAME} blobs", f"{REAL_NAME} scribbles", f"{REAL_NAME} masks"]
+        REAL_NAME, *(label_layer_name(REAL_NAME, k) for k in input_keys())]
+    assert f"{REAL_NAME} interfaces" in [kw["name"] for _, kw, _ in other_layers]
 
 
 def test_reader_declines_other_paths(tmp_path):

@@ -33,13 +33,17 @@ def test_samples_open(viewer):
     viewer.open_sample(PLUGIN, "synthetic")
     image = viewer.layers[SYNTHETIC_NAME]
     assert image.data.shape == (8, 256, 256)
-    for suffix in ("blobs", "scribbles", "masks"):
+    for suffix in ("blobs", "interfaces", "masks"):
         labels = viewer.layers[f"{SYNTHETIC_NAME} {suffix}"]
         assert labels.data.shape == (8, 256, 256)
     assert viewer.layers[f"{SYNTHETIC_NAME} blobs"].data.any()
     viewer.open_sample(PLUGIN, "hela")
     real = viewer.layers["HeLa nuclei (real)"]
     assert real.data.shape == (256, 256) and real.data.dtype == np.uint16
+    viewer.open_sample(PLUGIN, "noisy")
+    strokes = viewer.layers["noisy nuclei fg-bg scribbles"]
+    assert strokes.data.shape == (4, 256, 256) and strokes.data[:2].any() and not strokes.data[2:].any()
+    assert set(np.unique(strokes.data)) == {0, 1, 2}
 
 
 def test_writer_saves_labels_as_tiff(viewer, tmp_path):

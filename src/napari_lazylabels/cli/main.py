@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import sys
+import textwrap
 import threading
 import time
 import warnings
@@ -46,6 +47,9 @@ def train_help() -> str:
     for i in inputs:
         optional = "" if i.required else " (optional column)"
         lines.append(f"  {i.key:<14s} {i.values}{optional}")
+    if any(i.required for i in inputs) and any(not i.required for i in inputs):
+        lines += ["A manifest with optional label columns only (e.g. fg/bg scribbles) may leave out",
+                  "the other columns: it trains the regimes of its columns alone."]
     lines += ["MANIFEST may also be a project folder written by lazylabels (OME-Zarr stores with "
               "labels/<column>).", ""]
     return "\n".join(lines)
@@ -159,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_argument(f"--{r.name}", action="store_true", help=r.description)
         if r.options is not None:
             add_options(group, r.options, help_prefix=f"with --{r.name}: ")
+    for r in registry.regimes_with_options():
+        columns = ", ".join(i.key for i in r.inputs)
+        group = tr.add_argument_group(r.title, textwrap.fill(
+            f"{r.description}. Trained when the data has labels in the column(s) {columns}; these "
+            "options apply then.", 78))
+        add_options(group, r.options)
     tr.add_argument("--resume", action="store_true",
                     help="continue training from the checkpoint in MODEL_DIR up to --steps")
     tr.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")
@@ -247,19 +257,19 @@ def cmd_train(args) -> int:
                          learning_rate=args.lr, seed=args.seed, device=args.device)
     opt_in = {r.name: options_from(args, r.options) if r.options is not None else None
               for r in registry.opt_in_regimes() if getattr(args, r.name)}
+    options = {r.name: options_from(args, r.options) for r in registry.regimes_with_options()}
     _check_weights(args.task_weights, opt_in)
     given = [f.name for f in fields(InstanceParams) if getattr(args, f.name) is not None]
     instances = options_from(args, InstanceParams, base=InstanceParams()) if given else None
     items = load_manifest(args.data, args.classes)
     run = TrainingRun(TrainingPlan(items, class_names=default_class_names(args.classes),
                                    network=preset(args.preset or "cpu"), config=config, weights=args.task_weights,
-                                   opt_in=opt_in, model_dir=model_dir, overwrite=args.overwrite, resume=resume,
-                                   data_description=str(args.data), instances=instances))
+                                   opt_in=opt_in, options=options, model_dir=model_dir, overwrite=args.overwrite,
+                                   resume=resume, data_description=str(args.data), instances=instances))
     if resume is not None:
         _warn_ignored_preset(args, run.trainer.network)
     check_can_write(model_dir, run.checkpoint_bytes())
-    counts = ", ".join(f"{k} {v}" for k, v in run.trainer.annotated_counts.items())
-    print(f"{len(items)} images (annotated: {counts}); device {run.trainer.device_name}", file=sys.stderr)
+    print(f"{run.prepared.summary()}; device {run.trainer.device_name}", file=sys.stderr)
     if run.done:
         print(f"checkpoint {resume} already at step {run.step} >= --steps {config.steps}; nothing to do",
               file=sys.stderr)

@@ -190,12 +190,14 @@ def validate(item: LazyAnnotations, tasks: Sequence[TaskSpec]) -> LazyAnnotation
 
 
 def validate_set(items: Sequence[LazyAnnotations], tasks: Sequence[TaskSpec]) -> list[LazyAnnotations]:
-    """Validate every image; refuse a set with no annotation for any task."""
+    """Validate every image; refuse a set with no annotation for any task (unless a task is
+    self-supervised: it trains on every image, labelled or not)."""
     if len(items) == 0:
         raise AnnotationError("no images were given")
     clean = [validate(it, tasks) for it in items]
     check_same_channels([it.image for it in clean], [it.name for it in clean])
-    if not any(it.is_annotated(t.name) for it in clean for t in tasks):
+    if not any(t.self_supervised for t in tasks) and not any(it.is_annotated(t.name) for it in clean
+                                                             for t in tasks):
         raise AnnotationError("no image is annotated for any task: paint some lazy labels first")
     return clean
 

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .model import LazyUNet, receptive_radius
+from .model import LazyUNet, component_probabilities, receptive_radius
 
 ProgressFn = Callable[[int, int], None]
 
@@ -66,22 +66,32 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
 
 def _forward(model: LazyUNet, batch: np.ndarray, device: torch.device, amp: bool,
              tasks: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-component probabilities of each task's head (per-class where a class has one component)."""
     x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
     with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp and device.type == "cuda"):
         out = model(x)
-    return {k: torch.softmax(out[k].float(), dim=1).cpu().numpy() for k in tasks}
+    return {k: component_probabilities(out[k], *model.layouts[k]).cpu().numpy() for k in tasks}
+
+
+def class_probabilities(probs: dict[str, np.ndarray], model: LazyUNet) -> dict[str, np.ndarray]:
+    """Per-class probabilities (C, ...) from per-component ones: each class sums its components."""
+    out = {}
+    for k, p in probs.items():
+        n, m = model.layouts[k]
+        out[k] = p if m == 1 else p.reshape(n, m, *p.shape[1:]).sum(axis=1)
+    return out
 
 
 @torch.no_grad()
 def predict_whole(model: LazyUNet, image: np.ndarray, device: torch.device | str = "cpu",
-                  amp: bool = False) -> dict[str, np.ndarray]:
+                  amp: bool = False, components: bool = False) -> dict[str, np.ndarray]:
     """One forward pass over the whole (normalised, CYX) image: the reference."""
     device = torch.device(device)
     model.eval()
     h, w = image.shape[-2:]
     padded = pad_to_multiple(image, model.config.size_multiple)
-    out = _forward(model, padded[None], device, amp, model.task_names)
-    return {k: v[0, :, :h, :w] for k, v in out.items()}
+    out = {k: v[0, :, :h, :w] for k, v in _forward(model, padded[None], device, amp, model.task_names).items()}
+    return out if components else class_probabilities(out, model)
 
 
 #: (architecture, heads) -> margin; the radius depends on nothing else, and costs up to a
@@ -100,13 +110,17 @@ def default_margin(model: LazyUNet) -> int:
 @torch.no_grad()
 def predict_tiled(model: LazyUNet, image: np.ndarray, *, tile_size: int = 1024, batch_size: int = 2,
                   device: torch.device | str = "cpu", amp: bool = True, margin: int | None = None,
-                  tasks: Sequence[str] | None = None, progress: ProgressFn | None = None
-                  ) -> dict[str, np.ndarray]:
-    """Per-task probabilities (C, H, W) for a normalised CYX image of any size.
+                  tasks: Sequence[str] | None = None, progress: ProgressFn | None = None,
+                  components: bool = False) -> dict[str, np.ndarray]:
+    """Per-task class probabilities (C, H, W) for a normalised CYX image of any size.
 
     ``tile_size`` caps the tile edge (memory); tiles are made as large as
     needed to cover the image with few tiles. ``margin`` defaults to the
     network's receptive-field radius rounded up to the pooling grid.
+    ``components=True``: the per-component probabilities (C * M, H, W) of a
+    head with M mixture components per class instead (the same for M = 1);
+    :func:`class_probabilities` sums them into classes (the blending is
+    linear, so that equals the default result).
     """
     device = torch.device(device)
     model.eval()
@@ -145,4 +159,5 @@ def predict_tiled(model: LazyUNet, image: np.ndarray, *, tile_size: int = 1024, 
             progress(min(b0 + batch_size, len(boxes)), len(boxes))
     if not norm.min() > 0:   # a bug in tile_layout, not the user's doing
         raise RuntimeError("tiles do not cover the image")
-    return {k: (v / norm)[:, :h, :w] for k, v in acc.items()}
+    out = {k: (v / norm)[:, :h, :w] for k, v in acc.items()}
+    return out if components else class_probabilities(out, model)

@@ -99,8 +99,11 @@ class LazyUNet(nn.Module):
                 self.multitask_decoder.append(MultiTaskBlock(ch[level + 1], ch[level], ch[level], n))
             else:
                 self.shared_decoder.append(UpBlock(ch[level + 1], ch[level], ch[level], n))
-        self.heads = nn.ModuleDict({t.name: nn.Conv2d(ch[0], t.n_classes, 1) for t in tasks})
+        self.heads = nn.ModuleDict({t.name: nn.Conv2d(ch[0], t.head_channels(config.in_channels), 1)
+                                    for t in tasks})
         self.head_paths = {t.name: (t.features if config.multitask else REFINED) for t in tasks}
+        #: task -> (classes, components per class) of its head's softmax
+        self.layouts = {t.name: (t.n_classes, t.components) for t in tasks}
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         skips = []
@@ -118,6 +121,29 @@ class LazyUNet(nn.Module):
             x, z, y = block(x, z, y, skips.pop())
         paths = {PLAIN: x, REFINED: z, BOUNDARY: y}
         return {name: head(paths[self.head_paths[name]]) for name, head in self.heads.items()}
+
+
+def component_probabilities(logits: torch.Tensor, n_classes: int, components: int = 1) -> torch.Tensor:
+    """Softmax over a head's ``n_classes * components`` class logits (its first channels): (B, K*M, H, W)."""
+    return torch.softmax(logits[:, :n_classes * components].float(), dim=1)
+
+
+def sum_components(probs: torch.Tensor, n_classes: int, components: int = 1) -> torch.Tensor:
+    """Per-class probabilities (B, K, H, W) from per-component ones (B, K*M, H, W): the sum of each
+    class's components (class ``k`` owns components ``k*M .. k*M+M-1``)."""
+    if components == 1:
+        return probs
+    b, _, h, w = probs.shape
+    return probs.reshape(b, n_classes, components, h, w).sum(dim=2)
+
+
+def class_log_probabilities(logits: torch.Tensor, n_classes: int, components: int = 1) -> torch.Tensor:
+    """log P(class) (B, K, H, W) of a head whose class probability is the sum of its components'."""
+    logp = torch.log_softmax(logits[:, :n_classes * components].float(), dim=1)
+    if components == 1:
+        return logp
+    b, _, h, w = logp.shape
+    return torch.logsumexp(logp.reshape(b, n_classes, components, h, w), dim=2)
 
 
 def build_model(config: NetworkConfig, tasks: Sequence[TaskSpec]) -> LazyUNet:

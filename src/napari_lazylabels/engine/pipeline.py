@@ -15,7 +15,7 @@ image's shape.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -23,6 +23,7 @@ from skimage.segmentation import relabel_sequential
 from skimage.transform import resize
 
 from .annotations import PixelSize
+from .inference import class_probabilities
 from .labels import smallest_label_dtype
 from .postprocess.growth import final_growth
 from .postprocess.instances import instances_from_probabilities
@@ -33,11 +34,17 @@ from .trained_model import LazyLabelsModel
 
 @dataclass
 class Segmentation:
-    """What a model makes of one image."""
+    """What a model makes of one image.
+
+    ``probabilities``: task -> per-class probabilities (C, Y, X);
+    ``components``: for the tasks whose classes are mixtures of several
+    components (ImPartial), task -> per-component probabilities (C * M, Y, X).
+    """
 
     probabilities: dict[str, np.ndarray]
     semantic: np.ndarray
     instances: np.ndarray
+    components: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_objects(self) -> int:
@@ -85,9 +92,11 @@ def _resized(image: np.ndarray, shape: tuple[int, int], order: int) -> np.ndarra
 
 
 def _back(result: Segmentation, shape: tuple[int, int]) -> Segmentation:
-    probs = {k: np.moveaxis(_resized(np.moveaxis(v, 0, -1), shape, 1), -1, 0) for k, v in result.probabilities.items()}
+    def back(maps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: np.moveaxis(_resized(np.moveaxis(v, 0, -1), shape, 1), -1, 0) for k, v in maps.items()}
     instances, _, _ = relabel_sequential(_resized(result.instances, shape, 0))
-    return Segmentation(probs, _resized(result.semantic, shape, 0), instances.astype(np.int32))
+    return Segmentation(back(result.probabilities), _resized(result.semantic, shape, 0), instances.astype(np.int32),
+                        back(result.components))
 
 
 def segment(model: LazyLabelsModel, image: np.ndarray, *, device="cpu", tile_size: int = 1024,
@@ -96,16 +105,16 @@ def segment(model: LazyLabelsModel, image: np.ndarray, *, device="cpu", tile_siz
     """Tiled prediction, then the model's post-processing (METHOD 5); ``postprocess`` overrides it.
 
     ``pixel_size`` (the image's) sets the rescale factor when the post-processing leaves it automatic
-    (:func:`rescale_factor`).
+    (:func:`rescale_factor`). Mixture heads' per-component probabilities are kept in ``components``.
     """
     postprocess = postprocess or model.postprocess
     factor = rescale_factor(model, postprocess, pixel_size)
     shape = tuple(image.shape[:2])
     scaled = tuple(max(8, round(n * factor)) for n in shape)
-    if abs(factor - 1.0) < 1e-3 or scaled == shape:
-        probs = model.predict(image, device=device, tile_size=tile_size, batch_size=batch_size,
-                              progress=progress)
-        return segmentation_from_probabilities(probs, model.tasks, postprocess)
-    probs = model.predict(_resized(np.asarray(image), scaled, 1), device=device, tile_size=tile_size,
-                          batch_size=batch_size, progress=progress)
-    return _back(segmentation_from_probabilities(probs, model.tasks, postprocess), shape)
+    rescaled = not (abs(factor - 1.0) < 1e-3 or scaled == shape)
+    pixels = _resized(np.asarray(image), scaled, 1) if rescaled else image
+    comps = model.predict(pixels, device=device, tile_size=tile_size, batch_size=batch_size,
+                          progress=progress, components=True)
+    result = segmentation_from_probabilities(class_probabilities(comps, model.network), model.tasks, postprocess)
+    result.components = {t.name: comps[t.name] for t in model.tasks if t.components > 1}
+    return _back(result, shape) if rescaled else result

@@ -23,8 +23,9 @@ from .regimes.base import Regime
 
 
 def simulated_regimes(regimes: Sequence[Regime] | None = None) -> list[Regime]:
-    """The regimes (default: every registered one) whose labels can be simulated."""
-    return [r for r in (registry.regimes() if regimes is None else regimes) if r.inputs and r.can_simulate]
+    """The regimes (default: every registered one simulated by default) whose labels can be simulated."""
+    chosen = [r for r in registry.regimes() if r.simulated_by_default] if regimes is None else regimes
+    return [r for r in chosen if r.inputs and r.can_simulate]
 
 
 def simulate_lazy_labels(instances: np.ndarray, classes: Mapping[int, int] | None = None, *,
@@ -67,7 +68,7 @@ def annotation_cost(labels: Mapping[str, np.ndarray | None],
 
     Returns the regimes' counts added up: at least ``painted_pixels`` (non-zero
     pixels over all layers) and ``strokes`` (brush strokes); the built-in
-    regimes add ``blobs``/``blob_pixels``, ``scribbles``/``scribble_pixels``
+    regimes add ``blobs``/``blob_pixels``, ``interfaces``/``interface_pixels``
     and ``objects_traced``/``mask_pixels``/``strong_images`` (objects outlined
     in the strong masks: the instances of ``instances`` inside them when given).
     """

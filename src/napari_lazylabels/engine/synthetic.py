@@ -196,9 +196,15 @@ def _texture(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> 
     return t / (t.std() + 1e-6)
 
 
+#: Looks of the generated images: widefield fluorescence (the default), or the sparse,
+#: Poisson-limited counts of a multiplexed ion-beam (MIBI) dsDNA channel.
+FLUORESCENCE, MIBI = "fluorescence", "mibi"
+STYLES = (FLUORESCENCE, MIBI)
+
+
 def make_image(seed: int, shape: tuple[int, int] = (256, 256), n_classes: int = 1,
-               density: float = 0.25, touching: float = 0.2) -> SyntheticImage:
-    """One synthetic fluorescence image of nuclei with its ground truth.
+               density: float = 0.25, touching: float = 0.2, style: str = FLUORESCENCE) -> SyntheticImage:
+    """One synthetic image of nuclei with its ground truth.
 
     Args:
         seed: the same seed always gives the same image.
@@ -207,9 +213,17 @@ def make_image(seed: int, shape: tuple[int, int] = (256, 256), n_classes: int = 
         density: the fraction of the image nuclei should cover, roughly.
         touching: probability that a new nucleus is pressed against an earlier
             one (about 30-40 % of nuclei then touch another at 0.2).
+        style: ``"fluorescence"`` (blurred, photon and read noise) or
+            ``"mibi"``: ion counts as a MIBI dsDNA channel shows them, sparse
+            and pixelated (a granular signal, no optical blur), Poisson at low
+            counts (about 0.5-6 counts a pixel in nuclei, some nuclei dim), an
+            uneven background of about 0.03-1.5 counts and small bright debris
+            (see :func:`_mibi_counts`).
     """
     if n_classes < 1:
         raise ValueError("n_classes must be at least 1")
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     rng = np.random.default_rng(seed)
     h, w = int(shape[0]), int(shape[1])
     looks = [_class_look(k, n_classes) for k in range(1, n_classes + 1)]
@@ -252,6 +266,10 @@ def make_image(seed: int, shape: tuple[int, int] = (256, 256), n_classes: int = 
         np.minimum.at(factor, second, f)
         obj *= factor.reshape(h, w)
 
+    if style == MIBI:
+        return SyntheticImage(image=_mibi_counts(rng, obj, inst), instances=inst, semantic=semantic,
+                              classes=classes, seed=int(seed))
+
     # uneven background, haze from out-of-focus light, optical blur, noise
     bg_level = rng.uniform(0.04, 0.12)
     coarse = rng.uniform(0.4, 1.6, (3, 3)).astype(np.float32)
@@ -265,24 +283,52 @@ def make_image(seed: int, shape: tuple[int, int] = (256, 256), n_classes: int = 
                           classes=classes, seed=int(seed))
 
 
+def _mibi_counts(rng: np.random.Generator, obj: np.ndarray, inst: np.ndarray) -> np.ndarray:
+    """Ion counts of a MIBI-like dsDNA image (float32 whole numbers) from the nuclei's brightness.
+
+    The expected count of a pixel is an uneven background (a smooth field of
+    about 0.03-1.5 counts: some regions as bright as dim nuclei) plus the
+    nucleus's brightness times a random scale (1.5-4) times a per-nucleus
+    factor (log-normal: some nuclei are dim) times a granular factor
+    (gamma-distributed, mean 1: the signal is sparse and pixelated), plus a
+    few small bright specks of debris off the nuclei; each pixel then holds a
+    Poisson count. No optical blur.
+    """
+    h, w = obj.shape
+    coarse = rng.uniform(0.1, 3.0, (3, 3)).astype(np.float32)
+    background = rng.uniform(0.1, 0.5) * cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    per_nucleus = rng.lognormal(0.0, 0.4, int(inst.max()) + 1).astype(np.float32)
+    grain = rng.gamma(0.8, 1 / 0.8, (h, w)).astype(np.float32)
+    rate = np.maximum(background, 0.03) + rng.uniform(1.5, 4.0) * obj * per_nucleus[inst] * grain
+    n_debris = int(rng.poisson(h * w / 4000))
+    ys, xs = rng.integers(0, h, n_debris), rng.integers(0, w, n_debris)
+    specks = np.zeros((h, w), np.float32)
+    specks[ys, xs] = rng.uniform(3.0, 8.0, n_debris)
+    specks = cv2.GaussianBlur(specks, (0, 0), 0.8) * 4.0
+    rate += np.where(inst > 0, 0.0, specks)
+    return rng.poisson(rate).astype(np.float32)
+
+
 def _derive_seed(seed: int, stream: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), stream, int(index)]).generate_state(1)[0])
 
 
 def make_test_set(n_images: int, seed: int = 0, shape: tuple[int, int] = (256, 256),
-                  n_classes: int = 1, density: float = 0.25) -> list[SyntheticImage]:
+                  n_classes: int = 1, density: float = 0.25, style: str = FLUORESCENCE) -> list[SyntheticImage]:
     """Held-out images with ground truth only (never equal to a training image of any seed)."""
-    return [make_image(_derive_seed(seed, _TEST, i), shape, n_classes, density)
+    return [make_image(_derive_seed(seed, _TEST, i), shape, n_classes, density, style=style)
             for i in range(n_images)]
 
 
 def make_lazy_dataset(n_images: int, *, seed: int = 0, shape: tuple[int, int] = (256, 256),
                       n_classes: int = 1, strong_fraction: float = 0.1, density: float = 0.25,
+                      style: str = FLUORESCENCE, regimes=None,
                       **simulate_kwargs) -> tuple[list[LazyAnnotations], list[SyntheticImage]]:
     """Synthetic training images with simulated lazy labels.
 
-    Every image gets the labels of every regime that can be simulated (blobs
-    and interface scribbles); strong masks go to ``round(strong_fraction *
+    Every image gets the labels of every regime simulated by default (blobs
+    and interface scribbles; ``regimes``: those regimes instead, e.g. the
+    fg/bg scribbles'); strong masks go to ``round(strong_fraction *
     n_images)`` images chosen at random (at least one when ``strong_fraction >
     0``). The simulator knows the truth, so each image is marked explicitly as
     annotated for every input it was given (an image whose nuclei do not touch
@@ -302,10 +348,13 @@ def make_lazy_dataset(n_images: int, *, seed: int = 0, shape: tuple[int, int] = 
     strong[pick] = True
     items, truths = [], []
     for i in range(n_images):
-        truth = make_image(_derive_seed(seed, _TRAIN, i), shape, n_classes, density)
+        truth = make_image(_derive_seed(seed, _TRAIN, i), shape, n_classes, density, style=style)
+        settings = dict(simulate_kwargs)
+        if regimes is None or any("strong" in r.simulation_settings() for r in regimes):
+            settings["strong"] = bool(strong[i])
         labels = simulate_lazy_labels(truth.instances, truth.classes,
                                       rng=np.random.default_rng([int(seed), _LABELS, i]),
-                                      strong=bool(strong[i]), **simulate_kwargs)
+                                      regimes=regimes, **settings)
         items.append(LazyAnnotations(
             image=truth.image, labels=labels, name=f"synthetic_{i:03d}",
             annotated={k: v is not None for k, v in labels.items()}))

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
 from ..errors import SettingsError
+from .config import check_number
 
 #: The decoder paths of the multi-task U-Net a head can sit on (see :mod:`.model`):
 #: ``plain`` = x (the shared blocks F_W), ``refined`` = z (F_W plus its residual
@@ -44,7 +45,22 @@ class TaskSpec:
             label frequencies of the training set, capped".
         unlabelled_value: a label value meaning "not annotated here" (scribble
             regimes); those pixels give no loss. ``None``: every pixel of an
-            annotated image counts.
+            annotated image counts. It may lie above the classes (e.g.
+            ``n_classes``), so that class 0 can be painted too.
+        components: mixture components per class (ImPartial): the head has
+            ``n_classes * components`` logits under one softmax, class ``k``
+            owns components ``k * components .. (k + 1) * components - 1`` and
+            its probability is the sum of theirs. 1: a plain softmax head.
+        statistics: sufficient statistics each component also outputs per
+            image channel (a fixed-variance Gaussian: its mean, 1), for a
+            loss that reconstructs the image; 0: none.
+        blind_spot: the fraction of each training patch's pixels replaced by a
+            random neighbour's value (Noise2Void blind spots) before the
+            network sees it; the loss gets the clean patch and where the
+            blind spots are. 0: none. Training only: prediction sees the image.
+        self_supervised_weight: the weight of the self-supervised part of the
+            task's loss (the blind-spot mixture reconstruction); above 0 the
+            task trains on every image of the run, labelled for it or not.
         description: what a user paints for it, shown in help and widgets.
     """
 
@@ -56,6 +72,10 @@ class TaskSpec:
     weight: float = 1.0
     class_weights: tuple[float, ...] | None = None
     unlabelled_value: int | None = None
+    components: int = 1
+    statistics: int = 0
+    blind_spot: float = 0.0
+    self_supervised_weight: float = 0.0
     description: str = ""
 
     def __post_init__(self):
@@ -70,11 +90,29 @@ class TaskSpec:
         if self.class_weights is not None and len(self.class_weights) != self.n_classes:
             raise SettingsError(f"task {self.name!r}: {len(self.class_weights)} class weights for "
                                 f"{self.n_classes} classes")
+        check_number(f"task {self.name!r}: components", self.components, low=1, integer=True)
+        check_number(f"task {self.name!r}: statistics", self.statistics, low=0, integer=True)
+        check_number(f"task {self.name!r}: blind-spot fraction", self.blind_spot, low=0, high=0.5)
+        check_number(f"task {self.name!r}: self-supervised weight", self.self_supervised_weight, low=0)
 
     @property
     def max_label(self) -> int:
-        """Largest label value allowed in this task's targets."""
-        return self.n_classes - 1
+        """Largest label value allowed in this task's targets (the unlabelled value included)."""
+        return max(self.n_classes - 1, self.unlabelled_value or 0)
+
+    @property
+    def class_channels(self) -> int:
+        """Logits under the head's softmax: one per component of every class."""
+        return self.n_classes * self.components
+
+    def head_channels(self, in_channels: int = 1) -> int:
+        """Output channels of the task's head for images of ``in_channels`` channels."""
+        return self.class_channels * (1 + self.statistics * int(in_channels))
+
+    @property
+    def self_supervised(self) -> bool:
+        """Whether the task trains on every image (its loss has a self-supervised part)."""
+        return self.self_supervised_weight > 0
 
     def to_dict(self) -> dict:
         d = asdict(self)

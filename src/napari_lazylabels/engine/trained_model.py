@@ -56,8 +56,9 @@ class LazyLabelsModel:
                    if v.dtype.is_floating_point)
 
     def predict(self, image: np.ndarray, *, device: str | torch.device = "cpu", tile_size: int = 1024,
-                batch_size: int = 2, progress=None) -> dict[str, np.ndarray]:
-        """Per-task probabilities (C, H, W) for a raw YX or YXC image."""
+                batch_size: int = 2, progress=None, components: bool = False) -> dict[str, np.ndarray]:
+        """Per-task probabilities (C, H, W) for a raw YX or YXC image (``components=True``: per
+        mixture component, (C * M, H, W), see :func:`~.inference.predict_tiled`)."""
         device = select_device(device) if device in DEVICE_CHOICES else torch.device(device)
         self.network.to(device)
         norm = normalize(image, self.normalization)
@@ -65,4 +66,4 @@ class LazyLabelsModel:
             raise ModelFileError(f"the model expects {self.network_config.in_channels} channel(s), "
                                  f"the image has {norm.shape[0]}")
         return predict_tiled(self.network, norm, tile_size=tile_size, batch_size=batch_size,
-                             device=device, progress=progress)
+                             device=device, progress=progress, components=components)

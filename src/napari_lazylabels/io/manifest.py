@@ -54,8 +54,9 @@ NAME_COLUMN = "name"
 
 
 def default_columns() -> tuple[str, ...]:
-    """``image`` and every regime input's column, in registry order."""
-    return (IMAGE_COLUMN, *registry.input_keys())
+    """``image`` and the required inputs' columns, in registry order (the columns of the other
+    inputs are written when the rows have them)."""
+    return (IMAGE_COLUMN, *(i.key for i in registry.required_inputs()))
 
 _ROI_MAX = np.iinfo(np.int64).max  # any non-negative integer mask is accepted for a ROI
 
@@ -120,7 +121,11 @@ def _check_header(header: list[str], inputs: Sequence[LabelInput], path: Path) -
     dupes = sorted({h for h in header if h and header.count(h) > 1})
     if dupes:
         raise AnnotationError(f"manifest header repeats column(s) {', '.join(dupes)}", source=str(path))
-    required = [IMAGE_COLUMN] + [i.key for i in inputs if i.required]
+    # the required inputs' columns go together; a manifest with only other inputs' columns
+    # (e.g. fg/bg scribbles alone) needs none of them
+    others_only = not any(_column_of(i, header) for i in inputs if i.required) and any(
+        _column_of(i, header) for i in inputs if not i.required)
+    required = [IMAGE_COLUMN] + [i.key for i in inputs if i.required and not others_only]
     missing = [c for c in required if c not in header and not (
         c != IMAGE_COLUMN and _column_of(next(i for i in inputs if i.key == c), header))]
     if missing:
@@ -314,7 +319,7 @@ def write_manifest(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
         rows: one mapping per image, column -> path (e.g. ``{"image": "a.tif",
             <input key>: "a_blobs.tif"}``); missing keys and ``None`` give
             empty cells. Paths may be ``str`` or ``Path``.
-        columns: header; default ``image`` and every regime input's column
+        columns: header; default ``image`` and the required inputs' columns
             (:func:`default_columns`), followed by any other key found in ``rows``.
         overwrite: replace an existing file.
 

@@ -13,7 +13,7 @@ import numpy as np
 from ..engine.annotations import LazyAnnotations
 from ..engine.regimes import registry
 from ..errors import AnnotationError
-from .layers import (META, annotated_flags, label_layers, pixel_size_of, plane_data, plane_name, plane_of,
+from .layers import (META, annotated_flags, label_layers, pixel_size_of, plane_data, plane_name, plane_of, planes,
                      spatial_shape)
 from .summary import painted_planes
 
@@ -30,8 +30,10 @@ def snapshot_labels(viewer, image_layer) -> dict[str, np.ndarray]:
     return out
 
 
-def training_items(viewer, image_layer) -> list[LazyAnnotations]:
-    """One training item per painted plane of the image (copies of the image and its labels)."""
+def training_items(viewer, image_layer, unpainted: bool = False) -> list[LazyAnnotations]:
+    """One training item per painted plane of the image (copies of the image and its labels);
+    ``unpainted=True``: every plane (for a run with a self-supervised task, which trains on
+    images without labels too)."""
     stacks = snapshot_labels(viewer, image_layer)
     if not stacks:
         raise AnnotationError("has no lazy-label layers: add them in the Lazy annotation widget",
@@ -39,7 +41,8 @@ def training_items(viewer, image_layer) -> list[LazyAnnotations]:
     items = []
     marks = ((image_layer.metadata or {}).get(META) or {}).get("annotated") or {}
     flagged = {tuple(p) for p, f in marks.items() if any(f.values())}
-    for plane in sorted(set(painted_planes(stacks)) | flagged):
+    chosen = set(planes(image_layer)) if unpainted else set(painted_planes(stacks)) | flagged
+    for plane in sorted(chosen):
         labels = {t: np.array(plane_of(d, plane)) for t, d in stacks.items()}
         items.append(LazyAnnotations(image=np.array(plane_data(image_layer, plane)), labels=labels,
                                      name=plane_name(image_layer.name, plane),
@@ -48,11 +51,12 @@ def training_items(viewer, image_layer) -> list[LazyAnnotations]:
     return items
 
 
-def training_set(viewer, image_layers: Sequence) -> list[LazyAnnotations]:
-    """Training items of several images; an error names the image when nothing is painted at all."""
+def training_set(viewer, image_layers: Sequence, unpainted: bool = False) -> list[LazyAnnotations]:
+    """Training items of several images (``unpainted``: every plane, painted or not); an error names
+    the image when nothing is painted at all."""
     items: list[LazyAnnotations] = []
     for layer in image_layers:
-        items.extend(training_items(viewer, layer))
+        items.extend(training_items(viewer, layer, unpainted))
     if not items:
         names = ", ".join(layer.name for layer in image_layers) or "(no image ticked)"
         what = ", ".join(i.title.lower() for i in registry.label_inputs())

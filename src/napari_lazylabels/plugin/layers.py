@@ -2,8 +2,11 @@
 
 An image layer ``nuclei`` gets one lazy-label layer per input of the regimes
 (:mod:`napari_lazylabels.engine.regimes`), named ``"nuclei <suffix>"`` with
-the input's colours and brush, and the prediction layers ``nuclei P(<task>)``
-..., ``nuclei semantic`` and ``nuclei instances``. Each such layer also carries
+the input's colours and brush (a layer named with an input's older suffix is
+still found), and the prediction layers ``nuclei P(<task>)``
+..., ``nuclei semantic`` and ``nuclei instances`` (and ``nuclei
+components(<task>)``, the mixture component of each pixel, for a task whose
+classes are mixtures). Each such layer also carries
 ``metadata["lazylabels"] = {"image": "nuclei", "role": <input key or kind>}``,
 so it is found again after a rename of the layer (the image name is what
 counts). Nothing here names a regime: everything comes from the registry.
@@ -76,7 +79,7 @@ def image_of(layer) -> str | None:
 def _conventional_names(image_name: str, role: str) -> list[str]:
     spec = registry.find_input(role)
     if spec is not None:
-        return [f"{image_name} {suffix}" for suffix in (spec.suffix, *spec.aliases)]
+        return [f"{image_name} {suffix}" for suffix in spec.suffixes]
     if role in PREDICTION_KINDS:
         return [prediction_layer_name(image_name, role)]
     if role.startswith("P(") and role.endswith(")"):
@@ -160,6 +163,43 @@ def instances_layer_kwargs(image_name: str) -> dict:
             "colormap": instance_colours(), "metadata": _meta(image_name, "instances")}
 
 
+def components_role(task: str) -> str:
+    return f"components({task})"
+
+
+#: Colours of mixture components: the background's in reds and oranges, the objects' in greens and
+#: blues (ImPartial's Fig. 1, right column).
+BACKGROUND_COMPONENTS = ((230, 60, 30), (255, 150, 0), (170, 0, 60), (255, 210, 80))
+OBJECT_COMPONENTS = ((0, 210, 90), (80, 255, 200), (0, 140, 255), (170, 255, 60), (0, 90, 160))
+
+
+def components_colours(n_classes: int, components: int) -> dict[Any, Any]:
+    """A direct colour map for a component map: value ``c * M + m + 1`` is component m of class c."""
+    colours: dict[Any, Any] = {None: _rgba((255, 255, 255)), 0: [0, 0, 0, 0]}
+    j = 0
+    for c in range(n_classes):
+        for m in range(components):
+            if c == 0:
+                rgb = BACKGROUND_COMPONENTS[m % len(BACKGROUND_COMPONENTS)]
+            else:
+                rgb = OBJECT_COMPONENTS[j % len(OBJECT_COMPONENTS)]
+                j += 1
+            colours[c * components + m + 1] = _rgba(rgb)
+    return colours
+
+
+def components_layer_kwargs(image_name: str, task: str, n_classes: int, components: int) -> dict:
+    """The component map of a task: which mixture component each pixel belongs to most (hidden at first)."""
+    return {"name": prediction_layer_name(image_name, components_role(task)), "opacity": 0.6, "visible": False,
+            "colormap": components_colours(n_classes, components),
+            "metadata": _meta(image_name, components_role(task), task=task)}
+
+
+def component_map(probs: np.ndarray) -> np.ndarray:
+    """Per-component probabilities (C*M, Y, X) -> the most likely component + 1 (uint8)."""
+    return (np.argmax(np.asarray(probs), axis=0) + 1).astype(np.uint8)
+
+
 def foreground(probs: np.ndarray) -> np.ndarray:
     """Probability of "not background" (1 - class 0) of a (C, Y, X) array."""
     return (1.0 - np.asarray(probs, np.float32)[0]).astype(np.float32)
@@ -205,7 +245,12 @@ def candidate_label_layers(viewer, image_layer) -> list:
     shape = spatial_shape(image_layer)
     return [layer for layer in viewer.layers
             if layer.__class__.__name__ == "Labels" and tuple(layer.data.shape) == shape
-            and role_of(layer) not in PREDICTION_KINDS]
+            and not is_prediction_role(role_of(layer))]
+
+
+def is_prediction_role(role: str | None) -> bool:
+    """A layer made by a prediction (semantic, instances, a component map), not painted by the user."""
+    return role is not None and (role in PREDICTION_KINDS or role.startswith(components_role("")[:-1]))
 
 
 def assign_label_layer(viewer, image_name: str, key: str, layer) -> None:

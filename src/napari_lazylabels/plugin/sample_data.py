@@ -5,6 +5,10 @@
   paint: blobs and interface scribbles on every plane, exact masks on one.
 * ``HeLa nuclei (real)``: a 256x256 crop of a real widefield image (see
   ``data/README.md`` for its source and licence), to annotate by hand.
+* ``noisy nuclei``: a stack of 4 MIBI-like synthetic images (sparse ion
+  counts) with fg/bg scribbles on the first two planes (15 % of their
+  objects) and nothing on the others, which a run with the scribbles'
+  self-supervised loss trains on too.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.synthetic import make_lazy_dataset
+from ..engine.regimes import registry
+from ..engine.synthetic import MIBI, make_lazy_dataset
 from .layers import META, input_keys, label_dtype, label_layer_kwargs
 
 SYNTHETIC_NAME = "synthetic nuclei"
+NOISY_NAME = "noisy nuclei"
 REAL_NAME = "HeLa nuclei (real)"
 CLASS_NAMES = ["nucleus"]
 DATA = files("napari_lazylabels") / "data"
@@ -68,3 +74,18 @@ def real_instances() -> np.ndarray:
 def real_sample() -> list[tuple[Any, dict, str]]:
     """The real HeLa crop, ready for its lazy labels."""
     return [(real_image(), {"name": REAL_NAME, "metadata": {META: {"class_names": CLASS_NAMES}}}, "image")]
+
+
+def noisy_sample(n_images: int = 4, painted: int = 2, shape: tuple[int, int] = (256, 256)
+                 ) -> list[tuple[Any, dict, str]]:
+    """MIBI-like nuclei with fg/bg scribbles (the regime whose task is self-supervised) on the
+    first ``painted`` planes, nothing on the others."""
+    regime = registry.self_supervised_regimes()[0]
+    key = regime.inputs[0].key
+    items, _ = make_lazy_dataset(n_images, seed=5, shape=shape, style=MIBI, regimes=[regime],
+                                 scribble_budget=0.15)
+    image = np.stack([it.image for it in items]).astype(np.float32)
+    strokes = np.stack([it.labels[key] if i < painted else np.zeros(shape) for i, it in enumerate(items)])
+    return [(image, {"name": NOISY_NAME, "metadata": {META: {"class_names": CLASS_NAMES}}}, "image"),
+            (strokes.astype(label_dtype(len(CLASS_NAMES))), label_layer_kwargs(NOISY_NAME, key, CLASS_NAMES),
+             "labels")]

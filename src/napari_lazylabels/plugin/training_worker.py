@@ -111,6 +111,7 @@ class Preview:
     semantic: np.ndarray
     instances: np.ndarray
     seconds: float
+    components: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -167,7 +168,7 @@ def run_training(spec: JobSpec, post, should_stop, register=None) -> None:
                 cost = time.perf_counter() - t0
                 preview_gap = max(spec.preview_interval_s, 4 * cost)
                 post(Preview(report.step, spec.preview_key, seg.probabilities, seg.semantic,
-                             seg.instances, cost))
+                             seg.instances, cost, seg.components))
                 last_preview = time.perf_counter()
             first = False
         post(Finished(step, total, stopped, checkpoint))

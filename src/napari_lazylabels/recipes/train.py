@@ -11,9 +11,15 @@ through it::
 What it does, in order:
 
 1. checks the painted inputs of every image (:func:`~napari_lazylabels.engine.regimes.targets.check_inputs`);
-2. picks the regimes: those whose inputs the data has (or that are required),
-   plus the opt-in ones the plan names (``opt_in``: regime name -> its options);
-3. makes the tasks and each image's training targets from the regimes;
+2. picks the regimes: those whose inputs the data is annotated for (the lazy
+   labels of Ke et al. together, see ``registry.trained_regimes``), plus the
+   opt-in ones the plan names (``opt_in``: regime name -> its options);
+3. makes the tasks (with each regime's options: ``options``, or ``opt_in``
+   for an opt-in regime) and each image's training targets from the regimes;
+   a task no image is annotated for gives its post-processing role to
+   another task of that role that some image is (``roles_of_trained``);
+   images annotated for nothing train only a self-supervised task, if the
+   run has one (``Prepared.unlabelled``);
 4. builds the trainer (from scratch, or from ``resume``: a model folder with
    its training state and the regimes' saved rounds) and attaches the
    regimes' rounds;
@@ -53,7 +59,8 @@ from ..engine.config import NetworkConfig, TrainConfig, preset
 from ..engine.postprocess.settings import InstanceParams
 from ..engine.regimes import registry
 from ..engine.regimes.base import Regime, RoundsHook
-from ..engine.regimes.targets import check_annotated, check_inputs, present_inputs, training_items
+from ..engine.regimes.targets import (check_annotated, check_inputs, present_inputs, roles_of_trained,
+                                      training_items)
 from ..engine.tasks import TaskSpec
 from ..engine.trained_model import LazyLabelsModel
 from ..engine.training.progress import TrainingProgress
@@ -78,7 +85,10 @@ class TrainingPlan:
         network: the architecture of a new model (ignored on resume).
         config: the run's settings.
         weights: task name -> task weight alpha (default 1).
-        opt_in: opt-in regime name -> its options (None: its defaults).
+        opt_in: opt-in regime name -> its options (None: its defaults): the
+            opt-in regimes to train.
+        options: regime name -> its options, for the regimes that are not
+            opt-in (used when the data trains them; missing: the defaults).
         regimes: train exactly these regimes (the single-task baselines of the
             benchmark); default: chosen from the data and ``opt_in``.
         model_dir: where checkpoints and the final model go (None: nowhere).
@@ -98,6 +108,7 @@ class TrainingPlan:
     config: TrainConfig = field(default_factory=TrainConfig)
     weights: Mapping[str, float] = field(default_factory=dict)
     opt_in: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
     regimes: Sequence[Regime] | None = None
     model_dir: str | Path | None = None
     overwrite: bool = False
@@ -108,6 +119,17 @@ class TrainingPlan:
     @property
     def n_classes(self) -> int:
         return max(1, len(self.class_names)) if self.class_names else 1
+
+    def options_of(self, regime: str) -> Any:
+        """The options of a regime in this run (None: its defaults)."""
+        opts = self.opt_in.get(regime)
+        return self.options.get(regime) if opts is None else opts
+
+    @property
+    def all_options(self) -> dict[str, Any]:
+        """Regime name -> its options, for every regime the plan gives options to."""
+        return {**{k: v for k, v in self.options.items() if v is not None},
+                **{k: v for k, v in self.opt_in.items() if v is not None}}
 
 
 def consistent_config(config: TrainConfig, network: NetworkConfig) -> TrainConfig:
@@ -125,6 +147,28 @@ class Prepared:
     tasks: list[TaskSpec]
     items: list[LazyAnnotations]
 
+    @property
+    def self_supervised(self) -> list[str]:
+        """The run's tasks that train on every image, labelled or not."""
+        return [t.name for t in self.tasks if t.self_supervised]
+
+    @property
+    def unlabelled(self) -> int:
+        """How many images are annotated for no task (they train only the self-supervised tasks)."""
+        return sum(not any(it.is_annotated(t.name) for t in self.tasks) for it in self.items)
+
+    def summary(self) -> str:
+        """One line on the images: how many, annotated for which task, and what the unlabelled ones do."""
+        counts = ", ".join(f"{t.name} {sum(it.is_annotated(t.name) for it in self.items)}" for t in self.tasks)
+        text = f"{len(self.items)} images (annotated: {counts})"
+        n = self.unlabelled
+        if n and self.self_supervised:
+            text += (f"; {n} without any label, used by the self-supervised loss of "
+                     f"{', '.join(self.self_supervised)}")
+        elif n:
+            text += f"; {n} without any label (not used: no task of this run is self-supervised)"
+        return text
+
 
 def prepare(plan: TrainingPlan) -> Prepared:
     """Steps 1-3 of the recipe: cheap, so a widget can refuse bad input before starting anything.
@@ -138,8 +182,15 @@ def prepare(plan: TrainingPlan) -> Prepared:
         run_regimes = list(plan.regimes)
     else:
         run_regimes = registry.trained_regimes(present_inputs(items), plan.opt_in)
-    tasks = registry.tasks_of(run_regimes, plan.n_classes, plan.weights)
-    return Prepared(run_regimes, tasks, training_items(items, run_regimes, tasks))
+    tasks = registry.tasks_of(run_regimes, plan.n_classes, plan.weights, plan.all_options)
+    targets = training_items(items, run_regimes, tasks)
+    return Prepared(run_regimes, roles_of_trained(tasks, targets), targets)
+
+
+def uses_unlabelled_images(plan: TrainingPlan) -> bool:
+    """Whether the run of ``plan`` has a self-supervised task, which trains on images without labels
+    too (so a caller may add them, e.g. the unpainted planes of a stack)."""
+    return bool(prepare(plan).self_supervised)
 
 
 class TrainingRun:
@@ -147,7 +198,7 @@ class TrainingRun:
 
     def __init__(self, plan: TrainingPlan):
         self.plan = plan
-        prepared = prepare(plan)
+        self.prepared = prepared = prepare(plan)
         self.regimes, self.tasks = prepared.regimes, prepared.tasks
         network: NetworkConfig | Any = plan.network
         class_names = list(plan.class_names or default_class_names(plan.n_classes))
@@ -170,7 +221,7 @@ class TrainingRun:
                                state=state, data_description=plan.data_description)
         self.hooks: dict[str, RoundsHook] = {}
         for r in self.regimes:
-            hook = r.attach(self.trainer, plan.opt_in.get(r.name))
+            hook = r.attach(self.trainer, plan.options_of(r.name))
             if hook is None:
                 continue
             if artifacts:
@@ -315,7 +366,7 @@ class TrainingRun:
         the training pixel size (when every image has the same known one) and provenance included."""
         model = self.trainer.model()
         for r in self.regimes:
-            pp = r.postprocessing(self.plan.opt_in.get(r.name))
+            pp = r.postprocessing(self.plan.options_of(r.name))
             if pp is not None:
                 model.postprocess = pp
             if r.name in self.hooks:
@@ -365,6 +416,12 @@ def _check_resumable(previous: LazyLabelsModel, tasks: Sequence[TaskSpec], plan:
             k = len(previous.class_names) or max(before.values()) - 1
             raise LazyLabelsError(f"checkpoint was trained with {k} class(es) ({', '.join(previous.class_names)}), "
                                   f"this run has {plan.n_classes}; resume with --classes {k}",
+                                  source=str(plan.resume))
+    channels = previous.network.config.in_channels
+    for old, new in zip(previous.tasks, tasks):
+        if old.head_channels(channels) != new.head_channels(channels):
+            raise LazyLabelsError(f"checkpoint's {old.name} head has {old.n_classes} classes x {old.components} "
+                                  f"component(s), this run asks for {new.n_classes} x {new.components}",
                                   source=str(plan.resume))
 
 

@@ -77,13 +77,18 @@ class LabelInput:
         class_values: the values are class ids 1..K (K = number of classes);
             otherwise they are ``1..len(value_names)``.
         value_names: names of the values when they are not class ids.
-        palette: colours of values 1, 2, ... (cycled).
+        extra_values: names of values that follow the class ids (K+1, K+2,
+            ...; e.g. ``("background",)`` for fg/bg scribbles).
+        palette: colours of values 1, 2, ... (cycled over the class ids).
+        extra_palette: colours of the ``extra_values``.
         brush_size, opacity: of the napari layer.
         shortcut: napari key binding that selects the layer for painting.
         required: the manifest must have this column.
         layer_type: ``"labels"`` (or ``"points"`` for click regimes).
-        aliases: earlier names of the column, store label or layer suffix,
-            still read.
+        aliases: earlier names of the column or store label (also tried as
+            layer suffixes), still read.
+        suffix_aliases: earlier layer suffixes only (a layer called
+            ``"<image> <old suffix>"`` without our metadata is still found).
         summary: ``summary(array, class_names) -> str``, the summary cell of
             one painted image.
     """
@@ -95,32 +100,42 @@ class LabelInput:
     tooltip: str
     class_values: bool = True
     value_names: tuple[str, ...] = ()
+    extra_values: tuple[str, ...] = ()
     palette: tuple[RGB, ...] = ((200, 200, 200),)
+    extra_palette: tuple[RGB, ...] = ((220, 50, 50),)
     brush_size: int = 5
     opacity: float = 0.7
     shortcut: str | None = None
     required: bool = False
     layer_type: str = LABELS
     aliases: tuple[str, ...] = ()
+    suffix_aliases: tuple[str, ...] = ()
     summary: Callable[[np.ndarray, Sequence[str]], str] = field(default=count_text, compare=False)
 
     def max_label(self, n_classes: int) -> int:
         """The largest value allowed in this input's layer."""
-        return int(n_classes) if self.class_values else len(self.value_names)
+        return (int(n_classes) if self.class_values else len(self.value_names)) + len(self.extra_values)
 
     def names_of_values(self, class_names: Sequence[str]) -> list[str]:
-        """The name of each value 1..max (class names, or the fixed value names)."""
-        return list(class_names) if self.class_values else list(self.value_names)
+        """The name of each value 1..max (class names, or the fixed value names; then the extra values)."""
+        return (list(class_names) if self.class_values else list(self.value_names)) + list(self.extra_values)
 
     def colours(self, n_classes: int) -> dict[int, RGB]:
         """Colour of each value 1..max."""
         n = max(self.max_label(max(n_classes, 1)), 1)
-        return {k: self.palette[(k - 1) % len(self.palette)] for k in range(1, n + 1)}
+        first_extra = n - len(self.extra_values) + 1
+        return {k: self.palette[(k - 1) % len(self.palette)] if k < first_extra else
+                self.extra_palette[(k - first_extra) % len(self.extra_palette)] for k in range(1, n + 1)}
 
     @property
     def names(self) -> tuple[str, ...]:
         """The key and its aliases."""
         return (self.key, *self.aliases)
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        """The layer suffix, then the earlier ones a layer may still carry."""
+        return (self.suffix, *self.suffix_aliases, *self.aliases)
 
 
 class RoundsHook(Protocol):
@@ -161,7 +176,13 @@ class Regime:
         inputs: the :class:`LabelInput` s.
         opt_in: trained only when asked for (it has no input of its own);
             other regimes are trained when their inputs are present.
-        options: a frozen dataclass of the regime's settings, or None.
+        options: a frozen dataclass of the regime's settings, or None (CLI
+            options and form fields of every regime that has them; an
+            opt-in regime's are used when it is switched on).
+        simulated_by_default: its labels are simulated with the other
+            regimes' by default (:func:`~..simulate.simulate_lazy_labels`
+            without ``regimes=``); False for an alternative kind of label
+            that a benchmark asks for by name.
         features, role: decoder path and post-processing role of the default task.
         colour: of its loss curve and probability layer.
         probability_colormap: napari colormap name of its probability layer.
@@ -180,6 +201,7 @@ class Regime:
     colour: RGB = (200, 200, 200)
     probability_colormap: str = "gray"
     draft_from_role: str | None = None
+    simulated_by_default: bool = True
 
     # -- training ------------------------------------------------------------------------
     @property
@@ -187,8 +209,9 @@ class Regime:
         """The names of the tasks :meth:`tasks` makes (whatever the number of classes)."""
         return tuple(t.name for t in self.tasks(1, {}))
 
-    def tasks(self, n_classes: int, weights: Mapping[str, float]) -> list[TaskSpec]:
-        """The tasks this regime trains for ``n_classes`` object classes (``weights``: task -> alpha)."""
+    def tasks(self, n_classes: int, weights: Mapping[str, float], options: Any = None) -> list[TaskSpec]:
+        """The tasks this regime trains for ``n_classes`` object classes (``weights``: task -> alpha;
+        ``options``: an instance of :attr:`options`, or None for its defaults)."""
         return [TaskSpec(i.key, i.max_label(n_classes) + 1, self.features, role=self.role,
                          weight=float(weights.get(i.key, 1.0)), description=i.values)
                 for i in self.inputs]

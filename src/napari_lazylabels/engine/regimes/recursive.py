@@ -255,7 +255,7 @@ class Recursive(Regime):
     role = PARTIAL
     colour = (0, 158, 115)
 
-    def tasks(self, n_classes, weights):
+    def tasks(self, n_classes, weights, options=None):
         return [TaskSpec(APPROXIMATION, int(n_classes) + 1, PLAIN, role=PARTIAL,
                          weight=float(weights.get(APPROXIMATION, 1.0)),
                          description="partial masks: the blobs, grown towards the boundaries each round")]

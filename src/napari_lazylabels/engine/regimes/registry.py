@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import contextlib
 from importlib.metadata import entry_points
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ...errors import SettingsError
 from ..tasks import FOREGROUND, TaskSpec
-from . import detection, recursive, segmentation, separation
+from . import detection, impartial, recursive, segmentation, separation
 from .base import LabelInput, Regime
 
 ENTRY_POINT_GROUP = "napari_lazylabels.regimes"
 
-_BUILT_IN: tuple[Regime, ...] = (detection.REGIME, separation.REGIME, segmentation.REGIME, recursive.REGIME)
+_BUILT_IN: tuple[Regime, ...] = (detection.REGIME, separation.REGIME, segmentation.REGIME, recursive.REGIME,
+                                 impartial.REGIME)
 _regimes: list[Regime] = []
 _loaded = False
 
@@ -41,21 +42,25 @@ def _load() -> list[Regime]:
     return _regimes
 
 
-def _names_of(regime: Regime) -> tuple[set[str], set[str], set[str]]:
+def _names_of(regime: Regime) -> tuple[set[str], set[str], set[str], set[str]]:
     inputs = {n for i in regime.inputs for n in i.names}
+    suffixes = {s for i in regime.inputs for s in i.suffixes}
     options = set() if regime.options is None else {f for f in regime.options.__dataclass_fields__}
-    return inputs, set(regime.task_names), options
+    return inputs, suffixes, set(regime.task_names), options
 
 
 def register(regime: Regime) -> Regime:
-    """Add a regime; refuse one whose name, input keys, task names or option names clash."""
+    """Add a regime; refuse one whose name, input keys, layer suffixes (older ones too), task names
+    or option names clash."""
     _load()
     if not isinstance(regime, Regime) or not regime.name:
         raise SettingsError(f"not a named Regime: {regime!r}")
-    inputs, tasks, options = _names_of(regime)
+    mine = _names_of(regime)
     for other in _regimes:
-        o_inputs, o_tasks, o_options = _names_of(other)
-        clash = ({regime.name} & {other.name}) | (inputs & o_inputs) | (tasks & o_tasks) | (options & o_options)
+        theirs = _names_of(other)
+        clash = {regime.name} & {other.name}
+        for a, b in zip(mine, theirs):
+            clash |= a & b
         if clash:
             raise SettingsError(f"regime {regime.name!r} clashes with regime {other.name!r} on "
                                 f"{', '.join(sorted(clash))}")
@@ -98,6 +103,12 @@ def opt_in_regimes() -> tuple[Regime, ...]:
     return tuple(r for r in regimes() if r.opt_in)
 
 
+def regimes_with_options() -> tuple[Regime, ...]:
+    """The regimes that are not opt-in and have options (CLI options and form fields of their own;
+    an opt-in regime's options come with its switch)."""
+    return tuple(r for r in regimes() if not r.opt_in and r.options is not None)
+
+
 def label_inputs() -> tuple[LabelInput, ...]:
     """Every input of every regime, in registry order."""
     return tuple(i for r in regimes() for i in r.inputs)
@@ -137,6 +148,11 @@ def regime_of_task(task: str) -> Regime | None:
 def task_names() -> tuple[str, ...]:
     """Every task any regime trains, in registry order."""
     return tuple(n for r in regimes() for n in r.task_names)
+
+
+def self_supervised_regimes() -> tuple[Regime, ...]:
+    """The regimes whose task (with default options) trains on every image, labelled or not."""
+    return tuple(r for r in regimes() if any(t.self_supervised for t in r.tasks(1, {})))
 
 
 def task_template(name: str, n_classes: int = 1) -> TaskSpec | None:
@@ -183,22 +199,41 @@ def regime_with_role(role: str) -> Regime | None:
 
 # -- a training run ---------------------------------------------------------------------------
 
+def _core(regime: Regime) -> bool:
+    """A regime with a required input: the lazy labels of Ke et al., trained together."""
+    return not regime.opt_in and any(i.required for i in regime.inputs)
+
+
 def trained_regimes(present: Iterable[str], opt_in: Iterable[str] = ()) -> list[Regime]:
-    """The regimes of a run: those with a required input or an input in ``present`` (input keys
-    found in the data), plus the opt-in regimes named in ``opt_in``."""
+    """The regimes of a run, from ``present`` (the input keys the data is annotated for) and
+    ``opt_in`` (the opt-in regimes asked for).
+
+    Every regime with a present input is trained. The regimes with required
+    inputs (blobs, interfaces, masks) are trained together: all of them when
+    one of their inputs is present, or when no input of another regime is
+    (so data with only fg/bg scribbles trains the scribbles' regime alone).
+    """
     present, wanted = set(present), set(opt_in)
     for name in wanted:
         if not get(name).opt_in:
             raise SettingsError(f"regime {name!r} is trained whenever its labels are given; "
                                 "it needs no switch")
+    def has_input(r: Regime) -> bool:
+        return any(i.key in present for i in r.inputs)
+
+    others = [r for r in regimes() if not r.opt_in and not _core(r)]
+    with_core = any(has_input(r) for r in regimes() if _core(r)) or not any(has_input(r) for r in others)
     return [r for r in regimes()
             if (r.opt_in and r.name in wanted)
-            or (not r.opt_in and any(i.required or i.key in present for i in r.inputs))]
+            or (not r.opt_in and (has_input(r) or (_core(r) and with_core)))]
 
 
-def tasks_of(run_regimes: Sequence[Regime], n_classes: int, weights: Mapping[str, float]) -> list[TaskSpec]:
-    """The task list of a run (refuses weights for tasks the run does not train)."""
-    tasks = [t for r in run_regimes for t in r.tasks(n_classes, weights)]
+def tasks_of(run_regimes: Sequence[Regime], n_classes: int, weights: Mapping[str, float],
+             options: Mapping[str, Any] | None = None) -> list[TaskSpec]:
+    """The task list of a run (refuses weights for tasks the run does not train); ``options``:
+    regime name -> its options (None or missing: its defaults)."""
+    options = options or {}
+    tasks = [t for r in run_regimes for t in r.tasks(n_classes, weights, options.get(r.name))]
     unknown = set(weights) - {t.name for t in tasks}
     if unknown:
         raise SettingsError(f"task weight(s) for unknown task(s) {', '.join(sorted(unknown))}; this run "

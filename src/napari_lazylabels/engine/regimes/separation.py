@@ -1,7 +1,9 @@
 """Separation: a scribble on the interface between touching objects (Ke et al. 2020; METHOD 1, task 2).
 
 Painted only where two touching objects have no visible boundary; value 1.
-It trains the head whose interfaces cut touching objects apart.
+It trains the head whose interfaces cut touching objects apart. Its napari
+layer is ``"<image> interfaces"`` (before: ``"<image> scribbles"``, still
+found; the fg/bg scribbles of ImPartial are another regime).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class Separation(Regime):
     title = "interface scribbles (separation)"
     description = "a scribble (1) on the interface between touching objects"
     inputs = (LabelInput(
-        key="separation", title="Scribbles", suffix="scribbles",
+        key="separation", title="Interfaces", suffix="interfaces", suffix_aliases=("scribbles",),
         values="1 on interfaces between touching objects",
         tooltip="Separation: a thin scribble (1) on the interface between two touching objects.",
         class_values=False, value_names=("interface",), palette=((255, 0, 255),), brush_size=2,
@@ -91,7 +93,7 @@ class Separation(Regime):
         sep = labels.get("separation")
         n = 0 if sep is None else int(blob_components(np.asarray(sep) > 0)[0].max(initial=0))
         px = 0 if sep is None else int(np.count_nonzero(sep))
-        return {"painted_pixels": px, "strokes": n, "scribble_pixels": px, "scribbles": n}
+        return {"painted_pixels": px, "strokes": n, "interface_pixels": px, "interfaces": n}
 
 
 REGIME = Separation()

@@ -8,6 +8,7 @@ then the opt-in ones, which may derive theirs from the others').
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -49,8 +50,9 @@ def check_inputs(items: Sequence[LazyAnnotations], n_classes: int) -> list[LazyA
 
 
 def present_inputs(items: Sequence[LazyAnnotations]) -> set[str]:
-    """Input keys that any image has labels for (a manifest column, a napari layer)."""
-    return {k for it in items for k, v in it.labels.items() if v is not None}
+    """Input keys that some image is annotated for (a manifest column with a painted label file, a
+    painted napari layer): the regimes of a run are chosen from them."""
+    return {k for it in items for k in it.labels if it.is_annotated(k)}
 
 
 def training_items(items: Sequence[LazyAnnotations], run_regimes: Sequence[Regime],
@@ -65,6 +67,21 @@ def training_items(items: Sequence[LazyAnnotations], run_regimes: Sequence[Regim
                                                               for t in tasks},
                                    roi=item.roi, name=item.name,
                                    annotated={t.name: bool(done.get(t.name, (None, False))[1]) for t in tasks}))
+    return out
+
+
+def roles_of_trained(tasks: Sequence[TaskSpec], items: Sequence[LazyAnnotations]) -> list[TaskSpec]:
+    """The tasks, where a task that no training item is annotated for gives up its post-processing
+    role to a task of the same role that some item is annotated for (e.g. the exact masks' head,
+    when no mask was painted, to the fg/bg scribbles' head); otherwise the first task of each role
+    keeps it (:func:`~..tasks.heads_by_role`)."""
+    trained = {t.name for t in tasks if any(it.is_annotated(t.name) for it in items)}
+    out = []
+    for t in tasks:
+        if t.role is not None and t.name not in trained and any(
+                o.role == t.role and o.name in trained for o in tasks if o is not t):
+            t = replace(t, role=None)
+        out.append(t)
     return out
 
 

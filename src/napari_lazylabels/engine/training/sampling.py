@@ -7,6 +7,13 @@ as the many blob-labelled ones), then an image annotated for it, then a centre
 that lies on a painted pixel with probability ``annotated_fraction``. Every
 task's labels of that image go into the patch, so a patch trains every task
 its image is annotated for.
+
+A self-supervised task (``TaskSpec.self_supervised``) counts every image as
+annotated for it: an image without its labels trains it with every pixel
+unlabelled. When a task asks for blind spots (``TaskSpec.blind_spot``), a
+batch's patches get them (Noise2Void: a fraction of the pixels replaced by
+the value of a random neighbour) and the batch also holds the ``clean``
+patches and the ``blind`` mask, for the loss.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from ..tasks import TaskSpec
 
 #: At most this many painted pixels per image and task are kept as patch centres.
 MAX_CENTRES = 20000
+
+#: A blind-spot pixel takes the value of a random pixel at most this far (px, in y and x).
+BLIND_SPOT_RADIUS = 5
 
 
 @dataclass
@@ -47,27 +57,35 @@ def prepare(item: LazyAnnotations, tasks: Sequence[TaskSpec], norm: Normalizatio
     targets, valid, annotated, centres = {}, {}, {}, {}
     for t in tasks:
         ann = item.is_annotated(t.name)
-        lab = item.label(t.name)
-        annotated[t.name] = ann
+        lab = item.label(t.name) if ann else None
+        # every image trains a self-supervised task: one without its labels has every pixel unlabelled
+        annotated[t.name] = ann = ann or t.self_supervised
         if not ann:
             targets[t.name] = np.zeros(shape, np.int16)
             valid[t.name] = np.zeros(shape, bool)
             centres[t.name] = np.zeros((0, 2), np.int32)
             continue
-        lab = np.asarray(lab)
         v = roi.copy()
-        if t.unlabelled_value is not None:
-            v &= lab != t.unlabelled_value
+        if lab is None:
+            lab = np.full(shape, t.unlabelled_value or 0, np.int16)
+            v[:] = False
+        else:
+            lab = np.asarray(lab)
+            if t.unlabelled_value is not None:
+                v &= lab != t.unlabelled_value
         targets[t.name] = lab.astype(np.int16)
         valid[t.name] = v
-        centres[t.name] = painted_centres(lab, v, rng)
+        centres[t.name] = painted_centres(lab, v, rng, t)
     return PreparedImage(item.name, image, targets, valid, annotated, centres)
 
 
-def painted_centres(targets: np.ndarray, valid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Where a patch of a task may be centred: painted (> 0) and valid pixels, (N, 2) int32;
-    a random subset of ``MAX_CENTRES`` when there are more."""
-    painted = np.argwhere((targets > 0) & valid).astype(np.int32)
+def painted_centres(targets: np.ndarray, valid: np.ndarray, rng: np.random.Generator,
+                    task: TaskSpec | None = None) -> np.ndarray:
+    """Where a patch of a task may be centred: painted (> 0) and valid pixels, (N, 2) int32
+    (for a task with an unlabelled value: every labelled pixel, class 0 too); a random subset
+    of ``MAX_CENTRES`` when there are more."""
+    labelled = valid if task is not None and task.unlabelled_value is not None else (targets > 0) & valid
+    painted = np.argwhere(labelled).astype(np.int32)
     if len(painted) > MAX_CENTRES:
         painted = painted[rng.choice(len(painted), MAX_CENTRES, replace=False)]
     return painted
@@ -116,6 +134,8 @@ class PatchSampler:
                         for t in self.tasks}
         self.active_tasks = [name for name, idx in self.by_task.items() if idx]
         self._counts = {t.name: [_counts(im, t) for im in self.images] for t in self.tasks}
+        #: the fraction of blind-spot pixels of every patch (the largest any task asks for)
+        self.blind_spot = max([t.blind_spot for t in self.tasks], default=0.0)
 
     def class_counts(self, task: TaskSpec) -> np.ndarray:
         """Pixels of each class of ``task`` over the valid pixels of its annotated images."""
@@ -132,7 +152,7 @@ class PatchSampler:
             raise ValueError(f"targets of {task!r} for {im.name!r} have shape {targets.shape}, "
                              f"not {im.targets[task].shape}")
         im.targets[task] = targets.astype(np.int16, copy=False)
-        im.centres[task] = painted_centres(im.targets[task], im.valid[task], self.rng)
+        im.centres[task] = painted_centres(im.targets[task], im.valid[task], self.rng, spec)
         self._counts[task][index] = _counts(im, spec)
 
     def exclude_from_draw(self, task: str) -> None:
@@ -179,12 +199,48 @@ class PatchSampler:
         return image.astype(np.float32), targets, valid, dict(im.annotated)
 
     def sample(self, batch_size: int) -> dict:
-        """A batch: image (B,C,P,P) and, per task, targets (B,P,P), valid (B,P,P), annotated (B,)."""
+        """A batch: image (B,C,P,P) and, per task, targets (B,P,P), valid (B,P,P), annotated (B,);
+        with blind spots also ``clean`` (B,C,P,P), the patches without them, and ``blind`` (B,P,P)."""
         patches = [self.sample_patch() for _ in range(batch_size)]
         names = [t.name for t in self.tasks]
-        return {
-            "image": torch.from_numpy(np.stack([pt[0] for pt in patches])),
+        image = np.stack([pt[0] for pt in patches])
+        batch = {
+            "image": torch.from_numpy(image),
             "targets": {n: torch.from_numpy(np.stack([pt[1][n] for pt in patches]).astype(np.int64)) for n in names},
             "valid": {n: torch.from_numpy(np.stack([pt[2][n] for pt in patches])) for n in names},
             "annotated": {n: torch.tensor([pt[3][n] for pt in patches]) for n in names},
         }
+        if self.blind_spot > 0:
+            corrupted, blind = blind_spots(image, self.blind_spot, self.rng)
+            batch.update(image=torch.from_numpy(corrupted), clean=torch.from_numpy(image),
+                         blind=torch.from_numpy(blind))
+        return batch
+
+
+def blind_spots(image: np.ndarray, fraction: float, rng: np.random.Generator,
+                radius: int = BLIND_SPOT_RADIUS) -> tuple[np.ndarray, np.ndarray]:
+    """Noise2Void blind spots (Krull et al. 2019) in a batch (B, C, P, P).
+
+    In each patch ``round(fraction * P * P)`` pixels (at least one) chosen at
+    random take the value (every channel) of another pixel of the patch at
+    most ``radius`` px away in y and x. Returns the corrupted copy and the
+    (B, P, P) mask of the blind spots.
+    """
+    b, _, h, w = image.shape
+    out = image.copy()
+    blind = np.zeros((b, h, w), bool)
+    n = max(1, int(round(fraction * h * w)))
+    for i in range(b):
+        flat = rng.choice(h * w, n, replace=False)
+        ys, xs = flat // w, flat % w
+        dy = rng.integers(-radius, radius + 1, n)
+        dx = rng.integers(-radius, radius + 1, n)
+        same = (dy == 0) & (dx == 0)
+        dx[same] = rng.choice((-1, 1), int(same.sum()))       # never the pixel itself
+        sy = np.clip(ys + dy, 0, h - 1)
+        sx = np.clip(xs + dx, 0, w - 1)
+        same = (sy == ys) & (sx == xs)                        # clipped back onto itself at an edge
+        sx[same] = np.where(xs[same] > 0, xs[same] - 1, xs[same] + 1)
+        out[i][:, ys, xs] = image[i][:, sy, sx]
+        blind[i, ys, xs] = True
+    return out, blind

@@ -192,9 +192,10 @@ class Trainer:
     def _train_step(self) -> tuple[float, dict[str, float]]:
         self.network.train()
         batch = self.sampler.sample(self.config.batch_size)
-        image = batch["image"].to(self.device, non_blocking=True)
-        for key in ("targets", "valid", "annotated"):
-            batch[key] = {k: v.to(self.device, non_blocking=True) for k, v in batch[key].items()}
+        for key, value in batch.items():
+            batch[key] = {k: v.to(self.device, non_blocking=True) for k, v in value.items()} \
+                if isinstance(value, dict) else value.to(self.device, non_blocking=True)
+        image = batch["image"]
         lr = learning_rate_at(self.step, self.config)
         for group in self.optimizer.param_groups:
             group["lr"] = lr

@@ -209,7 +209,7 @@ class ModelPanel(QGroupBox):
                 return
             for p, seg in results:
                 show_prediction(self.viewer, layer, p, seg.probabilities, seg.semantic, seg.instances,
-                                model.class_names)
+                                model.class_names, components=seg.components)
             self.predicted = [p for p, _ in results]
 
         def failed(message: str) -> None:

@@ -2,7 +2,9 @@
 
 For an image ``nuclei`` they are ``nuclei P(<task>)`` (the probability of
 "not background" of each task's head, 0..1), ``nuclei semantic`` (class map)
-and ``nuclei instances``. The full per-class probabilities of each predicted
+and ``nuclei instances``, and for a head whose classes are mixtures of
+components (ImPartial) ``nuclei components(<task>)``, the most likely
+component of each pixel (hidden at first). The full per-class probabilities of each predicted
 plane are kept in the probability layer's ``metadata["lazylabels"]
 ["probabilities"]`` (plane -> (C, Y, X)), which the export writes out.
 
@@ -19,8 +21,9 @@ import numpy as np
 from napari.layers import Image, Labels
 
 from ...engine.labels import smallest_label_dtype
-from ..layers import (META, find_layer, foreground, instances_layer_kwargs, probability_layer_kwargs,
-                      semantic_layer_kwargs, spatial_placement, spatial_shape)
+from ..layers import (META, component_map, components_layer_kwargs, components_role, find_layer, foreground,
+                      instances_layer_kwargs, probability_layer_kwargs, semantic_layer_kwargs, spatial_placement,
+                      spatial_shape)
 
 def _initial(shape: tuple[int, ...], plane: tuple[int, ...], values: np.ndarray) -> np.ndarray:
     """A new layer's data: the values for a 2D image, zeros but for one plane for a stack."""
@@ -76,8 +79,12 @@ def _add_quietly(viewer, image_layer, layer):
 def show_prediction(viewer, image_layer, plane: tuple[int, ...], probabilities: Mapping[str, np.ndarray],
                     semantic: np.ndarray, instances: np.ndarray, class_names: Sequence[str],
                     max_new_layers: int | None = None, written: set | None = None,
-                    placeholder: bool = False) -> tuple[list, bool]:
+                    placeholder: bool = False, components: Mapping[str, np.ndarray] | None = None
+                    ) -> tuple[list, bool]:
     """Create or refresh the prediction layers of ``image_layer`` for one plane.
+
+    ``components``: task -> per-component probabilities (C * M, Y, X) of the
+    tasks whose classes are mixtures: their component maps.
 
     Adding a layer costs the GUI thread far more than refreshing one, so at
     most ``max_new_layers`` missing layers are added per call (instances
@@ -98,6 +105,12 @@ def show_prediction(viewer, image_layer, plane: tuple[int, ...], probabilities: 
         probs = np.asarray(probs, np.float32)
         parts.append((f"P({task})", "image", foreground(probs), probs,
                       lambda data, task=task: Image(data, **probability_layer_kwargs(name, task), **common)))
+    for task, comps in (components or {}).items():
+        n_cls = int(np.asarray(probabilities[task]).shape[0]) if task in probabilities else 1
+        n_comp = max(1, int(np.asarray(comps).shape[0]) // max(n_cls, 1))
+        parts.append((components_role(task), "labels", component_map(comps), None,
+                      lambda data, task=task, k=n_cls, m=n_comp:
+                      Labels(data, **components_layer_kwargs(name, task, k, m), **common)))
     budget = len(parts) if max_new_layers is None else max_new_layers
     written = set() if written is None else written
     out, complete = [], True
@@ -125,19 +138,24 @@ def show_prediction(viewer, image_layer, plane: tuple[int, ...], probabilities: 
 
 
 def ensure_prediction_layers(viewer, image_layer, tasks: Sequence[str], class_names: Sequence[str],
-                             max_new_layers: int = 1) -> tuple[list, bool]:
+                             max_new_layers: int = 1, components: Mapping[str, tuple[int, int]] | None = None
+                             ) -> tuple[list, bool]:
     """Add missing prediction layers, empty, at most ``max_new_layers`` per call (existing ones untouched).
 
+    ``components``: task -> (classes, components per class) of the tasks whose classes are mixtures.
     Returns the layers added by this call and whether all prediction layers now exist.
     """
     yx = spatial_shape(image_layer)[-2:]
-    existing = {role for role in ("instances", "semantic", *(f"P({t})" for t in tasks))
+    components = components or {}
+    existing = {role for role in ("instances", "semantic", *(f"P({t})" for t in tasks),
+                                  *(components_role(t) for t in components))
                 if find_layer(viewer, image_layer.name, role) is not None}
-    zeros = {t: np.zeros((2, *yx), np.float32) for t in tasks}
+    zeros = {t: np.zeros((components.get(t, (2, 1))[0], *yx), np.float32) for t in tasks}
+    comps = {t: np.zeros((k * m, *yx), np.float32) for t, (k, m) in components.items()}
     before = set(map(id, viewer.layers))
     _, complete = show_prediction(viewer, image_layer, (), zeros, np.zeros(yx, np.uint8),
                                   np.zeros(yx, np.int32), class_names, max_new_layers=max_new_layers,
-                                  written=existing, placeholder=True)
+                                  written=existing, placeholder=True, components=comps)
     return [layer for layer in viewer.layers if id(layer) not in before], complete
 
 

@@ -22,7 +22,8 @@ TIPS: dict[str, str] = {
     "grabcut_iterations": "GrabCut iterations per blob (0: the dilated blob, no GrabCut).",
     # training
     "train_images": "Images to train on (tick several). The image highlighted here shows its label "
-                    "layers below; planes of a stack with nothing painted are skipped.",
+                    "layers below; planes of a stack with nothing painted are skipped, unless a "
+                    "self-supervised task (fg/bg scribbles) is trained: it learns from every plane.",
     "label_layers": "The Labels layers that hold the highlighted image's lazy labels. By default those "
                     "the Lazy annotation widget made; pick another layer of the same shape if you "
                     "painted elsewhere. Training, the summary and the export use these layers.",
@@ -37,6 +38,7 @@ TIPS: dict[str, str] = {
     "lr": "Base learning rate (linear warm-up, then cosine decay).",
     "weight": "Weight of the {task} task in the total loss (0 switches it off).",
     "opt_in": "{description}",
+    "regime_options": "{description}. These settings apply when the painted labels train it.",
     "device": "Where to train: auto picks CUDA, then Apple MPS, then the CPU.",
     "threads": "CPU threads for training. Leaving one core free keeps napari responsive.",
     "rescale": "Resize the image by this factor before predicting, and the results back: 2 when the "

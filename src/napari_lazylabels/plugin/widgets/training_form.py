@@ -3,18 +3,19 @@
 Fields come from :class:`~napari_lazylabels.engine.config.TrainConfig` (steps,
 patch, batch, learning rate, device), the network presets, one task weight
 per task the regimes train, one switch per opt-in regime with a field for
-each of its options (shown while it is ticked), and the post-processing
-(:class:`~napari_lazylabels.engine.postprocess.settings.InstanceParams` and the
-rescale factor): stored in a trained model, used by Predict, and set to a
-loaded model's values. Values are checked by the configs themselves: a bad one
-is a one-line error, as on the command line.
+each of its options (shown while it is ticked), the options of the other
+regimes that have some (used when the painted labels train that regime), and
+the post-processing (:class:`~napari_lazylabels.engine.postprocess.settings.InstanceParams`
+and the rescale factor): stored in a trained model, used by Predict, and set to
+a loaded model's values. Values are checked by the configs themselves: a bad
+one is a one-line error, as on the command line.
 """
 
 from __future__ import annotations
 
 import types
 import typing
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox
@@ -39,6 +40,7 @@ class TrainSettings:
     threads: int
     instances: InstanceParams | None = None
     rescale: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def _option_widget(cls: type, name: str, high: float = 1e6):
@@ -55,8 +57,10 @@ def _option_widget(cls: type, name: str, high: float = 1e6):
         return ComboBox(choices=list(f.metadata["choices"]), value=default, label=label, tooltip=text)
     if base is int:
         return SpinBox(value=default or 0, min=0, max=1_000_000, label=label, tooltip=text)
-    return FloatSpinBox(value=float(default or 0.0), min=0.0, max=high, step=0.05 if high <= 1 else 0.1,
-                        label=label, tooltip=text)
+    box = FloatSpinBox(value=float(default or 0.0), min=0.0, max=high,
+                       step=0.05 if high <= 1 else 0.01 if (default or 0) < 1 else 0.1, label=label, tooltip=text)
+    box.native.setDecimals(3)
+    return box
 
 
 def _option_value(cls: type, name: str, widget) -> Any:
@@ -99,6 +103,13 @@ class TrainSettingsForm:
                 w.visible = False
                 extra.append(w)
             box.changed.connect(lambda on, ws=tuple(opts.values()): [setattr(w, "visible", on) for w in ws])
+        #: regime name -> its option fields, for the regimes that are not opt-in
+        self.regime_options: dict[str, dict[str, Any]] = {}
+        for r in registry.regimes_with_options():
+            extra.append(Label(value=r.title, tooltip=tip("regime_options", description=r.description)))
+            opts = {f.name: _option_widget(r.options, f.name) for f in fields(r.options)}
+            self.regime_options[r.name] = opts
+            extra.extend(opts.values())
         # post-processing: 0..1 for the thresholds, the rescale factor (0: automatic)
         self.instances = {f.name: _option_widget(InstanceParams, f.name,
                                                  high=1.0 if f.name.endswith("threshold") else 1e6)
@@ -148,5 +159,9 @@ class TrainSettingsForm:
                 opt_in[name] = None if cls is None else cls(
                     **{k: _option_value(cls, k, w) for k, w in self.options[name].items()})
         post = self.postprocess()
+        options = {}
+        for name, widgets in self.regime_options.items():
+            cls = registry.get(name).options
+            options[name] = cls(**{k: _option_value(cls, k, w) for k, w in widgets.items()})
         return TrainSettings(self.preset.value, network, config, {t: w.value for t, w in self.weights.items()},
-                             opt_in, self.threads.value, post.instances, post.rescale)
+                             opt_in, self.threads.value, post.instances, post.rescale, options)

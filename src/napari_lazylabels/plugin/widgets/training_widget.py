@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from napari.utils.notifications import show_error, show_info
@@ -295,11 +296,15 @@ class TrainWidget(QWidget):
             trained = {n for r in run_regimes for n in r.task_names}
             plan = TrainingPlan(items, class_names=names, network=settings.network, config=settings.config,
                                 weights={k: v for k, v in settings.weights.items() if k in trained},
-                                opt_in=settings.opt_in, model_dir=self._checkpoint_dir(), overwrite=True,
-                                resume=resume,
+                                opt_in=settings.opt_in, options=settings.options,
+                                model_dir=self._checkpoint_dir(), overwrite=True, resume=resume,
                                 data_description=f"napari: {', '.join(layer.name for layer in layers)}",
                                 instances=settings.instances)
-            tasks = prepare(plan).tasks      # user errors now, before anything is started or added
+            prepared = prepare(plan)         # user errors now, before anything is started or added
+            if prepared.self_supervised:     # it trains on the unpainted planes too
+                plan = replace(plan, items=training_set(self.viewer, layers, unpainted=True))
+                prepared = prepare(plan)
+            tasks = prepared.tasks
         except LazyLabelsError as exc:
             show_error(str(exc))
             return
@@ -320,8 +325,8 @@ class TrainWidget(QWidget):
             self.loss_plot.clear()
         self.progress.setRange(0, settings.config.steps)
         self.progress.setValue(0)
-        self.status.setText(f"starting on {len(items)} image(s)...")
-        self._placeholders = (preview_layer, [t.name for t in tasks])
+        self.status.setText(f"starting: {prepared.summary()}...")
+        self._placeholders = (preview_layer, tasks)
         self._created = []
         if observer is not None and not observer.layers_first:
             self.job.start()
@@ -375,7 +380,9 @@ class TrainWidget(QWidget):
         if layer not in self.viewer.layers:
             self._placeholders = None
             return
-        added, complete = ensure_prediction_layers(self.viewer, layer, tasks, self._class_names)
+        mixtures = {t.name: (t.n_classes, t.components) for t in tasks if t.components > 1}
+        added, complete = ensure_prediction_layers(self.viewer, layer, [t.name for t in tasks],
+                                                   self._class_names, components=mixtures)
         self._created.extend(added)
         if complete:
             self._placeholders = None
@@ -391,7 +398,7 @@ class TrainWidget(QWidget):
         t0 = time.perf_counter()
         _, complete = show_prediction(self.viewer, self.viewer.layers[name], plane, msg.probabilities,
                                       msg.semantic, msg.instances, self._class_names, max_new_layers=1,
-                                      written=self._written)
+                                      written=self._written, components=msg.components)
         if self.observer is not None:
             self.observer.preview_shown(1000 * (time.perf_counter() - t0))
         if not complete:
