@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -101,11 +102,13 @@ def test_sigterm_writes_a_checkpoint_like_ctrl_c(data, tmp_path):
             "--patch-size", "32", "--batch-size", "2", "--steps", "100000"]
     proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    deadline = time.monotonic() + 60
-    line = ""
-    while "images (annotated" not in line and time.monotonic() < deadline and proc.poll() is None:
-        line = proc.stderr.readline()           # printed just before training starts
-    time.sleep(2.0)
+    deadline = time.monotonic() + 120
+    steps = 0
+    while steps < 1 and time.monotonic() < deadline and proc.poll() is None:
+        line = proc.stderr.readline()           # tqdm's bar: "training: ... | 3/100000 [...", one per \r
+        found = re.search(r"\| *(\d+)/100000", line)
+        steps = int(found.group(1)) if found else 0
+    assert steps >= 1, "training never reported a step"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
