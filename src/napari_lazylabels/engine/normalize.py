@@ -111,7 +111,7 @@ def key_histogram(values: np.ndarray, top: int | None = None) -> np.ndarray:
     return np.bincount(keys & 0xFFFF, minlength=_BINS).astype(np.int64)
 
 
-def _locate(hist: np.ndarray, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rank_bins(hist: np.ndarray, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The bin of each rank, and the rank within that bin."""
     cum = np.cumsum(hist)
     bins = np.searchsorted(cum, ranks, side="right")
@@ -124,11 +124,11 @@ def order_statistics(histogram: Callable[[int | None], np.ndarray], n: int, rank
     ranks = np.unique(np.asarray(list(ranks), np.int64))
     if len(ranks) and (ranks[0] < 0 or ranks[-1] >= n):
         raise ValueError(f"ranks {ranks.tolist()} outside 0..{n - 1}")
-    tops, within = _locate(histogram(None), ranks)
+    tops, within = rank_bins(histogram(None), ranks)
     out: dict[int, np.float32] = {}
     for top in np.unique(tops):
         sel = tops == top
-        lows, _ = _locate(histogram(int(top)), within[sel])
+        lows, _ = rank_bins(histogram(int(top)), within[sel])
         for rank, low in zip(ranks[sel], lows):
             out[int(rank)] = _from_key((int(top) << 16) | int(low))
     return out
