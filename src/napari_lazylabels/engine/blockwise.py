@@ -193,7 +193,7 @@ def normalization_ranges(image, config: NormalizationConfig, run: "Executor", so
     """
     import dask
     chw = _as_chw(image)
-    blocks = list(chw.to_delayed().ravel())
+    blocks = list(chw.to_delayed(optimize_graph=False).ravel())
     n = int(chw.shape[1]) * int(chw.shape[2])
 
     def total(wanted, what):
@@ -502,7 +502,7 @@ def segment_blockwise(model: LazyLabelsModel, image, sinks: BlockSinks, *, postp
     probs = probabilities(model, image, ranges, grid, device=device)
     stores = []
     for name, arr in probs.items():
-        for chunk, box in zip(arr.to_delayed().ravel(), grid.boxes()):
+        for chunk, box in zip(arr.to_delayed(optimize_graph=False).ravel(), grid.boxes()):
             stores.append((name, chunk, box))
     # one task per block that stores every task's core: the block's forward pass runs once
     by_box: dict = {}
