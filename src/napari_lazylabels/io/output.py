@@ -35,10 +35,13 @@ def _is_tiff(out: Path) -> bool:
 
 
 def check_replaceable_output(out: str | Path) -> None:
-    """Refuse, before any work, an existing ``.zarr`` output that is not an OME-Zarr store (a folder of
-    other files that ``--overwrite`` would delete)."""
+    """Refuse, before any work, an existing ``.zarr`` output that is not an OME-Zarr store or a project
+    (a file, or a folder of other files, that ``--overwrite`` would delete), and a ``.tif`` that is a folder."""
     out = Path(out)
-    if not _is_tiff(out) and out.is_dir() and any(out.iterdir()) and not is_image_store(out):
+    if _is_tiff(out):
+        if out.is_dir():
+            raise OutputExistsError("is a folder; refusing to replace it with a file", source=str(out))
+    elif out.is_file() or (out.is_dir() and any(out.iterdir()) and not (is_image_store(out) or is_project(out))):
         raise OutputExistsError("is not an OME-Zarr store; --overwrite only replaces such a store, so it is "
                                 "left alone", source=str(out))
 

@@ -210,6 +210,8 @@ class Predictor:
         plane_pixels = int(np.prod(image.data.shape[len(image.plane_axes):][:2]))
         blockwise = (self.options.mode == "blocks" or self.options.on_cluster
                      or (self.options.mode == "auto" and plane_pixels > BLOCKWISE_PIXELS))
+        if blockwise:
+            check_blockwise(self.model, self.postprocess, factor)
         if image.is_stack:
             self._note(result, f"{image_path}: {image.describe()}; predicted plane by plane")
         if abs(factor - 1) >= 1e-3:
@@ -217,7 +219,6 @@ class Predictor:
                 f"pixel size {pixel_size} / training pixel size {self.model.training_pixel_size}"
             self._note(result, f"image resized by {factor:.3g} for the network ({why})")
         if blockwise:
-            check_blockwise(self.model, self.postprocess, factor)
             first = next(image.planes())[1]
             need = result.planes * prediction_bytes(out, first, self.model)
             if out.name.lower().endswith((".tif", ".tiff")):
