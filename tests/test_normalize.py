@@ -56,3 +56,18 @@ def test_normalize_maps_percentiles_to_unit_range():
     lo, hi = np.percentile(to_chw(image)[0], [1, 99.8])
     np.testing.assert_array_equal(out[0], ((image.astype(np.float32) - lo) / (hi - lo)).astype(np.float32))
     assert normalize(np.zeros((9, 9))).max() == 0
+
+
+def test_the_sample_image_and_random_percentiles_are_numpys():
+    """The in-memory path gives np.percentile's values exactly (so the demo's figures do not move)."""
+    import tifffile
+    from importlib.resources import files
+    hela = tifffile.imread(files("napari_lazylabels") / "data" / "hela_t00_crop_image.tif")
+    chw = to_chw(hela)
+    for c in range(chw.shape[0]):
+        assert np.array_equal(channel_ranges(chw)[c], np.percentile(chw[c], [1, 99.8]))
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        x = rng.lognormal(0, 2, int(rng.integers(1, 5000))).astype(np.float32)
+        qs = np.sort(rng.uniform(0, 100, 2))
+        assert np.array_equal(percentiles(x, qs), np.percentile(x, qs))

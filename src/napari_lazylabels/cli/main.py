@@ -290,13 +290,17 @@ def cmd_train(args) -> int:
         _warn_ignored_preset(args, run.trainer.network)
     check_can_write(model_dir, run.checkpoint_bytes())
     counts = ", ".join(f"{k} {v}" for k, v in run.trainer.annotated_counts.items())
-    print(f"{len(items)} images (annotated: {counts}); device {run.trainer.device_name}", file=sys.stderr)
+    if run.is_writer:       # under torchrun, process 0 speaks for all
+        ranks = f" x {run.distributed.world_size} processes" if run.distributed is not None else ""
+        print(f"{len(items)} images (annotated: {counts}); device {run.trainer.device_name}{ranks}", file=sys.stderr)
     if run.done:
         print(f"checkpoint {resume} already at step {run.step} >= --steps {config.steps}; nothing to do",
               file=sys.stderr)
         return 0
     start = time.perf_counter()
-    run_training(run, args.quiet)
+    run_training(run, args.quiet or not run.is_writer)
+    if not run.is_writer:
+        return 0
     for name, hook in run.hooks.items():
         print(f"{name}: {hook.summary()} of {model_dir}", file=sys.stderr)
     print(f"model written to {model_dir} ({run.step} steps, {time.perf_counter() - start:.0f} s)")
