@@ -231,7 +231,10 @@ def _clean_log(message: str) -> str:
     return re.sub(r"^<[^>]*>\s*", "", message.strip().splitlines()[0]) if message.strip() else message
 
 
-def _read_tiff(path: Path) -> ImageFile:
+@contextmanager
+def _tiff_series(path: Path):
+    """The open TIFF, its first series, the axes, the pixel size and where the axes are declared ("" if
+    nowhere); what goes wrong inside, with a tifffile complaint about the header, is that complaint."""
     import tifffile
 
     with _quiet_tifffile() as messages:
@@ -240,15 +243,19 @@ def _read_tiff(path: Path) -> ImageFile:
                 if not tif.series or not len(tif.pages):
                     raise _Unreadable("no image in it")
                 series = tif.series[0]
-                data = np.asarray(series.asarray())
                 axes = series.axes.upper()
-                pixel_size = _tiff_pixel_size(tif)
                 declared = ("OME metadata" if tif.is_ome else "ImageJ metadata" if tif.is_imagej else
                             "TIFF tags" if "S" in axes else "")
+                yield tif, series, axes, _tiff_pixel_size(tif), declared
         except Exception as exc:
             if messages:  # tifffile said what is wrong with the header: that is the clearer reason
                 raise _Unreadable(f"not a valid TIFF: {_clean_log(messages[0])}") from None
             raise exc
+
+
+def _read_tiff(path: Path) -> ImageFile:
+    with _tiff_series(path) as (tif, series, axes, pixel_size, declared):
+        data = np.asarray(series.asarray())
     if data.size == 0:
         raise _Unreadable("not a valid TIFF: it holds no pixels")
     if not declared:  # a shaped or plain multi-page TIFF: the axes are not declared
@@ -461,26 +468,12 @@ def _token(array) -> str:
 
 
 def _open_tiff(path: Path) -> ImageFile:
-    import tifffile
-
-    with _quiet_tifffile() as messages:
-        try:
-            with tifffile.TiffFile(path) as tif:
-                if not tif.series or not len(tif.pages):
-                    raise _Unreadable("no image in it")
-                series = tif.series[0]
-                shape, dtype, axes = series.shape, series.dtype, series.axes.upper()
-                pixel_size = _tiff_pixel_size(tif)
-                declared = ("OME metadata" if tif.is_ome else "ImageJ metadata" if tif.is_imagej else
-                            "TIFF tags" if "S" in axes else "")
-                page = series.pages[0] if series.pages else tif.pages[0]
-                memmappable = series.dataoffset is not None
-                native_yx = ((page.tilelength, page.tilewidth) if page.is_tiled else
-                             (max(1, int(getattr(page, "rowsperstrip", 0) or page.imagelength)), page.imagewidth))
-        except Exception as exc:
-            if messages:
-                raise _Unreadable(f"not a valid TIFF: {_clean_log(messages[0])}") from None
-            raise exc
+    with _tiff_series(path) as (tif, series, axes, pixel_size, declared):
+        shape, dtype = series.shape, series.dtype
+        page = series.pages[0] if series.pages else tif.pages[0]
+        memmappable = series.dataoffset is not None
+        native_yx = ((page.tilelength, page.tilewidth) if page.is_tiled else
+                     (max(1, int(getattr(page, "rowsperstrip", 0) or page.imagelength)), page.imagewidth))
     if int(np.prod(shape)) == 0:
         raise _Unreadable("not a valid TIFF: it holds no pixels")
     native = [1] * len(shape)                 # what the file stores in one piece, per axis
