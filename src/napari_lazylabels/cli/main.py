@@ -175,16 +175,47 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     _postprocess_options(tr, "stored in the model as the default of predict; default {default}")
 
-    pr = sub.add_parser("predict", help="segment an image (or each plane of a T/Z stack) with a trained model")
+    from ..engine.blockwise import BLOCK_SIZE, HALO
+    pr = sub.add_parser("predict", help="segment images (or each plane of a T/Z stack) with a trained model",
+                        description="Segment one image (--out) or many (--outdir) with a trained model. Images "
+                                    "of more than 3072 x 3072 px, and every image on a dask cluster, are predicted "
+                                    "block by block (out of core): the same result in bounded memory.")
     pr.add_argument("--model", required=True, metavar="MODEL",
                     help="a model folder written by train, or a bioimage.io package written by export (.zip)")
-    pr.add_argument("--image", required=True,
-                    help="image to segment (.tif/.tiff/.png/.npy; .czi/.nd2/.lif with bioio); a T or Z stack "
-                         "is segmented plane by plane")
-    pr.add_argument("--out", required=True,
-                    help="OUT.tif: instance labels (uint16, uint32 if needed; a stack: one page per plane); "
-                         "OUT.zarr: OME-Zarr with the image, labels/instances, labels/semantic and per-task "
-                         "probabilities (a stack: a project of one store per plane)")
+    pr.add_argument("--image", required=True, nargs="+", metavar="IMAGE",
+                    help="images to segment: files (.tif/.tiff/.png/.npy; .czi/.nd2/.lif with bioio), OME-Zarr "
+                         "stores (.zarr, NGFF 0.4 or 0.5), folders of them, or quoted patterns ('raw/*.tif'); a T "
+                         "or Z stack is segmented plane by plane")
+    where = pr.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out",
+                       help="one image's output: OUT.tif: instance labels (uint16, uint32 if needed; a stack: one "
+                            "page per plane); OUT.zarr: OME-Zarr with the image, labels/instances, labels/semantic "
+                            "and per-task probabilities (a stack: a project of one store per plane)")
+    where.add_argument("--outdir", metavar="DIR",
+                       help="a folder for the outputs of every image (named by --outname); an image that fails is "
+                            "reported and skipped, and the exit status is 2 at the end")
+    pr.add_argument("--outname", default=None, metavar="PATTERN",
+                    help="with --outdir: each output's name, {stem} and {name} being the image's name without and "
+                         "with its extension; .tif/.tiff or .zarr as for --out (default {stem}_labels.tif)")
+    pr.add_argument("--skip-existing", action="store_true",
+                    help="with --outdir: leave out images whose output exists (to continue an interrupted batch)")
+    mode = pr.add_mutually_exclusive_group()
+    mode.add_argument("--in-memory", action="store_true", help="read each image whole (default: up to 3072 x 3072 px)")
+    mode.add_argument("--out-of-core", action="store_true",
+                      help="predict block by block whatever the image's size (default: beyond 3072 x 3072 px)")
+    pr.add_argument("--block-size", type=_positive, default=BLOCK_SIZE, metavar="PX",
+                    help=f"block edge of the out-of-core prediction; memory grows with its square "
+                         f"(default {BLOCK_SIZE})")
+    pr.add_argument("--halo", type=_seed, default=HALO, metavar="PX",
+                    help=f"context around each block for the instances; objects larger than it are "
+                         f"post-processed whole, later (default {HALO})")
+    cluster = pr.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=_positive, default=None, metavar="N",
+                         help="predict on a dask LocalCluster of N worker processes on this machine "
+                              "(needs the distributed extra)")
+    cluster.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                         help="predict on a running dask cluster (tcp://host:8786, e.g. one dask-jobqueue started); "
+                              "its workers must see the image and the output")
     pr.add_argument("--pixel-size", type=_pixel_size, default=None, metavar="UM",
                     help="the image's pixel size in micrometres (overrides the file's)")
     pr.add_argument("--rescale", type=_number, default=None, metavar="F",
@@ -269,13 +300,17 @@ def cmd_train(args) -> int:
     if resume is not None:
         _warn_ignored_preset(args, run.trainer.network)
     check_can_write(model_dir, run.checkpoint_bytes())
-    print(f"{run.prepared.summary()}; device {run.trainer.device_name}", file=sys.stderr)
+    if run.is_writer:       # under torchrun, process 0 speaks for all
+        ranks = f" x {run.distributed.world_size} processes" if run.distributed is not None else ""
+        print(f"{run.prepared.summary()}; device {run.trainer.device_name}{ranks}", file=sys.stderr)
     if run.done:
         print(f"checkpoint {resume} already at step {run.step} >= --steps {config.steps}; nothing to do",
               file=sys.stderr)
         return 0
     start = time.perf_counter()
-    run_training(run, args.quiet)
+    run_training(run, args.quiet or not run.is_writer)
+    if not run.is_writer:
+        return 0
     for name, hook in run.hooks.items():
         print(f"{name}: {hook.summary()} of {model_dir}", file=sys.stderr)
     print(f"model written to {model_dir} ({run.step} steps, {time.perf_counter() - start:.0f} s)")
@@ -291,58 +326,99 @@ def _postprocess_from(args, model):
 
 
 def cmd_predict(args) -> int:
-    from ..engine.annotations import check_image
     from ..engine.device import select_device
-    from ..engine.pipeline import rescale_factor, segment
-    from ..io.atomic import check_can_write, check_writable, write_error
-    from ..io.imageio import read_image_file
+    from ..io.inputs import DEFAULT_OUTNAME, check_outname, expand_inputs
     from ..io.modelio import load_model
-    from ..io.output import check_replaceable_output, prediction_bytes, write_prediction, write_stack_prediction
+    from ..recipes.predict import PredictOptions, Predictor, check_output, plan_outputs
 
-    out = Path(args.out)
-    name = out.name.lower()
-    if not (name.endswith((".tif", ".tiff", ".zarr"))):
-        raise LazyLabelsError("--out must end in .tif, .tiff or .zarr", source=str(out))
-    check_writable(out, args.overwrite)
-    check_replaceable_output(out)
-    check_can_write(out)
-    device = select_device(args.device)
-    model = load_model(args.model, device=device)
-    postprocess = _postprocess_from(args, model)
-    image = read_image_file(args.image)
-    planes = [(index, check_image(plane, source=f"{args.image}{f' plane {index}' if index else ''}"))
-              for index, plane in image.planes()]
-    check_can_write(out, len(planes) * prediction_bytes(out, planes[0][1], model))
-    pixel_size = args.pixel_size or image.pixel_size
-    factor = rescale_factor(model, postprocess, pixel_size)
-    if image.is_stack:
-        print(f"{args.image}: {image.describe()}; predicted plane by plane", file=sys.stderr)
-    if abs(factor - 1) >= 1e-3:
-        why = "--rescale" if postprocess.rescale is not None else \
-            f"pixel size {pixel_size} / training pixel size {model.training_pixel_size}"
-        print(f"image resized by {factor:.3g} for the network ({why})", file=sys.stderr)
-    bar = progress_bar(1, "predicting", args.quiet, unit="tile")
-    results = []
-    for n, (index, plane) in enumerate(planes):
-        def tick(done, total, n=n):
-            bar.total = total * len(planes)
-            bar.n = n * total + done
-            bar.refresh()
-        results.append((index, segment(model, plane, device=device, tile_size=args.tile_size,
-                                       postprocess=postprocess, pixel_size=pixel_size, progress=tick)))
-    bar.close()
-    try:
-        if image.is_stack:
-            write_stack_prediction(out, image, results, model, overwrite=args.overwrite, pixel_size=pixel_size)
-        else:
-            write_prediction(out, planes[0][1], results[0][1], model, overwrite=args.overwrite,
-                             source=str(args.image), pixel_size=pixel_size)
-    except OSError as exc:
-        raise write_error(exc, out) from None
-    total = sum(r.n_objects for _, r in results)
-    per = f" in {len(results)} planes" if image.is_stack else ""
-    print(f"{total} objects{per}; written to {out}")
+    if args.outdir is None and (args.outname is not None or args.skip_existing):
+        raise SettingsError(f"--{'outname' if args.outname is not None else 'skip-existing'} goes with --outdir")
+    mode = "memory" if args.in_memory else "blocks" if args.out_of_core else "auto"
+    options = PredictOptions(device=args.device, tile_size=args.tile_size, pixel_size=args.pixel_size,
+                             overwrite=args.overwrite, mode=mode, block_size=args.block_size, halo=args.halo,
+                             workers=args.workers, scheduler=args.scheduler)
+    images = expand_inputs(args.image)
+    skipped: list = []
+    if args.out is not None:
+        if len(images) != 1:
+            raise SettingsError(f"--out names the output of one image, and {len(images)} are given; "
+                                f"give --outdir DIR for several")
+        pairs = [(images[0], check_output(Path(args.out), args.overwrite))]
+    else:
+        template = check_outname(args.outname or DEFAULT_OUTNAME)
+        pairs, skipped = plan_outputs(images, Path(args.outdir), template, overwrite=args.overwrite,
+                                      skip_existing=args.skip_existing)
+    model = load_model(args.model, device=select_device(args.device))
+    options = replace(options, postprocess=_postprocess_from(args, model))
+    if args.out is not None:
+        return _predict_one(model, options, *pairs[0], args.quiet)
+    return _predict_batch(model, options, pairs, skipped, args)
+
+
+def _predict_one(model, options, image, out, quiet: bool) -> int:
+    """One image: its progress (tiles, or the passes over the blocks); an error ends the command."""
+    from ..recipes.predict import Predictor
+    bars: list = []      # made at the first tick: a bad image is refused before any bar is drawn
+    passes: list = []
+
+    def tick(what, done, total):
+        if not bars:
+            bars.append(progress_bar(1, what, quiet, unit="tile" if what == "tiles" else "block"))
+        bar = bars[0]
+        if passes[-1:] != [what]:       # the next pass: its own count and rate
+            passes.append(what)
+            bar.set_description(what, refresh=False)
+            bar.reset(total=max(total, 1))
+        bar.total = max(total, 1)
+        bar.update(done - bar.n)
+
+    def note(text):
+        (bars[0].write if bars else print)(text, file=sys.stderr)
+
+    with Predictor(model, options, progress=tick, notify=note) as predictor:
+        try:
+            result = predictor.predict(image, out)
+        except OSError as exc:
+            from ..io.atomic import write_error
+            raise write_error(exc, out) from None
+        finally:
+            for bar in bars:
+                bar.close()
+    per = f" in {result.planes} planes" if result.planes > 1 else ""
+    print(f"{result.n_objects} objects{per}; written to {out}")
     return 0
+
+
+def _predict_batch(model, options, pairs, skipped, args) -> int:
+    """Many images: a bar over them; one that fails is said in one line and skipped; a summary at the end."""
+    from ..recipes.predict import Predictor
+    bar = progress_bar(len(pairs), "images", args.quiet, unit="image")
+
+    def tick(what, done, total):
+        bar.set_postfix_str(f"{what} {done}/{total}")
+
+    if skipped:
+        bar.write(f"{len(skipped)} image(s) skipped: their output exists (--skip-existing)", file=sys.stderr)
+    results = []
+    with Predictor(model, options, progress=tick, notify=lambda text: bar.write(text, file=sys.stderr)) as predictor:
+        for result in predictor.predict_all(pairs, before=lambda image: bar.set_description(Path(image).name)):
+            bar.update(1)
+            if not result.ok:
+                bar.write(f"lazylabels: error: {result.error}", file=sys.stderr)
+            results.append(result)
+    bar.close()
+    for result in results:
+        print(result.summary())
+    failed = [r for r in results if not r.ok]
+    done = len(results) - len(failed)
+    objects = sum(r.n_objects for r in results)
+    line = f"{done} of {len(results)} images predicted ({objects} objects) into {args.outdir}"
+    if skipped:
+        line += f"; {len(skipped)} skipped (output exists)"
+    if failed:
+        line += f"; {len(failed)} failed: {', '.join(str(r.image) for r in failed)}"
+    print(line)
+    return EXIT_USER_ERROR if failed else 0
 
 
 def cmd_export(args) -> int:

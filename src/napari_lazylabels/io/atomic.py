@@ -29,6 +29,7 @@ host, process ended; another host's after :data:`STALE_AFTER_S`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -38,12 +39,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import OutputError, OutputExistsError, warn
 
 __all__ = ["check_writable", "check_can_write", "check_not_current_folder", "atomic_write_file",
-           "atomic_write_dir", "recover", "write_error", "process_umask", "pid_alive", "HOST_ID"]
+           "atomic_write_dir", "recover", "scratch_dir", "write_error", "process_umask", "pid_alive", "HOST_ID"]
 
 #: A hash of this machine's host name (leftover names and lock files carry it).
 HOST_ID = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
@@ -400,6 +401,22 @@ def atomic_write_dir(path: str | os.PathLike, write_fn: Callable[[Path], object]
     if moved:
         _remove(old)
     return path
+
+
+@contextlib.contextmanager
+def scratch_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """A hidden working folder beside ``path`` (``.NAME.tmp-PID-HOST-ID``, what :func:`recover` deletes
+    once its writer is gone), removed when the block ends."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{_owner()}-", dir=path.parent))
+    ident = _LEFTOVER.fullmatch(tmp.name[len(path.name) + 2:])["id"]
+    _ACTIVE.add(ident)
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)
+        _ACTIVE.discard(ident)
 
 
 def write_error(exc: OSError, path: str | os.PathLike) -> OutputError:

@@ -33,11 +33,12 @@ import logging
 import math
 import os
 import re
+import threading
 import xml.etree.ElementTree as ET
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -47,7 +48,7 @@ from .atomic import atomic_write_file, check_writable
 from ..errors import AnnotationError, ImageReadError
 
 __all__ = ["IMAGE_EXTENSIONS", "BIOIO_EXTENSIONS", "ImageFile", "read_image_file", "read_image", "load_image",
-           "load_labels", "write_labels_tiff", "ngff_unit"]
+           "load_labels", "write_labels_tiff", "ngff_unit", "LazyArray", "open_image_file", "write_labels_tiff_blocks"]
 
 #: File extensions :func:`read_image` understands without optional packages (lower case).
 IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")
@@ -230,7 +231,10 @@ def _clean_log(message: str) -> str:
     return re.sub(r"^<[^>]*>\s*", "", message.strip().splitlines()[0]) if message.strip() else message
 
 
-def _read_tiff(path: Path) -> ImageFile:
+@contextmanager
+def _tiff_series(path: Path):
+    """The open TIFF, its first series, the axes, the pixel size and where the axes are declared ("" if
+    nowhere); what goes wrong inside, with a tifffile complaint about the header, is that complaint."""
     import tifffile
 
     with _quiet_tifffile() as messages:
@@ -239,23 +243,27 @@ def _read_tiff(path: Path) -> ImageFile:
                 if not tif.series or not len(tif.pages):
                     raise _Unreadable("no image in it")
                 series = tif.series[0]
-                data = np.asarray(series.asarray())
                 axes = series.axes.upper()
-                pixel_size = _tiff_pixel_size(tif)
                 declared = ("OME metadata" if tif.is_ome else "ImageJ metadata" if tif.is_imagej else
                             "TIFF tags" if "S" in axes else "")
+                yield tif, series, axes, _tiff_pixel_size(tif), declared
         except Exception as exc:
             if messages:  # tifffile said what is wrong with the header: that is the clearer reason
                 raise _Unreadable(f"not a valid TIFF: {_clean_log(messages[0])}") from None
             raise exc
+
+
+def _read_tiff(path: Path) -> ImageFile:
+    with _tiff_series(path) as (tif, series, axes, pixel_size, declared):
+        data = np.asarray(series.asarray())
     if data.size == 0:
         raise _Unreadable("not a valid TIFF: it holds no pixels")
     if not declared:  # a shaped or plain multi-page TIFF: the axes are not declared
         return _guess_axes(data, str(path), pixel_size)
-    return _from_axes(data, axes, str(path), pixel_size, declared)
+    return from_axes(data, axes, str(path), pixel_size, declared)
 
 
-def _from_axes(data: np.ndarray, axes: str, source: str, pixel_size: PixelSize | None,
+def from_axes(data: np.ndarray, axes: str, source: str, pixel_size: PixelSize | None,
                declared: str) -> ImageFile:
     """Reorder an array with declared (tifffile-style, upper-case) axes to (*planes, Y, X[, C])."""
     if len(axes) != data.ndim or "Y" not in axes or "X" not in axes:
@@ -326,7 +334,7 @@ def _read_bioio(path: Path) -> ImageFile:
     pixel_size = None
     if sizes is not None and sizes.Y and sizes.X:
         pixel_size = _pixel_size(float(sizes.Y), float(sizes.X), "micrometer")
-    return _from_axes(data, dims, str(path), pixel_size, "bioio")
+    return from_axes(data, dims, str(path), pixel_size, "bioio")
 
 
 _READERS = {".tif": _read_tiff, ".tiff": _read_tiff, ".png": _read_cv2, ".jpg": _read_cv2,
@@ -367,6 +375,159 @@ def read_image_file(path: str | os.PathLike) -> ImageFile:
         raise AnnotationError(f"has complex values ({image.data.dtype}); save its magnitude (np.abs) or "
                               f"its real part as a real-valued image", source=source)
     image.data = np.ascontiguousarray(image.data)
+    return image
+
+
+# -- lazily, a window at a time -----------------------------------------------------------------
+
+#: Edge (px) of the chunks a lazily read image is cut in (before the block-wise prediction regroups them).
+LAZY_CHUNK = 1024
+
+_OPEN: dict[tuple, object] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+class LazyArray:
+    """An array in a file, read a window at a time: a ``.npy`` or an uncompressed TIFF through a memory
+    map (mapped for the read only, so what was read does not stay in memory), a compressed TIFF through
+    tifffile's Zarr store (its strips or tiles), an OME-Zarr array through zarr. It pickles as its
+    path, so dask workers open the file themselves."""
+
+    def __init__(self, path: str, kind: str, shape: Sequence[int], dtype, chunks: Sequence[int],
+                 key: str | int | None = None):
+        self.path, self.kind, self.key = str(path), kind, key
+        self.shape, self.dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        self.chunks = tuple(int(n) for n in chunks)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __reduce__(self):
+        return LazyArray, (self.path, self.kind, self.shape, self.dtype.str, self.chunks, self.key)
+
+    def _opened(self):
+        key = (self.path, self.kind, self.key)
+        with _OPEN_LOCK:
+            if key not in _OPEN:
+                if self.kind == "tiff-zarr":
+                    import tifffile
+                    import zarr
+                    store = tifffile.imread(self.path, aszarr=True, series=int(self.key or 0), level=0)
+                    _OPEN[key] = zarr.open_array(store, mode="r")
+                else:
+                    import zarr
+                    from zarr.storage import LocalStore
+                    _OPEN[key] = zarr.open_array(LocalStore(self.path, read_only=True), mode="r")
+            return _OPEN[key]
+
+    def __getitem__(self, index):
+        if self.kind == "npy":
+            mapped = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        elif self.kind == "tiff-memmap":
+            import tifffile
+            mapped = tifffile.memmap(self.path, mode="r", series=int(self.key or 0))
+        else:
+            array = self._opened()
+            if self.kind == "tiff-zarr":
+                with _OPEN_LOCK:       # one file handle per process, not safe for two threads at once
+                    return np.asarray(array[index])
+            return np.asarray(array[index])
+        try:
+            return np.array(mapped[index])
+        finally:
+            del mapped
+
+
+def lazy_chunks(shape: Sequence[int], edge: int = LAZY_CHUNK) -> tuple[int, ...]:
+    """Chunks of ``edge`` px on the last two axes (YX; a trailing channel axis of at most 4 whole), 1 on
+    the others."""
+    channels = len(shape) >= 3 and shape[-1] <= MAX_LEADING_CHANNELS
+    spatial = (len(shape) - 3, len(shape) - 2) if channels else (len(shape) - 2, len(shape) - 1)
+    return tuple(min(n, edge) if i in spatial else (n if channels and i == len(shape) - 1 else 1)
+                 for i, n in enumerate(shape))
+
+
+def _as_dask(array: "LazyArray | np.ndarray"):
+    import dask.array as da
+    chunks = array.chunks if isinstance(array, LazyArray) else lazy_chunks(array.shape)
+    return da.from_array(array, chunks=chunks, asarray=True, name=f"image-{_token(array)}")
+
+
+def _token(array) -> str:
+    import hashlib
+    import uuid
+    if isinstance(array, LazyArray):
+        try:
+            stat = os.stat(array.path)
+            return hashlib.sha1(repr((array.path, array.kind, array.key, stat.st_mtime_ns, stat.st_size)).encode()
+                                ).hexdigest()[:16]
+        except OSError:
+            pass
+    return uuid.uuid4().hex[:16]
+
+
+def _open_tiff(path: Path) -> ImageFile:
+    with _tiff_series(path) as (tif, series, axes, pixel_size, declared):
+        shape, dtype = series.shape, series.dtype
+        page = series.pages[0] if series.pages else tif.pages[0]
+        memmappable = series.dataoffset is not None
+        native_yx = ((page.tilelength, page.tilewidth) if page.is_tiled else
+                     (max(1, int(getattr(page, "rowsperstrip", 0) or page.imagelength)), page.imagewidth))
+    if int(np.prod(shape)) == 0:
+        raise _Unreadable("not a valid TIFF: it holds no pixels")
+    native = [1] * len(shape)                 # what the file stores in one piece, per axis
+    if "Y" in axes and "X" in axes:
+        native[axes.index("Y")], native[axes.index("X")] = native_yx
+    if axes.endswith("S"):
+        native[-1] = shape[-1]
+    chunks = tuple(min(n, max(c, (LAZY_CHUNK // c) * c)) if a in "YX" else c
+                   for n, c, a in zip(shape, native, axes))
+    kind = "tiff-memmap" if memmappable else "tiff-zarr"
+    data = _as_dask(LazyArray(str(path), kind, shape, dtype, chunks, 0))
+    if not declared:
+        return _guess_axes(data, str(path), pixel_size)
+    return from_axes(data, axes, str(path), pixel_size, declared)
+
+
+def _open_npy(path: Path) -> ImageFile:
+    mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    shape, dtype = mapped.shape, mapped.dtype
+    del mapped
+    data = _as_dask(LazyArray(str(path), "npy", shape, dtype, lazy_chunks(shape)))
+    return _guess_axes(data, str(path))
+
+
+_LAZY_READERS = {".tif": _open_tiff, ".tiff": _open_tiff, ".npy": _open_npy}
+
+
+def open_image_file(path: str | os.PathLike) -> ImageFile:
+    """:func:`read_image_file`, but the pixels are a dask array read from the file only where and when
+    they are needed (``.npy`` and TIFF; other formats are read whole, then wrapped). Nothing is
+    checked that needs the pixels (NaN values are found while predicting).
+
+    Raises:
+        ImageReadError: as :func:`read_image_file`.
+        AnnotationError: complex values.
+    """
+    path = Path(path)
+    source = str(path)
+    suffix = path.suffix.lower()
+    reader = _LAZY_READERS.get(suffix)
+    if reader is None or not path.is_file():
+        image = read_image_file(path)
+        image.data = _as_dask(image.data)
+        return image
+    try:
+        image = reader(path)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        detail = str(exc) if isinstance(exc, _Unreadable) else _one_line(exc)
+        raise ImageReadError(f"cannot read {suffix[1:].upper()} file ({detail})", source=source) from None
+    if np.issubdtype(image.data.dtype, np.complexfloating):
+        raise AnnotationError(f"has complex values ({image.data.dtype}); save its magnitude (np.abs) or "
+                              f"its real part as a real-valued image", source=source)
     return image
 
 
@@ -464,4 +625,41 @@ def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, overwrite: bo
     meta = _ome_metadata(axes, pixel_size)
     extra = {} if meta is None else {"ome": True, "metadata": meta}
     return atomic_write_file(path, lambda tmp: tifffile.imwrite(tmp, data, compression="zlib", **extra),
+                             overwrite=overwrite)
+
+
+#: Tile edge of the instance TIFFs written block by block.
+TIFF_TILE = 512
+
+
+def write_labels_tiff_blocks(path: str | os.PathLike, shape: Sequence[int], dtype,
+                             read: Callable[[tuple[int, ...], int, int, int, int], np.ndarray], *,
+                             overwrite: bool = False, axes: str | None = None,
+                             pixel_size: PixelSize | None = None) -> Path:
+    """:func:`write_labels_tiff` of labels too large to hold: a tiled TIFF (zlib, 512 px tiles; BigTIFF
+    when needed), one page per plane of the leading axes of ``shape``, whose tiles
+    ``read(plane index, y0, y1, x0, x1)`` gives one at a time. ``dtype``: the labels' (at least uint16
+    is written, as :func:`write_labels_tiff` does); ``axes`` and ``pixel_size`` as there."""
+    import tifffile
+
+    check_writable(path, overwrite)
+    shape = tuple(int(n) for n in shape)
+    planes, (h, w) = shape[:-2], shape[-2:]
+    dtype = np.promote_types(np.dtype(dtype), np.uint16)
+    t = TIFF_TILE
+
+    def tiles():
+        for index in itertools.product(*(range(n) for n in planes)):
+            for y in range(0, h, t):
+                for x in range(0, w, t):
+                    tile = np.zeros((t, t), dtype)
+                    part = np.asarray(read(index, y, min(y + t, h), x, min(x + t, w)))
+                    tile[:part.shape[0], :part.shape[1]] = part
+                    yield tile
+
+    meta = _ome_metadata(axes, pixel_size)
+    extra = {} if meta is None else {"ome": True, "metadata": meta}
+    big = int(np.prod(shape)) * dtype.itemsize > 2 ** 31
+    return atomic_write_file(path, lambda tmp: tifffile.imwrite(tmp, tiles(), shape=shape, dtype=dtype, tile=(t, t),
+                                                                compression="zlib", bigtiff=big, **extra),
                              overwrite=overwrite)

@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -56,7 +57,7 @@ import numpy as np
 
 from ..engine.annotations import LazyAnnotations, PixelSize
 from .atomic import atomic_write_dir, atomic_write_file, check_writable, recover
-from .imageio import ngff_unit
+from .imageio import ImageFile, LazyArray, from_axes, ngff_unit
 from ..errors import ImageReadError, LazyLabelsError, OutputExistsError
 from ..engine.regimes import registry
 
@@ -64,7 +65,7 @@ __all__ = [
     "NGFF_VERSION", "STORE_SUFFIX", "PROJECT_FILE", "ROI_LABEL", "ImageStore",
     "write_image_store", "read_image_store", "is_image_store", "is_project",
     "write_project", "read_project", "read_project_info", "add_to_project",
-    "project_to_annotations", "annotations_to_store", "store_problem",
+    "project_to_annotations", "annotations_to_store", "store_problem", "open_image_store", "PredictionStore",
 ]
 
 NGFF_VERSION = "0.5"
@@ -545,6 +546,131 @@ def _read_store(path: Path) -> ImageStore:
                       metadata=dict(own.get("metadata", {}) or {}), path=str(path), pixel_size=_pixel_size_of(ms))
 
 
+def open_image_store(path: str | os.PathLike) -> ImageFile:
+    """The image of an OME-Zarr store (NGFF 0.5 or 0.4) as a dask array read chunk by chunk, with its
+    axes (time points and z-planes become planes) and pixel size; labels and probabilities are not read.
+
+    Raises:
+        ImageReadError: as :func:`read_image_store` (the store's record of its arrays is checked).
+    """
+    import dask.array as da
+    import zarr
+    from zarr.storage import LocalStore
+
+    path = recover(Path(path))
+    source = str(path)
+    if not (path.is_dir() and is_image_store(path)):
+        raise ImageReadError("not an OME-Zarr store (no multiscales metadata)", source=source)
+    try:
+        root = zarr.open_group(LocalStore(path, read_only=True), mode="r")
+        _check_written(root, path)
+        array, axes = _first_dataset(root, "image")
+        ms = _ome(root.attrs)["multiscales"][0]
+        dataset = str(ms["datasets"][0]["path"])
+        if any(a not in "tczyx" for a in axes) or "y" not in axes or "x" not in axes:
+            raise ValueError(f"unsupported axes {axes}")
+        lazy = LazyArray(str(path / dataset), "zarr", array.shape, array.dtype,
+                         tuple(min(n, max(c, (1024 // c) * c)) if a in "yx" else (n if a == "c" else 1)
+                               for n, c, a in zip(array.shape, array.chunks, axes)))
+        data = da.from_array(lazy, chunks=lazy.chunks, asarray=True,
+                             name=f"store-{uuid.uuid4().hex}")
+        image = from_axes(data, "".join(axes).upper(), source, _pixel_size_of(ms), "OME-Zarr metadata")
+    except LazyLabelsError:
+        raise
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+        raise ImageReadError(f"cannot read OME-Zarr store ({detail})", source=source) from None
+    return image
+
+
+class PredictionStore:
+    """An OME-Zarr store written block by block (out-of-core prediction), laid out as
+    :func:`write_image_store` lays out a prediction: the image, ``labels/instances``,
+    ``labels/semantic`` and ``probabilities/<task>``, with the same metadata. Its arrays are the sinks
+    of :func:`napari_lazylabels.engine.blockwise.segment_blockwise`; ``keys`` is scratch, deleted by
+    :meth:`finish`, which also records the arrays written (the chunk check).
+    """
+
+    SCRATCH = "scratch"
+
+    def __init__(self, root_dir: str | os.PathLike, *, image_shape: Sequence[int], image_dtype,
+                 channels: Mapping[str, int], semantic_dtype, chunk: int, name: str,
+                 metadata: Mapping[str, Any] | None = None, pixel_size: PixelSize | None = None):
+        import zarr
+        from zarr.storage import LocalStore
+
+        self.root_dir = Path(root_dir)
+        self.pixel_size = pixel_size
+        h, w = int(image_shape[0]), int(image_shape[1])
+        self.shape = (h, w)
+        yxc = len(image_shape) == 3
+        meta = json.loads(json.dumps(dict(metadata or {})))
+        attrs = {"ome": {"version": NGFF_VERSION,
+                         "multiscales": _multiscales("cyx" if yxc else "yx", name, pixel_size)},
+                 "lazylabels": {"version": STORE_VERSION, "image_axes": "yxc" if yxc else "yx", "metadata": meta}}
+        root = zarr.open_group(LocalStore(self.root_dir), mode="w", zarr_format=3, attributes=attrs)
+        self.root = root
+        yx = (min(chunk, h), min(chunk, w))
+        image_chunks = ((int(image_shape[2]),) + yx) if yxc else yx
+        self.image = root.create_array("0", shape=((int(image_shape[2]),) if yxc else ()) + (h, w),
+                                       dtype=np.dtype(image_dtype), chunks=image_chunks,
+                                       dimension_names=list("cyx" if yxc else "yx"))
+        self._labels = root.create_group("labels", attributes={"ome": {"version": NGFF_VERSION,
+                                                                       "labels": ["instances", "semantic"]}})
+        self.semantic = self._label_array("semantic", np.dtype(semantic_dtype), yx)
+        group = root.create_group("probabilities", attributes={"lazylabels": {"probabilities": list(channels)}})
+        self.probabilities = {}
+        for key, c in channels.items():
+            _check_name(key, "probability", str(self.root_dir))
+            sub = group.create_group(key, attributes={"ome": {"version": NGFF_VERSION,
+                                                              "multiscales": _multiscales("cyx", key, pixel_size)}})
+            self.probabilities[key] = sub.create_array("0", shape=(int(c), h, w), dtype=np.float32,
+                                                       chunks=(int(c),) + yx, dimension_names=list("cyx"))
+        self.keys = root.create_group(self.SCRATCH).create_array("keys", shape=(h, w), dtype=np.int64,
+                                                                 chunks=yx, fill_value=0)
+        self._chunks = yx
+        self._instances = None
+
+    def _label_array(self, key: str, dtype: np.dtype, chunks):
+        attrs = {"ome": {"version": NGFF_VERSION, "multiscales": _multiscales("yx", key, self.pixel_size),
+                         "image-label": {"version": NGFF_VERSION, "colors": [], "source": {"image": "../../"}}},
+                 "lazylabels": {"dtype": str(dtype)}}
+        return self._labels.create_group(key, attributes=attrs).create_array(
+            "0", shape=self.shape, dtype=dtype, chunks=chunks, dimension_names=["y", "x"], fill_value=0)
+
+    def instances(self, dtype):
+        """The instance array, made once the number of objects (hence its dtype) is known."""
+        self._instances = self._label_array("instances", np.dtype(dtype), self._chunks)
+        return self._instances
+
+    @property
+    def instances_array(self):
+        return self._instances
+
+    @property
+    def labels_dtype(self) -> np.dtype:
+        return np.dtype(self._instances.dtype)
+
+    def _max(self, array) -> int:
+        h, w = self.shape
+        cy, cx = self._chunks
+        return max((int(np.max(array[y:y + cy, x:x + cx])) for y in range(0, h, cy) for x in range(0, w, cx)),
+                   default=0)
+
+    def finish(self, n_objects: int) -> None:
+        """Label colours, the scratch deleted, the record of the arrays written."""
+        import shutil
+        for key, array, top in (("instances", self._instances, n_objects), ("semantic", self.semantic, None)):
+            group = self._labels[key]
+            ome = dict(group.attrs["ome"])
+            ome["image-label"] = {**ome["image-label"], "colors": _colours(self._max(array) if top is None else top)}
+            group.attrs.update({"ome": ome})
+        del self.root[self.SCRATCH]
+        shutil.rmtree(self.root_dir / self.SCRATCH, ignore_errors=True)
+        _record_written(self.root)
+
+
 # ----------------------------------------------------------------- projects
 
 def _as_store(item: ImageStore | Mapping[str, Any]) -> ImageStore:
@@ -580,6 +706,11 @@ def _project_json(names: Sequence[str], class_names: Sequence[str]) -> dict:
 
 def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def write_project_file(folder: str | os.PathLike, names: Sequence[str], class_names: Sequence[str]) -> None:
+    """``project.json`` of a project folder being written (its stores ``<name>.ome.zarr`` are there)."""
+    _write_json(Path(folder) / PROJECT_FILE, _project_json(names, class_names))
 
 
 def write_project(folder: str | os.PathLike, stores: Sequence[ImageStore | Mapping[str, Any]],

@@ -23,7 +23,9 @@ What it does, in order:
 4. builds the trainer (from scratch, or from ``resume``: a model folder with
    its training state and the regimes' saved rounds) and attaches the
    regimes' rounds;
-5. trains; with a ``model_dir`` it holds the folder's lock file while it
+5. trains (on several processes when ``torchrun`` started it:
+   :mod:`~napari_lazylabels.engine.training.distributed`; only process 0
+   writes); with a ``model_dir`` it holds the folder's lock file while it
    runs (:class:`~napari_lazylabels.io.locks.FolderLock`: a second run into
    it is refused), writes a checkpoint every ``config.checkpoint_every``
    steps or ``config.checkpoint_seconds`` of training, whichever comes first,
@@ -48,6 +50,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -63,6 +66,7 @@ from ..engine.regimes.targets import (check_annotated, check_inputs, present_inp
                                       training_items)
 from ..engine.tasks import TaskSpec
 from ..engine.trained_model import LazyLabelsModel
+from ..engine.training.distributed import from_environment
 from ..engine.training.progress import TrainingProgress
 from ..engine.training.trainer import Trainer, default_class_names
 from ..errors import LazyLabelsError, ModelFileError, OutputExistsError, TrainingDivergedError, warn
@@ -217,8 +221,12 @@ class TrainingRun:
             artifacts = load_artifacts(plan.resume)
         net_cfg = network if isinstance(network, NetworkConfig) else network.config
         self.config = consistent_config(plan.config, net_cfg)
+        self.distributed = from_environment(self.config.device)
         self.trainer = Trainer(prepared.items, self.tasks, network, self.config, class_names=class_names,
-                               state=state, data_description=plan.data_description)
+                               state=state, data_description=plan.data_description, distributed=self.distributed)
+        if self.distributed is not None:
+            self.trainer.provenance["distributed"] = {"processes": self.distributed.world_size,
+                                                      "backend": self.distributed.backend}
         self.hooks: dict[str, RoundsHook] = {}
         for r in self.regimes:
             hook = r.attach(self.trainer, plan.options_of(r.name))
@@ -238,6 +246,11 @@ class TrainingRun:
         return self.trainer.step
 
     @property
+    def is_writer(self) -> bool:
+        """Whether this process writes (the only one, or process 0 of a distributed run)."""
+        return self.distributed is None or self.distributed.is_writer
+
+    @property
     def done(self) -> bool:
         """Whether the run has nothing left to train (e.g. a checkpoint already at ``steps``)."""
         return self.trainer.step >= self.config.steps
@@ -254,16 +267,27 @@ class TrainingRun:
             OutputExistsError: ``model_dir`` may not be written (see :func:`check_model_dir`).
             TrainingDivergedError: the loss or the weights stopped being finite.
         """
-        if self.model_dir is None:
-            yield from self._train()
-            return
-        with FolderLock(self.model_dir):
-            # a folder this run wrote already (an earlier run() of it) is its own to go on with
-            continues = self.model_dir if self._saved is not None else self.plan.resume
-            check_model_dir(self.model_dir, overwrite=self.plan.overwrite, resume=continues, lock=False)
-            if self._checkpoint_dir is None:
-                self._checkpoint_dir = self._checkpoints_go_to()
-            yield from self._train()
+        try:
+            with ExitStack() as held:
+                if self.model_dir is not None and self.is_writer:
+                    try:
+                        held.enter_context(FolderLock(self.model_dir))
+                        # a folder this run wrote already (an earlier run() of it) is its own to go on with
+                        continues = self.model_dir if self._saved is not None else self.plan.resume
+                        check_model_dir(self.model_dir, overwrite=self.plan.overwrite, resume=continues,
+                                        lock=False)
+                        if self._checkpoint_dir is None:
+                            self._checkpoint_dir = self._checkpoints_go_to()
+                    except Exception as exc:
+                        if self.distributed is not None:
+                            self.distributed.share_start(exc)      # the other processes stop with it
+                        raise
+                if self.model_dir is not None and self.distributed is not None:
+                    self.distributed.share_start(None)             # wait for process 0's checks
+                yield from self._train()
+        finally:
+            if self.distributed is not None and self.trainer.step >= self.config.steps:
+                self.distributed.close()
 
     def _train(self) -> Iterator[TrainingProgress]:
         last_step, last_save = self.trainer.step, time.monotonic()
@@ -274,7 +298,7 @@ class TrainingRun:
                 last_step = report.step
                 due = (report.done or report.step % self.config.checkpoint_every == 0
                        or time.monotonic() - last_save >= self.config.checkpoint_seconds)
-                if self.model_dir is not None and due:
+                if self.model_dir is not None and due and self.is_writer:
                     done = report.step >= self.config.steps
                     report = replace(report, checkpoint=str(self._save_final() if done else self.save_checkpoint()))
                     last_save = time.monotonic()
@@ -316,7 +340,7 @@ class TrainingRun:
             OutputError: the folder could not be written (full disk...).
         """
         target = self.checkpoint_dir
-        if target is None:
+        if target is None or not self.is_writer:
             return None
         self._write(target)
         return target

@@ -39,7 +39,7 @@ from skimage.segmentation import expand_labels, watershed
 
 from ..labels import blob_components, class_map, drop_small, relabel_with_classes
 from ..tasks import BOUNDARIES, PARTIAL, SEEDS
-from .instances import class_map_of, foreground_head, instances_from_probabilities
+from .instances import class_map_of, foreground_head, instances_from_probabilities, tie_free
 from .settings import InstanceParams
 
 
@@ -95,7 +95,7 @@ def split_foreground(instances: np.ndarray, foreground: np.ndarray,
         return np.zeros(inst.shape, np.int32)
     if elevation is None:
         elevation = -ndi.distance_transform_edt(mask)
-    parts = watershed(np.asarray(elevation, np.float64), markers=inst, mask=mask, watershed_line=True)
+    parts = watershed(tie_free(elevation), markers=inst, mask=mask, watershed_line=True)
     return parts.astype(np.int32, copy=False)
 
 

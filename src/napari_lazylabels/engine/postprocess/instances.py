@@ -118,6 +118,17 @@ def instance_classes(instances: np.ndarray, semantic: np.ndarray) -> dict[int, i
     return {int(i): int(c) for i, c in zip(ids, counts.argmax(axis=1))}
 
 
+def tie_free(elevation: np.ndarray) -> np.ndarray:
+    """The elevation's ranks (float64), equal values ordered row by row: a watershed on it floods
+    pixels in the same order on a crop around an object as on the whole image, so block-wise
+    post-processing (:mod:`..blockwise`) gives the same objects. (On equal values skimage's
+    heap pops its seeds in an order that depends on everything else in the image.)"""
+    flat = np.asarray(elevation).ravel()
+    ranks = np.empty(flat.size, np.float64)
+    ranks[np.argsort(flat, kind="stable")] = np.arange(flat.size, dtype=np.float64)
+    return ranks.reshape(np.shape(elevation))
+
+
 def _seeds(probs: Mapping[str, np.ndarray], region: np.ndarray, dist: np.ndarray,
            params: InstanceParams) -> np.ndarray:
     """Labelled seeds inside ``region`` (int32, 0 = no seed)."""
@@ -222,6 +233,7 @@ def instances_from_probabilities(probs: Mapping[str, np.ndarray],
     dist = ndi.distance_transform_edt(region).astype(np.float32)
     elevation = seg[0].astype(np.float32, copy=True)
     elevation += 1.0 / (1.0 + dist)
+    elevation = tie_free(elevation)
 
     seeds = _seeds(probs, region, dist, params)
     labels = watershed(elevation, markers=seeds, mask=region) if seeds.any() else np.zeros(shape, np.int32)

@@ -37,6 +37,7 @@ from ..model import LazyUNet, build_model
 from ..tasks import TaskSpec
 from ..trained_model import LazyLabelsModel
 from .losses import auto_class_weights, total_loss
+from .distributed import DistributedContext
 from .progress import TrainingProgress
 from .sampling import PatchSampler, prepare
 
@@ -84,16 +85,19 @@ class Trainer:
         class_names: names of the K object classes.
         state: the optimiser state, step and loss history to continue from.
         data_description: recorded in the model's provenance.
+        distributed: this process's part of a DDP run (:mod:`.distributed`), or None.
     """
 
     def __init__(self, items: Sequence[LazyAnnotations], tasks: Sequence[TaskSpec],
                  network: NetworkConfig | LazyUNet | None = None, config: TrainConfig | None = None, *,
                  class_names: Sequence[str] | None = None, state: TrainingState | None = None,
-                 data_description: str = ""):
+                 data_description: str = "", distributed: DistributedContext | None = None):
         self.config = config or TrainConfig()
         self.tasks = list(tasks)
         self.items = validate_set(items, self.tasks)
-        self.device = select_device(self.config.device)
+        self.distributed = distributed
+        self.device = (select_device(self.config.device) if distributed is None
+                       else distributed.device(self.config.device))
         self.data_description = data_description
         self._stop = False
         self.step = 0
@@ -118,6 +122,7 @@ class Trainer:
             raise LazyLabelsError(f"the model expects {self.network.config.in_channels} channel(s), "
                                   f"the images have {channels}")
         self.network.to(self.device)
+        self._forward = self.network if distributed is None else distributed.wrap(self.network)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate,
                                           weight_decay=self.config.weight_decay)
         if state is not None:
@@ -127,7 +132,8 @@ class Trainer:
                 self.history[k] = list(v)
         self.amp = self.config.mixed_precision and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        rng = np.random.default_rng(self.config.seed + self.step)
+        rng = np.random.default_rng(self.config.seed + self.step if distributed is None or distributed.rank == 0
+                                    else (self.config.seed + self.step, distributed.rank))   # patches of its own
         prepared = [prepare(it, self.tasks, self.config.normalization, rng) for it in self.items]
         self.sampler = PatchSampler(prepared, self.tasks, self.config, rng)
         self.class_weights: dict[str, torch.Tensor] = {}
@@ -200,12 +206,15 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.amp):
-            outputs = self.network(image)
+            outputs = self._forward(image)
         loss, parts = total_loss(outputs, batch, self.tasks, self.class_weights)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.distributed is not None:
+            self.distributed.sync_buffers(self.network)
+            return self.distributed.average(float(loss.detach()), parts)
         return float(loss.detach()), parts
 
     def _report(self, loss, parts, rate, start) -> TrainingProgress:

@@ -4,6 +4,11 @@ The current model is a folder: the training's last checkpoint, or a model the
 user loaded (a folder, or a bioimage.io package written by Export model).
 Prediction runs in the background on copies of the image planes, with the
 post-processing of the training form; its layers are those of :mod:`.predictions`.
+*Predict selected* does the same for every selected image layer; *Predict
+folder...* runs the batch recipe (:class:`~napari_lazylabels.recipes.predict.Predictor`,
+the model loaded once) on every image of a folder, writes each result next to
+the others in an output folder (``{stem}_labels.tif`` or ``.zarr``; a failing
+image is reported and skipped) and optionally opens the results.
 Export model writes a bioimage.io package (:mod:`napari_lazylabels.io.bioimageio`).
 """
 
@@ -14,20 +19,27 @@ from typing import Callable
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                             QPushButton, QVBoxLayout)
 
 from ...errors import LazyLabelsError
 from ...engine.trained_model import LazyLabelsModel
 from ...engine.postprocess.settings import PostProcessing
+from ...io.inputs import expand_inputs
 from ...io.modelio import load_model, save_model
+from ...recipes.predict import ImageResult, PredictOptions, Predictor, plan_outputs
 from ...engine.pipeline import segment
 from .background import BackgroundCall
 from .combo import set_combo_items
 from .dialogs import ask_overwrite
 from ..layers import pixel_size_of, plane_data, planes
+from ..reader import read_lazylabels
 from .predictions import show_prediction
 from .tooltips import tip
+
+
+#: The folder results a user can ask for: instance labels, or everything (an OME-Zarr store per image).
+FOLDER_FORMATS = {"labels (.tif)": "{stem}_labels.tif", "OME-Zarr (.zarr)": "{stem}_labels.zarr"}
 
 
 class ModelPanel(QGroupBox):
@@ -59,6 +71,17 @@ class ModelPanel(QGroupBox):
         self.predict_button = QPushButton("Predict")
         self.predict_button.setToolTip(tip("predict"))
         self.predict_button.clicked.connect(self.predict)
+        self.predict_selected_button = QPushButton("Predict selected")
+        self.predict_selected_button.setToolTip(tip("predict_selected"))
+        self.predict_selected_button.clicked.connect(lambda: self.predict_selected())
+        self.predict_folder_button = QPushButton("Predict folder...")
+        self.predict_folder_button.setToolTip(tip("predict_folder"))
+        self.predict_folder_button.clicked.connect(lambda: self.predict_folder())
+        self.folder_format = QComboBox()
+        self.folder_format.addItems(list(FOLDER_FORMATS))
+        self.folder_format.setToolTip(tip("predict_folder_format"))
+        self.open_results = QCheckBox("open the results")
+        self.open_results.setToolTip(tip("predict_folder_open"))
         row = QHBoxLayout()
         row.addWidget(self.save_button)
         row.addWidget(self.load_button)
@@ -70,8 +93,18 @@ class ModelPanel(QGroupBox):
         layout.addLayout(row)
         layout.addLayout(form)
         layout.addWidget(self.predict_button)
+        many = QHBoxLayout()
+        many.addWidget(self.predict_selected_button)
+        many.addWidget(self.predict_folder_button)
+        layout.addLayout(many)
+        folder = QHBoxLayout()
+        folder.addWidget(QLabel("folder results as"))
+        folder.addWidget(self.folder_format)
+        folder.addWidget(self.open_results)
+        layout.addLayout(folder)
         self._call = BackgroundCall(self)
         self.predicted: list[tuple[int, ...]] = []
+        self.folder_results: list[ImageResult] = []
         self._update_buttons()
 
     # -- the current model --------------------------------------------------------------
@@ -92,7 +125,8 @@ class ModelPanel(QGroupBox):
         has = self.model_dir is not None
         self.save_button.setEnabled(has)
         self.export_button.setEnabled(has and not self._call.busy)
-        self.predict_button.setEnabled(has and not self._call.busy)
+        for button in (self.predict_button, self.predict_selected_button, self.predict_folder_button):
+            button.setEnabled(has and not self._call.busy)
 
     def refresh_images(self, names: list[str]) -> None:
         set_combo_items(self.image_combo, names)
@@ -139,8 +173,7 @@ class ModelPanel(QGroupBox):
             return
         name = Path(self.model_dir).name if self.model_dir else "lazylabels model"
         self.label.setText(f"exporting to {target.name}...")
-        self.export_button.setEnabled(False)
-        self.predict_button.setEnabled(False)
+        self._busy_buttons()
 
         def work():
             from ...io.bioimageio import export_bioimageio
@@ -175,42 +208,78 @@ class ModelPanel(QGroupBox):
         return model
 
     # -- predict -------------------------------------------------------------------------
+    def _busy_buttons(self) -> None:
+        for button in (self.export_button, self.predict_button, self.predict_selected_button,
+                       self.predict_folder_button):
+            button.setEnabled(False)
+
+    def _prediction_settings(self):
+        """The model, the device and the post-processing of the form; None (with an error shown) if any fails."""
+        try:
+            model = self.model()
+            return model, self._get_device(), self._get_postprocess(model.postprocess)
+        except LazyLabelsError as exc:
+            show_error(str(exc))
+            return None
+
     def predict(self) -> None:
         """Segment every plane of the chosen image in the background, then show the layers."""
         name = self.image_combo.currentText()
         if name not in self.viewer.layers:
             show_warning("choose an image to predict on")
             return
-        layer = self.viewer.layers[name]
-        try:
-            model = self.model()
-        except LazyLabelsError as exc:
-            show_error(str(exc))
+        self._predict_layers([self.viewer.layers[name]])
+
+    def predict_selected(self) -> None:
+        """:meth:`predict` every selected image layer (one background job; a failing image is reported and
+        the others are shown)."""
+        from napari.layers import Image
+        layers = [layer for layer in self.viewer.layers if layer in self.viewer.layers.selection
+                  and isinstance(layer, Image) and layer.name in self._image_names()]
+        if not layers:
+            show_warning("select one or more image layers to predict on")
             return
-        todo = [(p, np.array(plane_data(layer, p))) for p in planes(layer)]
-        device = self._get_device()
-        try:
-            postprocess = self._get_postprocess(model.postprocess)
-        except LazyLabelsError as exc:
-            show_error(str(exc))
+        self._predict_layers(layers)
+
+    def _image_names(self) -> set[str]:
+        return {self.image_combo.itemText(i) for i in range(self.image_combo.count())}
+
+    def _predict_layers(self, layers) -> None:
+        settings = self._prediction_settings()
+        if settings is None:
             return
-        pixel_size = pixel_size_of(layer)
-        self.predict_button.setEnabled(False)
-        self.label.setText(f"predicting {len(todo)} plane(s) of {name}...")
+        model, device, postprocess = settings
+        todo = [(layer, pixel_size_of(layer), [(p, np.array(plane_data(layer, p))) for p in planes(layer)])
+                for layer in layers]
+        names = ", ".join(layer.name for layer in layers)
+        self._busy_buttons()
+        self.label.setText(f"predicting {sum(len(t[2]) for t in todo)} plane(s) of {names}...")
 
         def work():
-            return [(p, segment(model, img, device=device, postprocess=postprocess, pixel_size=pixel_size))
-                    for p, img in todo]
+            out = []
+            for layer, pixel_size, images in todo:
+                try:
+                    out.append((layer, [(p, segment(model, img, device=device, postprocess=postprocess,
+                                                    pixel_size=pixel_size)) for p, img in images], None))
+                except LazyLabelsError as exc:     # this image fails, the others go on
+                    out.append((layer, [], f"{layer.name}: {exc}"))
+            return out
 
         def done(results) -> None:
             self._update_buttons()
-            self.label.setText(f"predicted {name} ({len(results)} plane(s))")
-            if layer not in self.viewer.layers:
-                return
-            for p, seg in results:
-                show_prediction(self.viewer, layer, p, seg.probabilities, seg.semantic, seg.instances,
-                                model.class_names, components=seg.components)
-            self.predicted = [p for p, _ in results]
+            shown, failed = [], [error for _, _, error in results if error]
+            for layer, segs, error in results:
+                if error or layer not in self.viewer.layers:
+                    continue
+                for p, seg in segs:
+                    show_prediction(self.viewer, layer, p, seg.probabilities, seg.semantic, seg.instances,
+                                    model.class_names, components=seg.components)
+                shown.append(layer.name)
+                self.predicted = [p for p, _ in segs]
+            self.label.setText(f"predicted {', '.join(shown) or 'nothing'}"
+                               + (f"; {len(failed)} failed" if failed else ""))
+            for message in failed:
+                show_error(message)
 
         def failed(message: str) -> None:
             self._update_buttons()
@@ -218,6 +287,75 @@ class ModelPanel(QGroupBox):
             show_error(message)
 
         self._call.start(work, done, failed)
+
+    def predict_folder(self, folder: str | None = None, outdir: str | None = None) -> None:
+        """Predict every image of ``folder`` into ``outdir`` in the background (the batch recipe: the model
+        loaded once, a failing image reported and skipped); existing results are replaced only when the
+        user agrees. With *open the results* ticked, the results are opened as layers."""
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Predict every image of a folder")
+            if not folder:
+                return
+        if outdir is None:
+            outdir = QFileDialog.getExistingDirectory(self, "Write the results into a folder")
+            if not outdir:
+                return
+        settings = self._prediction_settings()
+        if settings is None:
+            return
+        model, device, postprocess = settings
+        template = FOLDER_FORMATS[self.folder_format.currentText()]
+        try:
+            images = expand_inputs([folder])
+            pairs, existing = plan_outputs(images, Path(outdir), template, skip_existing=True)
+            overwrite = bool(existing)
+            if existing:
+                if not ask_overwrite(self, f"{len(existing)} result(s) in '{outdir}'"):
+                    return
+                pairs, _ = plan_outputs(images, Path(outdir), template, overwrite=True)
+        except LazyLabelsError as exc:
+            show_error(str(exc))
+            return
+        opened = self.open_results.isChecked()
+        options = PredictOptions(device=device, postprocess=postprocess, overwrite=overwrite)
+        self._busy_buttons()
+        self.label.setText(f"predicting {len(pairs)} image(s) of {folder}...")
+
+        def work() -> list[ImageResult]:
+            with Predictor(model, options) as predictor:
+                return list(predictor.predict_all(pairs))
+
+        def done(results: list[ImageResult]) -> None:
+            self._update_buttons()
+            good = [r for r in results if r.ok]
+            self.folder_results = results
+            self.label.setText(f"predicted {len(good)} of {len(results)} image(s) into {outdir}")
+            for r in results:
+                if not r.ok:
+                    show_error(r.summary())
+            if good:
+                show_info(f"{len(good)} result(s) written to {outdir}")
+            if opened:
+                for r in good:
+                    self._open_result(r.out)
+
+        def failed(message: str) -> None:
+            self._update_buttons()
+            self.label.setText("folder prediction failed")
+            show_error(message)
+
+        self._call.start(work, done, failed)
+
+    def _open_result(self, out: Path) -> None:
+        try:
+            if out.suffix.lower() == ".zarr":
+                for data, kwargs, kind in read_lazylabels(str(out)):
+                    getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+            else:
+                import tifffile
+                self.viewer.add_labels(tifffile.imread(out), name=out.stem)
+        except (LazyLabelsError, OSError, ValueError) as exc:
+            show_error(f"{out}: cannot be opened ({exc})")
 
     @property
     def busy(self) -> bool:

@@ -56,6 +56,13 @@ TIPS: dict[str, str] = {
     "predict": "Segment the image with the current (or loaded) model: per-task probabilities, "
                "semantic classes and instances (every plane of a stack), with the post-processing "
                "settings above.",
+    "predict_selected": "Segment every selected image layer (as Predict does for one).",
+    "predict_folder": "Segment every image of a folder with the current model (loaded once) and write "
+                      "the results into another folder; an image that fails is reported and skipped, "
+                      "existing results are replaced only if you agree.",
+    "predict_folder_format": "What Predict folder writes per image: the instance labels as a TIFF, or "
+                             "an OME-Zarr store with the image, probabilities, classes and instances.",
+    "predict_folder_open": "Open each result of Predict folder as layers when it is done.",
     "export_model": "Write the current model as a bioimage.io model package (.zip) that Fiji "
                     "(deepImageJ), QuPath, ilastik and `lazylabels predict` can run.",
     # export

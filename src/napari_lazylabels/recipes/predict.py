@@ -1,0 +1,304 @@
+"""The prediction recipe: images in, prediction files out, for one image or a batch.
+
+``lazylabels predict`` and the napari widget's *Predict folder* both run it::
+
+    with Predictor(model, PredictOptions(overwrite=True)) as predictor:
+        for result in predictor.predict_all([(Path("a.tif"), Path("out/a_labels.tif")), ...]):
+            print(result.summary())
+
+The model is loaded once (by the caller). Each image is read lazily
+(:func:`~napari_lazylabels.io.inputs.open_image`), then predicted either in
+memory (:func:`~napari_lazylabels.engine.pipeline.segment`, plane by plane for
+a stack; the image is read whole) or block by block
+(:func:`~napari_lazylabels.engine.blockwise.segment_blockwise`: memory bounded
+by the block size, not the image size). ``mode="auto"`` takes the blocks for
+images of more than :data:`BLOCKWISE_PIXELS` pixels a plane, and always on a
+dask cluster. Both give the same result (instances up to their ids).
+
+On a cluster (``workers``: a ``dask.distributed`` ``LocalCluster`` of that many
+worker processes on this machine; ``scheduler``: the address of a running
+one, e.g. started by ``dask-jobqueue`` on SLURM) the blocks of each pass are
+tasks of the cluster; the workers read the image and write the output
+themselves, so both must be on a file system they share.
+
+In a batch, an image that fails (unreadable, NaN pixels, the wrong number of
+channels, ...) is reported as a failed :class:`ImageResult` and the next one
+is predicted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..engine.annotations import PixelSize, check_image
+from ..engine.blockwise import BLOCK_SIZE, HALO, LocalExecutor, check_blockwise
+from ..engine.device import select_device
+from ..engine.pipeline import rescale_factor, segment
+from ..engine.postprocess.settings import PostProcessing
+from ..engine.trained_model import LazyLabelsModel
+from ..errors import LazyLabelsError, SettingsError
+from ..io.atomic import check_can_write, check_writable, write_error
+from ..io.inputs import OUTPUT_SUFFIXES, open_image
+from ..io.output import (blockwise_scratch_bytes, check_replaceable_output, prediction_bytes, write_prediction,
+                         write_prediction_blockwise, write_stack_prediction)
+
+#: How an image is predicted: ``auto`` (in memory up to :data:`BLOCKWISE_PIXELS` a plane, else in blocks),
+#: ``memory``, ``blocks``.
+MODES = ("auto", "memory", "blocks")
+#: Planes of more pixels than this are predicted block by block in ``auto`` mode (3072 x 3072: the
+#: in-memory path then needs about 1 GiB with the ``cpu`` network).
+BLOCKWISE_PIXELS = 3072 * 3072
+
+#: ``progress(what, done, total)``: blocks (or tiles) of the pass ``what`` of the current image.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How images are predicted and written (the ``lazylabels predict`` options)."""
+
+    device: str = "auto"
+    tile_size: int = 1024
+    postprocess: PostProcessing | None = None     # None: the model's
+    pixel_size: PixelSize | None = None           # instead of the file's
+    overwrite: bool = False
+    mode: str = "auto"
+    block_size: int = BLOCK_SIZE
+    halo: int = HALO
+    workers: int | None = None                    # a LocalCluster of that many worker processes
+    scheduler: str | None = None                  # or the address of a running dask scheduler
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise SettingsError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.workers is not None and self.scheduler is not None:
+            raise SettingsError("give --workers (a cluster on this machine) or --scheduler (a running one), "
+                                "not both")
+        if self.workers is not None and not (isinstance(self.workers, int) and self.workers >= 1):
+            raise SettingsError(f"--workers must be a whole number >= 1, got {self.workers!r}")
+        if self.mode == "memory" and self.on_cluster:
+            raise SettingsError("a dask cluster predicts block by block; leave out --in-memory")
+
+    @property
+    def on_cluster(self) -> bool:
+        return self.workers is not None or self.scheduler is not None
+
+
+@dataclass
+class ImageResult:
+    """One image of a batch: where it went, what was found, or why it failed."""
+
+    image: Path
+    out: Path
+    n_objects: int = 0
+    planes: int = 1
+    blockwise: bool = False
+    seconds: float = 0.0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> str:
+        if not self.ok:
+            reason = self.error.removeprefix(f"{self.image}: ")
+            return f"{self.image}: failed ({reason})"
+        per = f" in {self.planes} planes" if self.planes > 1 else ""
+        how = ", block by block" if self.blockwise else ""
+        return f"{self.image}: {self.n_objects} objects{per} -> {self.out} ({self.seconds:.1f} s{how})"
+
+
+def check_output(out: Path, overwrite: bool) -> Path:
+    """Refuse, before any work, an output with another suffix, one that exists (without ``overwrite``),
+    one that is not this tool's output, or one whose folder cannot be written."""
+    if not out.name.lower().endswith(OUTPUT_SUFFIXES):
+        raise LazyLabelsError("the output must end in .tif, .tiff or .zarr", source=str(out))
+    check_writable(out, overwrite)
+    check_replaceable_output(out)
+    check_can_write(out)
+    return out
+
+
+class DistributedExecutor:
+    """Runs each pass's tasks on a ``dask.distributed`` client, with the same progress callback."""
+
+    def __init__(self, client, progress: Progress | None = None):
+        self.client, self.progress = client, progress
+
+    def __call__(self, tasks, what):
+        from distributed import as_completed
+        if not tasks:
+            return []
+        futures = self.client.compute(list(tasks))
+        if self.progress is not None:
+            self.progress(what, 0, len(futures))
+            for n, _ in enumerate(as_completed(futures), start=1):
+                self.progress(what, n, len(futures))
+        return self.client.gather(futures)
+
+
+def _start_cluster(options: PredictOptions):
+    """A client of the cluster the options name (and the LocalCluster it started, or None)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SettingsError("a dask cluster needs the distributed package: "
+                            "pip install \"napari-lazylabels[distributed]\"") from None
+    if options.scheduler is not None:
+        try:
+            return Client(options.scheduler, timeout="20s"), None
+        except (OSError, TimeoutError) as exc:
+            raise LazyLabelsError(f"cannot reach the dask scheduler ({exc})", source=options.scheduler) from None
+    # one thread per worker process, and one torch thread: the workers share the cores
+    cluster = LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.CRITICAL,
+                           env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    return Client(cluster), cluster
+
+
+class Predictor:
+    """Predicts images with one model (see the module docstring); a context manager that starts and
+    stops the dask cluster the options ask for."""
+
+    def __init__(self, model: LazyLabelsModel, options: PredictOptions = PredictOptions(),
+                 progress: Progress | None = None, notify: Callable[[str], None] | None = None):
+        self.model = model
+        self.options = options
+        self.progress = progress
+        self.notify = notify
+        self.device = select_device(options.device)
+        self.postprocess = options.postprocess or model.postprocess
+        self._client = self._cluster = None
+
+    def __enter__(self) -> "Predictor":
+        if self.options.on_cluster:
+            self._client, self._cluster = _start_cluster(self.options)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for thing in (self._client, self._cluster):
+            if thing is not None:
+                thing.close()
+        self._client = self._cluster = None
+
+    def _executor(self):
+        if self._client is not None:
+            return DistributedExecutor(self._client, self.progress)
+        return LocalExecutor(progress=self.progress)
+
+    def predict(self, image_path: str | os.PathLike, out: str | os.PathLike) -> ImageResult:
+        """Predict one image into ``out``.
+
+        Raises:
+            LazyLabelsError: the image cannot be read or used, the output cannot be written.
+        """
+        start = time.perf_counter()
+        image_path, out = Path(image_path), Path(out)
+        image = open_image(image_path)
+        result = ImageResult(image_path, out, planes=max(1, int(np.prod(image.plane_shape))))
+        pixel_size = self.options.pixel_size or image.pixel_size
+        factor = rescale_factor(self.model, self.postprocess, pixel_size)
+        plane_pixels = int(np.prod(image.data.shape[len(image.plane_axes):][:2]))
+        blockwise = (self.options.mode == "blocks" or self.options.on_cluster
+                     or (self.options.mode == "auto" and plane_pixels > BLOCKWISE_PIXELS))
+        if blockwise:
+            check_blockwise(self.model, self.postprocess, factor)
+        if image.is_stack:
+            self._note(result, f"{image_path}: {image.describe()}; predicted plane by plane")
+        if abs(factor - 1) >= 1e-3:
+            why = "--rescale" if self.postprocess.rescale is not None else \
+                f"pixel size {pixel_size} / training pixel size {self.model.training_pixel_size}"
+            self._note(result, f"image resized by {factor:.3g} for the network ({why})")
+        if blockwise:
+            first = next(image.planes())[1]
+            need = result.planes * prediction_bytes(out, first, self.model)
+            if out.name.lower().endswith((".tif", ".tiff")):
+                need += blockwise_scratch_bytes(first, self.model)
+            check_can_write(out, need)
+            found = write_prediction_blockwise(out, image, self.model, postprocess=self.postprocess,
+                                               overwrite=self.options.overwrite, pixel_size=pixel_size,
+                                               block_size=self.options.block_size, halo=self.options.halo,
+                                               device=str(self.device), run=self._executor())
+            result.n_objects = sum(r.n_objects for _, r in found)
+        else:
+            result.n_objects = self._in_memory(image, out, pixel_size)
+        result.blockwise = blockwise
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _note(self, result: ImageResult, text: str) -> None:
+        result.notes.append(text)
+        if self.notify is not None:
+            self.notify(text)
+
+    def _in_memory(self, image, out: Path, pixel_size) -> int:
+        image.data = np.asarray(image.data)          # read whole
+        planes = [(index, check_image(plane, source=f"{image.source}{f' plane {index}' if index else ''}"))
+                  for index, plane in image.planes()]
+        check_can_write(out, len(planes) * prediction_bytes(out, planes[0][1], self.model))
+        results = []
+        for n, (index, plane) in enumerate(planes):
+            def tick(done, total, n=n):
+                if self.progress is not None:
+                    self.progress("tiles", n * total + done, total * len(planes))
+            results.append((index, segment(self.model, plane, device=self.device, tile_size=self.options.tile_size,
+                                           postprocess=self.postprocess, pixel_size=pixel_size, progress=tick)))
+        if image.is_stack:
+            write_stack_prediction(out, image, results, self.model, overwrite=self.options.overwrite,
+                                   pixel_size=pixel_size)
+        else:
+            write_prediction(out, planes[0][1], results[0][1], self.model, overwrite=self.options.overwrite,
+                             source=image.source, pixel_size=pixel_size)
+        return sum(r.n_objects for _, r in results)
+
+    def predict_all(self, pairs: Iterable[tuple[Path, Path]],
+                    before: Callable[[Path], None] | None = None) -> Iterator[ImageResult]:
+        """:meth:`predict` each (image, output) pair; a user error is a failed result, and the batch goes on."""
+        for image_path, out in pairs:
+            if before is not None:
+                before(image_path)
+            try:
+                try:
+                    yield self.predict(image_path, out)
+                except OSError as exc:
+                    raise write_error(exc, out) from None
+            except LazyLabelsError as exc:
+                yield ImageResult(Path(image_path), Path(out), error=str(exc))
+            except MemoryError:
+                yield ImageResult(Path(image_path), Path(out),
+                                  error="out of memory; predict it block by block (--out-of-core, --block-size)")
+
+
+def plan_outputs(images: Sequence[Path], outdir: Path, template: str, *, overwrite: bool = False,
+                 skip_existing: bool = False) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """Each image's output in ``outdir`` (see :func:`~napari_lazylabels.io.inputs.output_for`), checked before
+    any work; outputs that exist are left out with ``skip_existing`` (and returned as skipped).
+
+    Raises:
+        LazyLabelsError: two images with the same output, an output that exists (without
+            ``overwrite`` or ``skip_existing``) or cannot be written.
+    """
+    from ..io.inputs import output_for
+    pairs, skipped, seen = [], [], {}
+    for image in images:
+        out = output_for(image, outdir, template)
+        key = os.path.normcase(os.path.abspath(out))
+        if key in seen:
+            raise SettingsError(f"{seen[key]} and {image} would both be written to {out}; give --outname "
+                                f"another pattern (e.g. '{{name}}_labels.tif')")
+        seen[key] = image
+        if skip_existing and (out.exists() or out.is_symlink()):
+            skipped.append(out)
+            continue
+        check_output(out, overwrite)
+        pairs.append((image, out))
+    return pairs, skipped
