@@ -1,6 +1,7 @@
 """Speed benchmark: training step cost of the multi-task network, tiled inference cost.
 
     python benchmarks/speed.py [--device cpu|cuda] [--size 2048] [--repeats 10] [--compile]
+    python benchmarks/speed.py --device cuda --network paper --batch 8 --patch 256   # the GPU check
 
 Prints, measured in one run:
   0. the machine's bound: fp32 and bf16 matmul throughput (2048x2048, the same
@@ -19,7 +20,8 @@ Prints, measured in one run:
   4. the inference options one at a time (the network's forward passes over
      the tiles of the image): as it was (NCHW, BatchNorm, no_grad), then
      inference_mode, BatchNorm folded, channels-last, bf16 autocast where the
-     hardware has it, torch.compile with ``--compile``; and the tile cap;
+     hardware has it, torch.compile with ``--compile``, ONNX Runtime with
+     ``--onnx`` (CPU); and the tile cap;
   5. the training data path: the patch sampler alone (one batch), the step
      alone (a fixed batch), and steps drawing their batches in turn or ahead
      in a thread (``PatchSampler.prefetch``);
@@ -31,6 +33,7 @@ Prints, measured in one run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import platform
@@ -98,11 +101,11 @@ def peak_memory_mb(device: torch.device) -> float:
     return float("nan")
 
 
-def train_step_times(device: torch.device, batch: int, patch: int, repeats: int) -> dict:
+def train_step_times(device: torch.device, batch: int, patch: int, repeats: int, network: str = "cpu") -> dict:
     torch.manual_seed(0)
     nets = {
-        "multitask": build_model(preset("cpu"), registry.default_tasks(1)),
-        "single_task": build_model(preset("cpu", multitask=False), registry.baseline_tasks(1)),
+        "multitask": build_model(preset(network), registry.default_tasks(1)),
+        "single_task": build_model(preset(network, multitask=False), registry.baseline_tasks(1)),
     }
     x = torch.randn(batch, 1, patch, patch, device=device)
     times = {k: [] for k in nets}
@@ -186,7 +189,35 @@ def tile_batches(net, image: np.ndarray, tile: int) -> list[torch.Tensor]:
     return [torch.from_numpy(np.ascontiguousarray(padded[None, :, y:y + th, x:x + tw])) for y in ys for x in xs]
 
 
-def inference_options(device: torch.device, size: int, tile: int, repeats: int, compile_: bool) -> list[dict]:
+def onnx_runner(net, example: torch.Tensor, names: list[str]):
+    """``net`` exported to ONNX and run by ONNX Runtime on the CPU (same threads), as a
+    callable tile -> {task: logits}; None without ``onnxruntime`` and ``onnx``."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    import io
+
+    class Outputs(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            out = self.inner(x)
+            return tuple(out[k] for k in names)
+
+    buf = io.BytesIO()
+    torch.onnx.export(Outputs(net.cpu()).eval(), (example.cpu(),), buf, input_names=["x"], dynamo=False,
+                      dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}}, opset_version=17)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+    return lambda x: dict(zip(names, (torch.from_numpy(o) for o in session.run(None, {"x": x.cpu().numpy()}))))
+
+
+def inference_options(device: torch.device, size: int, tile: int, repeats: int, compile_: bool,
+                      onnx_: bool = False) -> list[dict]:
     """Each inference option added one at a time to the one before: Mpix/s of the network's
     forward passes over the tiles, and the largest probability difference from "as it was"."""
     torch.manual_seed(0)
@@ -210,6 +241,9 @@ def inference_options(device: torch.device, size: int, tile: int, repeats: int, 
         steps.append((f"+ {str(low).replace('torch.', '')} autocast (opt-in)", cl, cl_tiles, torch.inference_mode, low))
     if compile_:
         steps.append(("+ torch.compile (fp32)", torch.compile(cl), cl_tiles, torch.inference_mode, None))
+    onnx = onnx_runner(folded, tiles[0], net.task_names) if onnx_ else None
+    if onnx is not None:
+        steps.append(("ONNX Runtime (folded, fp32)", onnx, tiles, contextlib.nullcontext, None))
     rows, ref = [], None
     for name, model, xs, ctx, dtype in steps:
         def run(model=model, xs=xs, ctx=ctx, dtype=dtype):
@@ -240,7 +274,7 @@ def tile_caps(device: torch.device, size: int, caps: list[int], repeats: int) ->
     return rows
 
 
-def data_path(device: torch.device, batch: int, patch: int, repeats: int) -> dict:
+def data_path(device: torch.device, batch: int, patch: int, repeats: int, network: str = "cpu") -> dict:
     """The sampler alone, the step alone, and steps with the batch drawn in turn or ahead."""
     items, _ = make_lazy_dataset(8, seed=0, shape=(256, 256), strong_fraction=0.25)
     tasks = registry.default_tasks(1)
@@ -248,7 +282,7 @@ def data_path(device: torch.device, batch: int, patch: int, repeats: int) -> dic
     rng = np.random.default_rng(0)
     sampler = PatchSampler([prepare(it, tasks, config.normalization, rng) for it in items], tasks, config, rng)
     torch.manual_seed(0)
-    net = build_model(preset("cpu"), tasks).to(device).train()
+    net = build_model(preset(network), tasks).to(device).train()
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     fixed = sampler.sample(batch)
 
@@ -272,11 +306,15 @@ def data_path(device: torch.device, batch: int, patch: int, repeats: int) -> dic
         sampler.prefetch(batch, pin_memory=pin)
         step(b)
 
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     res = {"sampler_s": _timed(lambda: sampler.sample(batch), repeats, device),
            "step_s": _timed(lambda: step(fixed), repeats, device),
            "in_turn_s": _timed(in_turn, repeats, device)}
     res["ahead_s"] = _timed(ahead, repeats, device)
     sampler.cancel_prefetch()
+    if device.type == "cuda":
+        res["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return res
 
 
@@ -323,7 +361,9 @@ def main(argv=None) -> int:
     ap.add_argument("--inference-repeats", type=int, default=3, help="timed inference passes per mode")
     ap.add_argument("--tile-caps", type=int, nargs="*", default=[256, 512, 1024],
                     help="tile caps to compare (default 256 512 1024)")
+    ap.add_argument("--network", default="cpu", help="preset of the training parts (default cpu; paper on a GPU)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
+    ap.add_argument("--onnx", action="store_true", help="also time ONNX Runtime (needs onnxruntime, onnx)")
     ap.add_argument("--part", choices=["whole", "tiled"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -338,7 +378,7 @@ def main(argv=None) -> int:
              "bf16": matmul_gflops(device, torch.bfloat16 if device.type == "cpu" else torch.float16)}
     low = "bf16" if device.type == "cpu" else "fp16"
     print(f"bound: 2048x2048 matmul {bound['fp32']:.0f} GFLOP/s fp32, {bound['bf16']:.0f} GFLOP/s {low}")
-    tr = train_step_times(device, args.batch, args.patch, args.repeats)
+    tr = train_step_times(device, args.batch, args.patch, args.repeats, args.network)
     print(f"network: {tr['flops_per_pixel'] / 1e3:.1f} kFLOP per pixel (convolutions, counted)")
     print(f"training step, batch {tr['batch']} x {tr['patch']}x{tr['patch']}: multi-task "
           f"{tr['multitask_step_s'] * 1000:.0f} ms, single-task U-Net {tr['single_task_step_s'] * 1000:.0f} ms "
@@ -355,7 +395,8 @@ def main(argv=None) -> int:
         print(f"  {r['mode']:>5}: {r['mpix_per_s']:.2f} Mpix/s, {r['gflops']:.0f} GFLOP/s = "
               f"{r['gflops'] / bound['fp32']:.2f}x the fp32 bound (target >= 1.0x), "
               f"peak memory {r['peak_memory_mb']:.0f} MB")
-    options = inference_options(device, args.size, args.tile_size, args.inference_repeats, args.compile)
+    options = inference_options(device, args.size, args.tile_size, args.inference_repeats, args.compile,
+                                args.onnx and device.type == "cpu")
     print(f"inference options, one at a time (forward passes over the tiles, tile cap {args.tile_size}):")
     for r in options:
         print(f"  {r['option']:<40} " + (r["error"] if "error" in r else
@@ -364,10 +405,12 @@ def main(argv=None) -> int:
     caps = tile_caps(device, args.size, args.tile_caps, args.inference_repeats)
     print("tile cap (predict_tiled, the default path): " +
           ", ".join(f"{r['tile_cap']}: {r['tiles']} tiles {r['mpix_per_s']:.2f} Mpix/s" for r in caps))
-    dp = data_path(device, args.batch, args.patch, args.repeats)
+    dp = data_path(device, args.batch, args.patch, args.repeats, args.network)
     print(f"data path, batch {args.batch} x {args.patch}x{args.patch}: sampler alone {dp['sampler_s'] * 1000:.0f} ms, "
           f"step alone {dp['step_s'] * 1000:.0f} ms; a step drawing its batch in turn "
-          f"{dp['in_turn_s'] * 1000:.0f} ms, drawn ahead in a thread {dp['ahead_s'] * 1000:.0f} ms")
+          f"{dp['in_turn_s'] * 1000:.0f} ms, drawn ahead in a thread {dp['ahead_s'] * 1000:.0f} ms "
+          f"({1 / dp['ahead_s']:.2f} steps/s; the network's share of it {dp['step_s'] / dp['ahead_s']:.0%})" +
+          (f", peak GPU memory {dp['peak_gpu_memory_mb']:.0f} MB" if "peak_gpu_memory_mb" in dp else ""))
     peer = cellpose_peer(device, args.size, args.inference_repeats)
     if peer is None:
         print("peer: cellpose not importable (pip install --no-deps 'cellpose<4'); skipped")
