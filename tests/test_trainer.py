@@ -108,3 +108,57 @@ def test_hooks_run_every_n_steps(small_lazy_set, tiny_network, quick_config):
     trainer.add_hook(2, lambda t: seen.append(t.step))
     list(trainer.run())
     assert seen == [2, 4, 6]
+
+
+def _batches_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        _batches_equal(a[k], b[k]) if isinstance(a[k], dict) else bool((a[k] == b[k]).all()) for k in a)
+
+
+def test_prefetched_batches_are_the_batches_drawn_in_turn(small_lazy_set, tiny_network, quick_config):
+    """Drawing ahead in a thread changes nothing: the same batches in the same order, also when
+    the targets change or a task is excluded while a batch is drawn ahead (it is dropped, the
+    generator rewound)."""
+    items, _ = small_lazy_set
+    plain = Trainer(items, TASKS, network=tiny_network, config=quick_config).sampler
+    ahead = Trainer(items, TASKS, network=tiny_network, config=quick_config).sampler
+    task = TASKS[0].name
+    new = (plain.images[1].targets[task] > 0).astype(np.int16)
+
+    def script(sampler, prefetch):
+        out = []
+        for i in range(6):
+            out.append(sampler.sample(2))
+            if prefetch:
+                sampler.prefetch(2)
+            if i == 2:
+                sampler.set_targets(1, task, new)
+            if i == 4:
+                sampler.exclude_from_draw(TASKS[1].name)
+        out.append(sampler.sample(3))      # another size than the one drawn ahead
+        return out
+
+    for a, b in zip(script(plain, False), script(ahead, True)):
+        assert _batches_equal(a, b)
+    assert ahead._ahead is None
+
+
+def test_a_failure_while_drawing_ahead_is_raised_by_the_next_sample(small_lazy_set, tiny_network, quick_config):
+    items, _ = small_lazy_set
+    sampler = Trainer(items, TASKS, network=tiny_network, config=quick_config).sampler
+    sampler.images[0].image = None             # every draw from image 0 now fails
+    sampler.images = sampler.images[:1]
+    sampler.by_task = {k: [0] for k in sampler.by_task}
+    sampler.prefetch(2)
+    with pytest.raises(AttributeError):
+        sampler.sample(2)
+
+
+def test_training_with_prefetch_equals_training_without(small_lazy_set, tiny_network, quick_config, monkeypatch):
+    items, _ = small_lazy_set
+    with_ahead = Trainer(items, TASKS, network=tiny_network, config=quick_config)
+    losses = [r.loss for r in with_ahead.run()]
+    assert with_ahead.sampler._ahead is None          # the run ends with no thread left
+    monkeypatch.setattr(type(with_ahead.sampler), "prefetch", lambda self, *a, **k: None)
+    in_turn = Trainer(items, TASKS, network=tiny_network, config=quick_config)
+    assert [r.loss for r in in_turn.run()] == losses

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import sys
+
 import torch
 
 from ..errors import LazyLabelsError, SettingsError
@@ -29,6 +32,32 @@ def select_device(name: str = "auto") -> torch.device:
     if name == "mps" and not mps_available():
         raise LazyLabelsError("device 'mps' was asked for but Apple's MPS is not available")
     return torch.device(name)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX-BF16, which
+    oneDNN uses for convolutions), so bf16 autocast is faster than fp32 rather than
+    emulated. Read from ``/proc/cpuinfo`` (Linux); elsewhere False."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags)) and torch.backends.mkldnn.is_available()
+
+
+def reduced_precision(device: torch.device, cpu_bf16: bool = False) -> torch.dtype | None:
+    """The autocast type of inference with reduced precision allowed (``amp``) on ``device``:
+    float16 on CUDA; on the CPU bfloat16 only if ``cpu_bf16`` and the CPU has native bf16;
+    otherwise None (fp32)."""
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and cpu_bf16 and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
 
 
 def describe_device(device: torch.device) -> str:

@@ -7,6 +7,13 @@ edge is used, weighted by a Gaussian centred on the tile, and the weighted
 sum is normalised. Because every used pixel saw its whole receptive field,
 the result equals a single whole-image pass up to float rounding, whatever
 the tile size (``tests/test_inference.py`` checks it).
+
+Speed (``benchmarks/speed.py``, docs/benchmarks.md): the network runs with its
+BatchNorm folded into the convolutions, in channels-last memory format, under
+``torch.inference_mode``; with ``amp`` (the default of :func:`predict_tiled`)
+in fp16 autocast on CUDA. bf16 autocast on CPUs with AVX512-BF16 or AMX is
+opt-in (:data:`CPU_BF16`): it moved the demo model's AP50 by 0.006, more than
+the 0.005 a default may (``benchmarks/precision.py``), so the CPU default is fp32.
 """
 
 from __future__ import annotations
@@ -17,9 +24,15 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .model import LazyUNet, component_probabilities, receptive_radius
+from torch import nn
+
+from .device import reduced_precision
+from .model import LazyUNet, component_probabilities, fold_batchnorm, receptive_radius
 
 ProgressFn = Callable[[int, int], None]
+
+#: bf16 autocast for ``amp`` inference on CPUs with native bf16 (off: see the module docstring).
+CPU_BF16 = False
 
 
 def _round_up(v: int, m: int) -> int:
@@ -64,12 +77,21 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     return np.pad(image, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
 
 
-def _forward(model: LazyUNet, batch: np.ndarray, device: torch.device, amp: bool,
+def inference_network(model: LazyUNet, device: torch.device) -> nn.Module:
+    """The network as inference runs it: a copy in eval mode on ``device`` with its
+    BatchNorm folded into the convolutions, in channels-last memory format (the same
+    function up to float rounding; ``model`` itself is untouched)."""
+    return fold_batchnorm(model).to(device).to(memory_format=torch.channels_last)
+
+
+def _forward(model: LazyUNet, net: nn.Module, batch: np.ndarray, device: torch.device, amp: bool,
              tasks: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per-component probabilities of each task's head (per-class where a class has one component)."""
-    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
-    with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp and device.type == "cuda"):
-        out = model(x)
+    """Per-component probabilities of each task's head (per-class where a class has one component);
+    ``net`` is ``model`` as :func:`inference_network` prepared it."""
+    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device).contiguous(memory_format=torch.channels_last)
+    dtype = reduced_precision(device, CPU_BF16) if amp else None
+    with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None):
+        out = net(x)
     return {k: component_probabilities(out[k], *model.layouts[k]).cpu().numpy() for k in tasks}
 
 
@@ -82,7 +104,7 @@ def class_probabilities(probs: dict[str, np.ndarray], model: LazyUNet) -> dict[s
     return out
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_whole(model: LazyUNet, image: np.ndarray, device: torch.device | str = "cpu",
                   amp: bool = False, components: bool = False) -> dict[str, np.ndarray]:
     """One forward pass over the whole (normalised, CYX) image: the reference."""
@@ -90,7 +112,8 @@ def predict_whole(model: LazyUNet, image: np.ndarray, device: torch.device | str
     model.eval()
     h, w = image.shape[-2:]
     padded = pad_to_multiple(image, model.config.size_multiple)
-    out = {k: v[0, :, :h, :w] for k, v in _forward(model, padded[None], device, amp, model.task_names).items()}
+    net = inference_network(model, device)
+    out = {k: v[0, :, :h, :w] for k, v in _forward(model, net, padded[None], device, amp, model.task_names).items()}
     return out if components else class_probabilities(out, model)
 
 
@@ -107,7 +130,7 @@ def default_margin(model: LazyUNet) -> int:
     return _MARGINS[key]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_tiled(model: LazyUNet, image: np.ndarray, *, tile_size: int = 1024, batch_size: int = 2,
                   device: torch.device | str = "cpu", amp: bool = True, margin: int | None = None,
                   tasks: Sequence[str] | None = None, progress: ProgressFn | None = None,
@@ -117,6 +140,8 @@ def predict_tiled(model: LazyUNet, image: np.ndarray, *, tile_size: int = 1024, 
     ``tile_size`` caps the tile edge (memory); tiles are made as large as
     needed to cover the image with few tiles. ``margin`` defaults to the
     network's receptive-field radius rounded up to the pooling grid.
+    ``amp``: reduced precision where the device runs it fast (see the module
+    docstring); ``amp=False`` is fp32 throughout.
     ``components=True``: the per-component probabilities (C * M, H, W) of a
     head with M mixture components per class instead (the same for M = 1);
     :func:`class_probabilities` sums them into classes (the blending is
@@ -138,10 +163,11 @@ def predict_tiled(model: LazyUNet, image: np.ndarray, *, tile_size: int = 1024, 
     boxes = [(y, x) for y in ys for x in xs]
     acc = {k: None for k in tasks}
     norm = np.zeros((ph, pw), np.float32)
+    net = inference_network(model, device)
     for b0 in range(0, len(boxes), batch_size):
         chunk = boxes[b0:b0 + batch_size]
         batch = np.stack([padded[:, y:y + th, x:x + tw] for y, x in chunk])
-        out = _forward(model, batch, device, amp, tasks)
+        out = _forward(model, net, batch, device, amp, tasks)
         for i, (y, x) in enumerate(chunk):
             core = np.zeros((th, tw), bool)
             y_lo = 0 if y == 0 else margin

@@ -163,6 +163,33 @@ class ProbabilityUNet(LazyUNet):
         return tuple(torch.softmax(logits[name], dim=1) for name in self.task_names)
 
 
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` for inference: every BatchNorm2d that follows a Conv2d in a
+    ``nn.Sequential`` is folded into the convolution (scale into its weights, shift into
+    its bias), leaving an identity. Equal to the eval-mode network up to float rounding;
+    the original is untouched."""
+    folded = copy.deepcopy(model).eval()
+    for parent in folded.modules():
+        if not isinstance(parent, nn.Sequential):
+            continue
+        for i in range(len(parent) - 1):
+            conv, bn = parent[i], parent[i + 1]
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats):
+                continue
+            scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / \
+                torch.sqrt(bn.running_var + bn.eps)
+            shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
+            fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                              conv.padding, conv.dilation, conv.groups, bias=True,
+                              padding_mode=conv.padding_mode).to(conv.weight.device, conv.weight.dtype)
+            with torch.no_grad():
+                fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                fused.bias.copy_((bias - bn.running_mean) * scale + shift)
+            parent[i], parent[i + 1] = fused, nn.Identity()
+    return folded
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

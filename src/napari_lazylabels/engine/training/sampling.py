@@ -17,10 +17,17 @@ most of its patches. When a task asks for blind spots (``TaskSpec.blind_spot``),
 batch's patches get them (Noise2Void: a fraction of the pixels replaced by
 the value of a random neighbour) and the batch also holds the ``clean``
 patches and the ``blind`` mask, for the loss.
+
+:meth:`PatchSampler.prefetch` draws the next batch in a background thread
+while the trainer runs a step (pinned memory for CUDA); the batches are the
+ones a plain :meth:`~PatchSampler.sample` would draw, in the same order, and
+any change of the sampler (new targets, a task excluded) first drops a batch
+drawn ahead and rewinds the random generator to before it.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -143,6 +150,8 @@ class PatchSampler:
         self._counts = {t.name: [_counts(im, t) for im in self.images] for t in self.tasks}
         #: the fraction of blind-spot pixels of every patch (the largest any task asks for)
         self.blind_spot = max([t.blind_spot for t in self.tasks], default=0.0)
+        #: a batch being drawn ahead: (batch size, thread, its result, the generator's state before it)
+        self._ahead: tuple[int, threading.Thread, dict, dict] | None = None
 
     def class_counts(self, task: TaskSpec) -> np.ndarray:
         """Pixels of each class of ``task`` over the valid pixels of its annotated images."""
@@ -152,6 +161,7 @@ class PatchSampler:
     def set_targets(self, index: int, task: str, targets: np.ndarray) -> None:
         """Replace one task's targets of image ``index`` (e.g. between rounds); its patch centres
         (a random subset of the painted pixels) and class counts follow."""
+        self.cancel_prefetch()
         im = self.images[index]
         spec = next(t for t in self.tasks if t.name == task)
         targets = np.asarray(targets)
@@ -165,6 +175,7 @@ class PatchSampler:
     def exclude_from_draw(self, task: str) -> None:
         """Draw no patch *for* ``task`` (its labels still train on every patch of an image
         annotated for it), as long as other tasks remain to draw for."""
+        self.cancel_prefetch()
         if task in self.active_tasks and len(self.active_tasks) > 1:
             self.active_tasks = [t for t in self.active_tasks if t != task]
 
@@ -208,9 +219,48 @@ class PatchSampler:
             image = image + self.rng.normal(0, aug.noise_std, image.shape).astype(np.float32)
         return image.astype(np.float32), targets, valid, dict(im.annotated)
 
+    def prefetch(self, batch_size: int, pin_memory: bool = False) -> None:
+        """Start drawing the next batch of ``batch_size`` in a background thread (its tensors
+        in pinned memory if ``pin_memory``); :meth:`sample` returns it."""
+        self.cancel_prefetch()
+        state = self.rng.bit_generator.state
+        result: dict = {}
+
+        def draw() -> None:
+            try:
+                batch = self._draw(batch_size)
+                result["batch"] = _pinned(batch) if pin_memory else batch
+            except BaseException as exc:     # raised again by sample(), in the trainer's thread
+                result["error"] = exc
+
+        thread = threading.Thread(target=draw, name="lazylabels-patches", daemon=True)
+        thread.start()
+        self._ahead = (batch_size, thread, result, state)
+
+    def cancel_prefetch(self) -> None:
+        """Drop a batch drawn ahead, if any, and rewind the generator to before it."""
+        if self._ahead is None:
+            return
+        _, thread, _, state = self._ahead
+        thread.join()
+        self.rng.bit_generator.state = state
+        self._ahead = None
+
     def sample(self, batch_size: int) -> dict:
         """A batch: image (B,C,P,P) and, per task, targets (B,P,P), valid (B,P,P), annotated (B,);
-        with blind spots also ``clean`` (B,C,P,P), the patches without them, and ``blind`` (B,P,P)."""
+        with blind spots also ``clean`` (B,C,P,P), the patches without them, and ``blind`` (B,P,P).
+        The batch :meth:`prefetch` drew, if it drew one of this size."""
+        if self._ahead is not None and self._ahead[0] == batch_size:
+            _, thread, result, _ = self._ahead
+            thread.join()
+            self._ahead = None
+            if "error" in result:
+                raise result["error"]
+            return result["batch"]
+        self.cancel_prefetch()
+        return self._draw(batch_size)
+
+    def _draw(self, batch_size: int) -> dict:
         patches = [self.sample_patch() for _ in range(batch_size)]
         names = [t.name for t in self.tasks]
         image = np.stack([pt[0] for pt in patches])
@@ -225,6 +275,11 @@ class PatchSampler:
             batch.update(image=torch.from_numpy(corrupted), clean=torch.from_numpy(image),
                          blind=torch.from_numpy(blind))
         return batch
+
+
+def _pinned(batch: dict) -> dict:
+    """The batch with its tensors in page-locked memory (fast, asynchronous copies to CUDA)."""
+    return {k: _pinned(v) if isinstance(v, dict) else v.pin_memory() for k, v in batch.items()}
 
 
 def blind_spots(image: np.ndarray, fraction: float, rng: np.random.Generator,

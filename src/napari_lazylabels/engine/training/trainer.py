@@ -201,6 +201,8 @@ class Trainer:
         for key, value in batch.items():
             batch[key] = {k: v.to(self.device, non_blocking=True) for k, v in value.items()} \
                 if isinstance(value, dict) else value.to(self.device, non_blocking=True)
+        # the next batch is drawn while this step runs (the same batches, in the same order)
+        self.sampler.prefetch(self.config.batch_size, pin_memory=self.device.type == "cuda")
         image = batch["image"]
         lr = learning_rate_at(self.step, self.config)
         for group in self.optimizer.param_groups:
@@ -254,4 +256,5 @@ class Trainer:
             if self._stop and not final_sent:
                 yield self._report(loss, parts, rate, start)
         finally:
+            self.sampler.cancel_prefetch()
             release_memory(self.device)
