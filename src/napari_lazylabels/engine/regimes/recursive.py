@@ -266,7 +266,7 @@ class Recursive(Regime):
             raise SettingsError("the recursive approximation needs a blobs task (its round-0 targets) and a "
                                 "foreground task (its guide)")
 
-    def targets(self, item: LazyAnnotations, done, tasks):
+    def targets(self, item: LazyAnnotations, done, tasks, options=None):
         seeds = next(t for t in tasks if t.role == SEEDS and t.name != APPROXIMATION)
         labels, annotated = done.get(seeds.name, (None, False))
         return {APPROXIMATION: (None if labels is None else np.array(labels, copy=True), annotated)}

@@ -20,13 +20,13 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ...errors import SettingsError
 from ..tasks import FOREGROUND, TaskSpec
-from . import detection, impartial, recursive, segmentation, separation
+from . import detection, impartial, lacss, recursive, segmentation, separation
 from .base import LabelInput, Regime
 
 ENTRY_POINT_GROUP = "napari_lazylabels.regimes"
 
 _BUILT_IN: tuple[Regime, ...] = (detection.REGIME, separation.REGIME, segmentation.REGIME, recursive.REGIME,
-                                 impartial.REGIME)
+                                 impartial.REGIME, lacss.REGIME)
 _regimes: list[Regime] = []
 _loaded = False
 
