@@ -44,6 +44,20 @@ LABELS, POINTS = "labels", "points"
 LAYER_TYPES = (LABELS, POINTS)
 
 
+def saved_rounds(artifacts: Mapping[str, Mapping[str, Any]], folder: str) -> dict[int, Mapping[str, np.ndarray]]:
+    """Round number -> arrays of a rounds hook's ``<folder>/round_XX.npz`` files, from a model folder's
+    artifacts."""
+    out = {}
+    prefix = folder + "/round_"
+    for name, arrays in artifacts.items():
+        if name.startswith(prefix) and name.endswith(".npz"):
+            try:
+                out[int(name[len(prefix):-4])] = arrays
+            except ValueError:
+                continue
+    return out
+
+
 def count_text(array: np.ndarray, class_names: Sequence[str]) -> str:
     """Summary cell: connected regions per class value ("12", or "nucleus: 7, mitosis: 2")."""
     comps, classes = blob_components(array)

@@ -63,7 +63,7 @@ from ..labels import smallest_label_dtype
 from ..points import (empty_points, partition_interfaces, point_classes, point_disks, points_of_instances,
                       points_text, seeded_partition)
 from ..tasks import BOUNDARIES, BOUNDARY, FOREGROUND, LOCAL, PLAIN, REFINED, SEEDS, TaskSpec
-from .base import POINTS, LabelInput, Regime, coverage_text
+from .base import POINTS, LabelInput, Regime, coverage_text, saved_rounds
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..training.trainer import Trainer
@@ -275,14 +275,7 @@ class PartitionRounds:
 
     def restore(self, artifacts: Mapping[str, Mapping[str, Any]], trainer: Trainer) -> int:
         """Continue from the rounds of a checkpoint; returns the round restored (0: nothing restored)."""
-        prefix = f"{PARTITIONS_DIR}/round_"
-        saved = {}
-        for name, arrays in artifacts.items():
-            if name.startswith(prefix) and name.endswith(".npz"):
-                try:
-                    saved[int(name[len(prefix):-4])] = arrays
-                except ValueError:
-                    continue
+        saved = saved_rounds(artifacts, PARTITIONS_DIR)
         if not saved:
             return 0
         last = saved[max(saved)]

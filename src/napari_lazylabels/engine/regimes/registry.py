@@ -192,6 +192,17 @@ def draft_inputs() -> tuple[LabelInput, LabelInput] | None:
     return None
 
 
+def machine_label_inputs() -> tuple[LabelInput, LabelInput] | None:
+    """(points, mask) inputs that machine-made labels fill (``engine.autolabel``): the points input and
+    the binary mask input of the first regime with both, or None."""
+    for r in regimes():
+        pts = next((i for i in r.inputs if i.is_points), None)
+        mask = next((i for i in r.inputs if i.binary), None)
+        if pts is not None and mask is not None:
+            return pts, mask
+    return None
+
+
 def regime_with_role(role: str) -> Regime | None:
     """The (not opt-in) regime whose task plays ``role``."""
     return next((r for r in regimes() if r.role == role and not r.opt_in), None)
