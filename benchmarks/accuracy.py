@@ -654,7 +654,7 @@ def write_docs(path: Path, block: str, begin: str = MARK_BEGIN, end: str = MARK_
 # --- main --------------------------------------------------------------------------------
 
 #: Other suites of this benchmark, in their own modules: name -> module (``main(argv)``).
-SUITES = {"fgbg": "scribble_mixture"}
+SUITES = {"fgbg": "scribble_mixture", "points": "points_mask"}
 
 
 def main(argv=None) -> int:
@@ -668,8 +668,10 @@ def main(argv=None) -> int:
     argv = rest
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", choices=("lazy", *SUITES), default="lazy",
-                    help="lazy (this suite: lazy labels against METHOD 8's baselines) or fgbg (fg/bg scribbles "
-                         "with and without the mixture loss, benchmarks/scribble_mixture.py; --suite fgbg --help)")
+                    help="lazy (this suite: lazy labels against METHOD 8's baselines), fgbg (fg/bg scribbles "
+                         "with and without the mixture loss, benchmarks/scribble_mixture.py; --suite fgbg --help) "
+                         "or points (points + a foreground mask, clicked or machine-made, "
+                         "benchmarks/points_mask.py; --suite points --help)")
     ap.add_argument("--quick", action="store_true",
                     help="one synthetic seed (40 images), 240 steps of batch 4 x 96 px, 3 rounds, every method "
                          "at 10 %% strong labels plus a multi-task ratio sweep on synthetic data; about 10-15 "

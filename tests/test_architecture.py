@@ -5,7 +5,10 @@
   registry: everything else asks the registry. A name two regimes share (an
   older name one of them declares, ``aliases`` or ``suffix_aliases``, that is
   the other's own: the interface layer's old suffix "scribbles" is the fg/bg
-  scribbles' key) may be spelt in both their modules.
+  scribbles' key) may be spelt in both their modules. A name that is also a
+  word of the engine's shared vocabulary (a head role such as "foreground", a
+  layer type such as "points", a decoder path) is not a regime's own: the
+  points + mask regime's columns are called so, and the roles are spelt everywhere.
 * ``Trainer(`` is constructed in one place of the package: the training recipe.
 
 (The layers themselves, and the absence of import cycles, are import-linter
@@ -21,10 +24,14 @@ from pathlib import Path
 
 import napari_lazylabels
 from napari_lazylabels.engine.regimes import registry
+from napari_lazylabels.engine.regimes.base import LAYER_TYPES
+from napari_lazylabels.engine.tasks import FEATURE_PATHS, HEAD_ROLES
 
 PACKAGE = Path(napari_lazylabels.__file__).parent
 ROOT = PACKAGE.parents[1]
 REGISTRY = PACKAGE / "engine" / "regimes" / "registry.py"
+#: Words of the engine's shared vocabulary, never a regime's own name.
+SHARED_WORDS = frozenset({*HEAD_ROLES, *LAYER_TYPES, *FEATURE_PATHS})
 
 
 def _code_files() -> list[Path]:
@@ -36,7 +43,7 @@ def _names_of(regime) -> set[str]:
     names = {regime.name, *regime.task_names}
     for i in regime.inputs:
         names |= {i.key, *i.suffixes}
-    return names
+    return names - SHARED_WORDS
 
 
 def _old_names_of(regime) -> set[str]:

@@ -1,4 +1,4 @@
-"""The ``lazylabels`` command line: train, predict, export, demo, info.
+"""The ``lazylabels`` command line: train, predict, export, demo, info, autolabel.
 
 Every user error ends in one line ``lazylabels: error: <file>: <problem>`` on
 stderr, exit status 2, no traceback, and nothing written. The manifest
@@ -26,6 +26,7 @@ from ..engine.config import check_number
 from ..engine.device import DEVICE_CHOICES
 from ..engine.regimes import registry
 from ..errors import LazyLabelsError, LazyLabelsWarning, SettingsError
+from .autolabel import add_parser as add_autolabel_parser, cmd_autolabel
 from .console import Terminated, progress_bar, run_training
 from .options import add_options, options_from
 
@@ -255,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="describe a model folder")
     info.add_argument("--model", required=True, metavar="MODEL_DIR")
+    add_autolabel_parser(sub, _pixel_size)
     return parser
 
 
@@ -454,7 +456,8 @@ def cmd_info(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "demo": cmd_demo, "info": cmd_info}
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "demo": cmd_demo, "info": cmd_info,
+            "autolabel": cmd_autolabel}
 
 
 def _error(message: str) -> int:

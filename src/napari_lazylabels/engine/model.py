@@ -10,7 +10,9 @@ decoder levels each level is a multi-task block (METHOD 3)::
 
 Heads (1x1 convolutions) sit on one of the three paths, as each task's
 :class:`~napari_lazylabels.engine.tasks.TaskSpec` says (``features``). With ``multitask=False`` the
-network is a plain U-Net and every head reads its single path.
+network is a plain U-Net and every head reads its single path. A head on the ``local`` path reads
+:data:`LOCAL_LAYERS` 3x3 convolutions of the image itself (built only when a task asks for it): its
+field of view is ``2 * LOCAL_LAYERS + 1`` px, however deep the U-Net.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import NetworkConfig
-from .tasks import BOUNDARY, PLAIN, REFINED, TaskSpec
+from .tasks import BOUNDARY, LOCAL, PLAIN, REFINED, TaskSpec
+
+#: Convolutions of the ``local`` path (field of view 2 * LOCAL_LAYERS + 1 px).
+LOCAL_LAYERS = 3
 
 
 def conv_layer(cin: int, cout: int) -> nn.Sequential:
@@ -101,7 +106,11 @@ class LazyUNet(nn.Module):
                 self.shared_decoder.append(UpBlock(ch[level + 1], ch[level], ch[level], n))
         self.heads = nn.ModuleDict({t.name: nn.Conv2d(ch[0], t.head_channels(config.in_channels), 1)
                                     for t in tasks})
-        self.head_paths = {t.name: (t.features if config.multitask else REFINED) for t in tasks}
+        self.head_paths = {t.name: (t.features if config.multitask or t.features == LOCAL else REFINED)
+                           for t in tasks}
+        # the low field-of-view path, only for a model with a head on it
+        self.local = conv_block(config.in_channels, ch[0], LOCAL_LAYERS) \
+            if LOCAL in self.head_paths.values() else None
         #: task -> (classes, components per class) of its head's softmax
         self.layouts = {t.name: (t.n_classes, t.components) for t in tasks}
 
@@ -120,6 +129,8 @@ class LazyUNet(nn.Module):
         for block in self.multitask_decoder:
             x, z, y = block(x, z, y, skips.pop())
         paths = {PLAIN: x, REFINED: z, BOUNDARY: y}
+        if self.local is not None:
+            paths[LOCAL] = self.local(image)
         return {name: head(paths[self.head_paths[name]]) for name, head in self.heads.items()}
 
 

@@ -16,9 +16,11 @@ from .config import check_number
 
 #: The decoder paths of the multi-task U-Net a head can sit on (see :mod:`.model`):
 #: ``plain`` = x (the shared blocks F_W), ``refined`` = z (F_W plus its residual
-#: sub-block), ``boundary`` = y (the block G fed by the refined path).
-PLAIN, REFINED, BOUNDARY = "plain", "refined", "boundary"
-FEATURE_PATHS = (PLAIN, REFINED, BOUNDARY)
+#: sub-block), ``boundary`` = y (the block G fed by the refined path); ``local``: a
+#: few convolutions on the image itself, beside the U-Net, with a field of view of
+#: 7 px (``model.LOCAL_LAYERS``; a low field-of-view head, e.g. an auxiliary boundary head).
+PLAIN, REFINED, BOUNDARY, LOCAL = "plain", "refined", "boundary", "local"
+FEATURE_PATHS = (PLAIN, REFINED, BOUNDARY, LOCAL)
 
 #: What a head means to the post-processing (:mod:`.postprocess`):
 #: ``foreground``: the class map of the objects (semantic labels, the extent of instances);

@@ -36,9 +36,11 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..engine.annotations import LazyAnnotations, check_image, check_labels, check_same_channels
+from ..engine.points import check_points
 from .atomic import atomic_write_file, check_writable
 from ..errors import AnnotationError, ImageReadError, LazyLabelsError, warn
 from .imageio import load_labels, read_image_file, stack_refused
+from .points import read_points_csv
 from ..engine.regimes import registry
 from ..engine.regimes.base import LabelInput
 from ..engine.regimes.targets import check_annotated, check_inputs
@@ -158,8 +160,13 @@ def _load_row(row: dict[str, str], line: int, base: Path, inputs: Sequence[Label
             if column is None:
                 continue
             c = row.get(column, "")
-            labels[spec.key] = None if not c else load_labels(
-                _resolve(c, base), image.shape[:2], spec.max_label(n_classes), what=f"{spec.key} labels")
+            if not c:
+                labels[spec.key] = None
+            elif spec.is_points:
+                labels[spec.key] = read_points_csv(_resolve(c, base), image.shape[:2], n_classes, what=spec.key)
+            else:
+                labels[spec.key] = load_labels(_resolve(c, base), image.shape[:2], spec.accepted_max(n_classes),
+                                               what=f"{spec.key} labels")
         roi = None
         if row.get(ROI_COLUMN):
             roi = load_labels(_resolve(row[ROI_COLUMN], base), image.shape[:2], _ROI_MAX,
@@ -235,9 +242,14 @@ def _check_store_labels(stores: Sequence[ImageStore], inputs: Sequence[LabelInpu
         check_image(s.image, source=str(s.path))
         yx = s.image.shape[:2]
         for spec in inputs:
+            if spec.is_points:
+                name = next((n for n in spec.names if n in s.points), None)
+                if name is not None:
+                    check_points(s.points[name], yx, n_classes, source=f"{s.path}/points/{name}", what=spec.key)
+                continue
             name = next((n for n in spec.names if n in s.labels), None)
             if name is not None:
-                check_labels(s.labels[name], yx, spec.max_label(n_classes), source=f"{s.path}/labels/{name}",
+                check_labels(s.labels[name], yx, spec.accepted_max(n_classes), source=f"{s.path}/labels/{name}",
                              what=f"{spec.key} labels")
 
 

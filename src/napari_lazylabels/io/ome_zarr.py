@@ -10,12 +10,16 @@ One image store (``<name>.ome.zarr``) holds::
     labels/<name>/            one NGFF image-label group per label layer
     labels/<name>/0/          the label array (y, x), integer dtype as given
     probabilities/<task>/0/   a task's class probabilities (c, y, x), float
+    points/<name>             a points input's table (n, 3) float64: y, x, class (pixel coordinates)
 
 The lazy-label layers are named like the inputs of the regimes (their keys,
 the manifest columns; older names of an input are read too) plus an optional
 ``roi``; any other name (e.g. instance ids from inference) is stored but not
 trained on. Probabilities are per-class maps,
-not labels, so they live outside the NGFF ``labels`` group. A single scale
+not labels, so they live outside the NGFF ``labels`` group; so do the points
+of an input whose napari layer is a Points layer (one click per object), a
+small table of y, x and class per point (an empty table: annotated with no
+point). A single scale
 level is written: the images are 2D and napari reads them directly.
 
 The pixel size, when known, is the ``scale`` of each array's
@@ -49,7 +53,7 @@ import json
 import os
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -60,6 +64,10 @@ from .atomic import atomic_write_dir, atomic_write_file, check_writable, recover
 from .imageio import ImageFile, LazyArray, from_axes, ngff_unit
 from ..errors import ImageReadError, LazyLabelsError, OutputExistsError
 from ..engine.regimes import registry
+from ..engine.regimes.base import POINTS
+
+#: The group of the points tables (named like the points layer type).
+POINTS_GROUP = POINTS
 
 __all__ = [
     "NGFF_VERSION", "STORE_SUFFIX", "PROJECT_FILE", "ROI_LABEL", "ImageStore",
@@ -97,6 +105,7 @@ class ImageStore:
         image: YX or YXC array, exactly as written.
         labels: label layer name -> YX integer (or bool) array.
         probabilities: task name -> (C, Y, X) float array.
+        points: points input name -> (N, 3) float array of y, x, class.
         name: the image's name (multiscales name; file stem by default).
         metadata: JSON-serialisable project metadata (see module docstring).
         path: where it was read from (``None`` when built in memory).
@@ -110,6 +119,7 @@ class ImageStore:
     metadata: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
     pixel_size: PixelSize | None = None
+    points: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------- helpers
@@ -166,6 +176,18 @@ def _write_array(group, name: str, data: np.ndarray, dims: Sequence[str]) -> Non
                        dimension_names=list(dims))
 
 
+def _prepare_points(points: Mapping[str, np.ndarray] | None, source: str) -> dict[str, np.ndarray]:
+    """Points tables as (N, 3) float64 (y, x, class; class 1 where only y, x are given)."""
+    out: dict[str, np.ndarray] = {}
+    for key, pts in (points or {}).items():
+        _check_name(key, "points table", source)
+        pts = np.asarray(pts, dtype=np.float64) if np.size(pts) else np.zeros((0, 3))
+        if pts.ndim != 2 or pts.shape[1] not in (2, 3) or not np.isfinite(pts).all():
+            raise ValueError(f"{source}: points {key!r} must be a finite (N, 2) or (N, 3) array, got {pts.shape}")
+        out[key] = pts if pts.shape[1] == 3 else np.column_stack([pts, np.ones(len(pts))])
+    return out
+
+
 def _prepare(image: np.ndarray, labels: Mapping[str, np.ndarray],
              probabilities: Mapping[str, np.ndarray], metadata: Mapping | None,
              source: str) -> tuple[np.ndarray, dict, dict, dict]:
@@ -202,7 +224,8 @@ def _prepare(image: np.ndarray, labels: Mapping[str, np.ndarray],
 
 
 def _fill_store(root_dir: Path, image: np.ndarray, labels: dict, probabilities: dict,
-                name: str, metadata: dict, pixel_size: PixelSize | None = None) -> None:
+                name: str, metadata: dict, pixel_size: PixelSize | None = None,
+                points: dict | None = None) -> None:
     import zarr
     from zarr.storage import LocalStore
 
@@ -216,6 +239,7 @@ def _fill_store(root_dir: Path, image: np.ndarray, labels: dict, probabilities: 
     _write_array(root, "0", np.moveaxis(image, -1, 0) if yxc else image, "cyx" if yxc else "yx")
     _write_labels(root, labels, pixel_size)
     _write_probabilities(root, probabilities, pixel_size)
+    _write_points(root, points or {})
     _record_written(root)
 
 
@@ -244,6 +268,16 @@ def _write_probabilities(root, probabilities: dict[str, np.ndarray], pixel_size:
         sub = group.create_group(key, attributes={"ome": {"version": NGFF_VERSION,
                                                           "multiscales": _multiscales("cyx", key, pixel_size)}})
         _write_array(sub, "0", prob, "cyx")
+
+
+def _write_points(root, points: dict[str, np.ndarray]) -> None:
+    if not points:
+        return
+    group = root.create_group(POINTS_GROUP, attributes={"lazylabels": {"tables": list(points),
+                                                                       "columns": ["y", "x", "class"]}})
+    for key, pts in points.items():
+        group.create_array(key, data=np.ascontiguousarray(pts, np.float64), chunks=(max(1, len(pts)), 3),
+                           dimension_names=["point", "column"])
 
 
 # ----------------------------------------------------------------- integrity
@@ -336,7 +370,8 @@ def write_image_store(path: str | os.PathLike, image: np.ndarray,
                       labels: Mapping[str, np.ndarray] | None = None,
                       probabilities: Mapping[str, np.ndarray] | None = None, *,
                       name: str | None = None, metadata: Mapping[str, Any] | None = None,
-                      overwrite: bool = False, pixel_size: PixelSize | None = None) -> Path:
+                      overwrite: bool = False, pixel_size: PixelSize | None = None,
+                      points: Mapping[str, np.ndarray] | None = None) -> Path:
     """Write an image, its label layers and probabilities as one OME-Zarr store.
 
     Args:
@@ -348,6 +383,7 @@ def write_image_store(path: str | os.PathLike, image: np.ndarray,
         metadata: JSON-serialisable dict kept under ``attrs["lazylabels"]``.
         overwrite: replace an existing store (atomically).
         pixel_size: the Y/X pixel size: the scale of every array, with the unit of its axes.
+        points: points input name -> (N, 2) or (N, 3) array of y, x[, class] (a small table).
 
     Raises:
         OutputExistsError: ``path`` exists and ``overwrite`` is false.
@@ -357,7 +393,8 @@ def write_image_store(path: str | os.PathLike, image: np.ndarray,
     path = check_writable(path, overwrite)
     name = name or _store_name(path)
     image, labs, probs, meta = _prepare(image, labels or {}, probabilities or {}, metadata, str(path))
-    return atomic_write_dir(path, lambda tmp: _fill_store(tmp, image, labs, probs, name, meta, pixel_size),
+    pts = _prepare_points(points, str(path))
+    return atomic_write_dir(path, lambda tmp: _fill_store(tmp, image, labs, probs, name, meta, pixel_size, pts),
                             overwrite=overwrite, replaceable=is_image_store, what="an OME-Zarr store")
 
 
@@ -542,8 +579,18 @@ def _read_store(path: Path) -> ImageStore:
             arr, _ = _first_dataset(group[key], f"probabilities {key!r}")
             probabilities[key] = np.ascontiguousarray(budget.read(arr, f"probabilities/{key}"))
 
+    points: dict[str, np.ndarray] = {}
+    if POINTS_GROUP in root:
+        group = root[POINTS_GROUP]
+        for key in (group.attrs.get("lazylabels", {}) or {}).get("tables") or []:
+            data = np.asarray(budget.read(group[key], f"points/{key}"), np.float64)
+            if data.ndim != 2 or data.shape[1] != 3:
+                raise ValueError(f"points {key!r} are not an (N, 3) table")
+            points[key] = data
+
     return ImageStore(image=image, labels=labels, probabilities=probabilities, name=name,
-                      metadata=dict(own.get("metadata", {}) or {}), path=str(path), pixel_size=_pixel_size_of(ms))
+                      metadata=dict(own.get("metadata", {}) or {}), path=str(path), pixel_size=_pixel_size_of(ms),
+                      points=points)
 
 
 def open_image_store(path: str | os.PathLike) -> ImageFile:
@@ -679,18 +726,19 @@ def _as_store(item: ImageStore | Mapping[str, Any]) -> ImageStore:
     item = dict(item)
     if "image" not in item:
         raise ValueError("a project image needs an 'image' array")
-    unknown = set(item) - {"image", "labels", "probabilities", "name", "metadata", "path", "pixel_size"}
+    known = {f.name for f in fields(ImageStore)}
+    unknown = set(item) - known
     if unknown:
         raise ValueError(f"unknown image store fields: {sorted(unknown)}")
-    return ImageStore(image=item["image"], labels=dict(item.get("labels") or {}),
-                      probabilities=dict(item.get("probabilities") or {}),
-                      name=item.get("name") or "image", metadata=dict(item.get("metadata") or {}),
-                      pixel_size=item.get("pixel_size"))
+    tables = {f.name for f in fields(ImageStore) if f.type.startswith("dict")}    # labels, probabilities...
+    given = {k: (dict(v or {}) if k in tables else v) for k, v in item.items() if k != "path"}
+    given["name"] = item.get("name") or "image"
+    return ImageStore(**given)
 
 
 def _store_kwargs(store: ImageStore) -> dict:
     return dict(image=store.image, labels=store.labels, probabilities=store.probabilities,
-                name=store.name, metadata=store.metadata, pixel_size=store.pixel_size)
+                name=store.name, metadata=store.metadata, pixel_size=store.pixel_size, points=store.points)
 
 
 def is_project(path: str | os.PathLike) -> bool:
@@ -741,6 +789,7 @@ def write_project(folder: str | os.PathLike, stores: Sequence[ImageStore | Mappi
                             if s.metadata.get("class_names")), [])
     for s in items:  # refuse bad arrays before writing anything
         _prepare(s.image, s.labels, s.probabilities, s.metadata, f"{folder}/{s.name}{STORE_SUFFIX}")
+        _prepare_points(s.points, f"{folder}/{s.name}{STORE_SUFFIX}")
 
     def fill(tmp: Path) -> None:
         for s in items:
@@ -834,7 +883,8 @@ def project_to_annotations(stores: Sequence[ImageStore]) -> list[LazyAnnotations
     """Turn image stores into training items (not validated; see ``regimes.targets.check_inputs``).
 
     Label layers named like a regime's input (or one of its older names)
-    become that input's labels (absent: not annotated for it); the ``roi``
+    become that input's labels (absent: not annotated for it), and so do the
+    points tables of a points input; the ``roi``
     layer becomes the region of interest; other layers are ignored.
     ``metadata["annotated"]`` (input key -> bool), when present, marks inputs
     explicitly.
@@ -846,8 +896,9 @@ def project_to_annotations(stores: Sequence[ImageStore]) -> list[LazyAnnotations
         marked = marked if isinstance(marked, dict) else {}
         labels, annotated = {}, {}
         for i in inputs:
-            name = next((n for n in i.names if n in s.labels), None)
-            labels[i.key] = None if name is None else s.labels[name]
+            found = s.points if i.is_points else s.labels
+            name = next((n for n in i.names if n in found), None)
+            labels[i.key] = None if name is None else found[name]
             flag = next((marked[n] for n in i.names if n in marked), None)
             if flag is not None:
                 annotated[i.key] = bool(flag)
@@ -860,10 +911,13 @@ def project_to_annotations(stores: Sequence[ImageStore]) -> list[LazyAnnotations
 
 def annotations_to_store(item: LazyAnnotations, metadata: Mapping[str, Any] | None = None) -> ImageStore:
     """The inverse of :func:`project_to_annotations` for one image (``None`` layers are left out)."""
-    labels = {k: v for k, v in item.labels.items() if v is not None}
+    points_keys = {i.key for i in registry.label_inputs() if i.is_points}
+    labels = {k: v for k, v in item.labels.items() if v is not None and k not in points_keys}
+    points = {k: v for k, v in item.labels.items() if v is not None and k in points_keys}
     if item.roi is not None:
         labels[ROI_LABEL] = np.asarray(item.roi)
     meta = dict(metadata or {})
     if item.annotated:
         meta.setdefault("annotated", {k: bool(v) for k, v in item.annotated.items()})
-    return ImageStore(image=item.image, labels=labels, name=item.name, metadata=meta, pixel_size=item.pixel_size)
+    return ImageStore(image=item.image, labels=labels, name=item.name, metadata=meta, pixel_size=item.pixel_size,
+                      points=points)

@@ -13,16 +13,23 @@ import numpy as np
 from ..engine.annotations import LazyAnnotations
 from ..engine.regimes import registry
 from ..errors import AnnotationError
-from .layers import (META, annotated_flags, label_layers, pixel_size_of, plane_data, plane_name, plane_of, planes,
-                     spatial_shape)
+from .layers import (META, annotated_flags, input_plane, input_spec, label_layers, layer_values, leading_shape,
+                     pixel_size_of, plane_data, plane_name, planes, spatial_shape)
 from .summary import painted_planes
 
 
 def snapshot_labels(viewer, image_layer) -> dict[str, np.ndarray]:
-    """Input key -> the image's lazy-label data (all planes), checked against the image's shape."""
+    """Input key -> the image's lazy-label data (all planes; a points input's ``layers.layer_values``),
+    checked against the image's shape."""
     shape = spatial_shape(image_layer)
     out = {}
     for task, layer in label_layers(viewer, image_layer.name).items():
+        if input_spec(task).is_points:
+            out[task] = np.array(layer_values(layer))
+            if out[task].shape[-1] != len(shape) + 1:
+                raise AnnotationError(f"layer '{layer.name}' has points of {out[task].shape[-1] - 1} "
+                                      f"coordinates but the image has {len(shape)} axes", source=image_layer.name)
+            continue
         if tuple(layer.data.shape) != shape:
             raise AnnotationError(f"layer '{layer.name}' has shape {tuple(layer.data.shape)} but the "
                                   f"image is {shape}", source=image_layer.name)
@@ -41,9 +48,9 @@ def training_items(viewer, image_layer, unpainted: bool = False) -> list[LazyAnn
     items = []
     marks = ((image_layer.metadata or {}).get(META) or {}).get("annotated") or {}
     flagged = {tuple(p) for p, f in marks.items() if any(f.values())}
-    chosen = set(planes(image_layer)) if unpainted else set(painted_planes(stacks)) | flagged
+    chosen = set(planes(image_layer)) if unpainted else set(painted_planes(stacks, len(leading_shape(image_layer)))) | flagged
     for plane in sorted(chosen):
-        labels = {t: np.array(plane_of(d, plane)) for t, d in stacks.items()}
+        labels = {t: np.array(input_plane(t, d, plane)) for t, d in stacks.items()}
         items.append(LazyAnnotations(image=np.array(plane_data(image_layer, plane)), labels=labels,
                                      name=plane_name(image_layer.name, plane),
                                      annotated=annotated_flags(image_layer, plane),

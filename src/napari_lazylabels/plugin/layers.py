@@ -3,7 +3,8 @@
 An image layer ``nuclei`` gets one lazy-label layer per input of the regimes
 (:mod:`napari_lazylabels.engine.regimes`), named ``"nuclei <suffix>"`` with
 the input's colours and brush (a layer named with an input's older suffix is
-still found), and the prediction layers ``nuclei P(<task>)``
+still found; an input whose ``layer_type`` is ``points`` gets a Points layer,
+one point per object, with a ``class`` feature), and the prediction layers ``nuclei P(<task>)``
 ..., ``nuclei semantic`` and ``nuclei instances`` (and ``nuclei
 components(<task>)``, the mixture component of each pixel, for a task whose
 classes are mixtures). Each such layer also carries
@@ -234,7 +235,7 @@ def label_layers(viewer, image_name: str) -> dict[str, Any]:
     """Input key -> lazy-label layer of the image (inputs without a layer left out)."""
     out = {}
     for key in input_keys():
-        layer = find_layer(viewer, image_name, key, "labels")
+        layer = find_layer(viewer, image_name, key, input_spec(key).layer_type)
         if layer is not None:
             out[key] = layer
     return out
@@ -246,6 +247,15 @@ def candidate_label_layers(viewer, image_layer) -> list:
     return [layer for layer in viewer.layers
             if layer.__class__.__name__ == "Labels" and tuple(layer.data.shape) == shape
             and not is_prediction_role(role_of(layer))]
+
+
+def candidate_layers(viewer, image_layer, key: str) -> list:
+    """The layers that could hold input ``key`` of the image: Points layers of the image's dimensions for
+    a points input, else :func:`candidate_label_layers`."""
+    if not input_spec(key).is_points:
+        return candidate_label_layers(viewer, image_layer)
+    ndim = len(spatial_shape(image_layer))
+    return [layer for layer in viewer.layers if layer.__class__.__name__ == "Points" and layer.ndim == ndim]
 
 
 def is_prediction_role(role: str | None) -> bool:
@@ -274,8 +284,11 @@ def ensure_label_layers(viewer, image_layer, names: Sequence[str]) -> dict[str, 
     out = {}
     shape = spatial_shape(image_layer)
     for key in input_keys():
-        layer = find_layer(viewer, image_layer.name, key, "labels")
-        if layer is None:
+        layer = find_layer(viewer, image_layer.name, key, input_spec(key).layer_type)
+        if layer is None and input_spec(key).is_points:
+            layer = viewer.add_points(np.zeros((0, len(shape))), **spatial_placement(image_layer),
+                                      **points_layer_kwargs(image_layer.name, key, len(shape)))
+        elif layer is None:
             kwargs = label_layer_kwargs(image_layer.name, key, names)
             layer = viewer.add_labels(np.zeros(shape, label_dtype(len(names))), **spatial_placement(image_layer),
                                       **kwargs)
@@ -287,8 +300,11 @@ def ensure_label_layers(viewer, image_layer, names: Sequence[str]) -> dict[str, 
 
 
 def style_label_layer(layer, key: str, names: Sequence[str]) -> None:
-    """Colours, brush, class table and selected value of an existing lazy-label layer."""
+    """Colours, brush, class table and selected value of an existing lazy-label layer (a Points
+    layer keeps its own style)."""
     spec = input_spec(key)
+    if spec.is_points:
+        return
     layer.colormap = input_colours(key, len(names))
     layer.brush_size = spec.brush_size
     try:
@@ -297,6 +313,67 @@ def style_label_layer(layer, key: str, names: Sequence[str]) -> None:
         pass
     if layer.selected_label == 0 or layer.selected_label > spec.max_label(len(names)):
         layer.selected_label = 1
+
+
+# -- points inputs (Points layers) ------------------------------------------------------------
+
+#: The feature of a Points layer that holds each point's class (1..K; 1 when absent).
+CLASS_FEATURE = "class"
+
+
+def points_layer_kwargs(image_name: str, key: str, ndim: int = 2) -> dict:
+    """Constructor keyword arguments of the Points layer of a points input (new points: class 1)."""
+    spec = input_spec(key)
+    return {"name": label_layer_name(image_name, key), "ndim": int(ndim), "size": spec.brush_size,
+            "face_color": _rgba(spec.palette[0]), "opacity": spec.opacity,
+            "features": {CLASS_FEATURE: np.zeros(0, np.int64)}, "feature_defaults": {CLASS_FEATURE: 1},
+            "metadata": _meta(image_name, spec.key)}
+
+
+def layer_values(layer) -> np.ndarray:
+    """A lazy-label layer's data: a Labels layer's array, or a Points layer's ``(N, ndim + 1)`` array of
+    coordinates (data axes) and class."""
+    if layer.__class__.__name__ != "Points":
+        return layer.data
+    coords = np.asarray(layer.data, np.float64).reshape(len(layer.data), int(layer.ndim))
+    features = getattr(layer, "features", None)
+    cls = np.ones(len(coords))
+    if features is not None and CLASS_FEATURE in features and len(features) == len(coords):
+        cls = np.nan_to_num(np.asarray(features[CLASS_FEATURE], np.float64), nan=1.0)
+    return np.column_stack([coords, cls])
+
+
+def points_of_plane(values: np.ndarray, plane: tuple[int, ...]) -> np.ndarray:
+    """The points of one plane as ``(M, 3)`` y, x, class (those whose leading coordinates round to it)."""
+    values = np.asarray(values, np.float64).reshape(-1, np.shape(values)[-1] if np.size(values) else 3 + len(plane))
+    lead = values[:, :-3]
+    keep = np.all(np.floor(lead + 0.5) == np.asarray(plane, np.float64), axis=1) if len(plane) else \
+        np.ones(len(values), bool)
+    return values[keep][:, -3:]
+
+
+def input_plane(key: str, values: np.ndarray, plane: tuple[int, ...]) -> np.ndarray:
+    """One plane of an input's :func:`layer_values`: YX labels, or ``(M, 3)`` points."""
+    return points_of_plane(values, plane) if input_spec(key).is_points else np.asarray(plane_of(values, plane))
+
+
+def planes_with_points(values: np.ndarray, n_lead: int) -> set[tuple[int, ...]]:
+    """The planes holding a point (rounded leading coordinates)."""
+    values = np.asarray(values, np.float64).reshape(-1, n_lead + 3) if np.size(values) else np.zeros((0, n_lead + 3))
+    return {tuple(int(v) for v in row) for row in np.floor(values[:, :n_lead] + 0.5)}
+
+
+def points_layer_data(points_by_plane: dict[tuple[int, ...], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(coordinates (N, len(plane) + 2), classes (N,)) of a Points layer from each plane's ``(M, 3)`` points."""
+    coords, classes = [], []
+    for plane, pts in sorted(points_by_plane.items()):
+        pts = np.asarray(pts, np.float64).reshape(-1, 3)
+        coords.append(np.column_stack([np.tile(np.asarray(plane, np.float64), (len(pts), 1)), pts[:, :2]]))
+        classes.append(pts[:, 2].astype(np.int64))
+    n = len(next(iter(points_by_plane), ())) + 2
+    if not coords:
+        return np.zeros((0, n)), np.zeros(0, np.int64)
+    return np.concatenate(coords).reshape(-1, n), np.concatenate(classes)
 
 
 # -- planes and image metadata ------------------------------------------------------------------

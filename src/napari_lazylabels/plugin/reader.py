@@ -30,8 +30,9 @@ from ..io.ome_zarr import (ROI_LABEL, ImageStore, is_image_store, is_project, re
                            store_problem)
 from ..engine.labels import smallest_label_dtype
 from ..engine.regimes import registry
-from .layers import (META, PREDICTION_KINDS, foreground, instances_layer_kwargs, label_dtype, label_layer_kwargs,
-                     probability_layer_kwargs, semantic_layer_kwargs)
+from .layers import (CLASS_FEATURE, META, PREDICTION_KINDS, foreground, instances_layer_kwargs, label_dtype,
+                     label_layer_kwargs, points_layer_data, points_layer_kwargs, probability_layer_kwargs,
+                     semantic_layer_kwargs)
 
 LayerData = tuple[Any, dict, str]
 
@@ -152,6 +153,14 @@ def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -
         layers.append((data.astype(smallest_label_dtype(data) if kind == "semantic" else np.int32), kwargs,
                        "labels"))
     for spec in registry.label_inputs():
+        if spec.is_points:      # a Points layer: the points of every plane, the plane as leading coordinates
+            found = {p: next((s.points[n] for n in spec.names if n in s.points), None) for p, s in members}
+            coords, classes = points_layer_data({p: v for p, v in found.items() if v is not None} or {
+                members[0][0]: np.zeros((0, 3))})
+            kwargs = points_layer_kwargs(name, spec.key, len(lead) + 2)
+            kwargs["features"] = {CLASS_FEATURE: classes}
+            layers.append((coords, {**kwargs, **common}, "points"))
+            continue
         data = _stacked(members, lead, lambda s: _input_labels(s, spec.names), label_dtype(len(names)))
         if data is None:
             data = np.zeros(yx, label_dtype(len(names)))

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .layers import input_keys, input_spec
+from .layers import input_keys, input_spec, planes_with_points
 
 #: Shown in a cell when the image is not annotated for that column's input.
 NOT_ANNOTATED = "-"
@@ -36,7 +36,8 @@ class PlaneSummary:
 
 def summarize_plane(name: str, layers: Mapping[str, np.ndarray | None], class_names: Sequence[str],
                     marked: Mapping[str, bool] | None = None) -> PlaneSummary:
-    """Summary of one plane; ``layers`` maps input key -> YX array (or None when the layer is absent).
+    """Summary of one plane; ``layers`` maps input key -> YX array, or (M, 3) points of a points input
+    (None when the layer is absent).
 
     ``marked``: inputs explicitly annotated although empty (see ``layers.annotated_flags``).
     """
@@ -53,10 +54,18 @@ def summarize_plane(name: str, layers: Mapping[str, np.ndarray | None], class_na
     return s
 
 
-def painted_planes(stacks: Mapping[str, np.ndarray]) -> list[tuple[int, ...]]:
-    """Plane indices (leading axes) where any of the stacks has a non-zero pixel."""
+def painted_planes(stacks: Mapping[str, np.ndarray], n_lead: int | None = None) -> list[tuple[int, ...]]:
+    """Plane indices (leading axes) where any of the stacks has a non-zero pixel (or a point: a points
+    input's stack is its ``layers.layer_values``; ``n_lead``: the image's plane axes, by default those
+    of the label stacks)."""
     found: set[tuple[int, ...]] = set()
-    for data in stacks.values():
+    points = {k for k in stacks if input_spec(k).is_points}
+    if n_lead is None:
+        n_lead = next((np.ndim(d) - 2 for k, d in stacks.items() if k not in points), 0)
+    for key, data in stacks.items():
+        if key in points:
+            found |= planes_with_points(data, n_lead)
+            continue
         data = np.asarray(data)
         if data.ndim == 2:
             if data.any():

@@ -187,7 +187,7 @@ def prepare(plan: TrainingPlan) -> Prepared:
     else:
         run_regimes = registry.trained_regimes(present_inputs(items), plan.opt_in)
     tasks = registry.tasks_of(run_regimes, plan.n_classes, plan.weights, plan.all_options)
-    targets = training_items(items, run_regimes, tasks)
+    targets = training_items(items, run_regimes, tasks, plan.all_options)
     return Prepared(run_regimes, roles_of_trained(tasks, targets), targets)
 
 

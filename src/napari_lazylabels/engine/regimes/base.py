@@ -38,8 +38,24 @@ if TYPE_CHECKING:  # pragma: no cover
 
 RGB = tuple[int, int, int]
 
-#: Layer types an input can have in napari.
+#: Layer types an input can have in napari: a label image (YX integers), or points (an (N, 3) array of
+#: y, x, class once checked, see :mod:`..points`).
 LABELS, POINTS = "labels", "points"
+LAYER_TYPES = (LABELS, POINTS)
+
+
+def saved_rounds(artifacts: Mapping[str, Mapping[str, Any]], folder: str) -> dict[int, Mapping[str, np.ndarray]]:
+    """Round number -> arrays of a rounds hook's ``<folder>/round_XX.npz`` files, from a model folder's
+    artifacts."""
+    out = {}
+    prefix = folder + "/round_"
+    for name, arrays in artifacts.items():
+        if name.startswith(prefix) and name.endswith(".npz"):
+            try:
+                out[int(name[len(prefix):-4])] = arrays
+            except ValueError:
+                continue
+    return out
 
 
 def count_text(array: np.ndarray, class_names: Sequence[str]) -> str:
@@ -84,7 +100,12 @@ class LabelInput:
         brush_size, opacity: of the napari layer.
         shortcut: napari key binding that selects the layer for painting.
         required: the manifest must have this column.
-        layer_type: ``"labels"`` (or ``"points"`` for click regimes).
+        binary: a mask: any non-zero value means 1 (a thresholded image saved
+            with 255, or an instance map, is read as a mask); checked into 0/1.
+        layer_type: ``"labels"``, or ``"points"`` for a click regime: its value is
+            then an ``(N, 2)`` (y, x) or ``(N, 3)`` (y, x, class) array of pixel
+            coordinates, checked into ``(N, 3)`` float64 (:func:`..points.check_points`);
+            a regime that needs a label image rasterises it in :meth:`Regime.targets`.
         aliases: earlier names of the column or store label (also tried as
             layer suffixes), still read.
         suffix_aliases: earlier layer suffixes only (a layer called
@@ -107,6 +128,7 @@ class LabelInput:
     opacity: float = 0.7
     shortcut: str | None = None
     required: bool = False
+    binary: bool = False
     layer_type: str = LABELS
     aliases: tuple[str, ...] = ()
     suffix_aliases: tuple[str, ...] = ()
@@ -115,6 +137,15 @@ class LabelInput:
     def max_label(self, n_classes: int) -> int:
         """The largest value allowed in this input's layer."""
         return (int(n_classes) if self.class_values else len(self.value_names)) + len(self.extra_values)
+
+    def accepted_max(self, n_classes: int) -> int:
+        """The largest value a file or layer of this input may hold (any, for a binary mask)."""
+        return int(np.iinfo(np.int64).max) if self.binary else self.max_label(n_classes)
+
+    @property
+    def is_points(self) -> bool:
+        """Whether the input is a set of points (a napari Points layer), not a label image."""
+        return self.layer_type == POINTS
 
     def names_of_values(self, class_names: Sequence[str]) -> list[str]:
         """The name of each value 1..max (class names, or the fixed value names; then the extra values)."""
@@ -220,12 +251,13 @@ class Regime:
         """Refuse a run whose other tasks this regime cannot work with (SettingsError)."""
 
     def targets(self, item: LazyAnnotations, done: Mapping[str, tuple[np.ndarray | None, bool]],
-                tasks: Sequence[TaskSpec]) -> dict[str, tuple[np.ndarray | None, bool]]:
+                tasks: Sequence[TaskSpec], options: Any = None) -> dict[str, tuple[np.ndarray | None, bool]]:
         """Training targets of one image: task -> (labels or None, annotated).
 
         ``done``: the targets the run's other (not opt-in) regimes made for
         this image, for a regime that derives its targets from them;
-        ``tasks``: all the run's tasks. Default: each input's labels as they are.
+        ``tasks``: all the run's tasks; ``options``: this regime's options in
+        the run (None: its defaults). Default: each input's labels as they are.
         """
         return {i.key: (item.labels.get(i.key), item.is_annotated(i.key)) for i in self.inputs}
 
@@ -262,7 +294,7 @@ class Regime:
         painted = strokes = 0
         for i in self.inputs:
             lab = labels.get(i.key)
-            if lab is None:
+            if lab is None or i.is_points:
                 continue
             painted += int(np.count_nonzero(lab))
             strokes += int(blob_components(np.asarray(lab))[0].max(initial=0))

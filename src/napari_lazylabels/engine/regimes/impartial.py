@@ -186,7 +186,7 @@ class ImPartial(Regime):
             blind_spot=float(opts.blind_spot), self_supervised_weight=float(opts.mixture_weight),
             description=self.inputs[0].values)]
 
-    def targets(self, item, done, tasks):
+    def targets(self, item, done, tasks, options=None):
         """Class ids for the head: object strokes keep their class, background strokes (K+1)
         become class 0, and unpainted pixels the unlabelled value K+1."""
         task = next(t for t in tasks if t.name == SCRIBBLES)

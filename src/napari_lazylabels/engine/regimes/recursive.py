@@ -32,7 +32,7 @@ from ..labels import class_map, smallest_label_dtype
 from ..postprocess.growth import grow_from_probabilities, seeds_from_classes
 from ..postprocess.settings import GROWTH, PostProcessing
 from ..tasks import BOUNDARIES, FOREGROUND, PARTIAL, PLAIN, SEEDS, TaskSpec, heads_by_role
-from .base import Regime
+from .base import Regime, saved_rounds
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..annotations import LazyAnnotations
@@ -232,15 +232,7 @@ class RecursiveApproximation:
 
 def rounds_of(artifacts: Mapping[str, Mapping[str, Any]]) -> dict[int, Mapping[str, np.ndarray]]:
     """Round number -> arrays, from a model folder's artifacts."""
-    out = {}
-    prefix = APPROXIMATIONS_DIR + "/round_"
-    for name, arrays in artifacts.items():
-        if name.startswith(prefix) and name.endswith(".npz"):
-            try:
-                out[int(name[len(prefix):-4])] = arrays
-            except ValueError:
-                continue
-    return out
+    return saved_rounds(artifacts, APPROXIMATIONS_DIR)
 
 
 class Recursive(Regime):
@@ -266,7 +258,7 @@ class Recursive(Regime):
             raise SettingsError("the recursive approximation needs a blobs task (its round-0 targets) and a "
                                 "foreground task (its guide)")
 
-    def targets(self, item: LazyAnnotations, done, tasks):
+    def targets(self, item: LazyAnnotations, done, tasks, options=None):
         seeds = next(t for t in tasks if t.role == SEEDS and t.name != APPROXIMATION)
         labels, annotated = done.get(seeds.name, (None, False))
         return {APPROXIMATION: (None if labels is None else np.array(labels, copy=True), annotated)}

@@ -20,13 +20,13 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ...errors import SettingsError
 from ..tasks import FOREGROUND, TaskSpec
-from . import detection, impartial, recursive, segmentation, separation
+from . import detection, impartial, lacss, recursive, segmentation, separation
 from .base import LabelInput, Regime
 
 ENTRY_POINT_GROUP = "napari_lazylabels.regimes"
 
 _BUILT_IN: tuple[Regime, ...] = (detection.REGIME, separation.REGIME, segmentation.REGIME, recursive.REGIME,
-                                 impartial.REGIME)
+                                 impartial.REGIME, lacss.REGIME)
 _regimes: list[Regime] = []
 _loaded = False
 
@@ -189,6 +189,17 @@ def draft_inputs() -> tuple[LabelInput, LabelInput] | None:
             source = input_with_role(r.draft_from_role)
             if source is not None:
                 return source, r.inputs[0]
+    return None
+
+
+def machine_label_inputs() -> tuple[LabelInput, LabelInput] | None:
+    """(points, mask) inputs that machine-made labels fill (``engine.autolabel``): the points input and
+    the binary mask input of the first regime with both, or None."""
+    for r in regimes():
+        pts = next((i for i in r.inputs if i.is_points), None)
+        mask = next((i for i in r.inputs if i.binary), None)
+        if pts is not None and mask is not None:
+            return pts, mask
     return None
 
 

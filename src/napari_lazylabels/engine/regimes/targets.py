@@ -9,23 +9,26 @@ then the opt-in ones, which may derive theirs from the others').
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ...errors import AnnotationError
 from ..annotations import LazyAnnotations, check_image, check_labels
+from ..points import check_points
 from ..tasks import TaskSpec
 from . import registry
 from .base import Regime
 
 
 def check_inputs(items: Sequence[LazyAnnotations], n_classes: int) -> list[LazyAnnotations]:
-    """Validated copies of ``items`` (labels keyed by input key, as int32; ROI as bool).
+    """Validated copies of ``items`` (labels keyed by input key, as int32; points inputs as (N, 3)
+    float64 arrays of y, x, class; ROI as bool).
 
     Raises:
         AnnotationError: no images, an image the network cannot use, labels
-            for an unknown input, labels of the wrong shape, type or values.
+            for an unknown input, labels of the wrong shape, type or values,
+            points outside the image or of an unknown class.
     """
     if len(items) == 0:
         raise AnnotationError("no images were given")
@@ -39,8 +42,15 @@ def check_inputs(items: Sequence[LazyAnnotations], n_classes: int) -> list[LazyA
             if spec is None:
                 raise AnnotationError(f"labels for unknown input {key!r} (inputs: {', '.join(inputs)})",
                                       source=item.name)
-            labels[key] = None if lab is None else check_labels(
-                lab, image.shape[:2], spec.max_label(n_classes), item.name, what=f"{key} labels")
+            if lab is None:
+                labels[key] = None
+            elif spec.is_points:
+                labels[key] = check_points(lab, image.shape[:2], n_classes, item.name, what=key)
+            else:
+                labels[key] = check_labels(lab, image.shape[:2], spec.accepted_max(n_classes), item.name,
+                                           what=f"{key} labels")
+                if spec.binary:
+                    labels[key] = (labels[key] > 0).astype(np.int32)
         roi = None
         if item.roi is not None:
             roi = check_labels(item.roi, image.shape[:2], 1, item.name, what="region of interest") > 0
@@ -56,13 +66,15 @@ def present_inputs(items: Sequence[LazyAnnotations]) -> set[str]:
 
 
 def training_items(items: Sequence[LazyAnnotations], run_regimes: Sequence[Regime],
-                   tasks: Sequence[TaskSpec]) -> list[LazyAnnotations]:
-    """The items with their labels replaced by the run's targets (keyed by task name)."""
+                   tasks: Sequence[TaskSpec], options: Mapping[str, Any] | None = None) -> list[LazyAnnotations]:
+    """The items with their labels replaced by the run's targets (keyed by task name); ``options``:
+    regime name -> its options in the run (missing: its defaults)."""
+    options = options or {}
     out = []
     for item in items:
         done: dict[str, tuple[np.ndarray | None, bool]] = {}
         for r in sorted(run_regimes, key=lambda r: r.opt_in):
-            done.update(r.targets(item, dict(done), tasks))
+            done.update(r.targets(item, dict(done), tasks, options.get(r.name)))
         out.append(LazyAnnotations(image=item.image, labels={t.name: done.get(t.name, (None, False))[0]
                                                               for t in tasks},
                                    roi=item.roi, name=item.name,

@@ -6,7 +6,10 @@ lazy label the regimes declare (``<image> blobs``, ``<image> scribbles``,
 button and a shortcut (Alt-1, Alt-2, ...) that switch to painting it on the
 chosen image. The table below lists, per image (per plane of a stack), what
 has been painted, one column per kind, refreshed shortly after each stroke.
-GrabCut drafts of strong masks live in this widget too (:mod:`.grabcut_widget`).
+GrabCut drafts of strong masks live in this widget too (:mod:`.grabcut_widget`), and so do
+machine-made points and foreground masks for review (:mod:`.autolabel_widget`). An input
+whose layer type is ``points`` gets a Points layer (one click per object; its shortcut
+switches to adding points).
 Nothing here names a regime: the buttons, layers and columns come from the registry.
 """
 
@@ -18,10 +21,13 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                             QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..layers import (annotated_flags, class_names, ensure_label_layers, input_keys, input_spec, label_layers,
-                      plane_name, plane_of, set_class_names, source_images, style_label_layer)
+from ...engine.regimes import registry
+from ..layers import (annotated_flags, class_names, ensure_label_layers, input_keys, input_plane, input_spec,
+                      label_layers, layer_values, leading_shape, plane_name, set_class_names, source_images,
+                      style_label_layer)
 from ..summary import NOT_ANNOTATED, PlaneSummary, painted_planes, summarize_plane
 from .combo import set_combo_items
+from .autolabel_widget import AutolabelPanel
 from .grabcut_widget import GrabCutPanel
 from .tooltips import tip
 
@@ -63,6 +69,8 @@ class AnnotationWidget(QWidget):
             row.addWidget(b)
             self.input_buttons[key] = b
         self.grabcut = GrabCutPanel(napari_viewer, self.current_image, self)
+        self.autolabel = AutolabelPanel(napari_viewer, self.current_image, self) \
+            if registry.machine_label_inputs() is not None else None
         self.columns = columns()
         self.table = QTableWidget(0, len(self.columns))
         self.table.setHorizontalHeaderLabels(self.columns)
@@ -83,6 +91,8 @@ class AnnotationWidget(QWidget):
         layout.addWidget(self.add_button)
         layout.addLayout(row)
         layout.addWidget(self.grabcut)
+        if self.autolabel is not None:
+            layout.addWidget(self.autolabel)
         layout.addWidget(self.table)
         layout.addWidget(self.legend)
         self.summaries: list[PlaneSummary] = []
@@ -115,12 +125,17 @@ class AnnotationWidget(QWidget):
         image = self.current_image()
         if image is not None:
             self.class_edit.setText(", ".join(class_names(image)))
+        if getattr(self, "autolabel", None) is not None:
+            self.autolabel.refresh_channels()
 
     def _watch(self, layer) -> None:
         layer.events.name.connect(self._layers_changed)
         if layer.__class__.__name__ == "Labels":
             layer.events.paint.connect(self._schedule_summary)
             layer.events.data.connect(self._schedule_summary)
+        elif layer.__class__.__name__ == "Points":
+            layer.events.data.connect(self._schedule_summary)
+            layer.events.features.connect(self._schedule_summary)
 
     def _layers_changed(self, event=None) -> None:
         if event is not None and getattr(event, "type", "") == "inserted":
@@ -166,7 +181,7 @@ class AnnotationWidget(QWidget):
         layer = layers[key]
         layer.visible = True
         self.viewer.layers.selection.active = layer
-        layer.mode = "paint"
+        layer.mode = "add" if input_spec(key).is_points else "paint"
         return layer
 
     def _shortcut(self, key: str):
@@ -186,13 +201,13 @@ class AnnotationWidget(QWidget):
             layers = label_layers(self.viewer, image.name)
             if not layers:
                 continue
-            stacks = {k: layer.data for k, layer in layers.items()}
-            shapes = {tuple(np.shape(d)) for d in stacks.values()}
-            if len(shapes) != 1:
+            stacks = {k: layer_values(layer) for k, layer in layers.items()}
+            shapes = {tuple(np.shape(d)) for k, d in stacks.items() if not input_spec(k).is_points}
+            if len(shapes) > 1:
                 continue
             names = class_names(image)
-            for plane in painted_planes(stacks):
-                planes = {k: np.asarray(plane_of(d, plane)) for k, d in stacks.items()}
+            for plane in painted_planes(stacks, len(leading_shape(image))):
+                planes = {k: input_plane(k, d, plane) for k, d in stacks.items()}
                 out.append(summarize_plane(plane_name(image.name, plane), planes, names,
                                            annotated_flags(image, plane)))
         return out
@@ -210,3 +225,5 @@ class AnnotationWidget(QWidget):
     def shutdown(self) -> None:
         self._summary_timer.stop()
         self.grabcut.shutdown()
+        if self.autolabel is not None:
+            self.autolabel.shutdown()

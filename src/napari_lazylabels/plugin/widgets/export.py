@@ -20,8 +20,8 @@ from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QL
 from ...io.ome_zarr import STORE_SUFFIX, ImageStore, add_to_project, is_project, read_project_info
 from .background import BackgroundCall
 from .combo import set_combo_items
-from ..layers import (annotated_flags, class_names, find_layer, label_layers, leading_shape, pixel_size_of,
-                      plane_data, plane_name, planes, source_images)
+from ..layers import (annotated_flags, class_names, find_layer, input_plane, input_spec, label_layers, layer_values,
+                      leading_shape, pixel_size_of, plane_data, plane_name, planes, source_images)
 from .dialogs import ask_overwrite
 from .predictions import stored_probabilities
 from .tooltips import tip
@@ -35,9 +35,14 @@ def stores_for_image(viewer, image_layer) -> list[ImageStore]:
     lead = leading_shape(image_layer)
     out = []
     for plane in planes(image_layer):
-        labels = {}
+        labels, points = {}, {}
         marks = annotated_flags(image_layer, plane)
         for task, layer in lazy.items():
+            if input_spec(task).is_points:
+                data = input_plane(task, layer_values(layer), plane)
+                if len(data) or marks.get(task):
+                    points[task] = data
+                continue
             data = np.array(plane_data(layer, plane))
             if data.any() or marks.get(task):     # marked annotated: kept even when empty
                 labels[task] = data
@@ -48,13 +53,13 @@ def stores_for_image(viewer, image_layer) -> list[ImageStore]:
                     labels[kind] = np.array(plane_data(layer, plane))
         meta = {"class_names": names, "source": "napari"}
         if marks:
-            meta["annotated"] = {t: True for t in marks if t in labels}
+            meta["annotated"] = {t: True for t in marks if t in labels or t in points}
         if lead:
             meta["stack"] = {"name": image_layer.name, "plane": list(plane), "shape": list(lead)}
         out.append(ImageStore(image=np.array(plane_data(image_layer, plane)), labels=labels,
                               probabilities={k: np.asarray(v, np.float32) for k, v in probs.items()},
                               name=plane_name(image_layer.name, plane), metadata=meta,
-                              pixel_size=pixel_size_of(image_layer)))
+                              pixel_size=pixel_size_of(image_layer), points=points))
     return out
 
 

@@ -13,7 +13,7 @@ from functools import partial
 from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox
 
 from .combo import set_combo_items
-from ..layers import assign_label_layer, candidate_label_layers, input_keys, input_spec, label_layers
+from ..layers import assign_label_layer, candidate_layers, input_keys, input_spec, label_layers
 from .tooltips import tip
 
 #: Shown when an image has no layer for an input.
@@ -48,9 +48,9 @@ class LabelLayerPicker(QGroupBox):
     def refresh(self) -> None:
         image = self._image_layer()
         self.setTitle(f"Label layers of {image.name}" if image is not None else "Label layers")
-        names = [layer.name for layer in candidate_label_layers(self.viewer, image)] if image is not None else []
         current = label_layers(self.viewer, image.name) if image is not None else {}
         for task, combo in self.combos.items():
+            names = [layer.name for layer in candidate_layers(self.viewer, image, task)] if image is not None else []
             chosen = current.get(task)
             items = names if chosen is not None and chosen.name in names else [NO_LAYER, *names]
             set_combo_items(combo, items)

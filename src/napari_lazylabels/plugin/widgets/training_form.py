@@ -44,7 +44,7 @@ class TrainSettings:
 
 
 def _option_widget(cls: type, name: str, high: float = 1e6):
-    """A widget for one field of an options dataclass (int, float, a choice, or int | float | None
+    """A widget for one field of an options dataclass (bool, int, float, a choice, or int | float | None
     with 0 = automatic)."""
     f = next(f for f in fields(cls) if f.name == name)
     hint = typing.get_type_hints(cls)[name]
@@ -55,6 +55,8 @@ def _option_widget(cls: type, name: str, high: float = 1e6):
     text = f.metadata.get("help", label) + (" (0: automatic)" if optional else "")
     if f.metadata.get("choices"):
         return ComboBox(choices=list(f.metadata["choices"]), value=default, label=label, tooltip=text)
+    if base is bool:
+        return CheckBox(value=bool(default), label=label, tooltip=text)
     if base is int:
         return SpinBox(value=default or 0, min=0, max=1_000_000, label=label, tooltip=text)
     box = FloatSpinBox(value=float(default or 0.0), min=0.0, max=high,

@@ -1,0 +1,320 @@
+"""Accuracy of points + an image-level foreground mask (LACSS), clicked or machine-made, against the lazy
+regime, full supervision and the classical pipeline the machine labels come from.
+
+    python benchmarks/accuracy.py --suite points --threads 1     # the run in docs/benchmarks.md
+
+The suite names no regime: the points + mask regime is the one with a points
+input and a binary mask input (``registry.machine_label_inputs``), the lazy
+regime the regimes with required inputs (blobs, interfaces, masks), full
+supervision the foreground regime (exact masks) alone.
+
+Methods (the same network, the ``cpu`` preset, the same steps on the same images):
+
+    points      a point at each ground-truth object's centroid + the exact foreground (the regime's defaults)
+    machine     machine-made points (LoG) + machine-made foreground (Otsu; no ground truth used)
+    classical   the pipeline the machine labels come from, no training: the machine mask cut between the
+                machine points by a seeded watershed of its distance transform (on the test images)
+    lazy        blobs and interfaces on every training image, exact masks on 10 % of them
+    full        exact masks on every training image
+    no_rounds   ablation of "points": the first partition (distance-transform necks) throughout
+    no_aux      ablation of "points": no low field-of-view auxiliary head
+    no_cuts     ablation of "points": no boundary task at all (and so no auxnet and no rounds): cuts by the
+                seeded watershed alone
+
+Machine-label settings per data set (``AUTOLABEL``) were set as a user would
+set them, by eye: the objects' typical diameter, and dark objects for H&E;
+the threshold is Otsu everywhere (the default). Real frames are labelled
+whole, then cut into tiles (the training images); test images are predicted
+whole. Splits: ``DATASETS`` (by frame, section or image, never inside one).
+
+Metrics on the test images, pooled over them: AP at IoU 0.5 (TP / (TP + FP +
+FN)), the mean AP over IoU 0.5, 0.55, ..., 0.9 (as LACSS reports), pixel Dice
+of the foreground; annotation cost: points clicked and pixels painted.
+
+Resumable: every finished run is appended to
+``benchmarks/results/points_<mode>.jsonl``; a rerun skips the runs already
+there. The block between the ``points`` markers of docs/benchmarks.md is
+rewritten from that file at the end (or with ``--report-only``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from accuracy import DOCS_FILE, ROOT, _tiles, machine, write_docs
+from scribble_mixture import DATASETS as REAL_SETS, _gray_or_rgb, lazy_regimes, load_dataset, read_results
+from napari_lazylabels.engine.annotations import LazyAnnotations
+from napari_lazylabels.engine.autolabel import AutolabelConfig, autolabel, classical_instances
+from napari_lazylabels.engine.config import TrainConfig, preset
+from napari_lazylabels.engine.metrics import ap_sweep
+from napari_lazylabels.engine.pipeline import segment
+from napari_lazylabels.engine.regimes import registry
+from napari_lazylabels.engine.simulate import annotation_cost, simulate_lazy_labels, total_annotation_cost
+from napari_lazylabels.engine.synthetic import make_image, make_test_set
+from napari_lazylabels.engine.tasks import FOREGROUND
+from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
+
+METHODS = ("points", "machine", "classical", "lazy", "full", "no_rounds", "no_aux", "no_cuts")
+METHOD_NAMES = {"points": "points at centroids + exact foreground", "machine": "machine points + machine foreground",
+                "classical": "classical (Otsu + LoG seeds + distance watershed)",
+                "lazy": "lazy (blobs + interfaces + 10 % masks)", "full": "full supervision",
+                "no_rounds": "points, no rounds", "no_aux": "points, no auxnet", "no_cuts": "points, no boundary task"}
+ABLATIONS = {"no_rounds": dict(partition_rounds=0), "no_aux": dict(auxiliary_head=False),
+             "no_cuts": dict(boundary_task=False, auxiliary_head=False)}
+POINT_METHODS = ("points", "no_rounds", "no_aux", "no_cuts")
+#: What runs unless --methods says otherwise: per data set.
+DEFAULT_METHODS = {"synthetic": METHODS, "hela": ("points", "machine", "classical", "lazy"),
+                   "he": ("machine", "classical"), "phase": ("machine", "classical"), "em": ("machine", "classical")}
+STRONG_RATIO = 0.10
+SWEEP = tuple(np.round(np.arange(0.5, 0.91, 0.05), 2))
+#: Machine-label settings per data set (by eye: object diameter in px; H&E nuclei are dark).
+AUTOLABEL = {"synthetic": AutolabelConfig(object_size=20), "hela": AutolabelConfig(object_size=28),
+             "he": AutolabelConfig(object_size=30, dark_objects=True), "phase": AutolabelConfig(object_size=40),
+             "em": AutolabelConfig(object_size=24)}
+MARK_BEGIN, MARK_END = "<!-- points:begin -->", "<!-- points:end -->"
+
+
+def points_regime():
+    pair = registry.machine_label_inputs()
+    if pair is None:
+        raise SystemExit("no registered regime takes points and a foreground mask")
+    return registry.regime_of_input(pair[0].key)
+
+
+@dataclass
+class Data:
+    name: str
+    train: list[tuple[str, np.ndarray, np.ndarray]]
+    test: list[tuple[str, np.ndarray, np.ndarray]]
+    split: str
+    tiles: int = 1
+
+
+def load(name: str, n_synthetic: int) -> Data:
+    if name == "synthetic":
+        train = [(f"syn_{i:03d}", t.image, t.instances)
+                 for i, t in enumerate(make_image(900 + i, (256, 256), touching=0.3) for i in range(n_synthetic))]
+        test = [(f"syn_test_{i:03d}", t.image, t.instances) for i, t in enumerate(make_test_set(4, seed=0))]
+        return Data(name, train, test, f"the synthetic generator: {len(train)} training images 256x256 (seeds "
+                                       f"900..) and {len(test)} test images (make_test_set, seed 0)")
+    ds = load_dataset(name, "quick")
+    return Data(name, ds.train, ds.test, ds.split, ds.tiles)
+
+
+def machine_labels(name: str, image: np.ndarray) -> dict:
+    regime = points_regime()
+    pts_key, mask_key = (i.key for i in regime.inputs)
+    labels = autolabel(image, AUTOLABEL[name], source=name)
+    return {pts_key: labels.points, mask_key: labels.foreground}
+
+
+def _cut(labels: dict, sy: slice, sx: slice, pts_key: str) -> dict:
+    out = {}
+    for key, v in labels.items():
+        if v is None:
+            out[key] = None
+        elif key == pts_key:          # the points inside the tile, in its coordinates
+            p = np.asarray(v, np.float64).reshape(-1, 3)
+            y0, x0 = sy.start or 0, sx.start or 0
+            y1 = sy.stop if sy.stop is not None else np.inf
+            x1 = sx.stop if sx.stop is not None else np.inf
+            pix = np.floor(p[:, :2] + 0.5)
+            keep = (pix[:, 0] >= y0) & (pix[:, 0] < y1) & (pix[:, 1] >= x0) & (pix[:, 1] < x1)
+            out[key] = p[keep] - np.array([y0, x0, 0.0])
+        else:
+            out[key] = v[sy, sx]
+    return out
+
+
+def training_items(ds: Data, method: str) -> tuple[list[LazyAnnotations], dict]:
+    regime = points_regime()
+    pts_key = regime.inputs[0].key
+    fg = registry.regime_with_role(FOREGROUND)
+    tiles = []
+    for k, (name, image, inst) in enumerate(ds.train):
+        image = _gray_or_rgb(image)
+        if method in POINT_METHODS:
+            labels = regime.simulate(inst)
+        elif method == "machine":
+            labels = machine_labels(ds.name, image)
+        elif method == "lazy":
+            labels = simulate_lazy_labels(inst, rng=np.random.default_rng([k, 23]), strong=True)
+        else:
+            labels = simulate_lazy_labels(inst, rng=np.random.default_rng([k, 23]), regimes=[fg], strong=True)
+        grid = _tiles(inst.shape, ds.tiles) if ds.tiles > 1 else [(slice(None), slice(None))]
+        for t, (sy, sx) in enumerate(grid):
+            tiles.append((f"{name}_tile{t:02d}", image[sy, sx], inst[sy, sx], _cut(labels, sy, sx, pts_key)))
+    if method == "lazy":      # exact masks on 10 % of the tiles (those that hold objects first)
+        strong_key = fg.inputs[0].key
+        order = [int(i) for i in np.random.default_rng([0, 7]).permutation(len(tiles))]
+        order = [i for i in order if tiles[i][2].any()] + [i for i in order if not tiles[i][2].any()]
+        keep = set(order[:max(1, int(round(STRONG_RATIO * len(tiles))))])
+        tiles = [(n, im, inst, {**lab, strong_key: lab[strong_key] if i in keep else None})
+                 for i, (n, im, inst, lab) in enumerate(tiles)]
+    items, costs = [], []
+    for name, image, inst, labels in tiles:
+        items.append(LazyAnnotations(image, labels=dict(labels), name=name,
+                                     annotated={k: v is not None for k, v in labels.items()}
+                                     if method in ("lazy", "full") else {}))
+        costs.append(annotation_cost(labels, inst))
+    return items, total_annotation_cost(costs)
+
+
+@dataclass
+class Budget:
+    steps: int
+    batch_size: int
+    patch_size: int
+
+
+BUDGET = {"quick": Budget(steps=200, batch_size=4, patch_size=96),
+          "full": Budget(steps=800, batch_size=8, patch_size=128)}
+
+
+def score(pairs) -> dict:
+    """AP50, mean AP over IoU 0.5..0.9 and pixel Dice, pooled over (prediction, truth) pairs."""
+    sweeps = [ap_sweep(p, t, SWEEP) for p, t in pairs]
+    inter = sum(int(np.count_nonzero((p > 0) & (t > 0))) for p, t in pairs)
+    total = sum(int(np.count_nonzero(p > 0) + np.count_nonzero(t > 0)) for p, t in pairs)
+    ap = {th: float(np.mean([s[th] for s in sweeps])) for th in SWEEP}
+    return {"ap50": ap[0.5], "ap_mean": float(np.mean(list(ap.values()))), "ap": {f"{k:g}": v for k, v in ap.items()},
+            "dice": 2 * inter / max(total, 1)}
+
+
+def run_one(ds: Data, method: str, b: Budget, log) -> dict:
+    t0 = time.perf_counter()
+    if method == "classical":
+        pairs = []
+        for _, image, truth in ds.test:
+            labels = autolabel(_gray_or_rgb(image), AUTOLABEL[ds.name], source=ds.name)
+            pairs.append((classical_instances(labels.points, labels.foreground), truth))
+        n_train, steps, cost = 0, 0, {}
+    else:
+        items, cost = training_items(ds, method)
+        regime = points_regime()
+        config = TrainConfig(steps=b.steps, batch_size=b.batch_size, patch_size=b.patch_size, device="cpu",
+                             checkpoint_every=10**9)
+        if method in POINT_METHODS or method == "machine":
+            opts = regime.options(**ABLATIONS.get(method, {}))
+            plan = TrainingPlan(items, network=preset("cpu"), config=config, regimes=[regime],
+                                options={regime.name: opts})
+        elif method == "lazy":
+            plan = TrainingPlan(items, network=preset("cpu"), config=config, regimes=lazy_regimes())
+        else:
+            plan = TrainingPlan(items, network=preset("cpu"), config=config,
+                                regimes=[registry.regime_with_role(FOREGROUND)])
+        run = TrainingRun(plan)
+        for _ in run.run():
+            pass
+        model = run.model()
+        pairs = [(segment(model, _gray_or_rgb(image), device="cpu").instances, truth) for _, image, truth in ds.test]
+        n_train, steps = len(items), run.step
+    wall = time.perf_counter() - t0
+    s = score(pairs)
+    record = {"key": f"{ds.name}/{method}", "dataset": ds.name, "method": method, "n_train": n_train,
+              "steps": steps, "wall_s": round(wall, 1), **s, "cost": cost, "split": ds.split,
+              "n_objects": int(sum(len(np.unique(t[t > 0])) for _, t in pairs))}
+    log(f"{record['key']:22s} AP50 {s['ap50']:.3f} AP[.5:.9] {s['ap_mean']:.3f} Dice {s['dice']:.3f} [{wall:.0f} s]")
+    return record
+
+
+def targets(records: list[dict]) -> list[str]:
+    by = {r["key"]: r for r in records}
+    lines = []
+    for ds in ("synthetic", "hela"):
+        p, lazy = by.get(f"{ds}/points"), by.get(f"{ds}/lazy")
+        if p and lazy:
+            gap = p["ap50"] - lazy["ap50"]
+            lines.append(f"- {ds}: points + exact foreground AP50 {p['ap50']:.3f} vs lazy at 10 % masks "
+                         f"{lazy['ap50']:.3f} ({gap:+.3f}): **{'met' if gap >= -0.05 else 'missed'}** "
+                         "(target: within 0.05)")
+    gains = {}
+    for ds in dict.fromkeys(r["dataset"] for r in records):
+        m, c = by.get(f"{ds}/machine"), by.get(f"{ds}/classical")
+        if m and c:
+            gains[ds] = m["ap50"] - c["ap50"]
+    if gains:
+        won = [d for d, g in gains.items() if g >= 0.10]
+        lines.append("- machine-made labels vs the classical pipeline, AP50 gain (" + ", ".join(
+            f"{d} {g:+.3f}" for d, g in gains.items()) + f"): **{'met' if len(won) >= 2 else 'missed'}** "
+            "(target: >= 0.10 on at least two data sets" + (f"; reached on {', '.join(won)}" if won else "") + ")")
+    return lines
+
+
+def _row(r: dict) -> str:
+    c = {} if r["method"] == "machine" else r["cost"]       # the machine clicked and painted them
+    return (f"| {METHOD_NAMES[r['method']]} | {r['ap50']:.3f} | {r['ap_mean']:.3f} | {r['dice']:.3f} | "
+            f"{c.get('points_clicked', 0)} | {c.get('painted_pixels', 0)} | {c.get('objects_traced', 0)} |")
+
+
+def markdown(records: list[dict], command: str, machine_text: str, b: Budget) -> str:
+    out = [MARK_BEGIN, "", f"Generated by `python benchmarks/accuracy.py --suite points --threads 1 --steps "
+           f"{b.steps}` (which runs or skips every setting; the last invocation was `{command}`) on {machine_text}. "
+           f"Every trained run: {b.steps} steps, batch {b.batch_size} x {b.patch_size}x{b.patch_size} px, the `cpu` "
+           "preset, one seed; AP pooled over the test images. Machine-made labels cost no click and no stroke "
+           "(0 in the cost columns).", "", "### Targets", "", *targets(records), ""]
+    for ds in dict.fromkeys(r["dataset"] for r in records):
+        rows = sorted((r for r in records if r["dataset"] == ds), key=lambda r: METHODS.index(r["method"]))
+        out += [f"### {ds}", "", f"Data: {rows[0]['split']}; {rows[0]['n_objects']} test objects.", "",
+                "| method | AP50 | AP 0.5:0.9 | Dice | points clicked | painted px | objects traced |",
+                "|---|---|---|---|---|---|---|", *(_row(r) for r in rows), ""]
+    out.append(MARK_END)
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="accuracy.py --suite points", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full", action="store_true", help="800 steps of batch 8 x 128 px (default: 200 of 4 x 96)")
+    ap.add_argument("--datasets", nargs="*", default=None, help="some of synthetic, " + ", ".join(
+        k for k in REAL_SETS["quick"] if k != "mibi"))
+    ap.add_argument("--methods", nargs="*", choices=METHODS, default=None)
+    ap.add_argument("--steps", type=int, default=None, help="override the steps")
+    ap.add_argument("--synthetic-images", type=int, default=8, help="training images of the synthetic set")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the docs block from the results file")
+    args = ap.parse_args(argv)
+    mode = "full" if args.full else "quick"
+    b = BUDGET[mode] if args.steps is None else replace(BUDGET[mode], steps=args.steps)
+    path = args.results / f"points_{mode}.jsonl"
+    command = " ".join(["python benchmarks/accuracy.py --suite points", *(sys.argv[1:] if argv is None else argv)])
+    torch.set_num_threads(max(1, args.threads))
+    start = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - start:6.0f} s] {msg}", file=sys.stderr, flush=True)
+
+    if not args.report_only:
+        done = {r["key"] for r in read_results(path)}
+        args.results.mkdir(parents=True, exist_ok=True)
+        for name in args.datasets or list(DEFAULT_METHODS):
+            todo = [m for m in (args.methods or DEFAULT_METHODS[name]) if f"{name}/{m}" not in done]
+            if not todo:
+                continue
+            ds = load(name, args.synthetic_images)
+            log(f"data ready: {name} ({len(ds.train)} frames, {len(ds.test)} test)")
+            for method in todo:
+                record = run_one(ds, method, b, log)
+                record.update(machine=machine(), steps_budget=b.steps, batch=b.batch_size, patch=b.patch_size)
+                with open(path, "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+    records = read_results(path)
+    for line in targets(records):
+        print(line)
+    if not args.no_docs and records:
+        write_docs(DOCS_FILE, markdown(records, command, records[-1]["machine"], b), begin=MARK_BEGIN, end=MARK_END)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Points + foreground mask in napari: the Points layer, the summary, training items, the machine-made
+labels panel (merged without replacing anything, undone), export and reading back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_lazylabels.engine.regimes.lacss import MASK_KEY, POINTS_KEY
+from napari_lazylabels.engine.synthetic import make_image
+from napari_lazylabels.plugin.data import training_items
+from napari_lazylabels.plugin.reader import read_lazylabels
+from napari_lazylabels.plugin.widgets import AnnotationWidget
+from napari_lazylabels.plugin.widgets.export import stores_for_image, write_stores
+
+pytestmark = pytest.mark.gui
+
+
+def _viewer_with_image(viewer, stack=False):
+    im = make_image(11, shape=(96, 96), density=0.15, touching=0.2)
+    data = np.stack([im.image, im.image]) if stack else im.image
+    viewer.add_image(data, name="cells")
+    return im
+
+
+def test_points_layer_summary_and_training_items(viewer, qtbot):
+    im = _viewer_with_image(viewer, stack=True)
+    w = AnnotationWidget(viewer)
+    qtbot.addWidget(w)
+    layers = w.add_layers()
+    points, mask = layers[POINTS_KEY], layers[MASK_KEY]
+    assert points.__class__.__name__ == "Points" and mask.__class__.__name__ == "Labels"
+    keys = {str(k): f for k, f in viewer.keymap.items()}
+    keys["Alt+5"](viewer)
+    assert viewer.layers.selection.active is points and points.mode == "add"
+    points.add(np.array([[1, 20, 30], [1, 50, 60.5]]))
+    mask.data[1] = (im.instances > 0)
+    w.refresh_summary()
+    (row,) = w.summaries
+    assert row.name == "cells_001" and row.cells[POINTS_KEY] == "2 points"
+    assert row.cells[MASK_KEY].endswith("%")
+    (item,) = training_items(viewer, viewer.layers["cells"])
+    assert np.array_equal(item.labels[POINTS_KEY], [[20, 30, 1], [50, 60.5, 1]])
+    assert item.labels[MASK_KEY].shape == (96, 96)
+
+
+def test_machine_labels_are_merged_without_replacing_anything_and_undone(viewer, qtbot, tmp_path):
+    im = _viewer_with_image(viewer)
+    w = AnnotationWidget(viewer)
+    qtbot.addWidget(w)
+    layers = w.add_layers()
+    points, mask = layers[POINTS_KEY], layers[MASK_KEY]
+    y, x = np.argwhere(im.instances > 0)[0]
+    points.add(np.array([[float(y), float(x)]]))        # the user's click
+    mask.data[0:3, 0:3] = 1                              # the user's paint (on the background)
+    mask.refresh()
+    panel = w.autolabel
+    panel.run()
+    qtbot.waitUntil(lambda: not panel.busy and panel.last is not None, timeout=30000)
+    assert len(points.data) > 3 and np.allclose(points.data[0], [y, x])
+    assert np.all(mask.data[0:3, 0:3] == 1) and mask.data.sum() > 200
+    # export, read back: the points come back as a Points layer
+    write_stores(tmp_path / "p", stores_for_image(viewer, viewer.layers["cells"]), overwrite=False)
+    back = {kw["name"]: (data, kind) for data, kw, kind in read_lazylabels(str(tmp_path / "p"))}
+    data, kind = back[points.name]
+    assert kind == "points" and np.allclose(data, points.data)
+    panel.undo()
+    assert len(points.data) == 1 and np.allclose(points.data[0], [y, x])
+    assert mask.data.sum() == 9
