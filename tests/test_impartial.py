@@ -153,7 +153,9 @@ def test_an_image_without_strokes_trains_the_self_supervised_task_only():
     sampler = PatchSampler([prepare_image(it, prepared.tasks, TrainConfig().normalization,
                                           np.random.default_rng(0)) for it in prepared.items],
                            prepared.tasks, TrainConfig(patch_size=32), np.random.default_rng(0))
-    assert sampler.by_task[t.name] == [0, 1, 2]
+    assert sampler.by_task[t.name] == [0, 1, 2] and sampler.labelled[t.name] == [0, 1]
+    drawn = [sampler.sample_patch()[2][t.name].any() for _ in range(200)]
+    assert 0.75 < np.mean(drawn) < 0.95        # 0.7 from the two with strokes + 0.3 * 2/3 of the others
     batch = sampler.sample(3)
     assert set(batch) >= {"clean", "blind"} and batch["blind"].shape == (3, 32, 32)
     # Base (mixture weight 0): the image without strokes is not used, and the summary says so

@@ -10,7 +10,10 @@ its image is annotated for.
 
 A self-supervised task (``TaskSpec.self_supervised``) counts every image as
 annotated for it: an image without its labels trains it with every pixel
-unlabelled. When a task asks for blind spots (``TaskSpec.blind_spot``), a
+unlabelled. A patch drawn for it comes from an image with its labels with
+probability ``annotated_fraction`` (from any image otherwise), so that a few
+painted images among many unpainted ones still give its supervised part
+most of its patches. When a task asks for blind spots (``TaskSpec.blind_spot``), a
 batch's patches get them (Noise2Void: a fraction of the pixels replaced by
 the value of a random neighbour) and the batch also holds the ``clean``
 patches and the ``blind`` mask, for the loss.
@@ -134,6 +137,10 @@ class PatchSampler:
         self.by_task = {t.name: [i for i, im in enumerate(self.images) if im.annotated[t.name]]
                         for t in self.tasks}
         self.active_tasks = [name for name, idx in self.by_task.items() if idx]
+        #: self-supervised tasks with images without their labels: the images with labels
+        self.labelled = {t.name: labelled for t in self.tasks if t.self_supervised
+                         for labelled in [[i for i in self.by_task[t.name] if self.images[i].valid[t.name].any()]]
+                         if 0 < len(labelled) < len(self.by_task[t.name])}
         self._counts = {t.name: [_counts(im, t) for im in self.images] for t in self.tasks}
         #: the fraction of blind-spot pixels of every patch (the largest any task asks for)
         self.blind_spot = max([t.blind_spot for t in self.tasks], default=0.0)
@@ -173,7 +180,10 @@ class PatchSampler:
 
     def sample_patch(self) -> tuple[np.ndarray, dict, dict, dict]:
         task = self.active_tasks[self.rng.integers(len(self.active_tasks))]
-        im = self.images[self.by_task[task][self.rng.integers(len(self.by_task[task]))]]
+        pool = self.by_task[task]
+        if task in self.labelled and self.rng.random() < self.config.annotated_fraction:
+            pool = self.labelled[task]
+        im = self.images[pool[self.rng.integers(len(pool))]]
         aug: AugmentConfig = self.config.augment
         p = self.config.patch_size
         scale = self.rng.uniform(*aug.scale_range) if aug.scale_range[0] != aug.scale_range[1] else 1.0
