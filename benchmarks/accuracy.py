@@ -850,6 +850,16 @@ def write_docs(path: Path, block: str, begin: str = MARK_BEGIN, end: str = MARK_
     path.write_text("## Accuracy (`benchmarks/accuracy.py`)\n\n" + block + "\n")
 
 
+def append_record(path: Path, record: dict) -> None:
+    """One JSON line more in the results file; a line a kill cut short (no newline at its end) is
+    closed first, so it stays the only line lost."""
+    cut = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    with open(path, "a") as fh:
+        fh.write(("\n" if cut else "") + json.dumps(record, default=float) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def read_results(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -977,8 +987,7 @@ def main(argv=None) -> int:
         record.update(split=ds.split, machine=machine(), commit=git_commit(),
                       date=time.strftime("%Y-%m-%dT%H:%M:%S"))
         args.results.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as fh:
-            fh.write(json.dumps(record, default=float) + "\n")
+        append_record(path, record)
         n_run += 1
         records = read_results(path)
         write_csv(path.with_suffix(".csv"), records)

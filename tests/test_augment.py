@@ -136,15 +136,11 @@ def test_stain_jitter_and_blur_in_the_sampler():
 
 @pytest.fixture(scope="module")
 def model():
+    """An untrained network (random weights: not flip-symmetric) as a model."""
     torch.manual_seed(0)
-    net = build_model(NetworkConfig(depth=3, base_channels=4, multitask_levels=2), default_tasks(1))
-    for mod in net.modules():  # non-trivial normalisation statistics
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.running_mean.normal_(0, 0.5)
-            mod.running_var.uniform_(0.5, 2.0)
-    net.eval()
     tasks = default_tasks(1)
-    return LazyLabelsModel(net, tasks, ["cell"])
+    return LazyLabelsModel(build_model(NetworkConfig(depth=3, base_channels=4, multitask_levels=2), tasks).eval(),
+                           tasks, ["cell"])
 
 
 def _symmetric(seed=0, size=40):

@@ -1,0 +1,95 @@
+"""The accuracy benchmark's bookkeeping: its queue, resuming a killed sweep, the targets' verdicts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+accuracy = pytest.importorskip("accuracy")
+
+
+def _record(family, method, ratio, seed, dice, ap50, obj, n_strong=4, n_train=40, variant="default"):
+    budget = accuracy.MODES["full"].budget
+    return {"key": accuracy.run_key(family, method, ratio, seed, variant, budget), "dataset": family,
+            "family": family, "method": method, "ratio": ratio, "seed": seed, "variant": variant,
+            "budget": budget, "n_strong": n_strong if method not in ("full", "fullst") else n_train,
+            "n_train": n_train, "train_s": 100.0, "total_s": 120.0, "dice": dice, "ap50": ap50,
+            "object_dice": obj, "ap_sweep": ap50 / 2, "mdice": obj, "object_hausdorff": 5.0, "n_gt": 50,
+            "cost": {"painted_pixels": 1000, "strokes": 10, "objects_traced": 5}, "variants": {}}
+
+
+def test_the_queue_runs_the_compared_settings_first_and_every_one_once():
+    mode = accuracy.MODES["full"]
+    todo = accuracy.queue(mode, list(mode.datasets), list(accuracy.METHODS), None, None)
+    assert len(todo) == len(set(todo))
+    hard = [q for q in todo if q[0] in accuracy.HARD]
+    assert todo[:len(hard)] == hard                          # the hard sets before the easy ones
+    first = todo[:3]
+    assert {q[1] for q in first} == {"mt"} and {q[2] for q in first} == {accuracy.TARGET_RATIO}
+    # three seeds at the target ratio and full supervision, every method; one seed elsewhere
+    for method in accuracy.METHODS:
+        ratio = accuracy.ratio_of(method, accuracy.TARGET_RATIO)
+        assert {q[3] for q in todo if q[:3] == ("he", method, ratio)} == {0, 1, 2}
+    others = [q for q in todo if q[0] == "he" and q[2] not in (accuracy.TARGET_RATIO, 0.0, 1.0)]
+    assert others and {q[3] for q in others} == {0}
+    assert {q[2] for q in todo if q[1] == "mt"} == {0.025, 0.05, 0.10}     # 100 %: that is "full"
+
+
+def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """Each finished run is one line of the results file; a rerun skips those and a line cut short by
+    a kill is ignored (that run is done again)."""
+    runs = []
+    ds = accuracy.Dataset("he", "he", [], [("t", np.zeros((8, 8)), np.zeros((8, 8), np.int32))], "split", [])
+
+    def fake_run(method, d, ratio, mode, log, seed=0, variant="default", tta=True):
+        runs.append((method, ratio, seed))
+        rec = _record(d.name, method, ratio, seed, 0.9, 0.8, 0.85)
+        rec["_predictions"] = [np.zeros((8, 8), np.int32)]
+        return rec
+
+    monkeypatch.setattr(accuracy, "run_one", fake_run)
+    monkeypatch.setattr(accuracy, "load", lambda fam, mode, pseudo: ds)
+    monkeypatch.setattr(accuracy, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(accuracy, "strong_of", lambda method, d, ratio: {method, ratio})
+    args = ["--datasets", "he", "--methods", "mt", "full", "sl", "--seeds", "0", "--ratios", "0.1",
+            "--results", str(tmp_path), "--no-docs"]
+    assert accuracy.main([*args, "--max-runs", "2"]) == 0
+    assert runs == [("mt", 0.1, 0), ("full", 1.0, 0)]
+    path = tmp_path / "accuracy_full.jsonl"
+    with open(path, "a") as f:
+        f.write('{"key": "he/sl/0.1/s0/default/800x8x12')            # killed while writing
+    assert accuracy.main(args) == 0
+    assert runs[2:] == [("sl", 0.1, 0)]
+    keys = [r["key"] for r in accuracy.read_results(path)]
+    assert len(keys) == 3 == len(set(keys))
+    assert accuracy.main(args) == 0 and len(runs) == 3         # nothing left to do
+    assert (tmp_path / "accuracy_full.csv").read_text().count("\n") == 4
+
+
+def test_targets_are_judged_with_the_seed_spread():
+    recs = []
+    for seed, (d_mt, a_mt) in enumerate([(0.90, 0.80), (0.91, 0.82), (0.89, 0.78)]):
+        recs += [_record("he", "mt", 0.1, seed, d_mt, a_mt, 0.80),
+                 _record("he", "full", 1.0, seed, 0.92, 0.82, 0.82),
+                 _record("he", "sl", 0.1, seed, 0.85, 0.70 + 0.05 * seed, 0.70),
+                 _record("he", "mtr", 0.1, seed, 0.90, 0.80, 0.80)]
+    lines = accuracy.targets(recs, ["he"], accuracy.MODES["full"].budget)
+    text = "\n".join(lines)
+    assert "0.978x the Dice of full supervision" in text and "0.976x the AP50" in text
+    dice_line, ap_line = lines[0], lines[1]
+    assert "**met**" in dice_line and "**met**" in ap_line
+    sl = next(line for line in lines if "SL only" in line)
+    # AP50 +0.05 but SL's seeds spread by 0.05: not beyond the spread
+    assert "**missed**" in sl and "AP50 +0.050" in sl
+    assert "no improvement beyond the spread" in text
+    rows = accuracy.rows_of(recs, "he")
+    mt = next(r for r in rows if r["method"] == "mt")
+    assert mt["n"] == 3 and mt["ap50"] == pytest.approx(0.80) and mt["ap50_sd"] == pytest.approx(0.02)
+    table = accuracy.table(rows)
+    assert any("0.800 ± 0.020" in row for row in table)
+    json.dumps(rows, default=float)
