@@ -73,8 +73,7 @@ import torch
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-from datasets import (CACHE, DATA, HARD, ROOT, Dataset, Sample, lazy_dataset, seeds_key, strong_order,  # noqa: F401
-                      synthetic_dataset as _synthetic, tiles as _tiles)
+from datasets import CACHE, HARD, ROOT, Dataset, Sample, lazy_dataset, seeds_key, synthetic_dataset as _synthetic
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.config import TrainConfig, preset
 from napari_lazylabels.engine.metrics import aggregate, best_overlap_scores, dice, pool_best_overlap, summarize

@@ -93,3 +93,24 @@ def test_targets_are_judged_with_the_seed_spread():
     table = accuracy.table(rows)
     assert any("0.800 ± 0.020" in row for row in table)
     json.dumps(rows, default=float)
+
+
+@pytest.mark.slow
+def test_one_run_end_to_end_scores_every_metric_and_variant():
+    """One run of the benchmark on four synthetic images (two training steps): every metric, the
+    test-time flips, the tuned instance settings and the recursive model's watershed seeds are scored,
+    the cost is counted."""
+    method = "mtr"
+    ds = accuracy._synthetic(0, n_train=4, n_test=1, pseudo=False, name="synthetic")
+    mode = accuracy.Mode("tiny", steps=2, batch_size=2, patch_size=32, rounds=2, datasets=("synthetic",),
+                         ratios=(0.5,))
+    rec = accuracy.run_one(method, ds, 0.5, mode, log=lambda msg: None)
+    for k in ("dice", "object_dice", "ap50", "ap_sweep", "mdice", "object_hausdorff"):
+        assert k in rec
+    assert 0 <= rec["dice"] <= 1 and len(rec["ap"]) >= 9 and rec["n_gt"] > 0
+    assert rec["n_strong"] == 2 and rec["cost"]["objects_traced"] > 0
+    assert "flips" in rec["variants"]
+    assert "tuned" in rec["variants"] and "watershed_seeds" in rec["variants"]
+    assert len(rec["approximation_dice"]) >= 2
+    assert rec["_predictions"][0].shape == ds.test[0][2].shape
+    json.dumps({k: v for k, v in rec.items() if k != "_predictions"}, default=float)
