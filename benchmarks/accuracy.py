@@ -167,6 +167,7 @@ class Mode:
     synthetic_test: int = 8
     sweep: dict[str, tuple[float, ...]] = field(default_factory=dict)  # extra ratios: dataset -> ratios (mt only)
     lambda_train: float = field(default_factory=lambda: partial_options().lambda_train)
+    device: str = "cpu"                # where training and prediction run (--device)
 
     @property
     def budget(self) -> str:
@@ -289,12 +290,12 @@ TUNING_GRID = {"probability_threshold": (None, 0.3, 0.4, 0.6, 0.7), "interface_t
 TUNING_IMAGES = 16
 
 
-def tuned_instances(model, ds: Dataset, strong: set[int]) -> tuple[PostProcessing, dict]:
+def tuned_instances(model, ds: Dataset, strong: set[int], device: str = "cpu") -> tuple[PostProcessing, dict]:
     """The post-processing with the instance settings of :data:`TUNING_GRID` that give the best mean of
     AP50 and object Dice on the model's own strong training images (against :func:`given_instances`),
     and the scores of every setting tried. Never looks at test data."""
     chosen = [i for i in ds.order if i in strong][:TUNING_IMAGES]
-    probs = [(segment(model, ds.train[i].image, device="cpu").probabilities, given_instances(ds.train[i]))
+    probs = [(segment(model, ds.train[i].image, device=device).probabilities, given_instances(ds.train[i]))
              for i in chosen]
     scores = {}
     best, best_score = model.postprocess, -1.0
@@ -325,7 +326,7 @@ def score(predictions: list[np.ndarray], ds: Dataset) -> dict:
 
 
 def evaluate(model, ds: Dataset, strong: set[int], multitask: bool, tta: bool = True,
-             tune: bool = True) -> tuple[dict, dict, list]:
+             tune: bool = True, device: str = "cpu") -> tuple[dict, dict, list]:
     """The metrics with the model's own post-processing, and the variants: ``flips`` (test-time
     flips), ``tuned`` (instance settings tuned on the strong training images, multi-task models),
     ``watershed_seeds`` (mtr: watershed seeds from the partial-mask head instead of the final growth)."""
@@ -333,7 +334,7 @@ def evaluate(model, ds: Dataset, strong: set[int], multitask: bool, tta: bool = 
     variants: dict[str, dict] = {}
     plain, flips, ws, probs = [], [], [], []
     for _, image, _ in ds.test:
-        result = segment(model, image, device="cpu")
+        result = segment(model, image, device=device)
         plain.append(result.instances)
         probs.append(result.probabilities)
         if partial_head:
@@ -341,7 +342,7 @@ def evaluate(model, ds: Dataset, strong: set[int], multitask: bool, tta: bool = 
                                                                               seed_source=PARTIAL))
             ws.append(segmentation_from_probabilities(result.probabilities, model.tasks, watershed_pp).instances)
         if tta:
-            flips.append(segment(model, image, device="cpu",
+            flips.append(segment(model, image, device=device,
                                  postprocess=replace(model.postprocess, flips=True)).instances)
     metrics = score(plain, ds)
     if ws:
@@ -349,7 +350,7 @@ def evaluate(model, ds: Dataset, strong: set[int], multitask: bool, tta: bool = 
     if flips:
         variants["flips"] = score(flips, ds)
     if tune and multitask and strong:
-        pp, tried = tuned_instances(model, ds, strong)
+        pp, tried = tuned_instances(model, ds, strong, device)
         tuned = [segmentation_from_probabilities(p, model.tasks, pp).instances for p in probs]
         variants["tuned"] = {**score(tuned, ds), "settings": asdict(pp.instances), "tried": tried}
     return metrics, variants, plain
@@ -373,7 +374,7 @@ def run_one(method: str, ds: Dataset, ratio: float, mode: Mode, log, seed: int =
             tta: bool = True) -> dict:
     strong = strong_of(method, ds, ratio)
     config = TrainConfig(steps=mode.steps, batch_size=mode.batch_size, patch_size=mode.patch_size,
-                         device="cpu", seed=seed, checkpoint_every=10**9, checkpoint_seconds=float("inf"))
+                         device=mode.device, seed=seed, checkpoint_every=10**9, checkpoint_seconds=float("inf"))
     config, network = variant_config(variant, config)
     plan, cost = training_plan(method, ds, strong, mode, config, network)
     load0 = os.getloadavg()[0]
@@ -383,13 +384,14 @@ def run_one(method: str, ds: Dataset, ratio: float, mode: Mode, log, seed: int =
         pass
     train_s = time.perf_counter() - t0
     model = run.model()
-    metrics, variants, predictions = evaluate(model, ds, strong, method in MULTITASK_METHODS, tta=tta)
+    metrics, variants, predictions = evaluate(model, ds, strong, method in MULTITASK_METHODS, tta=tta,
+                                                device=mode.device)
     record = {
         "key": run_key(ds.name, method, ratio, seed, variant, mode.budget),
         "dataset": ds.name, "family": ds.family, "method": method, "ratio": ratio, "seed": seed,
         "variant": variant, "budget": mode.budget, "steps": run.step, "batch_size": mode.batch_size,
         "patch_size": mode.patch_size, "rounds": mode.rounds if method in PARTIAL_METHODS else 0,
-        "n_strong": len(strong), "n_train": len(ds.train),
+        "n_strong": len(strong), "n_train": len(ds.train), "device": mode.device,
         "train_s": round(train_s, 1), "total_s": round(time.perf_counter() - t0, 1),
         "cpu_s": round(time.process_time() - c0, 1), **metrics, "variants": variants, "cost": cost,
         "config": {"augment": asdict(config.augment), "class_weight_cap": config.class_weight_cap,
@@ -921,6 +923,9 @@ def main(argv=None) -> int:
                     help="a method change to measure (see VARIANTS in this file)")
     ap.add_argument("--steps", type=int, default=None, help="override the steps of the mode (a probe budget)")
     ap.add_argument("--rounds", type=int, default=None, help="override the recursive rounds of the mode")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "auto", "cuda", "mps"),
+                    help="where to train and predict (default cpu; auto: a GPU when there is one). The device "
+                         "is recorded with each run; the budget is the same")
     ap.add_argument("--max-runs", type=int, default=None, help="stop after this many runs")
     ap.add_argument("--no-flips", action="store_true", help="do not score the models with test-time flips too")
     ap.add_argument("--list", action="store_true", help="print the queue (done or to do) and exit")
@@ -937,6 +942,7 @@ def main(argv=None) -> int:
         mode = replace(mode, steps=args.steps)
     if args.rounds:
         mode = replace(mode, rounds=args.rounds)
+    mode = replace(mode, device=args.device)
     families = list(args.datasets or mode.datasets)
     methods = list(args.methods or METHODS)
     command = " ".join(["python benchmarks/accuracy.py", *argv])
