@@ -114,3 +114,25 @@ def test_one_run_end_to_end_scores_every_metric_and_variant():
     assert len(rec["approximation_dice"]) >= 2
     assert rec["_predictions"][0].shape == ds.test[0][2].shape
     json.dumps({k: v for k, v in rec.items() if k != "_predictions"}, default=float)
+
+
+def test_the_report_writes_the_block_and_the_figures(tmp_path, monkeypatch):
+    recs = []
+    for seed in (0, 1):
+        recs += [_record("he", "mt", 0.1, seed, 0.90, 0.80, 0.80), _record("he", "full", 1.0, seed, 0.92, 0.82, 0.82),
+                 _record("he", "sl", 0.1, seed, 0.85, 0.70, 0.70), _record("he", "wl", 0.0, seed, 0.6, 0.3, 0.4)]
+    recs.append({**_record("he", "mtr", 0.1, 0, 0.9, 0.81, 0.8), "approximation_dice": [0.4, 0.6, 0.7]})
+    recs.append({**_record("he", "mt", 0.1, 0, 0.91, 0.83, 0.8, variant="aug")})
+    recs[0]["variants"] = {"flips": {k: recs[0][k] + 0.01 for k in accuracy.METRICS}}
+    docs = tmp_path / "docs" / "benchmarks.md"
+    docs.parent.mkdir()
+    docs.write_text("# Benchmarks\n\nkept\n\n<!-- accuracy-full:begin -->\nold\n<!-- accuracy-full:end -->\n\ntail\n")
+    monkeypatch.setattr(accuracy, "ROOT", tmp_path)
+    monkeypatch.setattr(accuracy, "DOCS_FILE", docs)
+    accuracy.report(recs, accuracy.MODES["full"], "python benchmarks/accuracy.py")
+    text = docs.read_text()
+    assert text.startswith("# Benchmarks\n\nkept") and text.rstrip().endswith("tail") and "\nold\n" not in text
+    assert "### Targets" in text and "### he" in text and "With test-time flips" in text
+    assert "| he | multi-task 10 % |" in text and "| aug |" in text          # the method change
+    for name in ("vs_ratio", "vs_effort", "rounds"):
+        assert (tmp_path / "docs" / "img" / f"accuracy_full_{name}.png").stat().st_size > 1000
