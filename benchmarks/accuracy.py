@@ -862,16 +862,19 @@ def append_record(path: Path, record: dict) -> None:
 
 
 def read_results(path: Path) -> list[dict]:
+    """The runs of a results file, one per key (the first line of a key: two workers sharing the file
+    may both have run a setting)."""
     if not path.exists():
         return []
-    out = []
+    out: dict[str, dict] = {}
     for line in path.read_text().splitlines():
         if line.strip():
             try:
-                out.append(json.loads(line))
+                rec = json.loads(line)
             except json.JSONDecodeError:      # a line cut short by a kill
                 continue
-    return out
+            out.setdefault(rec.get("key", f"#{len(out)}"), rec)
+    return list(out.values())
 
 
 def report(records: list[dict], mode: Mode, command: str, datasets: dict[str, Dataset] | None = None) -> None:
@@ -971,6 +974,8 @@ def main(argv=None) -> int:
             continue
         if key in done:
             continue
+        if key in {r["key"] for r in read_results(path)}:
+            continue                          # another worker on the same file did it meanwhile
         if args.max_runs is not None and n_run >= args.max_runs:
             break
         if fam not in datasets:

@@ -136,3 +136,12 @@ def test_the_report_writes_the_block_and_the_figures(tmp_path, monkeypatch):
     assert "| he | multi-task 10 % |" in text and "| aug |" in text          # the method change
     for name in ("vs_ratio", "vs_effort", "rounds"):
         assert (tmp_path / "docs" / "img" / f"accuracy_full_{name}.png").stat().st_size > 1000
+
+
+def test_a_setting_two_workers_both_ran_counts_once(tmp_path):
+    path = tmp_path / "accuracy_full.jsonl"
+    first, again = _record("he", "mt", 0.1, 0, 0.9, 0.8, 0.8), _record("he", "mt", 0.1, 0, 0.5, 0.4, 0.4)
+    for rec in (first, again, _record("he", "mt", 0.1, 1, 0.9, 0.8, 0.8)):
+        accuracy.append_record(path, rec)
+    recs = accuracy.read_results(path)
+    assert [r["seed"] for r in recs] == [0, 1] and recs[0]["dice"] == 0.9
