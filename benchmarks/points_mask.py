@@ -49,7 +49,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from accuracy import DOCS_FILE, ROOT, _tiles, machine, write_docs
+from accuracy import DOCS_FILE, ROOT, machine, write_docs
+from datasets import tiles as _tiles
 from scribble_mixture import DATASETS as REAL_SETS, _gray_or_rgb, lazy_regimes, load_dataset, read_results
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.autolabel import AutolabelConfig, autolabel, classical_instances

@@ -52,10 +52,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import tifffile
 import torch
 
-from accuracy import DATA, DOCS_FILE, ROOT, _tiles, machine, write_docs
+from accuracy import DOCS_FILE, ROOT, machine, write_docs
+from datasets import SPLITS, gray_or_rgb as _gray_or_rgb, load_frames, tiles as _tiles
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.config import TrainConfig, preset
 from napari_lazylabels.engine.metrics import best_overlap_scores, match_instances, pool_best_overlap
@@ -66,8 +66,6 @@ from napari_lazylabels.engine.synthetic import MIBI, make_image, make_test_set
 from napari_lazylabels.engine.tasks import FOREGROUND
 from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
 
-#: The real data (../shared/data beside the checkout; a git worktree one folder deeper finds it too).
-DATA_DIRS = (DATA, ROOT.parents[1] / "shared" / "data")
 METHODS = ("base", "mixture", "lazy", "full", "mix100", "mix0")
 #: Run unless --methods says otherwise (on request: mix100, the mixture weight x 100, i.e. sigma 0.1;
 #: mix0, a control: weight 1e-6, so the images without strokes are in the batches as with the
@@ -108,38 +106,15 @@ class Dataset:
     tiles: int = 1                                        # each training frame is cut into tiles x tiles
 
 
-#: Real data: the training frames, the test frames and the tile grid. Frames of one time-lapse,
-#: sections of one volume or fields of one slide are split whole (never inside a frame); the test
-#: frames are far from the training ones where the source is a sequence.
+#: The data of each mode: the MIBI-like synthetic set, and the real sets with the splits every suite
+#: shares (``datasets.SPLITS``: frames of one time-lapse, sections of one volume or fields of one
+#: slide split whole, never inside a frame). The lazy method here simulates interfaces only where
+#: objects touch (``max_gap`` 0), as it always did.
+REAL_SETS = ("hela", "phase", "em", "he")
 DATASETS = {
-    "quick": {
-        "mibi": dict(n_train=16, n_test=6),
-        "hela": dict(folder="hela", train=("hela_t00", "hela_t06", "hela_t12"), test=("hela_t19",), tiles=4),
-        "phase": dict(folder="phase", train=tuple(f"train_set{i}" for i in (1, 2, 3, 4)),
-                      test=("val_set46", "val_set47"), tiles=2),
-        "em": dict(folder="em", train=tuple(f"isbi_{i:02d}" for i in range(4)), test=("isbi_26", "isbi_28"),
-                   tiles=2),
-        "he": dict(folder="he", train=tuple(f"gbm_{i:02d}" for i in range(1, 5)), test=("gbm_37", "gbm_39"),
-                   tiles=2),
-    },
-    "full": {
-        "mibi": dict(n_train=40, n_test=12),
-        "hela": dict(folder="hela", train=("hela_t00", "hela_t06", "hela_t12"), test=("hela_t19",), tiles=4),
-        "phase": dict(folder="phase", train=tuple(f"train_set{i}" for i in range(1, 16)),
-                      test=tuple(f"val_set{i}" for i in range(46, 51)), tiles=2),
-        "em": dict(folder="em", train=tuple(f"isbi_{i:02d}" for i in range(20)),
-                   test=tuple(f"isbi_{i:02d}" for i in range(24, 30)), tiles=2),
-        "he": dict(folder="he", train=tuple(f"gbm_{i:02d}" for i in range(1, 31)),
-                   test=tuple(f"gbm_{i:02d}" for i in range(33, 41)), tiles=2),
-    },
+    "quick": {"mibi": dict(n_train=16, n_test=6), **{n: SPLITS["quick"][n] for n in REAL_SETS}},
+    "full": {"mibi": dict(n_train=40, n_test=12), **{n: SPLITS["full"][n] for n in REAL_SETS}},
 }
-
-
-def data_dir() -> Path:
-    found = next((d for d in DATA_DIRS if d.is_dir()), None)
-    if found is None:
-        raise SystemExit(f"no real data in {' or '.join(map(str, DATA_DIRS))}")
-    return found
 
 
 def load_dataset(name: str, mode: str) -> Dataset:
@@ -152,25 +127,13 @@ def load_dataset(name: str, mode: str) -> Dataset:
         split = (f"the MIBI-like mode of the synthetic generator: {len(train)} training images 256x256 and "
                  f"{len(test)} test images from disjoint seed streams")
         return Dataset(name, train, test, split)
-    folder = data_dir() / spec["folder"]
-
-    def read(stem):
-        return (stem, tifffile.imread(folder / f"{stem}_image.tif"),
-                tifffile.imread(folder / f"{stem}_labels.tif").astype(np.int32))
-    train, test = [read(s) for s in spec["train"]], [read(s) for s in spec["test"]]
-    g = spec["tiles"]
-    split = (f"split by {'frame' if name in ('hela', 'phase') else 'section' if name == 'em' else 'image'}: "
-             f"train {', '.join(spec['train'])} (each cut into {g}x{g} tiles: {g * g * len(train)} training "
-             f"images), test {', '.join(spec['test'])} (whole)")
-    return Dataset(name, train, test, split, tiles=g)
+    fs = load_frames(name, mode)
+    return Dataset(name, fs.train, fs.test, f"{fs.split}: {fs.tiles ** 2 * len(fs.train)} training images",
+                   tiles=fs.tiles)
 
 
 def _seeds(n: int) -> list[int]:
     return [int(np.random.SeedSequence([0, 0, i]).generate_state(1)[0]) for i in range(n)]
-
-
-def _gray_or_rgb(image: np.ndarray) -> np.ndarray:
-    return image if image.ndim == 2 or image.shape[-1] in (3, 4) else image[..., 0]
 
 
 def training_items(ds: Dataset, method: str, budget: float | None) -> tuple[list[LazyAnnotations], dict]:

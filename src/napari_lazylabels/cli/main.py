@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="compute device (default auto)")
     pr.add_argument("--tile-size", type=_positive, default=1024,
                     help="largest tile edge in pixels; lower it if memory runs out (default 1024)")
+    pr.add_argument("--flips", action="store_true",
+                    help="test-time augmentation: average the probabilities of the image and its three flips "
+                         "(four times the prediction time; default: the model's, off)")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     _postprocess_options(pr, "default: the model's, see lazylabels info")
@@ -324,7 +327,8 @@ def _postprocess_from(args, model):
     from ..engine.postprocess.settings import InstanceParams
     instances = options_from(args, InstanceParams, base=model.postprocess.instances)
     rescale = model.postprocess.rescale if args.rescale is None else args.rescale
-    return replace(model.postprocess, instances=instances, rescale=rescale)
+    return replace(model.postprocess, instances=instances, rescale=rescale,
+                   flips=model.postprocess.flips or bool(getattr(args, "flips", False)))
 
 
 def cmd_predict(args) -> int:

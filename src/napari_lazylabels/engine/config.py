@@ -116,7 +116,20 @@ def preset(name: str, **overrides) -> NetworkConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Random augmentation of training patches."""
+    """Random augmentation of training patches.
+
+    Besides rescaling, 90-degree rotations, flips, gain, offset and noise (on by default), three
+    augmentations are off unless asked for (``engine/training/augment.py``):
+
+    Attributes:
+        stain_jitter: HED colour augmentation of RGB images (H&E): each stain's concentration is
+            scaled by U(1 - s, 1 + s) and shifted by U(-s, s); 0 = off. Images without 3 channels
+            are left alone.
+        blur_probability: the share of patches blurred by a Gaussian of a sigma (px) drawn from
+            ``blur_sigma``.
+        elastic_alpha: smooth elastic deformation: control displacements of sd ``elastic_alpha``
+            px on an ``elastic_grid`` x ``elastic_grid`` grid over the patch; 0 = off.
+    """
 
     flips: bool = True
     rot90: bool = True
@@ -124,14 +137,24 @@ class AugmentConfig:
     gain_range: tuple[float, float] = (0.8, 1.2)
     offset_range: tuple[float, float] = (-0.1, 0.1)
     noise_std: float = 0.02
+    stain_jitter: float = 0.0
+    blur_probability: float = 0.0
+    blur_sigma: tuple[float, float] = (0.5, 1.5)
+    elastic_alpha: float = 0.0
+    elastic_grid: int = 4
 
     def __post_init__(self):
-        for name in ("scale_range", "gain_range", "offset_range"):
+        for name in ("scale_range", "gain_range", "offset_range", "blur_sigma"):
             lo, hi = getattr(self, name)
             check_number(f"augment.{name}[0]", lo)
             check_number(f"augment.{name}[1]", hi, low=lo)
         check_number("augment.scale_range[0]", self.scale_range[0], low=0, low_open=True)
         check_number("augment.noise_std", self.noise_std, low=0)
+        check_number("augment.stain_jitter", self.stain_jitter, low=0, high=0.5)
+        check_number("augment.blur_probability", self.blur_probability, low=0, high=1)
+        check_number("augment.blur_sigma[0]", self.blur_sigma[0], low=0, low_open=True)
+        check_number("augment.elastic_alpha", self.elastic_alpha, low=0)
+        check_number("augment.elastic_grid", self.elastic_grid, low=2, integer=True)
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ def segment(model: LazyLabelsModel, image: np.ndarray, *, device="cpu", tile_siz
     rescaled = not (abs(factor - 1.0) < 1e-3 or scaled == shape)
     pixels = _resized(np.asarray(image), scaled, 1) if rescaled else image
     comps = model.predict(pixels, device=device, tile_size=tile_size, batch_size=batch_size,
-                          progress=progress, components=True)
+                          progress=progress, components=True, flips=postprocess.flips)
     result = segmentation_from_probabilities(class_probabilities(comps, model.network), model.tasks, postprocess)
     result.components = {t.name: comps[t.name] for t in model.tasks if t.components > 1}
     return _back(result, shape) if rescaled else result

@@ -56,14 +56,29 @@ class LazyLabelsModel:
                    if v.dtype.is_floating_point)
 
     def predict(self, image: np.ndarray, *, device: str | torch.device = "cpu", tile_size: int = 1024,
-                batch_size: int = 2, progress=None, components: bool = False) -> dict[str, np.ndarray]:
+                batch_size: int = 2, progress=None, components: bool = False,
+                flips: bool = False) -> dict[str, np.ndarray]:
         """Per-task probabilities (C, H, W) for a raw YX or YXC image (``components=True``: per
-        mixture component, (C * M, H, W), see :func:`~.inference.predict_tiled`)."""
+        mixture component, (C * M, H, W), see :func:`~.inference.predict_tiled`).
+
+        ``flips``: test-time augmentation, the mean of the probabilities of the image and of its
+        three flips (up-down, left-right, both), each flipped back (four times the work)."""
         device = select_device(device) if device in DEVICE_CHOICES else torch.device(device)
         self.network.to(device)
         norm = normalize(image, self.normalization)
         if norm.shape[0] != self.network_config.in_channels:
             raise ModelFileError(f"the model expects {self.network_config.in_channels} channel(s), "
                                  f"the image has {norm.shape[0]}")
-        return predict_tiled(self.network, norm, tile_size=tile_size, batch_size=batch_size,
-                             device=device, progress=progress, components=components)
+        if not flips:
+            return predict_tiled(self.network, norm, tile_size=tile_size, batch_size=batch_size,
+                                 device=device, progress=progress, components=components)
+        flip_axes = ((), (-2,), (-1,), (-2, -1))
+        total: dict[str, np.ndarray] = {}
+        for i, axes in enumerate(flip_axes):
+            report = None if progress is None else (
+                lambda done, n, i=i: progress(i * n + done, len(flip_axes) * n))
+            out = predict_tiled(self.network, np.ascontiguousarray(np.flip(norm, axes)), tile_size=tile_size,
+                                batch_size=batch_size, device=device, progress=report, components=components)
+            for k, v in out.items():
+                total[k] = np.flip(v, axes) + total.get(k, 0.0)
+        return {k: np.ascontiguousarray(v / len(flip_axes), dtype=np.float32) for k, v in total.items()}

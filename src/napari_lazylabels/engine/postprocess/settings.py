@@ -118,12 +118,15 @@ class PostProcessing:
             both the image's and the training images' are known (image pixel
             size / training pixel size), else 1. The size settings of
             ``instances`` are in pixels of the resized image.
+        flips: test-time augmentation: the network's probabilities are the mean over the image and
+            its three flips (four times the prediction time).
     """
 
     method: str = WATERSHED
     lambda_final: float = 10.0
     instances: InstanceParams = field(default_factory=InstanceParams)
     rescale: float | None = None
+    flips: bool = False
 
     def __post_init__(self):
         if self.method not in METHODS:

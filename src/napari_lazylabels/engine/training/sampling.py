@@ -39,6 +39,7 @@ from ..annotations import LazyAnnotations
 from ..config import AugmentConfig, NormalizationConfig, TrainConfig
 from ..normalize import normalize
 from ..tasks import TaskSpec
+from . import augment
 
 #: At most this many painted pixels per image and task are kept as patch centres.
 MAX_CENTRES = 20000
@@ -204,6 +205,12 @@ class PatchSampler:
         targets = {k: _resize(_crop(v, y0, x0, size), p, cv2.INTER_NEAREST) for k, v in im.targets.items()}
         valid = {k: _resize(_crop(v.view(np.uint8), y0, x0, size), p, cv2.INTER_NEAREST).astype(bool)
                  for k, v in im.valid.items()}
+        if aug.elastic_alpha > 0:
+            maps = augment.elastic_field(p, aug.elastic_alpha, aug.elastic_grid, self.rng)
+            image = augment.remap(image, maps, nearest=False)
+            targets = {n: augment.remap(a, maps, nearest=True) for n, a in targets.items()}
+            valid = {n: augment.remap(a.view(np.uint8), maps, nearest=True).astype(bool)
+                     for n, a in valid.items()}
         k = int(self.rng.integers(4)) if aug.rot90 else 0
         flip = aug.flips and self.rng.random() < 0.5
 
@@ -214,7 +221,11 @@ class PatchSampler:
         image = geo(image)
         targets = {n: geo(a) for n, a in targets.items()}
         valid = {n: geo(a) for n, a in valid.items()}
+        if aug.stain_jitter > 0:
+            image = augment.stain_jitter(image, aug.stain_jitter, self.rng)
         image = image * self.rng.uniform(*aug.gain_range) + self.rng.uniform(*aug.offset_range)
+        if aug.blur_probability > 0 and self.rng.random() < aug.blur_probability:
+            image = augment.blur(image.astype(np.float32), float(self.rng.uniform(*aug.blur_sigma)))
         if aug.noise_std > 0:
             image = image + self.rng.normal(0, aug.noise_std, image.shape).astype(np.float32)
         return image.astype(np.float32), targets, valid, dict(im.annotated)
