@@ -10,7 +10,7 @@ Prints, measured in one run:
      as a ratio to the fp32 bound (the headline: absolute times vary);
   1. training step time of the multi-task network (``cpu`` preset, the
      lazy tasks of the registry's default run) over a plain single-task U-Net
-     with the same encoder (target <= 1.5x);
+     with the same encoder (target <= 1.3x);
   2. tiled inference of a SIZE x SIZE image over one whole-image forward pass
      of the same network (target <= 1.3x), and the largest difference between
      the two results (on the probabilities of the foreground head);

@@ -18,12 +18,12 @@ the 0.005 a default may (``benchmarks/precision.py``), so the CPU default is fp3
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
-
 from torch import nn
 
 from .device import reduced_precision
@@ -90,7 +90,7 @@ def _forward(model: LazyUNet, net: nn.Module, batch: np.ndarray, device: torch.d
     ``net`` is ``model`` as :func:`inference_network` prepared it."""
     x = torch.from_numpy(np.ascontiguousarray(batch)).to(device).contiguous(memory_format=torch.channels_last)
     dtype = reduced_precision(device, CPU_BF16) if amp else None
-    with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None):
+    with torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext():
         out = net(x)
     return {k: component_probabilities(out[k], *model.layouts[k]).cpu().numpy() for k in tasks}
 
