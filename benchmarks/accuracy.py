@@ -904,6 +904,42 @@ def read_results(path: Path) -> list[dict]:
     return list(out.values())
 
 
+def suite_options(ap: argparse.ArgumentParser) -> None:
+    """The options every suite of this benchmark shares."""
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the docs block from the results file")
+
+
+def stopwatch(threads: int):
+    """Set the torch threads and return a logger that stamps each line with the seconds since now."""
+    torch.set_num_threads(max(1, threads))
+    start = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - start:6.0f} s] {msg}", file=sys.stderr, flush=True)
+    return log
+
+
+def run_suite(path: Path, names, pending, load, run, extra: dict, log) -> None:
+    """The resumable loop of a suite: for each data set, the jobs ``pending(name, done_keys)`` not yet in
+    the results file are run (``run(dataset, job)`` -> a record with its "key"), each appended as one JSON
+    line with ``extra``; the data set is loaded (``load(name)``) only when it has work left."""
+    done = {r["key"] for r in read_results(path)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        todo = pending(name, done)
+        if not todo:
+            continue
+        ds = load(name)
+        log(f"data ready: {name} ({len(ds.train)} frames, {len(ds.test)} test)")
+        for job in todo:
+            record = run(ds, job)
+            record.update(machine=machine(), **extra)
+            append_record(path, record)
+
+
 def report(records: list[dict], mode: Mode, command: str, datasets: dict[str, Dataset] | None = None) -> None:
     """The docs block and the figures from the records."""
     budget = mode.budget

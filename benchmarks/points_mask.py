@@ -40,7 +40,6 @@ rewritten from that file at the end (or with ``--report-only``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -49,9 +48,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from accuracy import DOCS_FILE, ROOT, machine, write_docs
+from accuracy import DOCS_FILE, ROOT, machine, read_results, run_suite, stopwatch, suite_options, write_docs
 from datasets import tiles as _tiles
-from scribble_mixture import DATASETS as REAL_SETS, _gray_or_rgb, lazy_regimes, load_dataset, read_results
+from scribble_mixture import DATASETS as REAL_SETS, _gray_or_rgb, lazy_regimes, load_dataset
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.autolabel import AutolabelConfig, autolabel, classical_instances
 from napari_lazylabels.engine.config import TrainConfig, preset
@@ -280,35 +279,18 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", nargs="*", choices=METHODS, default=None)
     ap.add_argument("--steps", type=int, default=None, help="override the steps")
     ap.add_argument("--synthetic-images", type=int, default=8, help="training images of the synthetic set")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
-    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
-    ap.add_argument("--report-only", action="store_true", help="rewrite the docs block from the results file")
+    suite_options(ap)
     args = ap.parse_args(argv)
     mode = "full" if args.full else "quick"
     b = BUDGET[mode] if args.steps is None else replace(BUDGET[mode], steps=args.steps)
     path = args.results / f"points_{mode}.jsonl"
     command = " ".join(["python benchmarks/accuracy.py --suite points", *(sys.argv[1:] if argv is None else argv)])
-    torch.set_num_threads(max(1, args.threads))
-    start = time.perf_counter()
-
-    def log(msg: str) -> None:
-        print(f"[{time.perf_counter() - start:6.0f} s] {msg}", file=sys.stderr, flush=True)
-
+    log = stopwatch(args.threads)
     if not args.report_only:
-        done = {r["key"] for r in read_results(path)}
-        args.results.mkdir(parents=True, exist_ok=True)
-        for name in args.datasets or list(DEFAULT_METHODS):
-            todo = [m for m in (args.methods or DEFAULT_METHODS[name]) if f"{name}/{m}" not in done]
-            if not todo:
-                continue
-            ds = load(name, args.synthetic_images)
-            log(f"data ready: {name} ({len(ds.train)} frames, {len(ds.test)} test)")
-            for method in todo:
-                record = run_one(ds, method, b, log)
-                record.update(machine=machine(), steps_budget=b.steps, batch=b.batch_size, patch=b.patch_size)
-                with open(path, "a") as fh:
-                    fh.write(json.dumps(record) + "\n")
+        run_suite(path, args.datasets or list(DEFAULT_METHODS),
+                  lambda name, done: [m for m in (args.methods or DEFAULT_METHODS[name]) if f"{name}/{m}" not in done],
+                  lambda name: load(name, args.synthetic_images), lambda ds, method: run_one(ds, method, b, log),
+                  dict(steps_budget=b.steps, batch=b.batch_size, patch=b.patch_size), log)
     records = read_results(path)
     for line in targets(records):
         print(line)

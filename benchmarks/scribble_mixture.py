@@ -45,7 +45,6 @@ docs/benchmarks.md is rewritten from that file at the end of each run (or with
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -54,7 +53,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from accuracy import DOCS_FILE, ROOT, machine, write_docs
+from accuracy import DOCS_FILE, ROOT, machine, read_results, run_suite, stopwatch, suite_options, write_docs
 from datasets import SPLITS, gray_or_rgb as _gray_or_rgb, load_frames, tiles as _tiles
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.config import TrainConfig, preset
@@ -316,12 +315,6 @@ def markdown(records: list[dict], mode: str, command: str, machine_text: str, b:
     return "\n".join(out)
 
 
-def read_results(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="accuracy.py --suite fgbg", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -333,37 +326,23 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="override the steps of the mode")
     ap.add_argument("--seeds", nargs="*", type=int, default=[0],
                     help="training seeds: each setting runs once per seed (default 0)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
-    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
-    ap.add_argument("--report-only", action="store_true", help="rewrite the docs block from the results file")
+    suite_options(ap)
     args = ap.parse_args(argv)
     mode = "quick" if args.quick else "full"
     b = BUDGET[mode] if args.steps is None else replace(BUDGET[mode], steps=args.steps)
     path = args.results / f"fgbg_{mode}.jsonl"
     command = " ".join(["python benchmarks/accuracy.py --suite fgbg", *(sys.argv[1:] if argv is None else argv)])
-    torch.set_num_threads(max(1, args.threads))
-    start = time.perf_counter()
+    log = stopwatch(args.threads)
 
-    def log(msg: str) -> None:
-        print(f"[{time.perf_counter() - start:6.0f} s] {msg}", file=sys.stderr, flush=True)
+    def pending(name: str, done: set[str]) -> list[tuple]:
+        return [(m, bud, seed) for seed in args.seeds for m in (args.methods or DEFAULT_METHODS)
+                for bud in ((args.budgets or BUDGETS) if m in SCRIBBLE_METHODS else (None,))
+                if run_key(name, m, bud, seed) not in done]
 
     if not args.report_only:
-        done = {r["key"] for r in read_results(path)}
-        args.results.mkdir(parents=True, exist_ok=True)
-        for name in args.datasets or list(DATASETS[mode]):
-            todo = [(m, bud, seed) for seed in args.seeds for m in (args.methods or DEFAULT_METHODS)
-                    for bud in ((args.budgets or BUDGETS) if m in SCRIBBLE_METHODS else (None,))
-                    if run_key(name, m, bud, seed) not in done]
-            if not todo:
-                continue
-            ds = load_dataset(name, mode)
-            log(f"data ready: {name} ({len(ds.train)} frames, {len(ds.test)} test)")
-            for method, bud, seed in todo:
-                record = run_one(ds, method, bud, b, log, seed)
-                record.update(machine=machine(), steps_budget=b.steps, batch=b.batch_size, patch=b.patch_size)
-                with open(path, "a") as fh:
-                    fh.write(json.dumps(record) + "\n")
+        run_suite(path, args.datasets or list(DATASETS[mode]), pending, lambda name: load_dataset(name, mode),
+                  lambda ds, job: run_one(ds, job[0], job[1], b, log, job[2]),
+                  dict(steps_budget=b.steps, batch=b.batch_size, patch=b.patch_size), log)
     records = read_results(path)
     for line in targets(records):
         print(line)
