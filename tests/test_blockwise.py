@@ -190,3 +190,25 @@ def test_freed_memory_is_handed_back_before_every_block(random_model, monkeypatc
     _, result = _blockwise(random_model, image, block_size=48, halo=16)
     # the two histogram passes, the probabilities, the instances and the labels: once per block each
     assert len(calls) >= 5 * result.blocks
+
+
+def test_a_seed_head_positive_everywhere_does_not_join_the_watershed_units():
+    """The watershed keeps to the foreground: a seed head positive on the background too (a little-trained
+    model's) must not make the whole image one unit, post-processed in one piece (issue 12)."""
+    gt = make_image(3, (300, 260), density=0.35, touching=0.5).instances
+    probs, tasks = _probabilities(gt)
+    probs["blobs"] = np.maximum(probs["blobs"], np.array([0.1, 0.9], np.float32)[:, None, None] * np.ones_like(
+        probs["blobs"]))
+    probs["blobs"][0] = 1 - probs["blobs"][1]
+    whole = segmentation_from_probabilities(probs, tasks, PostProcessing())
+    sinks = MemorySinks(gt.shape, {k: 2 for k in probs})
+    for k, v in probs.items():
+        sinks.probabilities[k][:] = v
+    n, resolved = instances_blockwise(sinks, tasks, PostProcessing(), BlockGrid(gt.shape, 64), halo=40)
+    got = sinks.segmentation()
+    assert n == whole.n_objects > 20
+    np.testing.assert_array_equal(got.semantic, whole.semantic)
+    assert same_partition(whole.instances, got.instances)
+    from napari_lazylabels.engine.blockwise import support
+    from napari_lazylabels.engine.tasks import heads_by_role
+    assert np.array_equal(support(heads_by_role(probs, tasks), PostProcessing()), whole.semantic > 0)

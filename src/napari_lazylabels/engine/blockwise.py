@@ -34,8 +34,9 @@ freed chunks in each thread's arena (torch's and zarr's threads each have one), 
 resident memory grew with every block. :func:`release_memory` (``malloc_trim``) hands them back before
 each block's task, so the passes' peak stays that of one block (about 0.9 GB with 1024 px blocks and
 the ``tiny`` network, at 2048 and 4096 px alike). What is not bounded by the block: a unit (pass 3)
-that spans the image, as the foreground of confluent cells does, is post-processed in one window of
-its size (:func:`_resolve`), and that takes memory in proportion to it.
+that spans the image, as the foreground of confluent cells can, is post-processed in one window of
+its size (:func:`_resolve`), and that takes memory in proportion to it (about 75 bytes a pixel with
+the ``tiny`` network). For the watershed a unit is a region of the foreground alone (:func:`support`).
 
 The engine reads and writes only array-likes (``sinks``): the files are
 :mod:`napari_lazylabels.io`'s business. Instances equal the in-memory ones up
@@ -65,7 +66,7 @@ from .labels import smallest_uint
 from .model import LazyUNet
 from .normalize import key_histogram, rank_bins, normalize_with, percentile_ranks, ranges_from_histograms
 from .pipeline import Segmentation, segmentation_from_probabilities
-from .postprocess.settings import DISTANCE, PostProcessing
+from .postprocess.settings import DISTANCE, GROWTH, PostProcessing
 from .tasks import FOREGROUND, PARTIAL, SEEDS, TaskSpec, heads_by_role
 from .trained_model import LazyLabelsModel
 
@@ -340,9 +341,14 @@ def reach(postprocess: PostProcessing, roles: Sequence[str]) -> int:
 
 
 def support(heads: Mapping[str, np.ndarray], postprocess: PostProcessing) -> np.ndarray:
-    """Where the post-processing can put or move objects: the foreground and the seed heads'."""
+    """Where the post-processing can put or move objects: the foreground, and for the final growth the
+    seed heads' too. The watershed keeps everything inside the foreground (its seeds are cut to it), so
+    there the seed heads add nothing: a seed head positive everywhere (a little-trained model's) would
+    make the whole image one unit, post-processed in one piece (issue 12)."""
     from .postprocess.instances import class_map_of
     mask = class_map_of(heads[FOREGROUND], postprocess.instances.probability_threshold) > 0
+    if postprocess.method != GROWTH:
+        return mask
     for role in (SEEDS, PARTIAL):
         if role in heads:
             mask |= np.argmax(heads[role], axis=0) > 0
