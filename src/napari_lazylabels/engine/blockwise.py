@@ -29,6 +29,15 @@ dask tasks that a scheduler runs (the in-process one, or a
 4. **Labels.** The keys, sorted, become ids 1..N (in raster order of the
    objects' first pixels), written block by block.
 
+**Memory.** A block's arrays are freed when its task ends, but glibc's ``malloc`` keeps the pages of
+freed chunks in each thread's arena (torch's and zarr's threads each have one), fragmented, so the
+resident memory grew with every block. :func:`release_memory` (``malloc_trim``) hands them back before
+each block's task, so the passes' peak stays that of one block (about 0.9 GB with 1024 px blocks and
+the ``tiny`` network, at 2048 and 4096 px alike). What is not bounded by the block: a unit (pass 3)
+that spans the image, as the foreground of confluent cells can, is post-processed in one window of
+its size (:func:`_resolve`), and that takes memory in proportion to it (about 75 bytes a pixel with
+the ``tiny`` network). For the watershed a unit is a region of the foreground alone (:func:`support`).
+
 The engine reads and writes only array-likes (``sinks``): the files are
 :mod:`napari_lazylabels.io`'s business. Instances equal the in-memory ones up
 to relabelling; the semantic map and the probabilities (to float rounding)
@@ -37,6 +46,9 @@ equal them as they are (``tests/test_blockwise.py``).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -54,7 +66,7 @@ from .labels import smallest_uint
 from .model import LazyUNet
 from .normalize import key_histogram, rank_bins, normalize_with, percentile_ranks, ranges_from_histograms
 from .pipeline import Segmentation, segmentation_from_probabilities
-from .postprocess.settings import DISTANCE, PostProcessing
+from .postprocess.settings import DISTANCE, GROWTH, PostProcessing
 from .tasks import FOREGROUND, PARTIAL, SEEDS, TaskSpec, heads_by_role
 from .trained_model import LazyLabelsModel
 
@@ -68,6 +80,30 @@ LARGE_WINDOW = 8192 * 8192
 _EIGHT = ndi.generate_binary_structure(2, 2)
 
 Progress = Callable[[str, int, int], None]
+
+
+# -- memory ------------------------------------------------------------------------------------------
+
+_LIBC: list = []
+
+
+def release_memory() -> bool:
+    """Give the pages of freed memory back to the system (glibc's ``malloc_trim`` over every arena;
+    without it the arenas of torch's and zarr's threads keep a fragmented copy of every block's
+    arrays). Called at the start of each block's task; a no-op (False) off glibc."""
+    if not _LIBC:
+        trim = None
+        if sys.platform.startswith("linux"):
+            try:
+                trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+                trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+            except (OSError, AttributeError):
+                trim = None
+        _LIBC.append(trim)
+    if _LIBC[0] is None:
+        return False
+    _LIBC[0](0)
+    return True
 
 
 # -- the grid ----------------------------------------------------------------------------------
@@ -176,6 +212,7 @@ def check_lazy_image(image, source: str | None = None) -> None:
 def _histograms(block: np.ndarray, wanted: Sequence[tuple[int, int]] | None) -> tuple[bool, dict]:
     """Per channel of a CYX block: the high-bits histogram (``wanted`` None) or the low-bits
     histograms of the wanted (channel, top) pairs; and whether every value is finite."""
+    release_memory()
     values = np.asarray(block).astype(np.float32, copy=False)
     finite = bool(np.isfinite(values).all()) if np.issubdtype(values.dtype, np.floating) else True
     if wanted is None:
@@ -228,6 +265,7 @@ def head_channels(network: LazyUNet) -> dict[str, int]:
 def _predict_block(block: np.ndarray, payload: NetworkPayload, ranges, grid: BlockGrid, margin: int,
                    multiple: int, block_info=None) -> np.ndarray:
     """The core probabilities (all tasks' channels stacked) of one block given with its margin."""
+    release_memory()   # the previous block's arrays, freed, back to the system before this one's
     _, iy, ix = block_info[None]["chunk-location"]
     h, w = grid.shape
     ys, xs = grid.ys, grid.xs
@@ -303,9 +341,14 @@ def reach(postprocess: PostProcessing, roles: Sequence[str]) -> int:
 
 
 def support(heads: Mapping[str, np.ndarray], postprocess: PostProcessing) -> np.ndarray:
-    """Where the post-processing can put or move objects: the foreground and the seed heads'."""
+    """Where the post-processing can put or move objects: the foreground, and for the final growth the
+    seed heads' too. The watershed keeps everything inside the foreground (its seeds are cut to it), so
+    there the seed heads add nothing: a seed head positive everywhere (a little-trained model's) would
+    make the whole image one unit, post-processed in one piece (issue 12)."""
     from .postprocess.instances import class_map_of
     mask = class_map_of(heads[FOREGROUND], postprocess.instances.probability_threshold) > 0
+    if postprocess.method != GROWTH:
+        return mask
     for role in (SEEDS, PARTIAL):
         if role in heads:
             mask |= np.argmax(heads[role], axis=0) > 0
@@ -357,6 +400,7 @@ def _window_result(probs, tasks, postprocess, window, shape, pad):
 def _post_block(sinks: BlockSinks, box, window, tasks, postprocess, shape, pad):
     """Pass 3 on one block: keys and semantic labels of its core; the unsure pixels (-1) of units that
     do not fit in its window are left to :func:`_resolve`."""
+    release_memory()
     seg, units, whole, keys = _window_result(_read_window(sinks.probabilities, window), tasks, postprocess,
                                              window, shape, pad)
     y0, y1, x0, x1 = box
@@ -378,6 +422,7 @@ def _post_block(sinks: BlockSinks, box, window, tasks, postprocess, shape, pad):
 def _resolve(sinks: BlockSinks, anchor, grid: BlockGrid, tasks, postprocess, pad, halo) -> np.ndarray:
     """The unit holding ``anchor``, post-processed alone in a window grown until it fits; its keys and
     semantic labels written over its pixels. Returns its objects' keys."""
+    release_memory()
     h, w = grid.shape
     ay, ax = anchor
     size = halo
@@ -422,6 +467,7 @@ def _resolve(sinks: BlockSinks, anchor, grid: BlockGrid, tasks, postprocess, pad
 
 
 def _label_block(sinks_keys, target, box, keys: np.ndarray) -> int:
+    release_memory()
     y0, y1, x0, x1 = box
     k = np.asarray(sinks_keys[y0:y1, x0:x1])
     ids = np.where(k > 0, np.searchsorted(keys, k) + 1, 0)
