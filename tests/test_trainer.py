@@ -157,6 +157,8 @@ def test_a_failure_while_drawing_ahead_is_raised_by_the_next_sample(small_lazy_s
 def test_training_with_prefetch_equals_training_without(small_lazy_set, tiny_network, quick_config, monkeypatch):
     items, _ = small_lazy_set
     with_ahead = Trainer(items, TASKS, network=tiny_network, config=quick_config)
+    assert not with_ahead.prefetch                    # off on the CPU by default
+    with_ahead.prefetch = True
     losses = [r.loss for r in with_ahead.run()]
     assert with_ahead.sampler._ahead is None          # the run ends with no thread left
     monkeypatch.setattr(type(with_ahead.sampler), "prefetch", lambda self, *a, **k: None)

@@ -253,7 +253,7 @@ class PatchSampler:
         if self._ahead is None:
             return
         _, thread, _, state = self._ahead
-        thread.join()
+        _join(thread)
         self.rng.bit_generator.state = state
         self._ahead = None
 
@@ -263,7 +263,7 @@ class PatchSampler:
         The batch :meth:`prefetch` drew, if it drew one of this size."""
         if self._ahead is not None and self._ahead[0] == batch_size:
             _, thread, result, _ = self._ahead
-            thread.join()
+            _join(thread)
             self._ahead = None
             if "error" in result:
                 raise result["error"]
@@ -320,3 +320,10 @@ def blind_spots(image: np.ndarray, fraction: float, rng: np.random.Generator,
         out[i][:, ys, xs] = image[i][:, sy, sx]
         blind[i, ys, xs] = True
     return out, blind
+
+
+def _join(thread: threading.Thread) -> None:
+    """Wait for ``thread`` in short timed joins, so that Ctrl-C or SIGTERM arriving meanwhile is
+    raised between two of them and a later wait (the cleanup's) still finds the thread joinable."""
+    while thread.is_alive():
+        thread.join(0.05)

@@ -131,6 +131,9 @@ class Trainer:
             for k, v in state.history.items():
                 self.history[k] = list(v)
         self.amp = self.config.mixed_precision and self.device.type == "cuda"
+        #: Draw the next batch while a step runs. Off on the CPU, where drawing is under 1 % of a step
+        #: (benchmarks/speed.py) and the extra thread only competes for the same cores.
+        self.prefetch = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         rng = np.random.default_rng(self.config.seed + self.step if distributed is None or distributed.rank == 0
                                     else (self.config.seed + self.step, distributed.rank))   # patches of its own
@@ -202,7 +205,8 @@ class Trainer:
             batch[key] = {k: v.to(self.device, non_blocking=True) for k, v in value.items()} \
                 if isinstance(value, dict) else value.to(self.device, non_blocking=True)
         # the next batch is drawn while this step runs (the same batches, in the same order)
-        self.sampler.prefetch(self.config.batch_size, pin_memory=self.device.type == "cuda")
+        if self.prefetch:
+            self.sampler.prefetch(self.config.batch_size, pin_memory=self.device.type == "cuda")
         image = batch["image"]
         lr = learning_rate_at(self.step, self.config)
         for group in self.optimizer.param_groups:
