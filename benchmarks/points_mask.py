@@ -50,14 +50,15 @@ import torch
 
 from accuracy import DOCS_FILE, ROOT, machine, read_results, run_suite, stopwatch, suite_options, write_docs
 from datasets import tiles as _tiles
-from scribble_mixture import DATASETS as REAL_SETS, _gray_or_rgb, lazy_regimes, load_dataset
+from scribble_mixture import (DATASETS as REAL_SETS, Budget, _gray_or_rgb, items_from_tiles,
+                              lazy_regimes, load_dataset)
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.autolabel import AutolabelConfig, autolabel, classical_instances
 from napari_lazylabels.engine.config import TrainConfig, preset
 from napari_lazylabels.engine.metrics import ap_sweep
 from napari_lazylabels.engine.pipeline import segment
 from napari_lazylabels.engine.regimes import registry
-from napari_lazylabels.engine.simulate import annotation_cost, simulate_lazy_labels, total_annotation_cost
+from napari_lazylabels.engine.simulate import simulate_lazy_labels
 from napari_lazylabels.engine.synthetic import make_image, make_test_set
 from napari_lazylabels.engine.tasks import FOREGROUND
 from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
@@ -73,7 +74,6 @@ POINT_METHODS = ("points", "no_rounds", "no_aux", "no_cuts")
 #: What runs unless --methods says otherwise: per data set.
 DEFAULT_METHODS = {"synthetic": METHODS, "hela": ("points", "machine", "classical", "lazy"),
                    "he": ("machine", "classical"), "phase": ("machine", "classical"), "em": ("machine", "classical")}
-STRONG_RATIO = 0.10
 SWEEP = tuple(np.round(np.arange(0.5, 0.91, 0.05), 2))
 #: Machine-label settings per data set (by eye: object diameter in px; H&E nuclei are dark).
 AUTOLABEL = {"synthetic": AutolabelConfig(object_size=20), "hela": AutolabelConfig(object_size=28),
@@ -152,27 +152,7 @@ def training_items(ds: Data, method: str) -> tuple[list[LazyAnnotations], dict]:
         grid = _tiles(inst.shape, ds.tiles) if ds.tiles > 1 else [(slice(None), slice(None))]
         for t, (sy, sx) in enumerate(grid):
             tiles.append((f"{name}_tile{t:02d}", image[sy, sx], inst[sy, sx], _cut(labels, sy, sx, pts_key)))
-    if method == "lazy":      # exact masks on 10 % of the tiles (those that hold objects first)
-        strong_key = fg.inputs[0].key
-        order = [int(i) for i in np.random.default_rng([0, 7]).permutation(len(tiles))]
-        order = [i for i in order if tiles[i][2].any()] + [i for i in order if not tiles[i][2].any()]
-        keep = set(order[:max(1, int(round(STRONG_RATIO * len(tiles))))])
-        tiles = [(n, im, inst, {**lab, strong_key: lab[strong_key] if i in keep else None})
-                 for i, (n, im, inst, lab) in enumerate(tiles)]
-    items, costs = [], []
-    for name, image, inst, labels in tiles:
-        items.append(LazyAnnotations(image, labels=dict(labels), name=name,
-                                     annotated={k: v is not None for k, v in labels.items()}
-                                     if method in ("lazy", "full") else {}))
-        costs.append(annotation_cost(labels, inst))
-    return items, total_annotation_cost(costs)
-
-
-@dataclass
-class Budget:
-    steps: int
-    batch_size: int
-    patch_size: int
+    return items_from_tiles(tiles, method)
 
 
 BUDGET = {"quick": Budget(steps=200, batch_size=4, patch_size=96),

@@ -138,7 +138,7 @@ def _seeds(n: int) -> list[int]:
 def training_items(ds: Dataset, method: str, budget: float | None) -> tuple[list[LazyAnnotations], dict]:
     """The training images (tiles) with the labels of one method, and the cost of those labels."""
     scribbles = scribble_regime()
-    items, costs, tiles = [], [], []
+    tiles = []
     for k, (name, image, inst) in enumerate(ds.train):
         rng = np.random.default_rng([k, 23])
         if method in SCRIBBLE_METHODS:
@@ -152,13 +152,21 @@ def training_items(ds: Dataset, method: str, budget: float | None) -> tuple[list
                                      [(slice(None), slice(None))]):
             tiles.append((f"{name}_tile{t:02d}", _gray_or_rgb(image)[sy, sx], inst[sy, sx],
                           {key: None if v is None else v[sy, sx] for key, v in labels.items()}))
+    return items_from_tiles(tiles, method)
+
+
+def items_from_tiles(tiles: list[tuple], method: str) -> tuple[list[LazyAnnotations], dict]:
+    """Training images from (name, image, instances, labels) tiles, and the cost of their labels; for
+    the lazy method the exact masks are kept on STRONG_RATIO of the tiles (those that hold objects first);
+    the lazy and full methods mark every task annotated where it has labels."""
     strong_key = registry.regime_with_role(FOREGROUND).inputs[0].key
-    if method == "lazy":      # exact masks on 10 % of the tiles (those that hold objects first)
+    if method == "lazy":
         order = [int(i) for i in np.random.default_rng([0, 7]).permutation(len(tiles))]
         order = [i for i in order if tiles[i][2].any()] + [i for i in order if not tiles[i][2].any()]
         keep = set(order[:max(1, int(round(STRONG_RATIO * len(tiles))))])
         tiles = [(n, im, inst, {**lab, strong_key: lab[strong_key] if i in keep else None})
                  for i, (n, im, inst, lab) in enumerate(tiles)]
+    items, costs = [], []
     for name, image, inst, labels in tiles:
         items.append(LazyAnnotations(image, labels=dict(labels), name=name,
                                      annotated={k: v is not None for k, v in labels.items()}
