@@ -10,7 +10,8 @@ Prints, measured in one run:
      as a ratio to the fp32 bound (the headline: absolute times vary);
   1. training step time of the multi-task network (``cpu`` preset, the
      lazy tasks of the registry's default run) over a plain single-task U-Net
-     with the same encoder (target <= 1.3x);
+     with the same encoder (target <= 1.3x), in channels-last memory format as
+     the trainer runs them, and in NCHW as it was;
   2. tiled inference of a SIZE x SIZE image over one whole-image forward pass
      of the same network (target <= 1.3x), and the largest difference between
      the two results (on the probabilities of the foreground head);
@@ -36,6 +37,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -46,9 +48,11 @@ import torch
 
 from napari_lazylabels.engine.config import TrainConfig, preset
 from napari_lazylabels.engine.device import cpu_has_native_bf16
-from napari_lazylabels.engine.inference import (default_margin, pad_to_multiple, predict_tiled, predict_whole,
-                                                tile_layout)
+from napari_lazylabels.engine.inference import (default_margin, inference_network, pad_to_multiple, predict_tiled,
+                                                predict_whole, tile_layout)
 from napari_lazylabels.engine.model import build_model, count_parameters, fold_batchnorm
+from napari_lazylabels.engine.onnx_backend import ENV as ONNX_ENV
+from napari_lazylabels.engine.onnx_backend import OnnxNetwork
 from napari_lazylabels.engine.regimes import registry
 from napari_lazylabels.engine.synthetic import make_lazy_dataset
 from napari_lazylabels.engine.tasks import FOREGROUND, heads_by_role
@@ -102,22 +106,26 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def train_step_times(device: torch.device, batch: int, patch: int, repeats: int, network: str = "cpu") -> dict:
-    torch.manual_seed(0)
-    nets = {
-        "multitask": build_model(preset(network), registry.default_tasks(1)),
-        "single_task": build_model(preset(network, multitask=False), registry.baseline_tasks(1)),
-    }
-    x = torch.randn(batch, 1, patch, patch, device=device)
+    """Step times of the multi-task network and the single-task U-Net, each in channels-last
+    memory format (what the trainer does) and in NCHW (as it was), interleaved so that all four
+    see the same machine load."""
+    nets, opts = {}, {}
+    for kind in ("multitask", "single_task"):
+        for fmt in (torch.channels_last, torch.contiguous_format):
+            torch.manual_seed(0)
+            net = build_model(preset(network, multitask=kind == "multitask"),
+                              registry.default_tasks(1) if kind == "multitask" else registry.baseline_tasks(1))
+            net.to(device, memory_format=fmt).train()
+            key = kind if fmt is torch.channels_last else f"{kind}_nchw"
+            nets[key], opts[key] = net, torch.optim.Adam(net.parameters(), 1e-3)
+    x0 = torch.randn(batch, 1, patch, patch, device=device)
+    target = torch.zeros_like(x0[:, 0], dtype=torch.long)
     times = {k: [] for k in nets}
-    opts = {}
-    for k, net in nets.items():
-        net.to(device).train()
-        opts[k] = torch.optim.Adam(net.parameters(), 1e-3)
 
     def step(k):
+        x = x0 if k.endswith("_nchw") else x0.contiguous(memory_format=torch.channels_last)
         out = nets[k](x)
-        loss = sum(torch.nn.functional.cross_entropy(v, torch.zeros_like(x[:, 0], dtype=torch.long))
-                   for v in out.values())
+        loss = sum(torch.nn.functional.cross_entropy(v, target) for v in out.values())
         opts[k].zero_grad()
         loss.backward()
         opts[k].step()
@@ -127,7 +135,7 @@ def train_step_times(device: torch.device, batch: int, patch: int, repeats: int,
     for k in nets:          # warm-up
         for _ in range(3):
             step(k)
-    for _ in range(repeats):  # interleaved, so both see the same machine load
+    for _ in range(repeats):  # interleaved, so all see the same machine load
         for k in nets:
             t0 = time.perf_counter()
             step(k)
@@ -139,6 +147,8 @@ def train_step_times(device: torch.device, batch: int, patch: int, repeats: int,
             "multitask_gflops": 3 * fpp * batch * patch * patch / med["multitask"] / 1e9,
             "multitask_step_s": med["multitask"], "single_task_step_s": med["single_task"],
             "ratio": med["multitask"] / med["single_task"],
+            "multitask_nchw_step_s": med["multitask_nchw"], "single_task_nchw_step_s": med["single_task_nchw"],
+            "ratio_nchw": med["multitask_nchw"] / med["single_task_nchw"],
             "params_multitask": count_parameters(nets["multitask"]),
             "params_single_task": count_parameters(nets["single_task"])}
 
@@ -161,7 +171,8 @@ def inference_part(mode: str, device: torch.device, size: int, tile: int, repeat
     np.save(f"/tmp/speed_{mode}.npy", heads_by_role(out, tasks)[FOREGROUND])
     t = float(np.median(times))
     fpp = conv_flops_per_pixel(net, 1)
-    return {"mode": mode, "seconds": t, "mpix_per_s": size * size / 1e6 / t,
+    onnx = isinstance(inference_network(net, device, size * size, True), OnnxNetwork)
+    return {"mode": mode, "onnx_runtime": onnx, "seconds": t, "mpix_per_s": size * size / 1e6 / t,
             "gflops": fpp * size * size / t / 1e9, "peak_memory_mb": peak_memory_mb(device)}
 
 
@@ -190,30 +201,15 @@ def tile_batches(net, image: np.ndarray, tile: int) -> list[torch.Tensor]:
 
 
 def onnx_runner(net, example: torch.Tensor, names: list[str]):
-    """``net`` exported to ONNX and run by ONNX Runtime on the CPU (same threads), as a
-    callable tile -> {task: logits}; None without ``onnxruntime`` and ``onnx``."""
+    """``net`` in ONNX Runtime on the CPU (same threads) as the engine runs it
+    (:class:`~napari_lazylabels.engine.onnx_backend.OnnxNetwork`); None without ``onnxruntime``
+    and ``onnx``."""
     try:
-        import onnxruntime as ort
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
     except ImportError:
         return None
-    import io
-
-    class Outputs(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            out = self.inner(x)
-            return tuple(out[k] for k in names)
-
-    buf = io.BytesIO()
-    torch.onnx.export(Outputs(net.cpu()).eval(), (example.cpu(),), buf, input_names=["x"], dynamo=False,
-                      dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}}, opset_version=17)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
-    return lambda x: dict(zip(names, (torch.from_numpy(o) for o in session.run(None, {"x": x.cpu().numpy()}))))
+    return OnnxNetwork(net.cpu(), names, example.shape[1], 8)
 
 
 def inference_options(device: torch.device, size: int, tile: int, repeats: int, compile_: bool,
@@ -243,7 +239,8 @@ def inference_options(device: torch.device, size: int, tile: int, repeats: int, 
         steps.append(("+ torch.compile (fp32)", torch.compile(cl), cl_tiles, torch.inference_mode, None))
     onnx = onnx_runner(folded, tiles[0], net.task_names) if onnx_ else None
     if onnx is not None:
-        steps.append(("ONNX Runtime (folded, fp32)", onnx, tiles, contextlib.nullcontext, None))
+        steps.append(("ONNX Runtime (folded, fp32; the default with the onnx extra)", onnx, tiles,
+                      contextlib.nullcontext, None))
     rows, ref = [], None
     for name, model, xs, ctx, dtype in steps:
         def run(model=model, xs=xs, ctx=ctx, dtype=dtype):
@@ -282,12 +279,12 @@ def data_path(device: torch.device, batch: int, patch: int, repeats: int, networ
     rng = np.random.default_rng(0)
     sampler = PatchSampler([prepare(it, tasks, config.normalization, rng) for it in items], tasks, config, rng)
     torch.manual_seed(0)
-    net = build_model(preset(network), tasks).to(device).train()
+    net = build_model(preset(network), tasks).to(device, memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     fixed = sampler.sample(batch)
 
     def step(b):
-        out = net(b["image"].to(device, non_blocking=True))
+        out = net(b["image"].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last))
         loss = sum(torch.nn.functional.cross_entropy(v, b["targets"][k].to(device).clamp(0, v.shape[1] - 1))
                    for k, v in out.items())
         opt.zero_grad()
@@ -343,10 +340,12 @@ def cellpose_peer(device: torch.device, size: int, repeats: int) -> dict | None:
             "params": count_parameters(net)}
 
 
-def run_part(mode, args) -> dict:
+def run_part(mode, args, onnx: bool = True) -> dict:
+    """One inference mode in a fresh subprocess; ``onnx=False``: with ONNX Runtime switched off."""
     cmd = [sys.executable, __file__, "--part", mode, "--device", args.device, "--size", str(args.size),
            "--tile-size", str(args.tile_size), "--repeats", str(args.inference_repeats)]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    env = {**os.environ, **({} if onnx else {ONNX_ENV: "0"})}
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -384,9 +383,13 @@ def main(argv=None) -> int:
           f"{tr['multitask_step_s'] * 1000:.0f} ms, single-task U-Net {tr['single_task_step_s'] * 1000:.0f} ms "
           f"-> ratio {tr['ratio']:.2f}x (target <= 1.3x); multi-task {tr['multitask_gflops']:.0f} GFLOP/s = "
           f"{tr['multitask_gflops'] / bound['fp32']:.2f}x the fp32 bound")
+    print(f"  the same in NCHW memory format (as it was): multi-task {tr['multitask_nchw_step_s'] * 1000:.0f} ms, "
+          f"single-task {tr['single_task_nchw_step_s'] * 1000:.0f} ms -> ratio {tr['ratio_nchw']:.2f}x; "
+          f"channels-last {tr['multitask_nchw_step_s'] / tr['multitask_step_s']:.2f}x faster (multi-task)")
     whole = run_part("whole", args)
     tiled = run_part("tiled", args)
     diff = float(np.abs(np.load("/tmp/speed_whole.npy") - np.load("/tmp/speed_tiled.npy")).max())
+    tiled_torch = run_part("tiled", args, onnx=False) if tiled["onnx_runtime"] else None
     ratio = tiled["seconds"] / whole["seconds"]
     print(f"inference {args.size}x{args.size}: whole-image pass {whole['seconds']:.2f} s, tiled "
           f"(tile cap {args.tile_size}) {tiled['seconds']:.2f} s -> ratio {ratio:.2f}x (target <= 1.3x); "
@@ -394,7 +397,12 @@ def main(argv=None) -> int:
     for r in (whole, tiled):
         print(f"  {r['mode']:>5}: {r['mpix_per_s']:.2f} Mpix/s, {r['gflops']:.0f} GFLOP/s = "
               f"{r['gflops'] / bound['fp32']:.2f}x the fp32 bound (target >= 1.0x), "
+              f"{'ONNX Runtime' if r['onnx_runtime'] else 'PyTorch'}, "
               f"peak memory {r['peak_memory_mb']:.0f} MB")
+    if tiled_torch is not None:
+        print(f"  tiled, ONNX Runtime switched off ({ONNX_ENV}=0): {tiled_torch['mpix_per_s']:.2f} Mpix/s, "
+              f"{tiled_torch['gflops'] / bound['fp32']:.2f}x the fp32 bound; ONNX Runtime "
+              f"{tiled_torch['seconds'] / tiled['seconds']:.2f}x faster")
     options = inference_options(device, args.size, args.tile_size, args.inference_repeats, args.compile,
                                 args.onnx and device.type == "cpu")
     print(f"inference options, one at a time (forward passes over the tiles, tile cap {args.tile_size}):")
@@ -420,7 +428,7 @@ def main(argv=None) -> int:
               f"{peer['gflops'] / bound['fp32']:.2f}x the fp32 bound); this network tiled "
               f"{tiled['mpix_per_s']:.2f} Mpix/s")
     print(json.dumps({"machine": machine, "bound_gflops": bound, "training": tr, "whole": whole, "tiled": tiled,
-                      "tiled_over_whole": ratio, "max_abs_diff": diff, "options": options, "tile_caps": caps,
+                      "tiled_torch": tiled_torch, "tiled_over_whole": ratio, "max_abs_diff": diff, "options": options, "tile_caps": caps,
                       "data_path": dp, "cellpose": peer}))
     return 0
 

@@ -164,3 +164,18 @@ def test_training_with_prefetch_equals_training_without(small_lazy_set, tiny_net
     monkeypatch.setattr(type(with_ahead.sampler), "prefetch", lambda self, *a, **k: None)
     in_turn = Trainer(items, TASKS, network=tiny_network, config=quick_config)
     assert [r.loss for r in in_turn.run()] == losses
+
+
+def test_channels_last_training_equals_nchw_training(small_lazy_set, tiny_network, quick_config, monkeypatch):
+    import torch
+
+    items, _ = small_lazy_set
+    cl = Trainer(items, TASKS, network=tiny_network, config=quick_config)
+    convs = [m.weight for m in cl.network.modules() if isinstance(m, torch.nn.Conv2d)
+             and m.kernel_size == (3, 3) and m.in_channels > 1]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs)
+    losses = [r.loss for r in cl.run()]
+    monkeypatch.setattr(Trainer, "memory_format", torch.contiguous_format)
+    nchw = Trainer(items, TASKS, network=tiny_network, config=quick_config)
+    assert all(m.weight.is_contiguous() for m in nchw.network.modules() if isinstance(m, torch.nn.Conv2d))
+    np.testing.assert_allclose([r.loss for r in nchw.run()], losses, rtol=1e-4)

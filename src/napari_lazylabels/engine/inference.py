@@ -10,7 +10,8 @@ the tile size (``tests/test_inference.py`` checks it).
 
 Speed (``benchmarks/speed.py``, docs/benchmarks.md): the network runs with its
 BatchNorm folded into the convolutions, in channels-last memory format, under
-``torch.inference_mode``; with ``amp`` (the default of :func:`predict_tiled`)
+``torch.inference_mode`` (in fp32 on the CPU in ONNX Runtime instead where the ``onnx`` extra is
+installed, :mod:`.onnx_backend`); with ``amp`` (the default of :func:`predict_tiled`)
 in fp16 autocast on CUDA. bf16 autocast on CPUs with AVX512-BF16 or AMX is
 opt-in (:data:`CPU_BF16`): it moved the demo model's AP50 by 0.006, more than
 the 0.005 a default may (``benchmarks/precision.py``), so the CPU default is fp32.
@@ -28,6 +29,7 @@ from torch import nn
 
 from .device import reduced_precision
 from .model import LazyUNet, component_probabilities, fold_batchnorm, receptive_radius
+from .onnx_backend import OnnxNetwork, onnx_network
 
 ProgressFn = Callable[[int, int], None]
 
@@ -77,17 +79,30 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     return np.pad(image, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
 
 
-def inference_network(model: LazyUNet, device: torch.device) -> nn.Module:
+def inference_network(model: LazyUNet, device: torch.device, pixels: int = 0,
+                      amp: bool = False) -> nn.Module | OnnxNetwork:
     """The network as inference runs it: a copy in eval mode on ``device`` with its
     BatchNorm folded into the convolutions, in channels-last memory format (the same
-    function up to float rounding; ``model`` itself is untouched)."""
-    return fold_batchnorm(model).to(device).to(memory_format=torch.channels_last)
+    function up to float rounding; ``model`` itself is untouched). In fp32 on the CPU, for
+    an image of ``pixels`` pixels, ONNX Runtime runs it instead where it is installed
+    (:mod:`.onnx_backend`: faster, the same probabilities up to float rounding)."""
+    def fold() -> nn.Module:
+        return fold_batchnorm(model).to(device).to(memory_format=torch.channels_last)
+
+    if device.type == "cpu" and (reduced_precision(device, CPU_BF16) if amp else None) is None:
+        runner = onnx_network(model, fold, pixels)
+        if runner is not None:
+            return runner
+    return fold()
 
 
-def _forward(model: LazyUNet, net: nn.Module, batch: np.ndarray, device: torch.device, amp: bool,
+def _forward(model: LazyUNet, net: nn.Module | OnnxNetwork, batch: np.ndarray, device: torch.device, amp: bool,
              tasks: Sequence[str]) -> dict[str, np.ndarray]:
     """Per-component probabilities of each task's head (per-class where a class has one component);
     ``net`` is ``model`` as :func:`inference_network` prepared it."""
+    if isinstance(net, OnnxNetwork):
+        out = net(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
+        return {k: component_probabilities(out[k], *model.layouts[k]).numpy() for k in tasks}
     x = torch.from_numpy(np.ascontiguousarray(batch)).to(device).contiguous(memory_format=torch.channels_last)
     dtype = reduced_precision(device, CPU_BF16) if amp else None
     with torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext():
@@ -112,7 +127,7 @@ def predict_whole(model: LazyUNet, image: np.ndarray, device: torch.device | str
     model.eval()
     h, w = image.shape[-2:]
     padded = pad_to_multiple(image, model.config.size_multiple)
-    net = inference_network(model, device)
+    net = inference_network(model, device, padded.shape[-2] * padded.shape[-1], amp)
     out = {k: v[0, :, :h, :w] for k, v in _forward(model, net, padded[None], device, amp, model.task_names).items()}
     return out if components else class_probabilities(out, model)
 
@@ -163,24 +178,26 @@ def predict_tiled(model: LazyUNet, image: np.ndarray, *, tile_size: int = 1024, 
     boxes = [(y, x) for y in ys for x in xs]
     acc = {k: None for k in tasks}
     norm = np.zeros((ph, pw), np.float32)
-    net = inference_network(model, device)
+    net = inference_network(model, device, ph * pw, amp)
     for b0 in range(0, len(boxes), batch_size):
         chunk = boxes[b0:b0 + batch_size]
         batch = np.stack([padded[:, y:y + th, x:x + tw] for y, x in chunk])
         out = _forward(model, net, batch, device, amp, tasks)
         for i, (y, x) in enumerate(chunk):
-            core = np.zeros((th, tw), bool)
+            # only the tile's core has weight: the margin along inner edges is left out
             y_lo = 0 if y == 0 else margin
             y_hi = th if y + th >= ph else th - margin
             x_lo = 0 if x == 0 else margin
             x_hi = tw if x + tw >= pw else tw - margin
-            core[y_lo:y_hi, x_lo:x_hi] = True
-            wgt = window * core
-            norm[y:y + th, x:x + tw] += wgt
+            wgt = window[y_lo:y_hi, x_lo:x_hi]
+            dst = np.s_[y + y_lo:y + y_hi, x + x_lo:x + x_hi]
+            norm[dst] += wgt
             for k in tasks:
                 if acc[k] is None:
                     acc[k] = np.zeros((out[k].shape[1], ph, pw), np.float32)
-                acc[k][:, y:y + th, x:x + tw] += out[k][i] * wgt
+                part = out[k][i, :, y_lo:y_hi, x_lo:x_hi]
+                np.multiply(part, wgt, out=part)
+                acc[k][(slice(None),) + dst] += part
         if progress is not None:
             progress(min(b0 + batch_size, len(boxes)), len(boxes))
     if not norm.min() > 0:   # a bug in tile_layout, not the user's doing

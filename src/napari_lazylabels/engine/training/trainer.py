@@ -88,6 +88,10 @@ class Trainer:
         distributed: this process's part of a DDP run (:mod:`.distributed`), or None.
     """
 
+    #: The network and its batches in channels-last memory format: the same function up to
+    #: float rounding, steps 1.3x faster on the CPU (oneDNN's convolutions; benchmarks/speed.py).
+    memory_format = torch.channels_last
+
     def __init__(self, items: Sequence[LazyAnnotations], tasks: Sequence[TaskSpec],
                  network: NetworkConfig | LazyUNet | None = None, config: TrainConfig | None = None, *,
                  class_names: Sequence[str] | None = None, state: TrainingState | None = None,
@@ -121,7 +125,7 @@ class Trainer:
         if self.network.config.in_channels != channels:
             raise LazyLabelsError(f"the model expects {self.network.config.in_channels} channel(s), "
                                   f"the images have {channels}")
-        self.network.to(self.device)
+        self.network.to(self.device, memory_format=self.memory_format)
         self._forward = self.network if distributed is None else distributed.wrap(self.network)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate,
                                           weight_decay=self.config.weight_decay)
@@ -207,7 +211,7 @@ class Trainer:
         # the next batch is drawn while this step runs (the same batches, in the same order)
         if self.prefetch:
             self.sampler.prefetch(self.config.batch_size, pin_memory=self.device.type == "cuda")
-        image = batch["image"]
+        image = batch["image"].contiguous(memory_format=self.memory_format)
         lr = learning_rate_at(self.step, self.config)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
