@@ -179,3 +179,22 @@ def test_an_opt_in_regime_trains_from_the_widget(synthetic_viewer, qtbot, tmp_pa
         regime.options(rounds=1, steps_per_round=2))
     assert model.provenance[regime.name]["rounds_done"] == 1
     assert len([k for k in load_artifacts(w.checkpoint) if k.endswith(".npz")]) == 2
+
+
+def test_rarely_changed_settings_are_folded_away(qtbot):
+    from napari_lazylabels.engine.regimes import registry
+    from napari_lazylabels.plugin.widgets.training_form import TrainSettingsForm
+
+    form = TrainSettingsForm()
+    qtbot.addWidget(form.native)
+    form.native.show()
+    assert {"Task weights", "Post-processing (Predict; saved with the model)"} <= set(form.sections)
+    assert all(not section.isExpanded() for section, _ in form.sections.values())
+    _, weights = form.sections["Task weights"]
+    assert [w.label for w in weights] == list(registry.task_names())     # each box says its task
+    folded = form.native.sizeHint().height()
+    for section, _ in form.sections.values():
+        section.expand(animate=False)
+    qtbot.waitUntil(lambda: form.native.sizeHint().height() > folded + 100, timeout=2000)
+    form.weights[registry.task_names()[0]].value = 0.0    # folded or not, the values are read
+    assert form.settings().weights[registry.task_names()[0]] == 0.0

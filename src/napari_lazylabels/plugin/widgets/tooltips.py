@@ -49,6 +49,8 @@ TIPS: dict[str, str] = {
     "batch": "Patches per step.",
     "lr": "Base learning rate (linear warm-up, then cosine decay).",
     "weight": "Weight of the {task} task in the total loss (0 switches it off).",
+    "weights": "How much each task counts in the total loss (1: as much as the others; 0: off).",
+    "postprocessing": "How probabilities become objects: used by Predict and saved with the model.",
     "opt_in": "{description}",
     "regime_options": "{description}. These settings apply when the painted labels train it.",
     "device": "Where to train: auto picks CUDA, then Apple MPS, then the CPU.",

@@ -7,7 +7,9 @@ each of its options (shown while it is ticked), the options of the other
 regimes that have some (used when the painted labels train that regime), and
 the post-processing (:class:`~napari_lazylabels.engine.postprocess.settings.InstanceParams`
 and the rescale factor): stored in a trained model, used by Predict, and set to
-a loaded model's values. Values are checked by the configs themselves: a bad
+a loaded model's values. The task weights (one labelled field per task), each
+regime's options and the post-processing are collapsed sections under the main
+fields (a click on a title opens it), so the dock stays short. Values are checked by the configs themselves: a bad
 one is a one-line error, as on the command line.
 """
 
@@ -18,7 +20,9 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+from superqt import QCollapsible
 
 from ...engine.config import PRESETS, NetworkConfig, TrainConfig, preset
 from ...engine.device import DEVICE_CHOICES
@@ -87,8 +91,6 @@ class TrainSettingsForm:
         self.weights = {task: FloatSpinBox(value=1.0, min=0.0, max=100.0, step=0.1, label=task,
                                            tooltip=tip("weight", task=task))
                         for task in registry.task_names()}
-        weights = Container(widgets=list(self.weights.values()), layout="horizontal", labels=False,
-                            label="Task weights")
         self.device = ComboBox(choices=list(DEVICE_CHOICES), value="auto", label="Device", tooltip=tip("device"))
         self.threads = SpinBox(value=default_threads(), min=1, max=256, label="CPU threads", tooltip=tip("threads"))
         self.opt_in: dict[str, CheckBox] = {}
@@ -107,26 +109,47 @@ class TrainSettingsForm:
             box.changed.connect(lambda on, ws=tuple(opts.values()): [setattr(w, "visible", on) for w in ws])
         #: regime name -> its option fields, for the regimes that are not opt-in
         self.regime_options: dict[str, dict[str, Any]] = {}
+        #: the collapsed sections below the main fields: title -> (section, its form)
+        self.sections: dict[str, tuple[Any, Container]] = {}
+        self._add_section("Task weights", list(self.weights.values()), tip("weights"))
         for r in registry.regimes_with_options():
-            extra.append(Label(value=r.title, tooltip=tip("regime_options", description=r.description)))
             opts = {f.name: _option_widget(r.options, f.name) for f in fields(r.options)}
             self.regime_options[r.name] = opts
-            extra.extend(opts.values())
+            self._add_section(f"{r.title}: options", list(opts.values()),
+                              tip("regime_options", description=r.description))
         # post-processing: 0..1 for the thresholds, the rescale factor (0: automatic)
         self.instances = {f.name: _option_widget(InstanceParams, f.name,
                                                  high=1.0 if f.name.endswith("threshold") else 1e6)
                           for f in fields(InstanceParams)}
         self.rescale = FloatSpinBox(value=0.0, min=0.0, max=RESCALE_RANGE[1], step=0.1, label="rescale",
                                     tooltip=tip("rescale"))
-        post = [Label(value="Post-processing (Predict; saved with the model)", label=""),
-                *self.instances.values(), self.rescale]
-        self.container = Container(widgets=[self.preset, self.steps, self.patch, self.batch, self.lr, weights,
-                                            self.device, self.threads, *extra, *post])
+        self._add_section("Post-processing (Predict; saved with the model)",
+                          [*self.instances.values(), self.rescale], tip("postprocessing"))
+        self.container = Container(widgets=[self.preset, self.steps, self.patch, self.batch, self.lr,
+                                            self.device, self.threads, *extra])
         self.container.margins = (0, 0, 0, 0)
+        self._native = QWidget()
+        layout = QVBoxLayout(self._native)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.container.native)
+        for section, _ in self.sections.values():
+            layout.addWidget(section)
+
+    def _add_section(self, title: str, widgets: list, tooltip: str) -> None:
+        """A collapsed section (click its title to open it) holding ``widgets`` as a labelled form,
+        so the dock stays short: the run's main fields first, the rarely changed ones folded away."""
+        form = Container(widgets=widgets)
+        form.margins = (12, 0, 0, 0)
+        section = QCollapsible(title)
+        section.setToolTip(tooltip)
+        section.addWidget(form.native)
+        section.collapse(animate=False)
+        self.sections[title] = (section, form)
 
     @property
     def native(self):
-        return self.container.native
+        return self._native
 
     def set_values(self, *, preset_name: str | None = None, steps: int | None = None,
                    patch: int | None = None, batch: int | None = None, lr: float | None = None,
