@@ -198,3 +198,18 @@ def test_rarely_changed_settings_are_folded_away(qtbot):
     qtbot.waitUntil(lambda: form.native.sizeHint().height() > folded + 100, timeout=2000)
     form.weights[registry.task_names()[0]].value = 0.0    # folded or not, the values are read
     assert form.settings().weights[registry.task_names()[0]] == 0.0
+
+
+def test_the_loss_axis_labels_fit_left_of_the_frame(qtbot):
+    from qtpy.QtGui import QFont, QFontMetrics
+
+    from napari_lazylabels.plugin.widgets.loss_plot import LossPlot, axis_label_width
+
+    metrics = QFontMetrics(QFont())
+    assert axis_label_width(metrics, ["0.0076", "2.9"]) >= metrics.horizontalAdvance("0.0076")
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(300, 120)
+    plot.set_history({"total": list(np.geomspace(2.9, 0.0076, 50))})
+    image = plot.grab().toImage()            # paints without error, curves and labels drawn
+    assert not image.isNull() and image.width() == 300

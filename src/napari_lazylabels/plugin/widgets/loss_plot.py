@@ -35,6 +35,11 @@ def running_mean(values: np.ndarray, window: int) -> np.ndarray:
         return np.where(cnt > 0, (csum[idx] - csum[lo]) / np.maximum(cnt, 1), np.nan)
 
 
+
+def axis_label_width(metrics, texts) -> int:
+    """Width (px) for the y-axis labels ``texts`` in ``metrics``' font, at least 30."""
+    return max(30, *(metrics.horizontalAdvance(t) + 2 for t in texts))
+
 class LossPlot(QWidget):
     """Loss per task over steps, log scale, running mean of ``window`` steps."""
 
@@ -87,11 +92,11 @@ class LossPlot(QWidget):
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        rect = QRectF(self.rect()).adjusted(34, 8, -8, -18)
         p.setPen(QPen(QColor(120, 120, 120)))
-        p.drawRect(rect)
         curves = {k: c for k, c in self.curves().items() if np.isfinite(c[1]).any()}
         if not curves:
+            rect = QRectF(self.rect()).adjusted(34, 8, -8, -18)
+            p.drawRect(rect)
             p.drawText(rect, Qt.AlignmentFlag.AlignCenter, "loss per task appears here")
             return
         smax = max(int(c[0].max()) for c in curves.values())
@@ -100,8 +105,12 @@ class LossPlot(QWidget):
         hi = math.log10(max(vals.max(), 1e-4)) if vals.size else 0
         if hi - lo < 0.3:
             lo, hi = lo - 0.15, hi + 0.15
-        p.drawText(QRectF(0, rect.top() - 6, 32, 14), Qt.AlignmentFlag.AlignRight, f"{10 ** hi:.2g}")
-        p.drawText(QRectF(0, rect.bottom() - 8, 32, 14), Qt.AlignmentFlag.AlignRight, f"{10 ** lo:.2g}")
+        ticks = f"{10 ** hi:.2g}", f"{10 ** lo:.2g}"
+        axis = axis_label_width(p.fontMetrics(), ticks)      # the y labels fit left of the frame
+        rect = QRectF(self.rect()).adjusted(axis + 4, 8, -8, -18)
+        p.drawRect(rect)
+        p.drawText(QRectF(0, rect.top() - 6, axis, 14), Qt.AlignmentFlag.AlignRight, ticks[0])
+        p.drawText(QRectF(0, rect.bottom() - 8, axis, 14), Qt.AlignmentFlag.AlignRight, ticks[1])
         p.drawText(QRectF(rect.left(), rect.bottom() + 2, rect.width(), 14),
                    Qt.AlignmentFlag.AlignRight, f"step {smax}")
         fallback = iter(_FALLBACK * 4)
