@@ -38,6 +38,7 @@ import numpy as np
 from ..engine.annotations import LazyAnnotations, check_image, check_labels, check_same_channels
 from ..engine.points import check_points
 from .atomic import atomic_write_file, check_writable
+from .csv_rows import read_csv_rows
 from ..errors import AnnotationError, ImageReadError, LazyLabelsError, warn
 from .imageio import load_labels, read_image_file, stack_refused
 from .points import read_points_csv
@@ -82,30 +83,14 @@ def _resolve(cell: str, base: Path) -> Path:
 
 def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """Header (lower-cased, stripped) and (line number, row) pairs of non-blank rows."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                raise AnnotationError("manifest is empty (no header, no rows)", source=str(path))
-            header = [h.strip().lower() for h in header]
-            rows = []
-            for row in reader:
-                if not any(c.strip() for c in row):
-                    continue
-                if len(row) > len(header) and any(c.strip() for c in row[len(header):]):
-                    raise AnnotationError(
-                        f"line {reader.line_num} has {len(row)} cells but the header has {len(header)}",
-                        source=str(path))
-                cells = [c.strip() for c in row] + [""] * (len(header) - len(row))
-                rows.append((reader.line_num, dict(zip(header, cells))))
-    except UnicodeDecodeError:
-        raise ImageReadError("manifest is not a UTF-8 text CSV file", source=str(path)) from None
-    except csv.Error as exc:
-        raise AnnotationError(f"manifest is not a valid CSV file ({exc})", source=str(path)) from None
-    except OSError as exc:
-        raise ImageReadError(f"cannot read manifest ({exc.strerror or exc})", source=str(path)) from None
-    return header, rows
+    def no_extra_cells(line: int, header: list[str], row: list[str]) -> None:
+        if len(row) > len(header) and any(c.strip() for c in row[len(header):]):
+            raise AnnotationError(f"line {line} has {len(row)} cells but the header has {len(header)}",
+                                  source=str(path))
+
+    header, rows = read_csv_rows(path, "manifest", "manifest is empty (no header, no rows)", no_extra_cells)
+    return header, [(line, dict(zip(header, [c.strip() for c in row] + [""] * (len(header) - len(row)))))
+                    for line, row in rows]
 
 
 def _column_of(spec: LabelInput, header: Sequence[str]) -> str | None:

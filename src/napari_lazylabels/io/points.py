@@ -25,27 +25,11 @@ import numpy as np
 from ..engine.points import check_points, empty_points
 from ..errors import AnnotationError, ImageReadError
 from .atomic import atomic_write_file, check_writable
+from .csv_rows import read_csv_rows
 
 #: The coordinate columns a points file may use: (y, x) names, in order of preference.
 COORDINATE_COLUMNS = (("y", "x"), ("axis-0", "axis-1"))
 CLASS_COLUMN = "class"
-
-
-def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                raise AnnotationError("points file is empty (no header)", source=str(path))
-            rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
-    except UnicodeDecodeError:
-        raise ImageReadError("points file is not a UTF-8 text CSV file", source=str(path)) from None
-    except csv.Error as exc:
-        raise AnnotationError(f"points file is not a valid CSV file ({exc})", source=str(path)) from None
-    except OSError as exc:
-        raise ImageReadError(f"cannot read points file ({exc.strerror or exc})", source=str(path)) from None
-    return [h.strip().lower() for h in header], rows
 
 
 def read_points_csv(path: str | os.PathLike, shape: Sequence[int], n_classes: int = 1,
@@ -61,7 +45,7 @@ def read_points_csv(path: str | os.PathLike, shape: Sequence[int], n_classes: in
     path = Path(path)
     if not path.is_file():
         raise ImageReadError("points file not found" if not path.exists() else "is not a file", source=str(path))
-    header, rows = _rows(path)
+    header, rows = read_csv_rows(path, "points file", "points file is empty (no header)")
     pair = next((p for p in COORDINATE_COLUMNS if all(c in header for c in p)), None)
     if pair is None:
         found = ",".join(h for h in header if h) or "nothing"
