@@ -53,6 +53,7 @@ from napari_lazylabels.engine.inference import (default_margin, inference_networ
 from napari_lazylabels.engine.model import build_model, count_parameters, fold_batchnorm
 from napari_lazylabels.engine.onnx_backend import ENV as ONNX_ENV
 from napari_lazylabels.engine.onnx_backend import OnnxNetwork
+from napari_lazylabels.engine.onnx_backend import available as onnx_available
 from napari_lazylabels.engine.regimes import registry
 from napari_lazylabels.engine.synthetic import make_lazy_dataset
 from napari_lazylabels.engine.tasks import FOREGROUND, heads_by_role
@@ -200,16 +201,12 @@ def tile_batches(net, image: np.ndarray, tile: int) -> list[torch.Tensor]:
     return [torch.from_numpy(np.ascontiguousarray(padded[None, :, y:y + th, x:x + tw])) for y in ys for x in xs]
 
 
-def onnx_runner(net, example: torch.Tensor, names: list[str]):
-    """``net`` in ONNX Runtime on the CPU (same threads) as the engine runs it
-    (:class:`~napari_lazylabels.engine.onnx_backend.OnnxNetwork`); None without ``onnxruntime``
-    and ``onnx``."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
+def onnx_runner(net, names: list[str]):
+    """``net`` (folded) in ONNX Runtime on the CPU as the engine runs it, or None where ONNX Runtime
+    is not installed or is switched off (:func:`~napari_lazylabels.engine.onnx_backend.available`)."""
+    if not onnx_available():
         return None
-    return OnnxNetwork(net.cpu(), names, example.shape[1], 8)
+    return OnnxNetwork(net.cpu(), names, net.config.in_channels, net.config.size_multiple)
 
 
 def inference_options(device: torch.device, size: int, tile: int, repeats: int, compile_: bool,
@@ -237,7 +234,7 @@ def inference_options(device: torch.device, size: int, tile: int, repeats: int, 
         steps.append((f"+ {str(low).replace('torch.', '')} autocast (opt-in)", cl, cl_tiles, torch.inference_mode, low))
     if compile_:
         steps.append(("+ torch.compile (fp32)", torch.compile(cl), cl_tiles, torch.inference_mode, None))
-    onnx = onnx_runner(folded, tiles[0], net.task_names) if onnx_ else None
+    onnx = onnx_runner(folded, net.task_names) if onnx_ else None
     if onnx is not None:
         steps.append(("ONNX Runtime (folded, fp32; the default with the onnx extra)", onnx, tiles,
                       contextlib.nullcontext, None))

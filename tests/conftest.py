@@ -27,6 +27,21 @@ def quick_config():
                        device="cpu")
 
 
+@pytest.fixture(scope="session")
+def train_tiny():
+    """``train_tiny(items, steps, batch_size=2, **plan)``: the ``tiny`` network trained through the
+    training recipe (what every front end runs) on 32 px patches on the CPU; the finished run."""
+    from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
+
+    def train(items, steps: int, batch_size: int = 2, **plan) -> TrainingRun:
+        run = TrainingRun(TrainingPlan(items, network=preset("tiny"), config=TrainConfig(
+            steps=steps, patch_size=32, batch_size=batch_size, device="cpu"), **plan))
+        for _ in run.run():
+            pass
+        return run
+    return train
+
+
 @pytest.fixture
 def toy_regime():
     """A regime added the way a plug-in adds one: one Labels input ("rings") with its own task.

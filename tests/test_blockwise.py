@@ -8,7 +8,7 @@ from scipy import ndimage as ndi
 
 from napari_lazylabels.engine.blockwise import (BlockGrid, MemorySinks, head_channels, instances_blockwise,
                                                 segment_blockwise, semantic_dtype)
-from napari_lazylabels.engine.config import TrainConfig, preset
+from napari_lazylabels.engine.config import preset
 from napari_lazylabels.engine.model import build_model
 from napari_lazylabels.engine.normalize import channel_ranges, to_chw
 from napari_lazylabels.engine.pipeline import segment, segmentation_from_probabilities
@@ -18,7 +18,6 @@ from napari_lazylabels.engine.synthetic import make_image
 from napari_lazylabels.engine.tasks import BOUNDARIES, FOREGROUND, PARTIAL, PLAIN, SEEDS, TaskSpec
 from napari_lazylabels.engine.trained_model import LazyLabelsModel
 from napari_lazylabels.errors import AnnotationError, SettingsError
-from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
@@ -51,13 +50,8 @@ def random_model():
 
 
 @pytest.fixture(scope="module")
-def trained_model(small_lazy_set):
-    items, _ = small_lazy_set
-    run = TrainingRun(TrainingPlan(items, network=preset("tiny"),
-                                   config=TrainConfig(steps=40, patch_size=32, batch_size=4, device="cpu")))
-    for _ in run.run():
-        pass
-    return run.model()
+def trained_model(small_lazy_set, train_tiny):
+    return train_tiny(small_lazy_set[0], 40, batch_size=4).model()
 
 
 def _blockwise(model, image, **kw):

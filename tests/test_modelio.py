@@ -110,14 +110,10 @@ def test_format_1_model_is_upgraded_on_load(trained, tmp_path):
     np.testing.assert_array_equal(loaded.predict(image)[model.tasks[0].name], model.predict(image)[model.tasks[0].name])
 
 
-def test_format_1_recursive_model_gets_the_final_growth(small_lazy_set, tmp_path):
+def test_format_1_recursive_model_gets_the_final_growth(small_lazy_set, tmp_path, train_tiny):
     from napari_lazylabels.engine.regimes import registry
-    from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
-    items, _ = small_lazy_set
     recursive = registry.opt_in_regimes()[0]
-    run = TrainingRun(TrainingPlan(items, network=preset("tiny"), opt_in={recursive.name: None},
-                                   config=TrainConfig(steps=2, patch_size=32, batch_size=2, device="cpu")))
-    list(run.run())
+    run = train_tiny(small_lazy_set[0], 2, opt_in={recursive.name: None})
     target = run.save(tmp_path / "rec")
     _as_format_1(target, recursive={"lambda_final": 3.5, "rounds": 2})
     loaded = load_model(target)

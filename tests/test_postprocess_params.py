@@ -81,17 +81,8 @@ def test_bad_instance_settings_are_refused(kwargs, match):
 # ----------------------------------------------------------------- rescaling, with a model
 
 @pytest.fixture(scope="module")
-def tiny_model(small_lazy_set, tmp_path_factory):
-    from napari_lazylabels.engine.config import TrainConfig, preset
-    from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
-
-    items, _ = small_lazy_set
-    run = TrainingRun(TrainingPlan(items[:3], network=preset("tiny"),
-                                   config=TrainConfig(steps=4, patch_size=32, batch_size=2, device="cpu")))
-    list(run.run())
-    model = run.model()
-    path = save_model(model, tmp_path_factory.mktemp("pp") / "model")
-    return path
+def tiny_model(small_lazy_set, tmp_path_factory, train_tiny):
+    return save_model(train_tiny(small_lazy_set[0][:3], 4).model(), tmp_path_factory.mktemp("pp") / "model")
 
 
 def test_rescale_resizes_the_image_for_the_network_and_the_results_back(tiny_model, small_lazy_set, monkeypatch):

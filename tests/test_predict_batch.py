@@ -7,12 +7,10 @@ import pytest
 import tifffile
 
 from napari_lazylabels.cli import main
-from napari_lazylabels.engine.config import TrainConfig, preset
 from napari_lazylabels.engine.synthetic import make_image
 from napari_lazylabels.io.imageio import LazyArray
 from napari_lazylabels.io.inputs import expand_inputs, open_image
 from napari_lazylabels.io.ome_zarr import read_image_store, read_project
-from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
 from test_blockwise import same_partition
 from test_cli import one_line_error
 from test_metadata import _ngff04
@@ -21,14 +19,10 @@ DEVICE = ["--device", "cpu", "--quiet"]
 
 
 @pytest.fixture(scope="module")
-def model(small_lazy_set, tmp_path_factory):
+def model(small_lazy_set, tmp_path_factory, train_tiny):
     """A tiny model trained long enough to find objects."""
-    items, _ = small_lazy_set
     folder = tmp_path_factory.mktemp("batch") / "model"
-    run = TrainingRun(TrainingPlan(items, network=preset("tiny"), model_dir=folder,
-                                   config=TrainConfig(steps=40, patch_size=32, batch_size=4, device="cpu")))
-    for _ in run.run():
-        pass
+    train_tiny(small_lazy_set[0], 40, batch_size=4, model_dir=folder)
     return folder
 
 

@@ -7,22 +7,16 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_lazylabels.engine.config import TrainConfig, preset
 from napari_lazylabels.engine.synthetic import make_image
-from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
 from napari_lazylabels.plugin.widgets import TrainWidget
 
 pytestmark = pytest.mark.gui
 
 
 @pytest.fixture(scope="module")
-def model_dir(small_lazy_set, tmp_path_factory):
-    items, _ = small_lazy_set
+def model_dir(small_lazy_set, tmp_path_factory, train_tiny):
     folder = tmp_path_factory.mktemp("gui_batch") / "model"
-    run = TrainingRun(TrainingPlan(items, network=preset("tiny"), model_dir=folder,
-                                   config=TrainConfig(steps=3, patch_size=32, batch_size=2, device="cpu")))
-    for _ in run.run():
-        pass
+    train_tiny(small_lazy_set[0], 3, model_dir=folder)
     return folder
 
 
