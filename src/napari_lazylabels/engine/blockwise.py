@@ -61,7 +61,7 @@ from scipy import ndimage as ndi
 from ..errors import AnnotationError, ModelFileError, SettingsError, warn
 from .annotations import MIN_IMAGE_SIZE
 from .config import NormalizationConfig, check_number
-from .inference import default_margin, predict_whole
+from .inference import _round_up, default_margin, predict_whole
 from .labels import smallest_uint
 from .model import LazyUNet
 from .normalize import key_histogram, rank_bins, normalize_with, percentile_ranks, ranges_from_histograms
@@ -107,10 +107,6 @@ def release_memory() -> bool:
 
 
 # -- the grid ----------------------------------------------------------------------------------
-
-def _round_up(v: int, m: int) -> int:
-    return -(-v // m) * m
-
 
 def _edges(length: int, block: int, least: int) -> list[int]:
     """Block boundaries along an axis: every ``block`` px, the last block at least ``least`` px."""
@@ -432,10 +428,10 @@ def _resolve(sinks: BlockSinks, anchor, grid: BlockGrid, tasks, postprocess, pad
         probs = _read_window(sinks.probabilities, window)
         units, _ = ndi.label(support(heads_by_role(probs, tasks), postprocess), structure=_EIGHT)
         unit = units[ay - window[0], ax - window[2]]
-        box = ndi.find_objects((units == unit).astype(np.int32))[0]
-        fits = _whole_units((units == unit).astype(np.int32), window, grid.shape, pad)[1]
-        if fits:
+        one = (units == unit).astype(np.int32)
+        if _whole_units(one, window, grid.shape, pad)[1]:
             break
+    box = ndi.find_objects(one)[0]
     wy0, _, wx0, _ = window
     # only the unit's bounding box (and the reach around it) is needed for its objects
     sub = (max(box[0].start - 2 * pad, 0), min(box[0].stop + 2 * pad, window[1] - wy0),
@@ -524,7 +520,7 @@ class BlockwiseResult:
     resolved: int = 0
 
 
-def check_blockwise(model: LazyLabelsModel, postprocess: PostProcessing, factor: float = 1.0) -> None:
+def check_blockwise(factor: float = 1.0) -> None:
     """Refuse what block-wise prediction does not do (a rescale: resize the image first)."""
     if abs(factor - 1.0) >= 1e-3:
         raise SettingsError(f"block-wise (out-of-core) prediction does not resize images (the factor would be "
@@ -546,16 +542,10 @@ def segment_blockwise(model: LazyLabelsModel, image, sinks: BlockSinks, *, postp
     grid = block_grid(image.shape[:2], model.network, block_size)
     ranges = normalization_ranges(image, model.normalization, run, source)
     probs = probabilities(model, image, ranges, grid, device=device)
-    stores = []
-    for name, arr in probs.items():
-        for chunk, box in zip(arr.to_delayed(optimize_graph=False).ravel(), grid.boxes()):
-            stores.append((name, chunk, box))
     # one task per block that stores every task's core: the block's forward pass runs once
-    by_box: dict = {}
-    for name, chunk, box in stores:
-        by_box.setdefault(box, {})[name] = chunk
-    run([dask.delayed(_store_probabilities)(sinks.probabilities, chunks, box) for box, chunks in by_box.items()],
-        "probabilities")
+    parts = {name: arr.to_delayed(optimize_graph=False).ravel() for name, arr in probs.items()}
+    run([dask.delayed(_store_probabilities)(sinks.probabilities, {name: p[i] for name, p in parts.items()}, box)
+         for i, box in enumerate(grid.boxes())], "probabilities")
     n, resolved = instances_blockwise(sinks, model.tasks, postprocess, grid, halo=halo, run=run)
     return BlockwiseResult(n, [np.asarray(r).tolist() for r in ranges], len(grid.boxes()), resolved)
 

@@ -30,7 +30,8 @@ from .ome_zarr import (STORE_SUFFIX, ImageStore, PredictionStore, is_image_store
                        write_project, write_project_file)
 
 
-def _is_tiff(out: Path) -> bool:
+def is_tiff(out: Path) -> bool:
+    """Whether ``out`` names a TIFF output (``.tif``/``.tiff``) rather than an OME-Zarr store."""
     return out.name.lower().endswith((".tif", ".tiff"))
 
 
@@ -38,7 +39,7 @@ def check_replaceable_output(out: str | Path) -> None:
     """Refuse, before any work, an existing ``.zarr`` output that is not an OME-Zarr store or a project
     (a file, or a folder of other files, that ``--overwrite`` would delete), and a ``.tif`` that is a folder."""
     out = Path(out)
-    if _is_tiff(out):
+    if is_tiff(out):
         if out.is_dir():
             raise OutputExistsError("is a folder; refusing to replace it with a file", source=str(out))
     elif out.is_file() or (out.is_dir() and any(out.iterdir()) and not (is_image_store(out) or is_project(out))):
@@ -49,7 +50,7 @@ def check_replaceable_output(out: str | Path) -> None:
 def prediction_bytes(out: str | Path, image: np.ndarray, model: LazyLabelsModel) -> int:
     """About how much disk the prediction of ``image`` takes at ``out`` (uncompressed, the most)."""
     pixels = int(np.prod(image.shape[:2]))
-    if _is_tiff(Path(out)):
+    if is_tiff(Path(out)):
         return 4 * pixels
     return int(image.nbytes) + 2 * 4 * pixels + sum(4 * t.n_classes * pixels for t in model.tasks)
 
@@ -66,16 +67,12 @@ def prediction_metadata(model: LazyLabelsModel, source: str | None = None) -> di
             "model": {k: model.provenance.get(k) for k in ("date", "trained_steps", "data", "versions")}}
 
 
-def _is_tiff(out: Path) -> bool:
-    return out.name.lower().endswith((".tif", ".tiff"))
-
-
 def write_prediction(out: str | Path, image: np.ndarray, result: Segmentation, model: LazyLabelsModel,
                      *, overwrite: bool = False, source: str | None = None,
                      pixel_size: PixelSize | None = None) -> Path:
     """``.tif``/``.tiff``: instance labels; ``.zarr``: the full OME-Zarr store."""
     out = Path(out)
-    if _is_tiff(out):
+    if is_tiff(out):
         return write_labels_tiff(out, result.instances, overwrite=overwrite, pixel_size=pixel_size)
     return write_image_store(out, image, labels=result.label_layers(),
                              probabilities={k: v.astype(np.float32) for k, v in result.probabilities.items()},
@@ -89,7 +86,7 @@ def write_stack_prediction(out: str | Path, image: ImageFile, results: Sequence[
                            pixel_size: PixelSize | None = None) -> Path:
     """The predictions of every plane of a stack: a multi-page TIFF, or a project of one store per plane."""
     out = Path(out)
-    if _is_tiff(out):
+    if is_tiff(out):
         stack = np.zeros(image.plane_shape + results[0][1].instances.shape, np.int64)
         for index, seg in results:
             stack[index] = seg.instances
@@ -103,7 +100,7 @@ def write_stack_prediction(out: str | Path, image: ImageFile, results: Sequence[
                          "axes": image.plane_axes}
         stores.append(ImageStore(image=plane, labels=seg.label_layers(),
                                  probabilities={k: v.astype(np.float32) for k, v in seg.probabilities.items()},
-                                 name=f"{name}_{'_'.join(f'{i:03d}' for i in index)}", metadata=meta,
+                                 name=_plane_name(name, index), metadata=meta,
                                  pixel_size=pixel_size))
     return write_project(out, stores, overwrite=overwrite, class_names=model.class_names)
 
@@ -145,6 +142,7 @@ def write_prediction_blockwise(out: str | Path, image: ImageFile, model: LazyLab
     first = planes[0][1]
     grid = block_grid(first.shape[:2], model.network, block_size)
     name = Path(image.source).stem
+    channels = head_channels(model.network)
     results: list[tuple[tuple[int, ...], BlockwiseResult]] = []
 
     def store_at(path: Path, index: tuple[int, ...], plane, copy: bool) -> PredictionStore:
@@ -153,7 +151,7 @@ def write_prediction_blockwise(out: str | Path, image: ImageFile, model: LazyLab
             meta["stack"] = {"name": name, "plane": list(index), "shape": list(image.plane_shape),
                              "axes": image.plane_axes}
         store = PredictionStore(path, image_shape=plane.shape, image_dtype=plane.dtype,
-                                channels=head_channels(model.network), semantic_dtype=semantic_dtype(model),
+                                channels=channels, semantic_dtype=semantic_dtype(model),
                                 chunk=grid.block, name=_plane_name(name, index) if index else name,
                                 metadata=meta, pixel_size=pixel_size)
         if copy:
@@ -164,7 +162,7 @@ def write_prediction_blockwise(out: str | Path, image: ImageFile, model: LazyLab
         store.finish(results[-1][1].n_objects)
         return store
 
-    if _is_tiff(out):
+    if is_tiff(out):
         with scratch_dir(out) as tmp:
             stores = {index: store_at(tmp / f"plane{n}{STORE_SUFFIX}", index, plane, copy=False)
                       for n, (index, plane) in enumerate(planes)}

@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from ..engine.annotations import PixelSize, check_image
-from ..engine.blockwise import BLOCK_SIZE, HALO, LocalExecutor, check_blockwise
+from ..engine.blockwise import BLOCK_SIZE, HALO, LocalExecutor, Progress, check_blockwise
 from ..engine.device import select_device
 from ..engine.pipeline import rescale_factor, segment
 from ..engine.postprocess.settings import PostProcessing
@@ -46,7 +46,7 @@ from ..engine.trained_model import LazyLabelsModel
 from ..errors import LazyLabelsError, SettingsError
 from ..io.atomic import check_can_write, check_writable, write_error
 from ..io.inputs import OUTPUT_SUFFIXES, open_image
-from ..io.output import (blockwise_scratch_bytes, check_replaceable_output, prediction_bytes, write_prediction,
+from ..io.output import (blockwise_scratch_bytes, check_replaceable_output, is_tiff, prediction_bytes, write_prediction,
                          write_prediction_blockwise, write_stack_prediction)
 
 #: How an image is predicted: ``auto`` (in memory up to :data:`BLOCKWISE_PIXELS` a plane, else in blocks),
@@ -57,7 +57,6 @@ MODES = ("auto", "memory", "blocks")
 BLOCKWISE_PIXELS = 3072 * 3072
 
 #: ``progress(what, done, total)``: blocks (or tiles) of the pass ``what`` of the current image.
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -211,7 +210,7 @@ class Predictor:
         blockwise = (self.options.mode == "blocks" or self.options.on_cluster
                      or (self.options.mode == "auto" and plane_pixels > BLOCKWISE_PIXELS))
         if blockwise:
-            check_blockwise(self.model, self.postprocess, factor)
+            check_blockwise(factor)
         if image.is_stack:
             self._note(result, f"{image_path}: {image.describe()}; predicted plane by plane")
         if abs(factor - 1) >= 1e-3:
@@ -221,7 +220,7 @@ class Predictor:
         if blockwise:
             first = next(image.planes())[1]
             need = result.planes * prediction_bytes(out, first, self.model)
-            if out.name.lower().endswith((".tif", ".tiff")):
+            if is_tiff(out):
                 need += blockwise_scratch_bytes(first, self.model)
             check_can_write(out, need)
             found = write_prediction_blockwise(out, image, self.model, postprocess=self.postprocess,
