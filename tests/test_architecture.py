@@ -35,7 +35,7 @@ SHARED_WORDS = frozenset({*HEAD_ROLES, *LAYER_TYPES, *FEATURE_PATHS})
 
 
 def _code_files() -> list[Path]:
-    return sorted(PACKAGE.rglob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py")) + \
+    return sorted(PACKAGE.rglob("*.py")) + sorted((ROOT / "benchmarks").rglob("*.py")) + \
         sorted((ROOT / "scripts").glob("*.py"))
 
 

@@ -40,18 +40,19 @@ rewritten from that file at the end (or with ``--report-only``).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from accuracy import DOCS_FILE, ROOT, machine, read_results, run_suite, stopwatch, suite_options, write_docs
-from datasets import tiles as _tiles
-from scribble_mixture import (DATASETS as REAL_SETS, Budget, _gray_or_rgb, items_from_tiles,
-                              lazy_regimes, load_dataset)
+from benchmarks.harness.config import BenchConfig
+from benchmarks.harness.data import gray_or_rgb as _gray_or_rgb, tiles as _tiles
+from benchmarks.harness.options import start_suite, suite_options
+from benchmarks.harness.queue import run_suite
+from benchmarks.harness.regimes import foreground_regime, lazy_regimes
+from benchmarks.harness.results import read_results
+from benchmarks.harness.tiles import REAL_SETS, Budget, items_from_tiles, load_frame_data
+from benchmarks.report.docs import write_docs
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.autolabel import AutolabelConfig, autolabel, classical_instances
 from napari_lazylabels.engine.config import TrainConfig, preset
@@ -60,7 +61,6 @@ from napari_lazylabels.engine.pipeline import segment
 from napari_lazylabels.engine.regimes import registry
 from napari_lazylabels.engine.simulate import simulate_lazy_labels
 from napari_lazylabels.engine.synthetic import make_image, make_test_set
-from napari_lazylabels.engine.tasks import FOREGROUND
 from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
 
 METHODS = ("points", "machine", "classical", "lazy", "full", "no_rounds", "no_aux", "no_cuts")
@@ -98,14 +98,14 @@ class Data:
     tiles: int = 1
 
 
-def load(name: str, n_synthetic: int) -> Data:
+def load(name: str, n_synthetic: int, config: BenchConfig) -> Data:
     if name == "synthetic":
         train = [(f"syn_{i:03d}", t.image, t.instances)
                  for i, t in enumerate(make_image(900 + i, (256, 256), touching=0.3) for i in range(n_synthetic))]
         test = [(f"syn_test_{i:03d}", t.image, t.instances) for i, t in enumerate(make_test_set(4, seed=0))]
         return Data(name, train, test, f"the synthetic generator: {len(train)} training images 256x256 (seeds "
                                        f"900..) and {len(test)} test images (make_test_set, seed 0)")
-    ds = load_dataset(name, "quick")
+    ds = load_frame_data(name, "quick", config.data_dir())
     return Data(name, ds.train, ds.test, ds.split, ds.tiles)
 
 
@@ -137,7 +137,7 @@ def _cut(labels: dict, sy: slice, sx: slice, pts_key: str) -> dict:
 def training_items(ds: Data, method: str) -> tuple[list[LazyAnnotations], dict]:
     regime = points_regime()
     pts_key = regime.inputs[0].key
-    fg = registry.regime_with_role(FOREGROUND)
+    fg = foreground_regime()
     tiles = []
     for k, (name, image, inst) in enumerate(ds.train):
         image = _gray_or_rgb(image)
@@ -189,8 +189,7 @@ def run_one(ds: Data, method: str, b: Budget, log) -> dict:
         elif method == "lazy":
             plan = TrainingPlan(items, network=preset("cpu"), config=config, regimes=lazy_regimes())
         else:
-            plan = TrainingPlan(items, network=preset("cpu"), config=config,
-                                regimes=[registry.regime_with_role(FOREGROUND)])
+            plan = TrainingPlan(items, network=preset("cpu"), config=config, regimes=[foreground_regime()])
         run = TrainingRun(plan)
         for _ in run.run():
             pass
@@ -250,32 +249,29 @@ def markdown(records: list[dict], command: str, machine_text: str, b: Budget) ->
     return "\n".join(out)
 
 
-def main(argv=None) -> int:
+def main(argv=None, config: BenchConfig | None = None) -> int:
     ap = argparse.ArgumentParser(prog="accuracy.py --suite points", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="800 steps of batch 8 x 128 px (default: 200 of 4 x 96)")
-    ap.add_argument("--datasets", nargs="*", default=None, help="some of synthetic, " + ", ".join(
-        k for k in REAL_SETS["quick"] if k != "mibi"))
+    ap.add_argument("--datasets", nargs="*", default=None, help="some of synthetic, " + ", ".join(REAL_SETS))
     ap.add_argument("--methods", nargs="*", choices=METHODS, default=None)
     ap.add_argument("--steps", type=int, default=None, help="override the steps")
     ap.add_argument("--synthetic-images", type=int, default=8, help="training images of the synthetic set")
     suite_options(ap)
     args = ap.parse_args(argv)
     mode = "full" if args.full else "quick"
-    b = BUDGET[mode] if args.steps is None else replace(BUDGET[mode], steps=args.steps)
-    path = args.results / f"points_{mode}.jsonl"
-    command = " ".join(["python benchmarks/accuracy.py --suite points", *(sys.argv[1:] if argv is None else argv)])
-    log = stopwatch(args.threads)
+    start = start_suite(args, config, "points", mode, BUDGET, argv)
+    config, b, path, command, log = start.config, start.budget, start.path, start.command, start.log
     if not args.report_only:
         run_suite(path, args.datasets or list(DEFAULT_METHODS),
                   lambda name, done: [m for m in (args.methods or DEFAULT_METHODS[name]) if f"{name}/{m}" not in done],
-                  lambda name: load(name, args.synthetic_images), lambda ds, method: run_one(ds, method, b, log),
+                  lambda name: load(name, args.synthetic_images, config), lambda ds, method: run_one(ds, method, b, log),
                   dict(steps_budget=b.steps, batch=b.batch_size, patch=b.patch_size), log)
-    records = read_results(path)
+    records = read_results(path, *args.merge)
     for line in targets(records):
         print(line)
     if not args.no_docs and records:
-        write_docs(DOCS_FILE, markdown(records, command, records[-1]["machine"], b), begin=MARK_BEGIN, end=MARK_END)
+        write_docs(config.docs_file, markdown(records, command, records[-1]["machine"], b), begin=MARK_BEGIN, end=MARK_END)
     return 0
 
 

@@ -1,8 +1,7 @@
-"""The benchmarks' data: one set of loaders and splits for every suite (``accuracy.py``, its
-``--suite`` modules).
+"""The benchmarks' data: one set of loaders and splits for every suite.
 
 Real data lives in ``../shared/data`` beside the checkout (a git worktree one folder deeper finds it
-too; ``LAZYLABELS_DATA`` names another folder): each set is a folder of ``<stem>_image.tif`` and
+too; ``LAZYLABELS_DATA`` names another folder; see :class:`harness.config.BenchConfig`): each set is a folder of ``<stem>_image.tif`` and
 ``<stem>_labels.tif`` (instance ground truth). :data:`SPLITS` says, per mode (``quick``, ``full``),
 which frames train and which test, into how many tiles a training frame is cut, and how far apart
 two objects may be and still count as touching for the simulated interface scribbles
@@ -20,7 +19,6 @@ larger sets). The synthetic sets come from the project's generator.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,16 +30,6 @@ from napari_lazylabels.engine.regimes import registry
 from napari_lazylabels.engine.simulate import simulate_lazy_labels
 from napari_lazylabels.engine.synthetic import make_lazy_dataset, make_test_set
 from napari_lazylabels.engine.tasks import SEEDS
-
-ROOT = Path(__file__).resolve().parents[1]
-#: Where the real data may be: $LAZYLABELS_DATA, then ../shared/data beside the checkout (or beside
-#: the folder of a git worktree).
-DATA_DIRS = tuple(Path(p) for p in filter(None, [os.environ.get("LAZYLABELS_DATA")])) + (
-    ROOT.parent / "shared" / "data", ROOT.parents[1] / "shared" / "data")
-#: The first of them (kept for the suites that import it).
-DATA = DATA_DIRS[0]
-#: GrabCut pseudo-masks are cached here ($LAZYLABELS_CACHE to change it); never part of the repository.
-CACHE = Path(os.environ.get("LAZYLABELS_CACHE", Path.home() / ".cache" / "napari-lazylabels-benchmarks"))
 
 #: The hard sets: a U-Net trained on a few exact masks does not generalise across their texture,
 #: stain and contrast.
@@ -88,13 +76,6 @@ SPLIT_BY = {"hela": "frame", "ecoli": "frame", "phase": "frame (field of view)",
             "he": "image"}
 
 
-def data_dir() -> Path:
-    found = next((d for d in DATA_DIRS if d.is_dir()), None)
-    if found is None:
-        raise SystemExit(f"no real data in {' or '.join(map(str, DATA_DIRS))}")
-    return found
-
-
 def tiles(shape: tuple[int, int], grid: int = 4) -> list[tuple[slice, slice]]:
     """The ``grid`` x ``grid`` tiles of an image of YX ``shape`` (row by row)."""
     ys = np.linspace(0, shape[0], grid + 1).astype(int)
@@ -123,10 +104,11 @@ class FrameSet:
     keep_empty: bool = True
 
 
-def load_frames(name: str, mode: str = "full") -> FrameSet:
-    """The training and test frames of the real set ``name`` in ``mode``, with the split in words."""
+def load_frames(name: str, mode: str, data_dir: Path) -> FrameSet:
+    """The training and test frames of the real set ``name`` in ``mode`` (from the folder of real sets
+    ``data_dir``), with the split in words."""
     spec = SPLITS[mode][name]
-    folder = data_dir() / spec["folder"]
+    folder = Path(data_dir) / spec["folder"]
 
     def read(stem: str) -> Frame:
         return (stem, gray_or_rgb(tifffile.imread(folder / f"{stem}_image.tif")),
@@ -197,15 +179,16 @@ def _given(labels: dict) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in labels.items() if v is not None}
 
 
-def pseudo_masks(image: np.ndarray, labels: dict, cache_tag: str | None = None) -> np.ndarray:
-    """GrabCut pseudo-masks drafted from the blobs; cached in :data:`CACHE` under a hash of the image
-    and the blobs when ``cache_tag`` is given."""
+def pseudo_masks(image: np.ndarray, labels: dict, cache_tag: str | None = None,
+                 cache: Path | None = None) -> np.ndarray:
+    """GrabCut pseudo-masks drafted from the blobs; cached in the folder ``cache`` under a hash of the
+    image and the blobs when ``cache_tag`` and ``cache`` are given."""
     blobs = labels[seeds_key()]
     path = None
-    if cache_tag is not None:
+    if cache_tag is not None and cache is not None:
         h = hashlib.sha1(np.ascontiguousarray(image).tobytes())
         h.update(np.ascontiguousarray(blobs).tobytes())
-        path = CACHE / f"grabcut_{cache_tag}_{h.hexdigest()[:16]}.npz"
+        path = Path(cache) / f"grabcut_{cache_tag}_{h.hexdigest()[:16]}.npz"
         if path.exists():
             return np.load(path)["drafts"]
     drafts = np.asarray(grabcut_drafts(image, blobs), np.int32)
@@ -234,16 +217,16 @@ def synthetic_dataset(seed: int, n_train: int = 40, n_test: int = 8, pseudo: boo
                    f"(seed stream 'test')", strong_order(train, seed))
 
 
-def lazy_dataset(name: str, mode: str = "full", pseudo: bool = True) -> Dataset:
+def lazy_dataset(name: str, mode: str, data_dir: Path, pseudo: bool = True, cache: Path | None = None) -> Dataset:
     """A real set for the lazy suite: every training frame's lazy labels (blobs, interface scribbles
     across gaps up to the set's ``max_gap``, exact masks) simulated on the whole frame, then the frame
-    cut into tiles (the training images); GrabCut pseudo-masks when ``pseudo``."""
-    fs = load_frames(name, mode)
+    cut into tiles (the training images); GrabCut pseudo-masks when ``pseudo`` (cached in ``cache``)."""
+    fs = load_frames(name, mode, data_dir)
     train = []
     for k, (stem, image, inst) in enumerate(fs.train):
         lazy = simulate_lazy_labels(inst, rng=np.random.default_rng([k, 11]), strong=True, max_gap=fs.max_gap)
         labels = _given(lazy)
-        drafts = pseudo_masks(image, labels, cache_tag=f"{name}_{stem}") if pseudo else None
+        drafts = pseudo_masks(image, labels, cache_tag=f"{name}_{stem}", cache=cache) if pseudo else None
         for t, (sy, sx) in enumerate(tiles(inst.shape, fs.tiles)):
             if not fs.keep_empty and not inst[sy, sx].any():
                 continue

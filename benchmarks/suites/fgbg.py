@@ -26,7 +26,7 @@ random 32x32 fields of view, skeletons of the objects they touch and of the
 background inside them, until a budget of objects is used) at budgets of 5,
 10 and 25 % of each training image's objects; base and mixture run at every
 budget. Real frames are simulated whole, then cut into tiles (the training
-images); test images are predicted whole. Data and splits: see ``DATASETS``
+images); test images are predicted whole. Data and splits: see ``harness.tiles.FRAME_SETS``
 (split by frame, section or field of view, never inside one).
 
 Metrics on the test images, as ImPartial reports them: pixel F1 (= foreground
@@ -45,25 +45,24 @@ docs/benchmarks.md is rewritten from that file at the end of each run (or with
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
-import torch
 
-from accuracy import DOCS_FILE, ROOT, machine, read_results, run_suite, stopwatch, suite_options, write_docs
-from datasets import SPLITS, gray_or_rgb as _gray_or_rgb, load_frames, tiles as _tiles
+from benchmarks.harness.config import BenchConfig
+from benchmarks.harness.data import gray_or_rgb as _gray_or_rgb, tiles as _tiles
+from benchmarks.harness.options import start_suite, suite_options
+from benchmarks.harness.queue import run_suite
+from benchmarks.harness.regimes import foreground_regime, lazy_regimes
+from benchmarks.harness.results import read_results
+from benchmarks.harness.tiles import FRAME_SETS, Budget, FrameData, items_from_tiles, load_frame_data
+from benchmarks.report.docs import write_docs
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.config import TrainConfig, preset
 from napari_lazylabels.engine.metrics import best_overlap_scores, match_instances, pool_best_overlap
 from napari_lazylabels.engine.pipeline import segment
 from napari_lazylabels.engine.regimes import registry
-from napari_lazylabels.engine.simulate import annotation_cost, simulate_lazy_labels, total_annotation_cost
-from napari_lazylabels.engine.synthetic import MIBI, make_image, make_test_set
-from napari_lazylabels.engine.tasks import FOREGROUND
-from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
+from napari_lazylabels.engine.simulate import simulate_lazy_labels
 
 METHODS = ("base", "mixture", "lazy", "full", "mix100", "mix0")
 #: Run unless --methods says otherwise (on request: mix100, the mixture weight x 100, i.e. sigma 0.1;
@@ -77,7 +76,6 @@ METHOD_NAMES = {"base": "Base (scribbles only)", "mixture": "scribbles + mixture
                 "mix100": "mixture x100 (weight 10 = sigma 0.1)",
                 "mix0": "control: mixture weight 1e-6 (unstroked images drawn, no mixture loss to speak of)"}
 BUDGETS = (0.05, 0.10, 0.25)
-STRONG_RATIO = 0.10
 MARK_BEGIN, MARK_END = "<!-- fgbg:begin -->", "<!-- fgbg:end -->"
 
 
@@ -89,53 +87,9 @@ def scribble_regime():
     return found[0]
 
 
-def lazy_regimes():
-    """The lazy regime of Ke et al.: the regimes with required inputs."""
-    return [r for r in registry.regimes() if not r.opt_in and any(i.required for i in r.inputs)]
-
-
 # --- data --------------------------------------------------------------------------------
 
-@dataclass
-class Dataset:
-    name: str
-    train: list[tuple[str, np.ndarray, np.ndarray]]      # (name, image, instances): the training images
-    test: list[tuple[str, np.ndarray, np.ndarray]]
-    split: str
-    tiles: int = 1                                        # each training frame is cut into tiles x tiles
-
-
-#: The data of each mode: the MIBI-like synthetic set, and the real sets with the splits every suite
-#: shares (``datasets.SPLITS``: frames of one time-lapse, sections of one volume or fields of one
-#: slide split whole, never inside a frame). The lazy method here simulates interfaces only where
-#: objects touch (``max_gap`` 0), as it always did.
-REAL_SETS = ("hela", "phase", "em", "he")
-DATASETS = {
-    "quick": {"mibi": dict(n_train=16, n_test=6), **{n: SPLITS["quick"][n] for n in REAL_SETS}},
-    "full": {"mibi": dict(n_train=40, n_test=12), **{n: SPLITS["full"][n] for n in REAL_SETS}},
-}
-
-
-def load_dataset(name: str, mode: str) -> Dataset:
-    spec = DATASETS[mode][name]
-    if name == "mibi":
-        train = [(f"mibi_{i:03d}", t.image, t.instances) for i, t in enumerate(
-            make_image(s, (256, 256), style=MIBI) for s in _seeds(spec["n_train"]))]
-        test = [(f"mibi_test_{i:03d}", t.image, t.instances)
-                for i, t in enumerate(make_test_set(spec["n_test"], seed=0, style=MIBI))]
-        split = (f"the MIBI-like mode of the synthetic generator: {len(train)} training images 256x256 and "
-                 f"{len(test)} test images from disjoint seed streams")
-        return Dataset(name, train, test, split)
-    fs = load_frames(name, mode)
-    return Dataset(name, fs.train, fs.test, f"{fs.split}: {fs.tiles ** 2 * len(fs.train)} training images",
-                   tiles=fs.tiles)
-
-
-def _seeds(n: int) -> list[int]:
-    return [int(np.random.SeedSequence([0, 0, i]).generate_state(1)[0]) for i in range(n)]
-
-
-def training_items(ds: Dataset, method: str, budget: float | None) -> tuple[list[LazyAnnotations], dict]:
+def training_items(ds: FrameData, method: str, budget: float | None) -> tuple[list[LazyAnnotations], dict]:
     """The training images (tiles) with the labels of one method, and the cost of those labels."""
     scribbles = scribble_regime()
     tiles = []
@@ -146,8 +100,7 @@ def training_items(ds: Dataset, method: str, budget: float | None) -> tuple[list
         elif method == "lazy":
             labels = simulate_lazy_labels(inst, rng=rng, strong=True)
         else:
-            fg = registry.regime_with_role(FOREGROUND)
-            labels = simulate_lazy_labels(inst, rng=rng, regimes=[fg], strong=True)
+            labels = simulate_lazy_labels(inst, rng=rng, regimes=[foreground_regime()], strong=True)
         for t, (sy, sx) in enumerate(_tiles(inst.shape, ds.tiles) if ds.tiles > 1 else
                                      [(slice(None), slice(None))]):
             tiles.append((f"{name}_tile{t:02d}", _gray_or_rgb(image)[sy, sx], inst[sy, sx],
@@ -155,34 +108,7 @@ def training_items(ds: Dataset, method: str, budget: float | None) -> tuple[list
     return items_from_tiles(tiles, method)
 
 
-def items_from_tiles(tiles: list[tuple], method: str) -> tuple[list[LazyAnnotations], dict]:
-    """Training images from (name, image, instances, labels) tiles, and the cost of their labels; for
-    the lazy method the exact masks are kept on STRONG_RATIO of the tiles (those that hold objects first);
-    the lazy and full methods mark every task annotated where it has labels."""
-    strong_key = registry.regime_with_role(FOREGROUND).inputs[0].key
-    if method == "lazy":
-        order = [int(i) for i in np.random.default_rng([0, 7]).permutation(len(tiles))]
-        order = [i for i in order if tiles[i][2].any()] + [i for i in order if not tiles[i][2].any()]
-        keep = set(order[:max(1, int(round(STRONG_RATIO * len(tiles))))])
-        tiles = [(n, im, inst, {**lab, strong_key: lab[strong_key] if i in keep else None})
-                 for i, (n, im, inst, lab) in enumerate(tiles)]
-    items, costs = [], []
-    for name, image, inst, labels in tiles:
-        items.append(LazyAnnotations(image, labels=dict(labels), name=name,
-                                     annotated={k: v is not None for k, v in labels.items()}
-                                     if method in ("lazy", "full") else {}))
-        costs.append(annotation_cost(labels, inst))
-    return items, total_annotation_cost(costs)
-
-
 # --- one run -----------------------------------------------------------------------------
-
-@dataclass
-class Budget:
-    steps: int
-    batch_size: int
-    patch_size: int
-
 
 BUDGET = {"quick": Budget(steps=300, batch_size=4, patch_size=96),
           "full": Budget(steps=800, batch_size=8, patch_size=128)}
@@ -197,7 +123,7 @@ def run_key(dataset: str, method: str, budget: float | None, seed: int = 0) -> s
     return setting_key(dataset, method, budget) + (f"/s{seed}" if seed else "")
 
 
-def run_one(ds: Dataset, method: str, budget: float | None, b: Budget, log, seed: int = 0) -> dict:
+def run_one(ds: FrameData, method: str, budget: float | None, b: Budget, log, seed: int = 0) -> dict:
     items, cost = training_items(ds, method, budget)
     scribbles = scribble_regime()
     config = TrainConfig(steps=b.steps, batch_size=b.batch_size, patch_size=b.patch_size, device="cpu",
@@ -208,8 +134,7 @@ def run_one(ds: Dataset, method: str, budget: float | None, b: Budget, log, seed
     elif method == "lazy":
         plan = TrainingPlan(items, network=preset("cpu"), config=config, regimes=lazy_regimes())
     else:
-        plan = TrainingPlan(items, network=preset("cpu"), config=config,
-                            regimes=[registry.regime_with_role(FOREGROUND)])
+        plan = TrainingPlan(items, network=preset("cpu"), config=config, regimes=[foreground_regime()])
     t0 = time.perf_counter()
     run = TrainingRun(plan)
     for _ in run.run():
@@ -323,12 +248,12 @@ def markdown(records: list[dict], mode: str, command: str, machine_text: str, b:
     return "\n".join(out)
 
 
-def main(argv=None) -> int:
+def main(argv=None, config: BenchConfig | None = None) -> int:
     ap = argparse.ArgumentParser(prog="accuracy.py --suite fgbg", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="a few training images per set, 300 steps of batch 4 x 96 px (see DATASETS)")
-    ap.add_argument("--datasets", nargs="*", default=None, help="some of " + ", ".join(DATASETS["quick"]))
+                    help="a few training images per set, 300 steps of batch 4 x 96 px (see harness.tiles.FRAME_SETS)")
+    ap.add_argument("--datasets", nargs="*", default=None, help="some of " + ", ".join(FRAME_SETS["quick"]))
     ap.add_argument("--methods", nargs="*", choices=METHODS, default=None)
     ap.add_argument("--budgets", nargs="*", type=float, default=None, help="scribble budgets (default 0.05 0.1 0.25)")
     ap.add_argument("--steps", type=int, default=None, help="override the steps of the mode")
@@ -337,10 +262,8 @@ def main(argv=None) -> int:
     suite_options(ap)
     args = ap.parse_args(argv)
     mode = "quick" if args.quick else "full"
-    b = BUDGET[mode] if args.steps is None else replace(BUDGET[mode], steps=args.steps)
-    path = args.results / f"fgbg_{mode}.jsonl"
-    command = " ".join(["python benchmarks/accuracy.py --suite fgbg", *(sys.argv[1:] if argv is None else argv)])
-    log = stopwatch(args.threads)
+    start = start_suite(args, config, "fgbg", mode, BUDGET, argv)
+    config, b, path, command, log = start.config, start.budget, start.path, start.command, start.log
 
     def pending(name: str, done: set[str]) -> list[tuple]:
         return [(m, bud, seed) for seed in args.seeds for m in (args.methods or DEFAULT_METHODS)
@@ -348,14 +271,15 @@ def main(argv=None) -> int:
                 if run_key(name, m, bud, seed) not in done]
 
     if not args.report_only:
-        run_suite(path, args.datasets or list(DATASETS[mode]), pending, lambda name: load_dataset(name, mode),
+        run_suite(path, args.datasets or list(FRAME_SETS[mode]), pending,
+                  lambda name: load_frame_data(name, mode, None if name == "mibi" else config.data_dir()),
                   lambda ds, job: run_one(ds, job[0], job[1], b, log, job[2]),
                   dict(steps_budget=b.steps, batch=b.batch_size, patch=b.patch_size), log)
-    records = read_results(path)
+    records = read_results(path, *args.merge)
     for line in targets(records):
         print(line)
     if not args.no_docs and records:
-        write_docs(DOCS_FILE, markdown(records, mode, command, records[-1]["machine"], b),
+        write_docs(config.docs_file, markdown(records, mode, command, records[-1]["machine"], b),
                    begin=MARK_BEGIN, end=MARK_END)
     return 0
 
