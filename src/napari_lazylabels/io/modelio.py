@@ -45,6 +45,7 @@ from ..engine.trained_model import LazyLabelsModel
 from ..engine.training.trainer import TrainingState
 from ..errors import LazyLabelsError, ModelFileError
 from .atomic import atomic_write_dir, recover
+from .disk_errors import serialiser_errors
 from .files import check_zip_members, read_bytes, regular_file
 from .jsonfile import MAX_JSON_BYTES, parse_json, read_json, reason
 from .model_schema import (CONFIG_FILE, FORMAT, FORMAT_VERSION, STATE_FILE, check_state_fits,
@@ -90,14 +91,19 @@ def _write_artifacts(folder: Path, artifacts: Artifacts) -> None:
 
 def write_model_into(folder: Path, model: LazyLabelsModel, training_state: TrainingState | None = None,
                      artifacts: Artifacts | None = None) -> None:
-    """Write the model files into an existing folder (no atomicity: see :func:`save_model`)."""
+    """Write the model files into an existing folder (no atomicity: see :func:`save_model`).
+
+    Raises:
+        OSError: a write failed (a full disk: ``ENOSPC``, also from safetensors and torch.save).
+    """
     folder = Path(folder)
     state = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_FILE))
-    (folder / CONFIG_FILE).write_text(json.dumps(config_dict(model), indent=2))
-    if training_state is not None:
-        torch.save(training_state.to_dict(), folder / STATE_FILE)
-    _write_artifacts(folder, artifacts or {})
+    with serialiser_errors(folder):
+        save_file(state, str(folder / WEIGHTS_FILE))
+        (folder / CONFIG_FILE).write_text(json.dumps(config_dict(model), indent=2))
+        if training_state is not None:
+            torch.save(training_state.to_dict(), folder / STATE_FILE)
+        _write_artifacts(folder, artifacts or {})
 
 
 def save_model(model: LazyLabelsModel, path: str | Path, *, overwrite: bool = False,
