@@ -384,7 +384,8 @@ def test_a_write_that_fails_midway_is_one_line(data, tmp_path, capsys, monkeypat
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(recipe, "save_model", full)
-    last_line_error(capsys, _train(data, tmp_path / "m"), "could not be written", "No space left on device")
+    last_line_error(capsys, _train(data, tmp_path / "m"), "could not save the model of step 3 (No space left on device)",
+                    "no checkpoint was written before")
 
 
 # ----------------------------------------------------------------- 13. the umask

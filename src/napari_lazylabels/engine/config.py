@@ -16,6 +16,13 @@ from ..errors import SettingsError
 #: Seeds must fit NumPy's legacy generator (and torch's).
 MAX_SEED = 2**32 - 1
 
+#: The largest sizes a network may have (a model file asking for more is refused before anything is
+#: built; :data:`~napari_lazylabels.engine.model.MAX_PARAMETERS` bounds them together).
+MAX_DEPTH = 8
+MAX_BASE_CHANNELS = 512
+MAX_CONVS_PER_BLOCK = 8
+MAX_IN_CHANNELS = 1024
+
 
 def from_known_fields(cls: type, d: Mapping):
     """``cls(**d)`` with the keys ``cls`` does not have left out (configs written by other versions)."""
@@ -25,6 +32,13 @@ def from_known_fields(cls: type, d: Mapping):
 
 def _show(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def shown_value(value) -> str:
+    """``repr(value)``, but a whole number too long to print (Python refuses beyond 4300 digits) as its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**18:
+        return f"a number of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
+    return repr(value)
 
 
 def check_number(name: str, value, *, low: float | None = None, high: float | None = None,
@@ -38,8 +52,8 @@ def check_number(name: str, value, *, low: float | None = None, high: float | No
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if ok and integer:
         ok = isinstance(value, int) or float(value).is_integer()
-    if ok:
-        ok = math.isfinite(value) or (infinite and value == math.inf)
+    if ok:  # a whole number is finite however long (math.isfinite would overflow on it)
+        ok = isinstance(value, int) or math.isfinite(value) or (infinite and value == math.inf)
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:
@@ -52,7 +66,7 @@ def check_number(name: str, value, *, low: float | None = None, high: float | No
         if high is not None:
             bounds.append(f"<= {_show(high)}")
         raise SettingsError(f"{name} must be {kind}{' ' + ' and '.join(bounds) if bounds else ''}, "
-                            f"got {value!r}")
+                            f"got {shown_value(value)}")
 
 
 @dataclass(frozen=True)
@@ -78,10 +92,10 @@ class NetworkConfig:
     in_channels: int = 1
 
     def __post_init__(self):
-        check_number("depth", self.depth, low=2, high=8, integer=True)
-        check_number("base_channels", self.base_channels, low=1, integer=True)
-        check_number("convs_per_block", self.convs_per_block, low=1, integer=True)
-        check_number("in_channels", self.in_channels, low=1, integer=True)
+        check_number("depth", self.depth, low=2, high=MAX_DEPTH, integer=True)
+        check_number("base_channels", self.base_channels, low=1, high=MAX_BASE_CHANNELS, integer=True)
+        check_number("convs_per_block", self.convs_per_block, low=1, high=MAX_CONVS_PER_BLOCK, integer=True)
+        check_number("in_channels", self.in_channels, low=1, high=MAX_IN_CHANNELS, integer=True)
         if self.multitask:
             check_number("multitask_levels", self.multitask_levels, low=1, high=self.depth - 1, integer=True)
 

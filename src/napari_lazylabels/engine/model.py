@@ -24,11 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import SettingsError
 from .config import NetworkConfig
 from .tasks import BOUNDARY, LOCAL, PLAIN, REFINED, TaskSpec
 
 #: Convolutions of the ``local`` path (field of view 2 * LOCAL_LAYERS + 1 px).
 LOCAL_LAYERS = 3
+#: The most parameters a network may have (800 MB of float32 weights; the ``paper`` preset has 35 M):
+#: :func:`build_model` refuses more, and a model file asking for more is refused before it is built.
+MAX_PARAMETERS = 200_000_000
 
 
 def conv_layer(cin: int, cout: int) -> nn.Sequential:
@@ -157,7 +161,30 @@ def class_log_probabilities(logits: torch.Tensor, n_classes: int, components: in
     return torch.logsumexp(logp.reshape(b, n_classes, components, h, w), dim=2)
 
 
+def network_size(config: NetworkConfig, tasks: Sequence[TaskSpec]) -> tuple[int, int]:
+    """(parameters, buffer values) of the network :func:`build_model` makes, counted on one built on
+    PyTorch's ``meta`` device: the shapes only, no memory for its weights."""
+    with torch.device("meta"):
+        network = LazyUNet(config, tasks)
+    return count_parameters(network), sum(b.numel() for b in network.buffers())
+
+
+def check_network_size(config: NetworkConfig, tasks: Sequence[TaskSpec]) -> tuple[int, int]:
+    """:func:`network_size`, refused beyond :data:`MAX_PARAMETERS` parameters.
+
+    Raises:
+        SettingsError: too many parameters (the count and the limit).
+    """
+    parameters, buffers = network_size(config, tasks)
+    if parameters > MAX_PARAMETERS:
+        raise SettingsError(f"this network and its heads have {parameters:,} parameters, more than the "
+                            f"{MAX_PARAMETERS:,} a network may have")
+    return parameters, buffers
+
+
 def build_model(config: NetworkConfig, tasks: Sequence[TaskSpec]) -> LazyUNet:
+    """The network of ``config`` with one head per task (refused beyond :data:`MAX_PARAMETERS`)."""
+    check_network_size(config, tasks)
     return LazyUNet(config, tasks)
 
 

@@ -14,6 +14,12 @@ from typing import Mapping, Sequence
 from ..errors import SettingsError
 from .config import check_number
 
+#: The largest head a task may have: classes (class 0 included), mixture components per class,
+#: statistics per component and image channel (a model file asking for more is refused).
+MAX_CLASSES = 1024
+MAX_COMPONENTS = 64
+MAX_STATISTICS = 8
+
 #: The decoder paths of the multi-task U-Net a head can sit on (see :mod:`.model`):
 #: ``plain`` = x (the shared blocks F_W), ``refined`` = z (F_W plus its residual
 #: sub-block), ``boundary`` = y (the block G fed by the refined path); ``local``: a
@@ -87,13 +93,17 @@ class TaskSpec:
             raise SettingsError(f"task {self.name!r}: role must be one of {HEAD_ROLES} or None")
         if not isinstance(self.n_classes, int) or self.n_classes < 2:
             raise SettingsError(f"task {self.name!r}: needs at least 2 classes")
+        check_number(f"task {self.name!r}: n_classes", self.n_classes, high=MAX_CLASSES, integer=True)
+        if self.unlabelled_value is not None:
+            check_number(f"task {self.name!r}: unlabelled_value", self.unlabelled_value, low=0, high=MAX_CLASSES,
+                         integer=True)
         if not (isinstance(self.weight, (int, float)) and 0 <= self.weight < float("inf")):
             raise SettingsError(f"task {self.name!r}: weight must be a finite number >= 0, got {self.weight}")
         if self.class_weights is not None and len(self.class_weights) != self.n_classes:
             raise SettingsError(f"task {self.name!r}: {len(self.class_weights)} class weights for "
                                 f"{self.n_classes} classes")
-        check_number(f"task {self.name!r}: components", self.components, low=1, integer=True)
-        check_number(f"task {self.name!r}: statistics", self.statistics, low=0, integer=True)
+        check_number(f"task {self.name!r}: components", self.components, low=1, high=MAX_COMPONENTS, integer=True)
+        check_number(f"task {self.name!r}: statistics", self.statistics, low=0, high=MAX_STATISTICS, integer=True)
         check_number(f"task {self.name!r}: blind-spot fraction", self.blind_spot, low=0, high=0.5)
         check_number(f"task {self.name!r}: self-supervised weight", self.self_supervised_weight, low=0)
 

@@ -44,7 +44,8 @@ from typing import Callable, Iterator
 from ..errors import OutputError, OutputExistsError, warn
 
 __all__ = ["check_writable", "check_can_write", "check_not_current_folder", "atomic_write_file",
-           "atomic_write_dir", "recover", "scratch_dir", "write_error", "process_umask", "pid_alive", "HOST_ID"]
+           "atomic_write_dir", "recover", "scratch_dir", "write_error", "process_umask", "pid_alive", "HOST_ID",
+           "size_text"]
 
 #: A hash of this machine's host name (leftover names and lock files carry it).
 HOST_ID = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
@@ -103,7 +104,8 @@ def free_bytes(folder: str | os.PathLike) -> int | None:
         return None
 
 
-def _size(n: float) -> str:
+def size_text(n: float) -> str:
+    """A number of bytes for people: ``512 bytes``, ``40.0 KiB``, ``2.0 GiB``."""
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
@@ -135,8 +137,8 @@ def check_can_write(path: str | os.PathLike, need_bytes: int = 0) -> Path:
                                 source=str(path)) from None
     free = free_bytes(folder)
     if free is not None and need_bytes > 0 and free < need_bytes + SPARE_BYTES:
-        raise OutputError(f"not enough free space: needs about {_size(need_bytes + SPARE_BYTES)}, "
-                                f"{folder} has {_size(free)} free", source=str(path))
+        raise OutputError(f"not enough free space: needs about {size_text(need_bytes + SPARE_BYTES)}, "
+                                f"{folder} has {size_text(free)} free", source=str(path))
     return path
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import AnnotationError, ImageReadError
+from .files import regular_file
 
 RowCheck = Callable[[int, list[str], list[str]], None]
 
@@ -21,9 +22,11 @@ def read_csv_rows(path: Path, what: str, empty: str,
     its error comes before those of later lines).
 
     Raises:
-        ImageReadError: the file cannot be read, or is not UTF-8 text.
+        ImageReadError: the file is missing, not a regular file (a FIFO, a device), cannot be read,
+            or is not UTF-8 text.
         AnnotationError: no header, not a valid CSV file, or what ``check`` raises.
     """
+    regular_file(path, f"a {what}", missing=f"{what} not found")
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)

@@ -45,6 +45,7 @@ import numpy as np
 from ..engine.annotations import UNITS_IN_MICROMETERS, PixelSize, check_image, check_labels
 from ..engine.labels import integer_labels, smallest_uint
 from .atomic import atomic_write_file, check_writable
+from .files import regular_file
 from ..errors import AnnotationError, ImageReadError
 
 __all__ = ["IMAGE_EXTENSIONS", "BIOIO_EXTENSIONS", "ImageFile", "read_image_file", "read_image", "load_image",
@@ -345,15 +346,12 @@ def read_image_file(path: str | os.PathLike) -> ImageFile:
     """Read an image with the axes and pixel size its file declares (no value checks).
 
     Raises:
-        ImageReadError: the file is missing, is a folder, has an unknown
-            extension, needs ``bioio`` that is not installed, or cannot be decoded.
+        ImageReadError: the file is missing, is not a regular file (a folder, a FIFO, a device), has
+            an unknown extension, needs ``bioio`` that is not installed, or cannot be decoded.
     """
     path = Path(path)
     source = str(path)
-    if not path.exists():
-        raise ImageReadError("file not found", source=source)
-    if path.is_dir():
-        raise ImageReadError("is a folder, not an image file", source=source)
+    regular_file(path, "an image file")
     suffix = path.suffix.lower()
     reader = _READERS.get(suffix)
     if reader is None:

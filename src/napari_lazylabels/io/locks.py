@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import InUseError, warn
+from ..errors import InUseError, LazyLabelsError, warn
 from .atomic import HOST_ID, pid_alive
+from .jsonfile import read_json
 
 __all__ = ["FolderLock", "LockOwner", "lock_path", "check_unlocked", "lock_owner"]
 
@@ -62,11 +63,11 @@ class LockOwner:
 def lock_owner(lock: Path) -> LockOwner | None:
     """The owner recorded in lock file ``lock``; None when it is missing or cannot be read."""
     try:
-        raw = json.loads(lock.read_text(encoding="utf-8"))
+        raw = read_json(lock, "a lock file")
         return LockOwner(pid=int(raw["pid"]), host=str(raw["host"]), hostname=str(raw.get("hostname", "")),
                          started=str(raw.get("started", "?")), token=str(raw["token"]),
                          command=str(raw.get("command", "")))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (LazyLabelsError, ValueError, KeyError, TypeError):
         return None
 
 

@@ -21,6 +21,19 @@
                                      the network: as many parameters, each of the same shape
     history          object          optional: name -> list of numbers
 
+Sizes are bounded before anything is built from them, so a hostile or broken
+file is one line, not gigabytes of memory: every dataclass bounds its own
+(``network``: depth <= 8, base_channels <= 512, convs_per_block <= 8,
+in_channels <= 1024; a task: n_classes <= 1024, components <= 64,
+statistics <= 8; ``postprocess.instances.min_peak_distance`` <= 1000), at
+most :data:`MAX_TASKS` tasks and :data:`MAX_CLASS_NAMES` class names, whole
+numbers of at most 19 digits; then the network's parameters are counted from
+the config (on PyTorch's ``meta`` device, no memory) and refused beyond
+:data:`~napari_lazylabels.engine.model.MAX_PARAMETERS`. The weights file and
+the training state may then hold no more than those parameters need
+(:func:`weights_limit`, :func:`state_limit`): that too is checked before they
+are read (:mod:`.modelio`).
+
 An object's fields are typed by its dataclass's annotations (``int``: a whole
 number, ``float``: a number, ``bool``, ``str``, ``X | None``, ``tuple[...]``: a
 list, a dataclass: an object); fields a dataclass does not have are ignored
@@ -37,19 +50,25 @@ import typing
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from ..engine.config import MIN_PATCH_SIZE, NetworkConfig, NormalizationConfig, from_known_fields
+from ..engine.config import MIN_PATCH_SIZE, NetworkConfig, NormalizationConfig, from_known_fields, shown_value
+from ..engine.model import check_network_size
 from ..engine.postprocess.settings import PostProcessing
 from ..engine.tasks import TaskSpec
 from ..engine.training.losses import LOSSES
 from ..errors import LazyLabelsError, ModelFileError
 
 __all__ = ["ModelConfig", "CONFIG_FIELDS", "STATE_FIELDS", "parse_config", "parse_training_state",
-           "check_state_fits", "non_finite"]
+           "check_state_fits", "non_finite", "weights_limit", "state_limit"]
 
 FORMAT = "napari-lazylabels-model"
 FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
 STATE_FILE = "training_state.pt"
+#: The most heads, and class names, a config may list.
+MAX_TASKS = 64
+MAX_CLASS_NAMES = 1024
+#: Whole numbers in a model file are 64-bit.
+MAX_WHOLE = 2**63 - 1
 
 #: config.json: field -> (type, required).
 CONFIG_FIELDS: dict[str, tuple[Any, bool]] = {
@@ -88,12 +107,30 @@ class ModelConfig:
     patch_size: int
     postprocess: PostProcessing
     provenance: dict
+    parameters: int = 0        # of the network it describes (counted, not built)
+    buffers: int = 0           # values of its buffers (BatchNorm statistics)
+
+
+def weights_limit(config: ModelConfig) -> int:
+    """The most bytes the weights of ``config``'s network may take: 8 bytes a value (float64 at most),
+    plus 16 MiB for the file's header."""
+    return 8 * (config.parameters + config.buffers) + (16 << 20)
+
+
+def state_limit(config_or_parameters: ModelConfig | int) -> int:
+    """The most bytes a training state may take: Adam's two moments (8 bytes a parameter each, at
+    most) and 256 MiB for the step, the loss history and the optimiser's settings."""
+    n = config_or_parameters.parameters if isinstance(config_or_parameters, ModelConfig) else config_or_parameters
+    return 16 * n + (256 << 20)
 
 
 # ----------------------------------------------------------------- types
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = shown_value(value)
+    except ValueError:       # a list holding an integer too long to print
+        text = f"a {type(value).__name__}"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -133,6 +170,8 @@ def _check(value: Any, tp: Any, where: str) -> None:
     ok = True
     if tp is bool:
         ok = isinstance(value, bool)
+    elif tp in (int, float) and isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_WHOLE:
+        raise _Invalid(f"{where} must be a whole number of at most 19 digits, got {shown_value(value)}")
     elif tp is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif tp is float:
@@ -228,6 +267,9 @@ def _parse_config(raw: Any, upgrade: Callable[[dict], None] | None) -> ModelConf
     values = _fields(raw, CONFIG_FIELDS)
     if not values["tasks"]:
         raise _Invalid("tasks is empty (a model has at least one head)")
+    for name, most in (("tasks", MAX_TASKS), ("class_names", MAX_CLASS_NAMES)):
+        if len(values.get(name, ())) > most:
+            raise _Invalid(f"{name} has {len(values[name])} entries, more than the {most} a model may have")
     known = {f.name for f in fields(TaskSpec)}
     tasks = [_build(f"tasks[{i}]", lambda t=t: TaskSpec.from_dict({k: v for k, v in t.items() if k in known}))
              for i, t in enumerate(values["tasks"])]
@@ -240,9 +282,11 @@ def _parse_config(raw: Any, upgrade: Callable[[dict], None] | None) -> ModelConf
     patch = values.get("patch_size", 128)
     if patch < MIN_PATCH_SIZE:
         raise _Invalid(f"patch_size must be a whole number >= {MIN_PATCH_SIZE}, got {patch}")
+    network = _build("network", lambda: NetworkConfig.from_dict(values["network"]))
+    parameters, buffers = _build("network", lambda: check_network_size(network, tasks))
     return ModelConfig(
         format_version=version,
-        network=_build("network", lambda: NetworkConfig.from_dict(values["network"])),
+        network=network,
         tasks=tasks,
         class_names=list(values.get("class_names", [])),
         normalization=_build("normalization",
@@ -250,6 +294,8 @@ def _parse_config(raw: Any, upgrade: Callable[[dict], None] | None) -> ModelConf
         patch_size=patch,
         postprocess=_build("postprocess", lambda: PostProcessing.from_dict(values.get("postprocess", {}))),
         provenance=dict(values.get("provenance", {})),
+        parameters=parameters,
+        buffers=buffers,
     )
 
 

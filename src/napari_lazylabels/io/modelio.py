@@ -18,7 +18,10 @@ format 1 folder is upgraded when it is read (by the registry's regimes).
 the same checks as a folder.
 
 Every field of ``config.json`` and ``training_state.pt`` is checked by the one
-schema of :mod:`.model_schema`; weights that are not finite are refused.
+schema of :mod:`.model_schema`; weights that are not finite are refused. Only
+regular files are read (:mod:`.files`), JSON within limits (:mod:`.jsonfile`),
+and the weights, the training state and a package's members only when their
+sizes fit the network the config describes (counted before it is built).
 ``overwrite`` replaces only a model folder (:func:`is_model_folder`) or an
 empty one.
 """
@@ -36,14 +39,17 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..engine.model import build_model
+from ..engine.model import MAX_PARAMETERS, build_model
 from ..engine.regimes import registry
 from ..engine.trained_model import LazyLabelsModel
 from ..engine.training.trainer import TrainingState
 from ..errors import LazyLabelsError, ModelFileError
 from .atomic import atomic_write_dir, recover
-from .model_schema import (CONFIG_FILE, FORMAT, FORMAT_VERSION, STATE_FILE, check_state_fits, non_finite,
-                           parse_config, parse_training_state)
+from .disk_errors import serialiser_errors
+from .files import check_zip_members, read_bytes, regular_file
+from .jsonfile import MAX_JSON_BYTES, parse_json, read_json, reason
+from .model_schema import (CONFIG_FILE, FORMAT, FORMAT_VERSION, STATE_FILE, check_state_fits,
+                           non_finite, parse_config, parse_training_state, state_limit, weights_limit)
 
 WEIGHTS_FILE = "model.safetensors"
 #: In a bioimage.io package (:mod:`.bioimageio`): the model's config.json, and the state dict weights.
@@ -85,14 +91,19 @@ def _write_artifacts(folder: Path, artifacts: Artifacts) -> None:
 
 def write_model_into(folder: Path, model: LazyLabelsModel, training_state: TrainingState | None = None,
                      artifacts: Artifacts | None = None) -> None:
-    """Write the model files into an existing folder (no atomicity: see :func:`save_model`)."""
+    """Write the model files into an existing folder (no atomicity: see :func:`save_model`).
+
+    Raises:
+        OSError: a write failed (a full disk: ``ENOSPC``, also from safetensors and torch.save).
+    """
     folder = Path(folder)
     state = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_FILE))
-    (folder / CONFIG_FILE).write_text(json.dumps(config_dict(model), indent=2))
-    if training_state is not None:
-        torch.save(training_state.to_dict(), folder / STATE_FILE)
-    _write_artifacts(folder, artifacts or {})
+    with serialiser_errors(folder):
+        save_file(state, str(folder / WEIGHTS_FILE))
+        (folder / CONFIG_FILE).write_text(json.dumps(config_dict(model), indent=2))
+        if training_state is not None:
+            torch.save(training_state.to_dict(), folder / STATE_FILE)
+        _write_artifacts(folder, artifacts or {})
 
 
 def save_model(model: LazyLabelsModel, path: str | Path, *, overwrite: bool = False,
@@ -109,20 +120,27 @@ def save_model(model: LazyLabelsModel, path: str | Path, *, overwrite: bool = Fa
 def is_model_folder(path: str | Path) -> bool:
     """Whether ``path`` is a folder with this tool's ``config.json`` (what ``--overwrite`` may replace)."""
     try:
-        cfg = json.loads((Path(path) / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        cfg = read_json(Path(path) / CONFIG_FILE)
+    except LazyLabelsError:
         return False
     return isinstance(cfg, dict) and cfg.get("format") == FORMAT
 
 
 def _read_config(path: Path) -> dict:
     cfg_path = path / CONFIG_FILE
-    if not cfg_path.is_file():
+    if not (cfg_path.exists() or cfg_path.is_symlink()):
         raise ModelFileError(f"not a model directory (no {CONFIG_FILE})", source=str(path))
-    try:
-        return json.loads(cfg_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{CONFIG_FILE} is not valid JSON ({exc.__class__.__name__})", source=str(path))
+    return read_json(cfg_path, "a model config", error=ModelFileError, source=str(path))
+
+
+def _model_file(path: Path, name: str, limit: int, what: str) -> Path:
+    """``path / name``, a regular file of at most ``limit`` bytes (checked before it is read)."""
+    f = path / name
+    size = regular_file(f, what, error=ModelFileError, source=str(path), missing="is missing").st_size
+    if size > limit:
+        raise ModelFileError(f"{name} is {size:,} bytes, more than the {limit:,} the network of {CONFIG_FILE} "
+                             f"needs", source=str(path))
+    return f
 
 
 def _upgrade_v1(cfg: dict) -> None:
@@ -149,9 +167,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LazyLabe
     if not any(path.iterdir()):
         raise ModelFileError("model directory is empty", source=str(path))
     cfg = parse_config(_read_config(path), str(path), upgrade=_upgrade_v1)
-    weights = path / WEIGHTS_FILE
-    if not weights.is_file():
+    if not (path / WEIGHTS_FILE).exists():
         raise ModelFileError(f"weights file {WEIGHTS_FILE} is missing", source=str(path))
+    weights = _model_file(path, WEIGHTS_FILE, weights_limit(cfg), "a weights file")
     try:
         state = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types for corrupt files
@@ -182,8 +200,16 @@ def load_training_state(path: str | Path, network: torch.nn.Module | None = None
             it was made for another network.
     """
     f = Path(path) / STATE_FILE
-    if not f.is_file():
+    if not (f.exists() or f.is_symlink()):
         return None
+    parameters = MAX_PARAMETERS if network is None else sum(p.numel() for p in network.parameters())
+    _model_file(Path(path), STATE_FILE, state_limit(parameters), "a training state")
+    if zipfile.is_zipfile(f):
+        try:
+            with zipfile.ZipFile(f) as zf:
+                check_zip_members(zf, state_limit(parameters), STATE_FILE, error=ModelFileError, source=str(path))
+        except zipfile.BadZipFile:
+            pass                                    # torch.load says it is corrupt
     try:
         raw = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -202,12 +228,15 @@ def load_artifacts(path: str | Path) -> dict[str, dict[str, Any]]:
     for sub in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         for f in sorted(sub.iterdir()):
             rel = f"{sub.name}/{f.name}"
+            if f.suffix not in (".npz", ".json"):
+                continue
+            regular_file(f, "a model's file", error=ModelFileError, source=str(root))
             try:
                 if f.suffix == ".npz":
                     with np.load(f, allow_pickle=False) as data:
                         out[rel] = {k: data[k] for k in data.files}
-                elif f.suffix == ".json":
-                    out[rel] = json.loads(f.read_text())
+                else:
+                    out[rel] = read_json(f, error=ModelFileError, source=f"{root}/{sub.name}")
             except (OSError, ValueError) as exc:
                 raise ModelFileError(f"{rel} is corrupt ({exc.__class__.__name__})", source=str(root))
     return out
@@ -226,47 +255,72 @@ def is_bioimageio_package(path: str | Path) -> bool:
         return any(Path(n).name in ("rdf.yaml", "bioimageio.yaml") for n in zf.namelist())
 
 
-def _read_member(path: Path, name: str) -> bytes:
+def _read_member(path: Path, name: str, limit: int, what: str) -> bytes:
+    """A file of a package (zip or folder), of at most ``limit`` bytes: a zip member by its declared
+    size, before it is extracted (KeyError: there is no such member)."""
     if path.is_dir():
         f = path / name
-        if not f.is_file():
+        if not (f.exists() or f.is_symlink()):
             raise KeyError(name)
-        return f.read_bytes()
+        return read_bytes(f, limit, what, error=ModelFileError, source=str(path))
     with zipfile.ZipFile(path) as zf:
+        zf.getinfo(name)
+        check_zip_members(zf, limit, f"the package's {name}", names=[name], error=ModelFileError, source=str(path))
         return zf.read(name)
+
+
+def _in_package(exc: ModelFileError, source: str) -> ModelFileError:
+    text = str(exc)[len(f"{exc.source}: "):] if exc.source else str(exc)
+    return ModelFileError(f"{text} (in the package)", source=source)
 
 
 def load_bioimageio(path: str | Path, device: str | torch.device = "cpu") -> LazyLabelsModel:
     """A package written by :func:`~napari_lazylabels.io.bioimageio.export_bioimageio` (zip or unpacked
     folder) as a model: its config and state dict become a model folder, read by :func:`load_model`.
 
+    The config is read (at most :data:`~.jsonfile.MAX_JSON_BYTES`) and checked first; the weights
+    are then read only if their size fits the network it describes.
+
     Raises:
-        ModelFileError: not such a package (no ``lazylabels_config.json``), or its weights are
-            missing, corrupt or do not fit.
+        ModelFileError: not such a package (no ``lazylabels_config.json``), a wrong config field, or
+            its weights are missing, too large, corrupt or do not fit.
     """
     path = Path(path)
     source = str(path)
     try:
-        cfg = json.loads(_read_member(path, PACKAGE_CONFIG))
-        weights = str(cfg.pop("weights", PACKAGE_WEIGHTS)) if isinstance(cfg, dict) else PACKAGE_WEIGHTS
+        raw = parse_json(_read_member(path, PACKAGE_CONFIG, MAX_JSON_BYTES, "a model config"))
+        weights = str(raw.pop("weights", PACKAGE_WEIGHTS)) if isinstance(raw, dict) else PACKAGE_WEIGHTS
     except KeyError:
         raise ModelFileError(f"a bioimage.io package, but not one written by napari-lazylabels (no "
                              f"{PACKAGE_CONFIG}); run it with the bioimage.io tools", source=source) from None
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelFileError(f"cannot read the package ({type(exc).__name__})", source=source) from None
+        detail = reason(exc) if isinstance(exc, ValueError) else type(exc).__name__
+        raise ModelFileError(f"cannot read the package ({detail})", source=source) from None
     try:
-        state = torch.load(io.BytesIO(_read_member(path, weights)), map_location="cpu", weights_only=True)
-        state = {k: v.contiguous() for k, v in state.items()}
+        cfg = parse_config(raw, source, upgrade=_upgrade_v1)
+    except ModelFileError as exc:
+        raise _in_package(exc, source) from None
+    try:
+        data = _read_member(path, weights, weights_limit(cfg), "a weights file")
     except KeyError:
         raise ModelFileError(f"the weights {weights} are missing from the package", source=source) from None
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as inner:     # a PyTorch file is a zip too
+            check_zip_members(inner, weights_limit(cfg), f"the package's {weights}", error=ModelFileError,
+                              source=source)
+    except zipfile.BadZipFile:
+        pass                                                 # torch.load says what is wrong with it
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        state = {k: v.contiguous() for k, v in state.items()}
     except Exception as exc:
         raise ModelFileError(f"the weights {weights} are corrupt ({type(exc).__name__})", source=source) from None
+    del data
     with tempfile.TemporaryDirectory(prefix="lazylabels-package-") as tmp:
         folder = Path(tmp)
-        (folder / CONFIG_FILE).write_text(json.dumps(cfg))
+        (folder / CONFIG_FILE).write_text(json.dumps(raw))
         save_file(state, str(folder / WEIGHTS_FILE))
         try:
             return load_model(folder, device)
         except ModelFileError as exc:
-            text = str(exc)[len(f"{exc.source}: "):] if exc.source else str(exc)
-            raise ModelFileError(f"{text} (in the package)", source=source) from None
+            raise _in_package(exc, source) from None

@@ -62,6 +62,7 @@ import numpy as np
 from ..engine.annotations import LazyAnnotations, PixelSize
 from .atomic import atomic_write_dir, atomic_write_file, check_writable, recover
 from .imageio import ImageFile, LazyArray, from_axes, ngff_unit
+from .jsonfile import read_json
 from ..errors import ImageReadError, LazyLabelsError, OutputExistsError
 from ..engine.regimes import registry
 from ..engine.regimes.base import POINTS
@@ -402,12 +403,12 @@ def _group_attributes(path: Path) -> dict | None:
     """The attributes of the Zarr group at ``path`` (v3 ``zarr.json``, or v2 ``.zattrs``), None if none."""
     try:
         if (path / "zarr.json").is_file():
-            meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+            meta = read_json(path / "zarr.json")
             return meta.get("attributes", {}) if isinstance(meta, dict) else None
         if (path / ".zattrs").is_file():
-            meta = json.loads((path / ".zattrs").read_text(encoding="utf-8"))
+            meta = read_json(path / ".zattrs")
             return meta if isinstance(meta, dict) else None
-    except (OSError, ValueError, AttributeError):
+    except (LazyLabelsError, AttributeError):
         return None
     return None
 
@@ -477,9 +478,9 @@ def store_problem(path: str | os.PathLike) -> str | None:
     shape = None
     for name in ("zarr.json", ".zarray"):
         try:
-            shape = json.loads((path / dataset / name).read_text(encoding="utf-8")).get("shape")
+            shape = read_json(path / dataset / name).get("shape")
             break
-        except (OSError, ValueError, AttributeError):
+        except (LazyLabelsError, AttributeError):
             continue
     if not isinstance(shape, list) or len(shape) != len(axes):
         return f"its dataset {dataset!r} is missing or does not match the axes {axes}"
@@ -813,10 +814,7 @@ def read_project_info(folder: str | os.PathLike) -> dict:
         raise ImageReadError("project folder not found", source=str(folder))
     if not pfile.is_file():
         raise ImageReadError(f"not a lazylabels project (no {PROJECT_FILE})", source=str(folder))
-    try:
-        info = json.loads(pfile.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ImageReadError(f"cannot read project file ({type(exc).__name__})", source=str(pfile)) from None
+    info = read_json(pfile, "a project file")
     if not isinstance(info, dict) or info.get("format") != PROJECT_FORMAT:
         raise ImageReadError("not a lazylabels project file", source=str(pfile))
     if not isinstance(info.get("version"), int) or info["version"] > PROJECT_VERSION:

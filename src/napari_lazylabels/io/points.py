@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from ..engine.points import check_points, empty_points
-from ..errors import AnnotationError, ImageReadError
+from ..errors import AnnotationError
 from .atomic import atomic_write_file, check_writable
 from .csv_rows import read_csv_rows
 
@@ -43,8 +43,6 @@ def read_points_csv(path: str | os.PathLike, shape: Sequence[int], n_classes: in
             outside 1..K.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError("points file not found" if not path.exists() else "is not a file", source=str(path))
     header, rows = read_csv_rows(path, "points file", "points file is empty (no header)")
     pair = next((p for p in COORDINATE_COLUMNS if all(c in header for c in p)), None)
     if pair is None:

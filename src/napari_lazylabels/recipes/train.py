@@ -69,10 +69,11 @@ from ..engine.trained_model import LazyLabelsModel
 from ..engine.training.distributed import from_environment
 from ..engine.training.progress import TrainingProgress
 from ..engine.training.trainer import Trainer, default_class_names
-from ..errors import LazyLabelsError, ModelFileError, OutputExistsError, TrainingDivergedError, warn
-from ..io.atomic import check_can_write, check_not_current_folder, recover, write_error
+from ..errors import LazyLabelsError, ModelFileError, OutputError, OutputExistsError, TrainingDivergedError, warn
+from ..io.atomic import check_can_write, check_not_current_folder, recover
 from ..io.locks import FolderLock, check_unlocked
 from ..io.modelio import MODEL_FOLDER, is_model_folder, load_artifacts, load_model, load_training_state, save_model
+from .unsaved import unsaved_error
 
 #: A run that replaces an existing model writes its checkpoints to ``NAME`` + this, beside it.
 PARTIAL_SUFFIX = ".partial"
@@ -239,6 +240,7 @@ class TrainingRun:
         self.model_dir = Path(plan.model_dir) if plan.model_dir is not None else None
         self._checkpoint_dir: Path | None = None
         self._saved: tuple[int, Path] | None = None           # the step and folder last written
+        self._resumed = None if plan.resume is None else (self.trainer.step, Path(plan.resume))
 
     # -- the run ---------------------------------------------------------------------------
     @property
@@ -365,9 +367,11 @@ class TrainingRun:
             raise self._diverged(f"the weights hold NaN or infinite values after step {self.trainer.step} "
                                  f"({bad[0]}...)")
         try:
+            check_can_write(target, self.checkpoint_bytes() // 2)     # room for this model, checked first
             self.save(target, overwrite=True)
-        except OSError as exc:
-            raise write_error(exc, target) from None
+        except (OSError, OutputError) as exc:
+            raise unsaved_error(exc, step=self.trainer.step, target=target, kept=self._saved or self._resumed,
+                                model_dir=self.model_dir) from None
         self._saved = (self.trainer.step, target)
 
     def _diverged(self, reason: str) -> TrainingDivergedError:

@@ -30,6 +30,9 @@ METHODS = (WATERSHED, GROWTH)
 
 #: The range of :attr:`PostProcessing.rescale`.
 RESCALE_RANGE = (0.1, 10.0)
+#: The largest :attr:`InstanceParams.min_peak_distance` (px): the peak search holds a square of
+#: (2 d + 1)^2 pixels, 4 MB at this bound (a model file asking for 10^5 would need 40 GB).
+MAX_PEAK_DISTANCE = 1000
 
 
 def _help(text: str, **more) -> dict:
@@ -95,7 +98,7 @@ class InstanceParams:
             raise SettingsError(f"seed_source must be one of {SEED_SOURCES}, got {self.seed_source!r}")
         check_number("min_seed_area", self.min_seed_area, low=0, integer=True)
         check_number("min_size", self.min_size, low=0, integer=True)
-        check_number("min_peak_distance", self.min_peak_distance, low=1, integer=True)
+        check_number("min_peak_distance", self.min_peak_distance, low=1, high=MAX_PEAK_DISTANCE, integer=True)
         check_number("interface_threshold", self.interface_threshold, low=0, high=1)
         if self.probability_threshold is not None:
             check_number("probability_threshold", self.probability_threshold, low=0, high=1)
