@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -19,7 +20,7 @@ from napari_lazylabels.engine.simulate import simulate_lazy_labels
 from napari_lazylabels.engine.tasks import FOREGROUND
 from napari_lazylabels.engine.trained_model import LazyLabelsModel
 from napari_lazylabels.engine.training import augment
-from napari_lazylabels.engine.training.sampling import PatchSampler, prepare as prepare_image
+from napari_lazylabels.engine.training.sampling import PatchSampler, _warp, patch_warp, prepare as prepare_image
 from napari_lazylabels.errors import SettingsError
 from napari_lazylabels.recipes.train import TrainingPlan, prepare
 
@@ -187,3 +188,27 @@ def test_flips_through_segment_and_the_cli(model):
     assert _postprocess_from(args, model).flips
     args = build_parser().parse_args(["predict", "--model", "m", "--image", "a.tif", "--out", "o"])
     assert not _postprocess_from(args, model).flips
+
+
+# --- the patch warp: cut, scale, turn and mirror in one affine map ------------------------------
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+@pytest.mark.parametrize("flip", [False, True])
+def test_patch_warp_equals_a_crop_turned_and_mirrored(k, flip):
+    """At scale 1 the warp is exactly the window of the image, np.rot90'd k times, then mirrored."""
+    rng = np.random.default_rng(k)
+    image = rng.integers(0, 1000, (40, 50, 3)).astype(np.int16)
+    out = np.empty((16, 16, 3), np.int16)
+    _warp(image, patch_warp(5, 7, 16, 16, k, flip), out, nearest=True)
+    want = np.rot90(image[5:21, 7:23], k, axes=(0, 1))
+    want = want[:, ::-1] if flip else want
+    np.testing.assert_array_equal(out, want)
+
+
+def test_patch_warp_scales_as_resize_and_fills_zero_outside():
+    image = np.random.default_rng(1).random((64, 64, 1)).astype(np.float32)
+    out = np.empty((16, 16, 1), np.float32)
+    _warp(image, patch_warp(8, 8, 32, 16), out, nearest=False)           # a 32 px window halved
+    np.testing.assert_allclose(out[..., 0], cv2.resize(image[8:40, 8:40, 0], (16, 16)), atol=1e-5)
+    _warp(image, patch_warp(-8, -8, 16, 16), out, nearest=False)         # half outside the image
+    assert np.all(out[:7, :7] == 0) and np.allclose(out[8:, 8:, 0], image[:8, :8, 0])

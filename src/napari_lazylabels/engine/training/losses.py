@@ -180,7 +180,7 @@ def total_loss(outputs: dict[str, torch.Tensor], batch: dict, tasks: Sequence[Ta
     total = None
     parts: dict[str, float] = {}
     for t in tasks:
-        loss = LOSSES[t.loss](outputs[t.name], batch["targets"][t.name], batch["valid"][t.name],
+        loss = LOSSES[t.loss](outputs[t.name].float(), batch["targets"][t.name].long(), batch["valid"][t.name],
                               batch["annotated"][t.name], class_weights.get(t.name), task=t, batch=batch)
         if loss is None:
             parts[t.name] = float("nan")

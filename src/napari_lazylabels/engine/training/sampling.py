@@ -28,7 +28,6 @@ drawn ahead and rewinds the random generator to before it.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Sequence
 
 import cv2
@@ -48,16 +47,46 @@ MAX_CENTRES = 20000
 BLIND_SPOT_RADIUS = 5
 
 
-@dataclass
 class PreparedImage:
-    """An annotated image ready for sampling (normalised, CYX)."""
+    """An annotated image ready for sampling: normalised, with every task's targets and valid pixels.
 
-    name: str
-    image: np.ndarray
-    targets: dict[str, np.ndarray]
-    valid: dict[str, np.ndarray]
-    annotated: dict[str, bool]
-    centres: dict[str, np.ndarray]
+    The pixels are kept channels-last (``pixels``: Y, X, C) and the tasks' targets and valid masks
+    each stacked into one (Y, X, T) array, so that a patch is cut, scaled, rotated and flipped by one
+    affine warp per array (:meth:`PatchSampler.sample_patch`); ``image`` (C, Y, X), ``targets`` and
+    ``valid`` (task -> Y, X) are views of them.
+    """
+
+    def __init__(self, name: str, image: np.ndarray, targets: dict[str, np.ndarray], valid: dict[str, np.ndarray],
+                 annotated: dict[str, bool], centres: dict[str, np.ndarray]):
+        self.name = name
+        self.pixels = np.ascontiguousarray(np.moveaxis(np.asarray(image, np.float32), 0, -1))
+        self.task_names = list(targets)
+        shape = self.pixels.shape[:2]
+        self.stacked_targets = np.zeros((*shape, len(self.task_names)), np.int16)
+        self.stacked_valid = np.zeros((*shape, len(self.task_names)), np.uint8)
+        for i, n in enumerate(self.task_names):
+            self.stacked_targets[..., i] = targets[n]
+            self.stacked_valid[..., i] = valid[n]
+        self.annotated = annotated
+        self.centres = centres
+
+    @property
+    def image(self) -> np.ndarray:
+        """The normalised image, (C, Y, X) (a view)."""
+        return np.moveaxis(self.pixels, -1, 0)
+
+    @property
+    def targets(self) -> dict[str, np.ndarray]:
+        """Task -> its targets (Y, X int16, views of the stack)."""
+        return {n: self.stacked_targets[..., i] for i, n in enumerate(self.task_names)}
+
+    @property
+    def valid(self) -> dict[str, np.ndarray]:
+        """Task -> where its targets count (Y, X bool, views of the stack)."""
+        return {n: self.stacked_valid[..., i].view(bool) for i, n in enumerate(self.task_names)}
+
+    def set_targets(self, task: str, targets: np.ndarray) -> None:
+        self.stacked_targets[..., self.task_names.index(task)] = targets
 
 
 def prepare(item: LazyAnnotations, tasks: Sequence[TaskSpec], norm: NormalizationConfig,
@@ -84,7 +113,7 @@ def prepare(item: LazyAnnotations, tasks: Sequence[TaskSpec], norm: Normalizatio
             lab = np.asarray(lab)
             if t.unlabelled_value is not None:
                 v &= lab != t.unlabelled_value
-        targets[t.name] = lab.astype(np.int16)
+        targets[t.name] = lab
         valid[t.name] = v
         centres[t.name] = painted_centres(lab, v, rng, t)
     return PreparedImage(item.name, image, targets, valid, annotated, centres)
@@ -102,23 +131,30 @@ def painted_centres(targets: np.ndarray, valid: np.ndarray, rng: np.random.Gener
     return painted
 
 
-def _crop(arr: np.ndarray, y0: int, x0: int, size: int, fill=0) -> np.ndarray:
-    """Window [y0, y0+size) x [x0, x0+size) of the last two axes, ``fill`` outside."""
-    h, w = arr.shape[-2:]
-    out = np.full(arr.shape[:-2] + (size, size), fill, dtype=arr.dtype)
-    ys, xs = max(y0, 0), max(x0, 0)
-    ye, xe = min(y0 + size, h), min(x0 + size, w)
-    if ye > ys and xe > xs:
-        out[..., ys - y0:ye - y0, xs - x0:xe - x0] = arr[..., ys:ye, xs:xe]
-    return out
+def patch_warp(y0: float, x0: float, size: float, patch: int, k: int = 0, flip: bool = False) -> np.ndarray:
+    """The 2x3 affine map (for :func:`cv2.warpAffine` with ``WARP_INVERSE_MAP``) from the pixels of a
+    ``patch`` x ``patch`` output to the image: the window of edge ``size`` at (``y0``, ``x0``) scaled to
+    the patch (pixel centres aligned, as :func:`cv2.resize`), then turned by ``k`` quarter turns as
+    :func:`numpy.rot90` and mirrored left-right if ``flip``."""
+    n = patch - 1
+    m = np.eye(3)
+    if flip:                                            # out (x, y) <- (n - x, y)
+        m = m @ np.array([[-1.0, 0, n], [0, 1, 0], [0, 0, 1]])
+    for _ in range(k % 4):                              # np.rot90: out[i, j] = in[j, n - i]
+        m = np.array([[0.0, -1, n], [1, 0, 0], [0, 0, 1]]) @ m
+    s = size / patch
+    scale = np.array([[s, 0, x0 + 0.5 * s - 0.5], [0, s, y0 + 0.5 * s - 0.5], [0, 0, 1]])
+    return (scale @ m)[:2]
 
 
-def _resize(arr: np.ndarray, size: int, interp: int) -> np.ndarray:
-    if arr.shape[-1] == size:
-        return arr
-    if arr.ndim == 2:
-        return cv2.resize(arr, (size, size), interpolation=interp)
-    return np.stack([cv2.resize(a, (size, size), interpolation=interp) for a in arr])
+def _warp(arr: np.ndarray, matrix: np.ndarray, out: np.ndarray, nearest: bool) -> None:
+    """``arr`` (Y, X, C) sampled on the grid of ``out`` (P, P, C, written) through ``matrix``; 0 outside
+    the image."""
+    flags = (cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
+    p = out.shape[0]
+    dst = out if out.shape[-1] > 1 else out[..., 0]      # OpenCV drops a single channel's axis
+    cv2.warpAffine(arr if arr.shape[-1] > 1 else arr[..., 0], matrix, (p, p), dst=dst, flags=flags,
+                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def _counts(im: PreparedImage, task: TaskSpec) -> np.ndarray:
@@ -169,7 +205,7 @@ class PatchSampler:
         if targets.shape != im.targets[task].shape:
             raise ValueError(f"targets of {task!r} for {im.name!r} have shape {targets.shape}, "
                              f"not {im.targets[task].shape}")
-        im.targets[task] = targets.astype(np.int16, copy=False)
+        im.set_targets(task, targets)
         im.centres[task] = painted_centres(im.targets[task], im.valid[task], self.rng, spec)
         self._counts[task][index] = _counts(im, spec)
 
@@ -189,7 +225,17 @@ class PatchSampler:
             return int(y + self.rng.integers(-jitter, jitter + 1)), int(x + self.rng.integers(-jitter, jitter + 1))
         return int(self.rng.integers(h)), int(self.rng.integers(w))
 
-    def sample_patch(self) -> tuple[np.ndarray, dict, dict, dict]:
+    def _buffers(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Empty patches for ``n`` draws: pixels (n, P, P, C), targets (n, P, P, T), valid (n, P, P, T)."""
+        p, im = self.config.patch_size, self.images[0]
+        return (np.empty((n, p, p, im.pixels.shape[-1]), np.float32),
+                np.empty((n, p, p, len(im.task_names)), np.int16),
+                np.empty((n, p, p, len(im.task_names)), np.uint8))
+
+    def _patch_into(self, pixels: np.ndarray, targets: np.ndarray, valid: np.ndarray) -> PreparedImage:
+        """Draw one patch into ``pixels`` (P, P, C), ``targets`` and ``valid`` (P, P, T): cut, scaled,
+        turned, mirrored and, if asked, deformed, stain-jittered and blurred (the gain, offset and noise
+        come after, batch-wide: :meth:`_intensity`). Returns the image it came from."""
         task = self.active_tasks[self.rng.integers(len(self.active_tasks))]
         pool = self.by_task[task]
         if task in self.labelled and self.rng.random() < self.config.annotated_fraction:
@@ -201,34 +247,52 @@ class PatchSampler:
         size = max(8, int(round(p * scale)))
         cy, cx = self._centre(im, task)
         y0, x0 = cy - size // 2, cx - size // 2
-        image = _resize(_crop(im.image, y0, x0, size), p, cv2.INTER_LINEAR)
-        targets = {k: _resize(_crop(v, y0, x0, size), p, cv2.INTER_NEAREST) for k, v in im.targets.items()}
-        valid = {k: _resize(_crop(v.view(np.uint8), y0, x0, size), p, cv2.INTER_NEAREST).astype(bool)
-                 for k, v in im.valid.items()}
-        if aug.elastic_alpha > 0:
-            maps = augment.elastic_field(p, aug.elastic_alpha, aug.elastic_grid, self.rng)
-            image = augment.remap(image, maps, nearest=False)
-            targets = {n: augment.remap(a, maps, nearest=True) for n, a in targets.items()}
-            valid = {n: augment.remap(a.view(np.uint8), maps, nearest=True).astype(bool)
-                     for n, a in valid.items()}
+        maps = augment.elastic_field(p, aug.elastic_alpha, aug.elastic_grid, self.rng) \
+            if aug.elastic_alpha > 0 else None
         k = int(self.rng.integers(4)) if aug.rot90 else 0
-        flip = aug.flips and self.rng.random() < 0.5
+        flip = bool(aug.flips and self.rng.random() < 0.5)
+        # one warp per array cuts, scales, turns and mirrors; an elastic field goes between the
+        # scaling and the turn, so that the image and its labels are deformed alike
+        matrix = patch_warp(y0, x0, size, p) if maps is not None else patch_warp(y0, x0, size, p, k, flip)
+        arrays = ((im.pixels, pixels, False), (im.stacked_targets, targets, True), (im.stacked_valid, valid, True))
+        for src, out, nearest in arrays:
+            _warp(src, matrix, out, nearest)
+            if maps is not None:
+                moved = np.rot90(augment.remap(np.moveaxis(out, -1, 0), maps, nearest=nearest), k, axes=(-2, -1))
+                out[...] = np.moveaxis(moved[..., ::-1] if flip else moved, 0, -1)
+        if aug.stain_jitter > 0 or aug.blur_probability > 0:
+            image = np.moveaxis(pixels, -1, 0)
+            if aug.stain_jitter > 0:
+                image = augment.stain_jitter(image, aug.stain_jitter, self.rng)
+            if aug.blur_probability > 0 and self.rng.random() < aug.blur_probability:
+                image = augment.blur(np.ascontiguousarray(image), float(self.rng.uniform(*aug.blur_sigma)))
+            pixels[...] = np.moveaxis(image, 0, -1)
+        return im
 
-        def geo(a):
-            a = np.rot90(a, k, axes=(-2, -1))
-            return np.ascontiguousarray(a[..., ::-1] if flip else a)
-
-        image = geo(image)
-        targets = {n: geo(a) for n, a in targets.items()}
-        valid = {n: geo(a) for n, a in valid.items()}
-        if aug.stain_jitter > 0:
-            image = augment.stain_jitter(image, aug.stain_jitter, self.rng)
-        image = image * self.rng.uniform(*aug.gain_range) + self.rng.uniform(*aug.offset_range)
-        if aug.blur_probability > 0 and self.rng.random() < aug.blur_probability:
-            image = augment.blur(image.astype(np.float32), float(self.rng.uniform(*aug.blur_sigma)))
+    def _intensity(self, pixels: np.ndarray) -> torch.Tensor:
+        """The patches ``pixels`` (B, P, P, C) with a random gain and offset each and Gaussian noise, as a
+        (B, C, P, P) tensor in channels-last memory (the network's format)."""
+        aug: AugmentConfig = self.config.augment
+        n = len(pixels)
+        gain = self.rng.uniform(*aug.gain_range, n).astype(np.float32)
+        offset = self.rng.uniform(*aug.offset_range, n).astype(np.float32)
+        image = torch.from_numpy(pixels).permute(0, 3, 1, 2)
+        image.mul_(torch.from_numpy(gain)[:, None, None, None]).add_(torch.from_numpy(offset)[:, None, None, None])
         if aug.noise_std > 0:
-            image = image + self.rng.normal(0, aug.noise_std, image.shape).astype(np.float32)
-        return image.astype(np.float32), targets, valid, dict(im.annotated)
+            noise = torch.Generator().manual_seed(int(self.rng.integers(2**63)))
+            image.add_(torch.randn(image.shape, generator=noise).mul_(aug.noise_std).contiguous(
+                memory_format=torch.channels_last))
+        return image
+
+    def sample_patch(self) -> tuple[np.ndarray, dict, dict, dict]:
+        """One augmented patch: image (C, P, P), task -> targets (P, P), task -> valid (P, P), task ->
+        whether its image is annotated for it."""
+        pixels, targets, valid = self._buffers(1)
+        im = self._patch_into(pixels[0], targets[0], valid[0])
+        image = np.ascontiguousarray(self._intensity(pixels)[0].numpy())
+        names = im.task_names
+        return (image, {n: targets[0, ..., i] for i, n in enumerate(names)},
+                {n: valid[0, ..., i].astype(bool) for i, n in enumerate(names)}, dict(im.annotated))
 
     def prefetch(self, batch_size: int, pin_memory: bool = False) -> None:
         """Start drawing the next batch of ``batch_size`` in a background thread (its tensors
@@ -258,7 +322,7 @@ class PatchSampler:
         self._ahead = None
 
     def sample(self, batch_size: int) -> dict:
-        """A batch: image (B,C,P,P) and, per task, targets (B,P,P), valid (B,P,P), annotated (B,);
+        """A batch: image (B,C,P,P) and, per task, targets (B,P,P int16), valid (B,P,P), annotated (B,);
         with blind spots also ``clean`` (B,C,P,P), the patches without them, and ``blind`` (B,P,P).
         The batch :meth:`prefetch` drew, if it drew one of this size."""
         if self._ahead is not None and self._ahead[0] == batch_size:
@@ -272,18 +336,22 @@ class PatchSampler:
         return self._draw(batch_size)
 
     def _draw(self, batch_size: int) -> dict:
-        patches = [self.sample_patch() for _ in range(batch_size)]
+        pixels, targets, valid = self._buffers(batch_size)
+        drawn = [self._patch_into(pixels[i], targets[i], valid[i]) for i in range(batch_size)]
         names = [t.name for t in self.tasks]
-        image = np.stack([pt[0] for pt in patches])
+        image = self._intensity(pixels)
+        # targets (B, P, P, T) int16 (the loss widens them on the device) and valid as bool (a view)
+        t_all, v_all = torch.from_numpy(targets), torch.from_numpy(valid).view(torch.bool)
         batch = {
-            "image": torch.from_numpy(image),
-            "targets": {n: torch.from_numpy(np.stack([pt[1][n] for pt in patches]).astype(np.int64)) for n in names},
-            "valid": {n: torch.from_numpy(np.stack([pt[2][n] for pt in patches])) for n in names},
-            "annotated": {n: torch.tensor([pt[3][n] for pt in patches]) for n in names},
+            "image": image,
+            "targets": {n: t_all[..., i] for i, n in enumerate(names)},
+            "valid": {n: v_all[..., i] for i, n in enumerate(names)},
+            "annotated": {n: torch.tensor([im.annotated[n] for im in drawn]) for n in names},
         }
         if self.blind_spot > 0:
-            corrupted, blind = blind_spots(image, self.blind_spot, self.rng)
-            batch.update(image=torch.from_numpy(corrupted), clean=torch.from_numpy(image),
+            clean = image.numpy().copy()          # (B, C, P, P) in the array's own (channels-last) strides
+            corrupted, blind = blind_spots(clean, self.blind_spot, self.rng)
+            batch.update(image=torch.from_numpy(corrupted), clean=torch.from_numpy(clean),
                          blind=torch.from_numpy(blind))
         return batch
 
