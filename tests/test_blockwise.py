@@ -13,6 +13,7 @@ from napari_lazylabels.engine.model import build_model
 from napari_lazylabels.engine.normalize import channel_ranges, to_chw
 from napari_lazylabels.engine.pipeline import segment, segmentation_from_probabilities
 from napari_lazylabels.engine.postprocess.settings import InstanceParams, PostProcessing
+from napari_lazylabels.engine.prediction_spec import PredictionSpec
 from napari_lazylabels.engine.regimes.registry import default_tasks
 from napari_lazylabels.engine.synthetic import make_image
 from napari_lazylabels.engine.tasks import BOUNDARIES, FOREGROUND, PARTIAL, PLAIN, SEEDS, TaskSpec
@@ -54,10 +55,11 @@ def trained_model(small_lazy_set, train_tiny):
     return train_tiny(small_lazy_set[0], 40, batch_size=4).model()
 
 
-def _blockwise(model, image, **kw):
+def _blockwise(model, image, postprocess=None, **settings):
     import dask.array as da
     sinks = MemorySinks(image.shape[:2], head_channels(model.network), semantic_dtype(model))
-    result = segment_blockwise(model, da.from_array(image, chunks=50), sinks, **kw)
+    spec = PredictionSpec.resolve(model, device="cpu", postprocess=postprocess, **settings)
+    result = segment_blockwise(model, da.from_array(image, chunks=50), sinks, spec)
     return sinks.segmentation(), result
 
 
@@ -162,12 +164,15 @@ def test_bad_images_and_settings_are_refused(random_model):
     image = np.ones((40, 40), np.float32)
     image[3, 4] = np.nan
     sinks = MemorySinks((40, 40), head_channels(random_model.network))
+    spec = PredictionSpec.resolve(random_model, device="cpu")
     with pytest.raises(AnnotationError, match="NaN"):
-        segment_blockwise(random_model, da.from_array(image), sinks, source="x.npy")
+        segment_blockwise(random_model, da.from_array(image), sinks, spec, source="x.npy")
     with pytest.raises(AnnotationError, match="at least 8x8"):
-        segment_blockwise(random_model, da.zeros((4, 40)), sinks)
+        segment_blockwise(random_model, da.zeros((4, 40)), sinks, spec)
     with pytest.raises(SettingsError, match="block size"):
-        segment_blockwise(random_model, da.zeros((40, 40)), sinks, block_size=4)
+        PredictionSpec.resolve(random_model, block_size=4)
+    with pytest.raises(SettingsError, match="halo"):
+        PredictionSpec.resolve(random_model, halo=-1)
 
 
 def test_freed_memory_is_handed_back_before_every_block(random_model, monkeypatch):

@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     _postprocess_options(tr, "stored in the model as the default of predict; default {default}")
 
-    from ..engine.blockwise import BLOCK_SIZE, HALO
+    from ..engine.prediction_spec import BLOCK_SIZE, HALO, TILE_SIZE
     pr = sub.add_parser("predict", help="segment images (or each plane of a T/Z stack) with a trained model",
                         description="Segment one image (--out) or many (--outdir) with a trained model. Images "
                                     "of more than 3072 x 3072 px, and every image on a dask cluster, are predicted "
@@ -225,8 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
                          f"(default: the model's; else image pixel size / training pixel size when both are "
                          f"known, else 1)")
     pr.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="compute device (default auto)")
-    pr.add_argument("--tile-size", type=_positive, default=1024,
-                    help="largest tile edge in pixels; lower it if memory runs out (default 1024)")
+    pr.add_argument("--tile-size", type=_positive, default=TILE_SIZE,
+                    help=f"largest tile edge in pixels; lower it if memory runs out (default {TILE_SIZE})")
     pr.add_argument("--flips", action="store_true",
                     help="test-time augmentation: average the probabilities of the image and its three flips "
                          "(four times the prediction time; default: the model's, off)")
@@ -332,17 +332,17 @@ def _postprocess_from(args, model):
 
 
 def cmd_predict(args) -> int:
-    from ..engine.device import select_device
+    from ..engine.device import resolve_device
+    from ..engine.prediction_spec import PredictionSpec
     from ..io.inputs import DEFAULT_OUTNAME, check_outname, expand_inputs
     from ..io.modelio import load_model
-    from ..recipes.predict import PredictOptions, Predictor, check_output, plan_outputs
+    from ..recipes.predict import PredictOptions, check_output, plan_outputs
 
     if args.outdir is None and (args.outname is not None or args.skip_existing):
         raise SettingsError(f"--{'outname' if args.outname is not None else 'skip-existing'} goes with --outdir")
     mode = "memory" if args.in_memory else "blocks" if args.out_of_core else "auto"
-    options = PredictOptions(device=args.device, tile_size=args.tile_size, pixel_size=args.pixel_size,
-                             overwrite=args.overwrite, mode=mode, block_size=args.block_size, halo=args.halo,
-                             workers=args.workers, scheduler=args.scheduler)
+    options = PredictOptions(pixel_size=args.pixel_size, overwrite=args.overwrite, mode=mode, workers=args.workers,
+                             scheduler=args.scheduler)
     images = expand_inputs(args.image)
     skipped: list = []
     if args.out is not None:
@@ -354,14 +354,16 @@ def cmd_predict(args) -> int:
         template = check_outname(args.outname or DEFAULT_OUTNAME)
         pairs, skipped = plan_outputs(images, Path(args.outdir), template, overwrite=args.overwrite,
                                       skip_existing=args.skip_existing)
-    model = load_model(args.model, device=select_device(args.device))
-    options = replace(options, postprocess=_postprocess_from(args, model))
+    device = resolve_device(args.device)
+    model = load_model(args.model, device=device)
+    spec = PredictionSpec.resolve(model, device=device, postprocess=_postprocess_from(args, model),
+                                  tile_size=args.tile_size, block_size=args.block_size, halo=args.halo)
     if args.out is not None:
-        return _predict_one(model, options, *pairs[0], args.quiet)
-    return _predict_batch(model, options, pairs, skipped, args)
+        return _predict_one(model, spec, options, *pairs[0], args.quiet)
+    return _predict_batch(model, spec, options, pairs, skipped, args)
 
 
-def _predict_one(model, options, image, out, quiet: bool) -> int:
+def _predict_one(model, spec, options, image, out, quiet: bool) -> int:
     """One image: its progress (tiles, or the passes over the blocks); an error ends the command."""
     from ..recipes.predict import Predictor
     bars: list = []      # made at the first tick: a bad image is refused before any bar is drawn
@@ -381,7 +383,7 @@ def _predict_one(model, options, image, out, quiet: bool) -> int:
     def note(text):
         (bars[0].write if bars else print)(text, file=sys.stderr)
 
-    with Predictor(model, options, progress=tick, notify=note) as predictor:
+    with Predictor(model, spec, options, progress=tick, notify=note) as predictor:
         try:
             result = predictor.predict(image, out)
         except OSError as exc:
@@ -395,7 +397,7 @@ def _predict_one(model, options, image, out, quiet: bool) -> int:
     return 0
 
 
-def _predict_batch(model, options, pairs, skipped, args) -> int:
+def _predict_batch(model, spec, options, pairs, skipped, args) -> int:
     """Many images: a bar over them; one that fails is said in one line and skipped; a summary at the end."""
     from ..recipes.predict import Predictor
     bar = progress_bar(len(pairs), "images", args.quiet, unit="image")
@@ -406,7 +408,8 @@ def _predict_batch(model, options, pairs, skipped, args) -> int:
     if skipped:
         bar.write(f"{len(skipped)} image(s) skipped: their output exists (--skip-existing)", file=sys.stderr)
     results = []
-    with Predictor(model, options, progress=tick, notify=lambda text: bar.write(text, file=sys.stderr)) as predictor:
+    with Predictor(model, spec, options, progress=tick,
+                   notify=lambda text: bar.write(text, file=sys.stderr)) as predictor:
         for result in predictor.predict_all(pairs, before=lambda image: bar.set_description(Path(image).name)):
             bar.update(1)
             if not result.ok:

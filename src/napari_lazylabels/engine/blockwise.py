@@ -14,7 +14,14 @@ dask tasks that a scheduler runs (the in-process one, or a
    reflected up to the pooling multiple at the bottom and right as the
    in-memory path pads the whole image), and only its core is kept, so every
    kept pixel saw its whole receptive field: the probabilities equal a
-   whole-image pass up to float rounding. Each core is written to its sink.
+   whole-image pass up to float rounding. With the test-time flips
+   (``PostProcessing.flips``) each block is predicted four times, flipped
+   as the in-memory path flips the whole image: a flipped pass sits on the
+   pooling grid of the flipped image, which starts at the image's far edge,
+   so its window is placed on that grid (up to one pooling multiple more of
+   context) and reaches the whole image's padding at the near edge; the
+   mean of the four is the in-memory one, up to float rounding. Each core is
+   written to its sink.
 3. **Instances.** The post-processing of the model (watershed or final
    growth) runs on each block's window (its core plus ``halo`` px, read back
    from the probability sinks). Its result on a *unit* — an 8-connected
@@ -60,20 +67,17 @@ from scipy import ndimage as ndi
 
 from ..errors import AnnotationError, ModelFileError, SettingsError, warn
 from .annotations import MIN_IMAGE_SIZE
-from .config import NormalizationConfig, check_number
-from .inference import _round_up, default_margin, predict_whole
+from .config import NormalizationConfig
+from .inference import _round_up, default_margin, mean_over_flips, predict_whole
 from .labels import smallest_uint
 from .model import LazyUNet
 from .normalize import key_histogram, rank_bins, normalize_with, percentile_ranks, ranges_from_histograms
 from .pipeline import Segmentation, segmentation_from_probabilities
 from .postprocess.settings import DISTANCE, GROWTH, PostProcessing
+from .prediction_spec import HALO, PredictionSpec
 from .tasks import FOREGROUND, PARTIAL, SEEDS, TaskSpec, heads_by_role
 from .trained_model import LazyLabelsModel
 
-#: Default edge of a block's core (px): about 1.3 GiB at the peak with the ``cpu`` network.
-BLOCK_SIZE = 1024
-#: Default pixels of context around a block's core for the post-processing.
-HALO = 128
 #: A unit post-processed in a window of more pixels than this is said (memory).
 LARGE_WINDOW = 8192 * 8192
 
@@ -147,12 +151,19 @@ class BlockGrid:
         return max(y0 - halo, 0), min(y1 + halo, h), max(x0 - halo, 0), min(x1 + halo, w)
 
 
-def block_grid(shape: Sequence[int], network: LazyUNet, block_size: int = BLOCK_SIZE) -> BlockGrid:
-    """Blocks on the network's pooling grid, each at least as long as its margin."""
-    check_number("block size", block_size, low=16, integer=True)
+def overlap_depth(network: LazyUNet, flips: bool = False) -> int:
+    """The pixels a block's probabilities read around its core: the receptive-field margin, and with the
+    test-time flips one pooling multiple more (a flipped pass sits on the flipped image's grid)."""
+    return default_margin(network) + (network.config.size_multiple if flips else 0)
+
+
+def block_grid(shape: Sequence[int], network: LazyUNet, spec: PredictionSpec) -> BlockGrid:
+    """The blocks of ``spec`` on the network's pooling grid, each at least as long as what it reads
+    around it (:func:`overlap_depth`)."""
     m = network.config.size_multiple
-    margin = default_margin(network)
-    return BlockGrid((int(shape[0]), int(shape[1])), _round_up(int(block_size), m), margin)
+    depth = overlap_depth(network, spec.postprocess.flips)
+    return BlockGrid((int(shape[0]), int(shape[1])), max(_round_up(int(spec.block_size), m), _round_up(depth, m)),
+                     depth)
 
 
 # -- the network on the workers ------------------------------------------------------------------
@@ -161,7 +172,7 @@ class NetworkPayload:
     """The network as dask ships it to its workers (pickled once per worker, as one task's result), put on
     its device and in eval mode once per process."""
 
-    def __init__(self, network: LazyUNet, device: str = "cpu", amp: bool = True):
+    def __init__(self, network: LazyUNet, device: torch.device, amp: bool = True):
         self._network, self.device, self.amp = network, device, amp
         self._ready = False
         self._lock = threading.Lock()
@@ -176,7 +187,7 @@ class NetworkPayload:
     def network(self) -> LazyUNet:
         with self._lock:
             if not self._ready:
-                self._network.to(torch.device(self.device)).eval()
+                self._network.to(self.device).eval()
                 self._ready = True
         return self._network
 
@@ -258,35 +269,55 @@ def head_channels(network: LazyUNet) -> dict[str, int]:
     return {k: v.shape[0] for k, v in predict_whole(network, probe, device=device, amp=False).items()}
 
 
-def _predict_block(block: np.ndarray, payload: NetworkPayload, ranges, grid: BlockGrid, margin: int,
-                   multiple: int, block_info=None) -> np.ndarray:
-    """The core probabilities (all tasks' channels stacked) of one block given with its margin."""
+def _span(c0: int, c1: int, length: int, margin: int, multiple: int, flipped: bool) -> tuple[int, int, int, int]:
+    """Along one axis: the window ``[s, e)`` a pass over the core ``[c0, c1)`` reads, the core and
+    ``margin`` px around it on the pooling grid of the image (``flipped``: of the image flipped along
+    the axis, whose grid starts at the image's far edge), clipped to the image; and the padding of the
+    whole image (reflected up to the pooling multiple beyond its end, or beyond its start when flipped)
+    that the window takes in, ``(before, after)``."""
+    if flipped:
+        s, e, before, after = _span(length - c1, length - c0, length, margin, multiple, False)
+        return length - e, length - s, after, before
+    pad = _round_up(max(length, multiple), multiple) - length
+    s = max((c0 - margin) // multiple * multiple, 0)
+    e = min(_round_up(c1 + margin, multiple), length)
+    return s, e, 0, (pad if e == length else 0)
+
+
+def _predict_block(block: np.ndarray, payload: NetworkPayload, ranges, grid: BlockGrid, margin: int, depth: int,
+                   multiple: int, flips: bool, block_info=None) -> np.ndarray:
+    """The core probabilities (all tasks' channels stacked) of one block given with ``depth`` px around it
+    (the mean over the flips with ``flips``, as the in-memory path takes it)."""
     release_memory()   # the previous block's arrays, freed, back to the system before this one's
     _, iy, ix = block_info[None]["chunk-location"]
     h, w = grid.shape
     ys, xs = grid.ys, grid.xs
     y0, y1, x0, x1 = ys[iy], ys[iy + 1], xs[ix], xs[ix + 1]
-    ty0, tx0 = max(y0 - margin, 0), max(x0 - margin, 0)
-    ty1, tx1 = min(y1 + margin, h), min(x1 + margin, w)
-    if block.shape[1:] != (ty1 - ty0, tx1 - tx0):  # dask gave another overlap than asked: a bug here
-        raise RuntimeError(f"block {block.shape} for the window {(ty0, ty1, tx0, tx1)}")
-    tile = normalize_with(np.asarray(block, np.float32), ranges)
-    # the bottom and right of the image: reflected up to the pooling multiple, as for the whole image
-    pad_y = _round_up(max(h, multiple), multiple) - h if ty1 == h else 0
-    pad_x = _round_up(max(w, multiple), multiple) - w if tx1 == w else 0
-    if pad_y or pad_x:
-        tile = np.pad(tile, ((0, 0), (0, pad_y), (0, pad_x)), mode="symmetric")
+    oy, ox = max(y0 - depth, 0), max(x0 - depth, 0)
+    if block.shape[1:] != (min(y1 + depth, h) - oy, min(x1 + depth, w) - ox):  # dask gave another overlap: a bug
+        raise RuntimeError(f"block {block.shape} for the core {(y0, y1, x0, x1)} with {depth} px around it")
+    norm = normalize_with(np.asarray(block, np.float32), ranges)
     network = payload.network()
-    out = predict_whole(network, tile, device=payload.device, amp=payload.amp)
-    cy, cx = y0 - ty0, x0 - tx0
-    return np.concatenate([out[t][:, cy:cy + y1 - y0, cx:cx + x1 - x0] for t in network.task_names]
-                          ).astype(np.float32, copy=False)
+
+    def one_pass(axes: tuple[int, ...], _progress) -> dict[str, np.ndarray]:
+        sy, ey, by, ay = _span(y0, y1, h, margin, multiple, -2 in axes)
+        sx, ex, bx, ax = _span(x0, x1, w, margin, multiple, -1 in axes)
+        tile = norm[:, sy - oy:ey - oy, sx - ox:ex - ox]
+        if by or ay or bx or ax:     # the image's own padding, at its edges
+            tile = np.pad(tile, ((0, 0), (by, ay), (bx, ax)), mode="symmetric")
+        out = predict_whole(network, np.ascontiguousarray(np.flip(tile, axes)), device=payload.device, amp=payload.amp)
+        cy, cx = y0 - sy + by, x0 - sx + bx
+        return {t: np.flip(v, axes)[:, cy:cy + y1 - y0, cx:cx + x1 - x0] for t, v in out.items()}
+
+    out = mean_over_flips(one_pass, flips)
+    return np.concatenate([out[t] for t in network.task_names]).astype(np.float32, copy=False)
 
 
-def probabilities(model: LazyLabelsModel, image, ranges, grid: BlockGrid, *, device: str = "cpu",
-                  amp: bool = True) -> dict[str, Any]:
+def probabilities(model: LazyLabelsModel, image, ranges, grid: BlockGrid, *, device: torch.device,
+                  amp: bool = True, flips: bool = False) -> dict[str, Any]:
     """Per-task probabilities (C, Y, X) of a raw YX or YXC dask array, as lazy dask arrays whose
-    chunks are the grid's blocks (``map_overlap`` with the exact receptive-field margin)."""
+    chunks are the grid's blocks (``map_overlap`` with the exact receptive-field margin; with
+    ``flips``, the mean over the test-time flips)."""
     import dask
     import dask.array as da
     network = model.network
@@ -296,15 +327,16 @@ def probabilities(model: LazyLabelsModel, image, ranges, grid: BlockGrid, *, dev
                              f"the image has {chw.shape[0]}")
     chy, chx = grid.chunks
     chw = chw.rechunk(((chw.shape[0],), chy, chx))
-    margin = default_margin(network)
+    margin, depth = default_margin(network), overlap_depth(network, flips)
     channels = head_channels(network)
-    payload = dask.delayed(NetworkPayload(network, str(device), amp), name=f"lazylabels-network-{uuid.uuid4().hex}")
-    depth = {0: 0, 1: margin if len(chy) > 1 else 0, 2: margin if len(chx) > 1 else 0}
+    payload = dask.delayed(NetworkPayload(network, device, amp), name=f"lazylabels-network-{uuid.uuid4().hex}")
+    around = {0: 0, 1: depth if len(chy) > 1 else 0, 2: depth if len(chx) > 1 else 0}
     # map_overlap, spelt out: it takes no dask.delayed argument (the network, shipped once per worker)
-    overlapped = da.overlap.overlap(chw, depth=depth, boundary="none")
+    overlapped = da.overlap.overlap(chw, depth=around, boundary="none")
     stacked = da.map_blocks(_predict_block, overlapped, payload, chunks=((sum(channels.values()),), chy, chx),
                             dtype=np.float32, ranges=[np.asarray(r) for r in ranges], grid=grid, margin=margin,
-                            multiple=network.config.size_multiple, meta=np.empty((0, 0, 0), np.float32))
+                            depth=depth, multiple=network.config.size_multiple, flips=flips,
+                            meta=np.empty((0, 0, 0), np.float32))
     out, start = {}, 0
     for name in network.task_names:
         out[name] = stacked[start:start + channels[name]]
@@ -527,26 +559,23 @@ def check_blockwise(factor: float = 1.0) -> None:
                             f"{factor:.3g}); resize the image first, or predict it in memory with --in-memory")
 
 
-def segment_blockwise(model: LazyLabelsModel, image, sinks: BlockSinks, *, postprocess: PostProcessing | None = None,
-                      block_size: int = BLOCK_SIZE, halo: int = HALO, device: str = "cpu",
+def segment_blockwise(model: LazyLabelsModel, image, sinks: BlockSinks, spec: PredictionSpec, *,
                       run: Executor | None = None, source: str | None = None) -> BlockwiseResult:
-    """:func:`~.pipeline.segment` of a raw YX or YXC image (a dask array, or any array-like), block by
-    block, into ``sinks`` (see the module docstring). ``run`` executes each pass's tasks (default: in
-    this process, one block at a time)."""
+    """:func:`~.pipeline.segment_in_memory` of a raw YX or YXC image (a dask array, or any array-like),
+    block by block, into ``sinks`` (see the module docstring), as ``spec`` says (its blocks, halo,
+    device, post-processing and flips; a rescale is refused first, :func:`check_blockwise`). ``run``
+    executes each pass's tasks (default: in this process, one block at a time)."""
     import dask
-    check_number("halo", halo, low=0, integer=True)
     check_lazy_image(image, source)
-    postprocess = postprocess or model.postprocess
     run = run or LocalExecutor()
-    device = str(torch.device(device))
-    grid = block_grid(image.shape[:2], model.network, block_size)
+    grid = block_grid(image.shape[:2], model.network, spec)
     ranges = normalization_ranges(image, model.normalization, run, source)
-    probs = probabilities(model, image, ranges, grid, device=device)
+    probs = probabilities(model, image, ranges, grid, device=spec.device, flips=spec.postprocess.flips)
     # one task per block that stores every task's core: the block's forward pass runs once
     parts = {name: arr.to_delayed(optimize_graph=False).ravel() for name, arr in probs.items()}
     run([dask.delayed(_store_probabilities)(sinks.probabilities, {name: p[i] for name, p in parts.items()}, box)
          for i, box in enumerate(grid.boxes())], "probabilities")
-    n, resolved = instances_blockwise(sinks, model.tasks, postprocess, grid, halo=halo, run=run)
+    n, resolved = instances_blockwise(sinks, model.tasks, spec.postprocess, grid, halo=spec.halo, run=run)
     return BlockwiseResult(n, [np.asarray(r).tolist() for r in ranges], len(grid.boxes()), resolved)
 
 

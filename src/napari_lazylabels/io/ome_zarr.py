@@ -636,14 +636,16 @@ class PredictionStore:
     :func:`write_image_store` lays out a prediction: the image, ``labels/instances``,
     ``labels/semantic`` and ``probabilities/<task>``, with the same metadata. Its arrays are the sinks
     of :func:`napari_lazylabels.engine.blockwise.segment_blockwise`; ``keys`` is scratch, deleted by
-    :meth:`finish`, which also records the arrays written (the chunk check).
+    :meth:`finish`, which also records the arrays written (the chunk check). With ``keep_image``
+    false (a scratch store, from which a TIFF is written) it has no image array: ``image`` is None.
     """
 
     SCRATCH = "scratch"
 
     def __init__(self, root_dir: str | os.PathLike, *, image_shape: Sequence[int], image_dtype,
                  channels: Mapping[str, int], semantic_dtype, chunk: int, name: str,
-                 metadata: Mapping[str, Any] | None = None, pixel_size: PixelSize | None = None):
+                 metadata: Mapping[str, Any] | None = None, pixel_size: PixelSize | None = None,
+                 keep_image: bool = True):
         import zarr
         from zarr.storage import LocalStore
 
@@ -662,7 +664,7 @@ class PredictionStore:
         image_chunks = ((int(image_shape[2]),) + yx) if yxc else yx
         self.image = root.create_array("0", shape=((int(image_shape[2]),) if yxc else ()) + (h, w),
                                        dtype=np.dtype(image_dtype), chunks=image_chunks,
-                                       dimension_names=list("cyx" if yxc else "yx"))
+                                       dimension_names=list("cyx" if yxc else "yx")) if keep_image else None
         self._labels = root.create_group("labels", attributes={"ome": {"version": NGFF_VERSION,
                                                                        "labels": ["instances", "semantic"]}})
         self.semantic = self._label_array("semantic", np.dtype(semantic_dtype), yx)
