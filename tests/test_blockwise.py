@@ -6,8 +6,10 @@ import pytest
 import torch
 from scipy import ndimage as ndi
 
-from napari_lazylabels.engine.blockwise import (BlockGrid, MemorySinks, head_channels, instances_blockwise,
-                                                segment_blockwise, semantic_dtype)
+from napari_lazylabels.engine.blockwise.grid import BlockGrid
+from napari_lazylabels.engine.blockwise.instances import MemorySinks, instances_blockwise, semantic_dtype, support
+from napari_lazylabels.engine.blockwise.probabilities import head_channels
+from napari_lazylabels.engine.blockwise.segment import segment_blockwise
 from napari_lazylabels.engine.config import preset
 from napari_lazylabels.engine.model import build_model
 from napari_lazylabels.engine.normalize import channel_ranges, to_chw
@@ -180,11 +182,11 @@ def test_freed_memory_is_handed_back_before_every_block(random_model, monkeypatc
     task the resident memory grew with the number of blocks (issue 12: 2310 MB at 4096 px)."""
     import sys
 
-    import napari_lazylabels.engine.blockwise as blockwise
+    from napari_lazylabels.engine.blockwise import executors
     if sys.platform.startswith("linux"):
-        assert isinstance(blockwise.release_memory(), bool)
+        assert isinstance(executors.trim_freed_memory(), bool)
     calls = []
-    monkeypatch.setattr(blockwise, "release_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(executors, "_LIBC", [lambda pad: calls.append(pad) or 1])    # counts malloc_trim
     image = (np.random.default_rng(2).random((150, 213)) * 1000).astype(np.uint16)
     _, result = _blockwise(random_model, image, block_size=48, halo=16)
     # the two histogram passes, the probabilities, the instances and the labels: once per block each
@@ -208,6 +210,5 @@ def test_a_seed_head_positive_everywhere_does_not_join_the_watershed_units():
     assert n == whole.n_objects > 20
     np.testing.assert_array_equal(got.semantic, whole.semantic)
     assert same_partition(whole.instances, got.instances)
-    from napari_lazylabels.engine.blockwise import support
     from napari_lazylabels.engine.tasks import heads_by_role
     assert np.array_equal(support(heads_by_role(probs, tasks), PostProcessing()), whole.semantic > 0)

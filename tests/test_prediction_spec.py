@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from napari_lazylabels.engine.annotations import PixelSize
-from napari_lazylabels.engine.blockwise import check_blockwise
+from napari_lazylabels.engine.blockwise.segment import check_blockwise
 from napari_lazylabels.engine.pipeline import rescale_factor, segment, segment_in_memory
 from napari_lazylabels.engine.postprocess.settings import DISTANCE, GROWTH, InstanceParams, PostProcessing
 from napari_lazylabels.engine.prediction_spec import PredictionSpec

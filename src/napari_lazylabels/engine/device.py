@@ -82,7 +82,7 @@ def describe_device(device: torch.device) -> str:
     return device.type
 
 
-def release_memory(device: torch.device) -> None:
+def empty_device_cache(device: torch.device) -> None:
     """Give cached accelerator memory back once a run ends."""
     if device.type == "cuda":
         torch.cuda.empty_cache()

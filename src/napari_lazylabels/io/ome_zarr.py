@@ -635,7 +635,7 @@ class PredictionStore:
     """An OME-Zarr store written block by block (out-of-core prediction), laid out as
     :func:`write_image_store` lays out a prediction: the image, ``labels/instances``,
     ``labels/semantic`` and ``probabilities/<task>``, with the same metadata. Its arrays are the sinks
-    of :func:`napari_lazylabels.engine.blockwise.segment_blockwise`; ``keys`` is scratch, deleted by
+    of :func:`napari_lazylabels.engine.blockwise.segment.segment_blockwise`; ``keys`` is scratch, deleted by
     :meth:`finish`, which also records the arrays written (the chunk check). With ``keep_image``
     false (a scratch store, from which a TIFF is written) it has no image array: ``image`` is None.
     """

@@ -12,7 +12,7 @@ The model is loaded once, and the :class:`~napari_lazylabels.engine.prediction_s
 (:func:`~napari_lazylabels.io.inputs.open_image`), then predicted either in
 memory (:func:`~napari_lazylabels.engine.pipeline.segment_in_memory`, plane by
 plane for a stack; the image is read whole) or block by block
-(:func:`~napari_lazylabels.engine.blockwise.segment_blockwise`: memory bounded
+(:func:`~napari_lazylabels.engine.blockwise.segment.segment_blockwise`: memory bounded
 by the block size, not the image size): this recipe runs the engine on each
 plane, and into the stores :func:`~napari_lazylabels.io.output.write_prediction_blocks`
 gives it (the sinks), with the image copied in block by block. ``mode="auto"``
@@ -43,8 +43,11 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from ..engine.annotations import PixelSize, check_image
-from ..engine.blockwise import (BlockGrid, Executor, LocalExecutor, Progress, block_grid, check_blockwise,
-                                head_channels, segment_blockwise, semantic_dtype)
+from ..engine.blockwise.executors import Executor, LocalExecutor, Progress
+from ..engine.blockwise.grid import BlockGrid, block_grid
+from ..engine.blockwise.instances import semantic_dtype
+from ..engine.blockwise.probabilities import head_channels
+from ..engine.blockwise.segment import check_blockwise, segment_blockwise
 from ..engine.pipeline import rescale_factor, segment_in_memory
 from ..engine.prediction_spec import PredictionSpec
 from ..engine.trained_model import LazyLabelsModel
