@@ -8,9 +8,10 @@ import tifffile
 
 from napari_lazylabels.cli import main
 from napari_lazylabels.engine.synthetic import make_image
-from napari_lazylabels.io.imageio import LazyArray
+from napari_lazylabels.io.lazy_array import LazyArray
 from napari_lazylabels.io.inputs import expand_inputs, open_image
-from napari_lazylabels.io.ome_zarr import read_image_store, read_project
+from napari_lazylabels.io.ome_zarr import read_image_store
+from napari_lazylabels.io.project import read_project
 from test_blockwise import same_partition
 from test_cli import one_line_error
 from test_metadata import _ngff04

@@ -55,7 +55,9 @@ def add_parser(sub, pixel_size_type) -> None:
 def cmd_autolabel(args) -> int:
     from ..engine.autolabel import autolabel
     from ..io.atomic import check_can_write, check_writable
-    from ..io.imageio import read_image_file, stack_refused, write_labels_tiff
+    from ..io.image_file import stack_refused
+    from ..io.imageio import read_image_file
+    from ..io.label_tiff import write_labels_tiff
     from ..io.points import write_points_csv
 
     config = options_from(args, AutolabelConfig)

@@ -33,7 +33,8 @@ from ..errors import OutputExistsError
 from ..io.atomic import atomic_write_dir, check_can_write, check_not_current_folder, check_writable, write_error
 from ..io.figures import save_loss_curve, save_overlay_figure
 from ..io.modelio import save_model
-from ..io.ome_zarr import ImageStore, annotations_to_store, write_project
+from ..io.ome_zarr import ImageStore
+from ..io.project import annotations_to_store, write_project
 from ..recipes.train import TrainingPlan, TrainingRun
 from .console import run_training
 

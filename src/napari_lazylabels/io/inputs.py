@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ImageReadError, SettingsError
-from .imageio import BIOIO_EXTENSIONS, IMAGE_EXTENSIONS, ImageFile, bioio_available, open_image_file
-from .ome_zarr import STORE_SUFFIX, is_image_store, open_image_store
+from .image_file import ImageFile
+from .imageio import BIOIO_EXTENSIONS, IMAGE_EXTENSIONS, bioio_available, open_image_file
+from .ngff import STORE_SUFFIX, is_image_store
+from .ome_zarr import open_image_store
 
 __all__ = ["expand_inputs", "open_image", "output_for", "image_stem", "OUTPUT_SUFFIXES", "DEFAULT_OUTNAME"]
 

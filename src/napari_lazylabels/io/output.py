@@ -6,7 +6,7 @@ folder with one OME-Zarr store per plane that napari opens as the stack again.
 
 :func:`write_prediction_blocks` writes the same files from a block-wise
 (out-of-core) prediction: it gives the predictor one OME-Zarr store per plane
-(:class:`~.ome_zarr.PredictionStore`, the sinks the blocks are written to),
+(:class:`~.prediction_store.PredictionStore`, the sinks the blocks are written to),
 which is the output, or from which a tiled TIFF is written tile by tile (the
 stores are then scratch beside it). What fills the stores is the caller's
 business (:mod:`napari_lazylabels.recipes.predict`).
@@ -24,9 +24,12 @@ from ..engine.pipeline import Segmentation
 from ..engine.trained_model import LazyLabelsModel
 from ..errors import OutputExistsError
 from .atomic import atomic_write_dir, scratch_dir
-from .imageio import ImageFile, write_labels_tiff, write_labels_tiff_blocks
-from .ome_zarr import (STORE_SUFFIX, ImageStore, PredictionStore, is_image_store, is_project, write_image_store,
-                       write_project, write_project_file)
+from .image_file import ImageFile
+from .label_tiff import write_labels_tiff, write_labels_tiff_blocks
+from .ngff import STORE_SUFFIX, is_image_store
+from .ome_zarr import ImageStore, write_image_store
+from .prediction_store import PredictionStore
+from .project import is_project, write_project, write_project_file
 
 #: ``fill(plane index, plane, its store)``: predict the plane into the store; returns the number of objects.
 PlaneFill = Callable[[tuple[int, ...], object, PredictionStore], int]

@@ -53,7 +53,7 @@ from ..engine.prediction_spec import PredictionSpec
 from ..engine.trained_model import LazyLabelsModel
 from ..errors import LazyLabelsError, SettingsError
 from ..io.atomic import check_can_write, check_writable, write_error
-from ..io.imageio import ImageFile
+from ..io.image_file import ImageFile
 from ..io.inputs import OUTPUT_SUFFIXES, open_image
 from ..io.output import (blockwise_scratch_bytes, check_replaceable_output, is_tiff, prediction_bytes, write_prediction,
                          write_prediction_blocks, write_stack_prediction)
