@@ -22,34 +22,17 @@ import numpy as np
 from ..engine.annotations import PixelSize
 from ..engine.pipeline import Segmentation
 from ..engine.trained_model import LazyLabelsModel
-from ..errors import OutputExistsError
 from .atomic import atomic_write_dir, scratch_dir
 from .image_file import ImageFile
 from .label_tiff import write_labels_tiff, write_labels_tiff_blocks
 from .ngff import STORE_SUFFIX, is_image_store
 from .ome_zarr import ImageStore, write_image_store
+from .output_paths import is_tiff
 from .prediction_store import PredictionStore
 from .project import is_project, write_project, write_project_file
 
 #: ``fill(plane index, plane, its store)``: predict the plane into the store; returns the number of objects.
 PlaneFill = Callable[[tuple[int, ...], object, PredictionStore], int]
-
-
-def is_tiff(out: Path) -> bool:
-    """Whether ``out`` names a TIFF output (``.tif``/``.tiff``) rather than an OME-Zarr store."""
-    return out.name.lower().endswith((".tif", ".tiff"))
-
-
-def check_replaceable_output(out: str | Path) -> None:
-    """Refuse, before any work, an existing ``.zarr`` output that is not an OME-Zarr store or a project
-    (a file, or a folder of other files, that ``--overwrite`` would delete), and a ``.tif`` that is a folder."""
-    out = Path(out)
-    if is_tiff(out):
-        if out.is_dir():
-            raise OutputExistsError("is a folder; refusing to replace it with a file", source=str(out))
-    elif out.is_file() or (out.is_dir() and any(out.iterdir()) and not (is_image_store(out) or is_project(out))):
-        raise OutputExistsError("is not an OME-Zarr store; --overwrite only replaces such a store, so it is "
-                                "left alone", source=str(out))
 
 
 def prediction_bytes(out: str | Path, image: np.ndarray, model: LazyLabelsModel) -> int:

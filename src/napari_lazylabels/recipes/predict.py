@@ -38,7 +38,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -52,11 +52,12 @@ from ..engine.pipeline import rescale_factor, segment_in_memory
 from ..engine.prediction_spec import PredictionSpec
 from ..engine.trained_model import LazyLabelsModel
 from ..errors import LazyLabelsError, SettingsError
-from ..io.atomic import check_can_write, check_writable, write_error
+from ..io.atomic import check_can_write, write_error
 from ..io.image_file import ImageFile
-from ..io.inputs import OUTPUT_SUFFIXES, open_image
-from ..io.output import (blockwise_scratch_bytes, check_replaceable_output, is_tiff, prediction_bytes, write_prediction,
-                         write_prediction_blocks, write_stack_prediction)
+from ..io.inputs import open_image
+from ..io.output import (blockwise_scratch_bytes, prediction_bytes, write_prediction, write_prediction_blocks,
+                         write_stack_prediction)
+from ..io.output_paths import is_tiff
 
 #: How an image is predicted: ``auto`` (in memory up to :data:`BLOCKWISE_PIXELS` a plane, else in blocks),
 #: ``memory``, ``blocks``.
@@ -119,17 +120,6 @@ class ImageResult:
         per = f" in {self.planes} planes" if self.planes > 1 else ""
         how = ", block by block" if self.blockwise else ""
         return f"{self.image}: {self.n_objects} objects{per} -> {self.out} ({self.seconds:.1f} s{how})"
-
-
-def check_output(out: Path, overwrite: bool) -> Path:
-    """Refuse, before any work, an output with another suffix, one that exists (without ``overwrite``),
-    one that is not this tool's output, or one whose folder cannot be written."""
-    if not out.name.lower().endswith(OUTPUT_SUFFIXES):
-        raise LazyLabelsError("the output must end in .tif, .tiff or .zarr", source=str(out))
-    check_writable(out, overwrite)
-    check_replaceable_output(out)
-    check_can_write(out)
-    return out
 
 
 class DistributedExecutor:
@@ -319,27 +309,3 @@ def _copy_image(plane, target, grid: BlockGrid, run: Executor) -> None:
     run([dask.delayed(copy)(plane[y0:y1, x0:x1], (y0, y1, x0, x1)) for y0, y1, x0, x1 in grid.boxes()], "image")
 
 
-def plan_outputs(images: Sequence[Path], outdir: Path, template: str, *, overwrite: bool = False,
-                 skip_existing: bool = False) -> tuple[list[tuple[Path, Path]], list[Path]]:
-    """Each image's output in ``outdir`` (see :func:`~napari_lazylabels.io.inputs.output_for`), checked before
-    any work; outputs that exist are left out with ``skip_existing`` (and returned as skipped).
-
-    Raises:
-        LazyLabelsError: two images with the same output, an output that exists (without
-            ``overwrite`` or ``skip_existing``) or cannot be written.
-    """
-    from ..io.inputs import output_for
-    pairs, skipped, seen = [], [], {}
-    for image in images:
-        out = output_for(image, outdir, template)
-        key = os.path.normcase(os.path.abspath(out))
-        if key in seen:
-            raise SettingsError(f"{seen[key]} and {image} would both be written to {out}; give --outname "
-                                f"another pattern (e.g. '{{name}}_labels.tif')")
-        seen[key] = image
-        if skip_existing and (out.exists() or out.is_symlink()):
-            skipped.append(out)
-            continue
-        check_output(out, overwrite)
-        pairs.append((image, out))
-    return pairs, skipped

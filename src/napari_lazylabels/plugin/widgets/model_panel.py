@@ -27,7 +27,8 @@ from ...engine.trained_model import LazyLabelsModel
 from ...engine.postprocess.settings import PostProcessing
 from ...io.inputs import expand_inputs
 from ...io.modelio import load_model, save_model
-from ...recipes.predict import ImageResult, PredictOptions, Predictor, plan_outputs
+from ...io.output_paths import plan_outputs
+from ...recipes.predict import ImageResult, PredictOptions, Predictor
 from ...engine.pipeline import segment_in_memory
 from ...engine.prediction_spec import PredictionSpec
 from .background import BackgroundCall
