@@ -138,3 +138,13 @@ def test_the_models_post_processing_is_taken_in_one_place():
              for line in _lines(path, "or model.postprocess")]
     assert found == [f"{spec.relative_to(ROOT)}:{line}" for line in _lines(spec, "or model.postprocess")]
     assert len(found) == 1
+
+
+#: The most lines a source file of the package may have: more is several modules in one.
+MAX_LINES = 500
+
+
+def test_no_source_file_is_over_500_lines():
+    long = {str(path.relative_to(ROOT)): n for path in sorted(PACKAGE.rglob("*.py"))
+            if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"split these along their jobs (at most {MAX_LINES} lines a file): {long}"
