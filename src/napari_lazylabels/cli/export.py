@@ -15,7 +15,9 @@ def add_parser(sub) -> None:
                                     "(pip install \"napari-lazylabels[bioimageio]\").")
     ex.add_argument("--model", required=True, metavar="MODEL_DIR", help="a model folder written by train")
     ex.add_argument("--out", required=True, metavar="OUT.zip", help="the package to write (.zip)")
-    ex.add_argument("--name", default=None, help="the model's name in the package (default: the folder's name)")
+    ex.add_argument("--name", default=None,
+                    help="the model's name in the package: 5 to 128 letters, digits, spaces or _+-() (default: "
+                         "made from the folder's name)")
     ex.add_argument("--test-image", default=None, metavar="IMAGE",
                     help="a 2D image for the package's test input and cover (default: a synthetic one)")
     ex.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
@@ -23,13 +25,13 @@ def add_parser(sub) -> None:
 
 
 def cmd_export(args) -> int:
-    from ..io.bioimageio import export_bioimageio
+    from ..io.bioimageio import check_package_name, export_bioimageio, package_name
     from ..io.imageio import load_image
     from ..io.modelio import load_model
 
+    name = check_package_name(args.name) if args.name is not None else package_name(Path(args.model).resolve().name)
     model = load_model(args.model)
     test_image = load_image(args.test_image) if args.test_image else None
-    out = export_bioimageio(model, args.out, name=args.name or Path(args.model).name, test_image=test_image,
-                            overwrite=args.overwrite)
+    out = export_bioimageio(model, args.out, name=name, test_image=test_image, overwrite=args.overwrite)
     print(f"bioimage.io package written to {out}")
     return 0

@@ -173,12 +173,12 @@ class ModelPanel(QGroupBox):
         except LazyLabelsError as exc:
             show_error(str(exc))
             return
-        name = Path(self.model_dir).name if self.model_dir else "lazylabels model"
         self.label.setText(f"exporting to {target.name}...")
         self._busy_buttons()
 
         def work():
-            from ...io.bioimageio import export_bioimageio
+            from ...io.bioimageio import DEFAULT_NAME, export_bioimageio, package_name
+            name = package_name(Path(self.model_dir).name) if self.model_dir else DEFAULT_NAME
             return export_bioimageio(model, target, name=name, overwrite=overwrite)
 
         def done(out) -> None:
