@@ -128,3 +128,23 @@ def test_the_trainer_is_built_only_by_the_recipe():
 def _lines(path: Path, text: str) -> list[int]:
     return [i for i, line in enumerate(path.read_text().splitlines(), 1)
             if text in line and not line.lstrip().startswith(("#", '"', "'")) and "class " not in line]
+
+
+def test_the_models_post_processing_is_taken_in_one_place():
+    """A prediction's settings are resolved where it starts (``PredictionSpec.resolve``): the model's
+    post-processing is read as a default there and nowhere else, and every back-end takes the spec."""
+    spec = PACKAGE / "engine" / "prediction_spec.py"
+    found = [f"{path.relative_to(ROOT)}:{line}" for path in sorted(PACKAGE.rglob("*.py"))
+             for line in _lines(path, "or model.postprocess")]
+    assert found == [f"{spec.relative_to(ROOT)}:{line}" for line in _lines(spec, "or model.postprocess")]
+    assert len(found) == 1
+
+
+#: The most lines a source file of the package may have: more is several modules in one.
+MAX_LINES = 500
+
+
+def test_no_source_file_is_over_500_lines():
+    long = {str(path.relative_to(ROOT)): n for path in sorted(PACKAGE.rglob("*.py"))
+            if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"split these along their jobs (at most {MAX_LINES} lines a file): {long}"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_lazylabels.cli.main import build_parser, _postprocess_from
+from napari_lazylabels.cli.main import build_parser
+from napari_lazylabels.cli.predict import postprocess_from
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.config import AugmentConfig, NetworkConfig, TrainConfig
 from napari_lazylabels.engine.model import build_model
@@ -185,9 +186,9 @@ def test_flips_through_segment_and_the_cli(model):
     assert any(not np.allclose(on.probabilities[k], off.probabilities[k]) for k in on.probabilities)
     assert PostProcessing.from_dict({**model.postprocess.to_dict(), "flips": True}).flips
     args = build_parser().parse_args(["predict", "--model", "m", "--image", "a.tif", "--out", "o", "--flips"])
-    assert _postprocess_from(args, model).flips
+    assert postprocess_from(args, model).flips
     args = build_parser().parse_args(["predict", "--model", "m", "--image", "a.tif", "--out", "o"])
-    assert not _postprocess_from(args, model).flips
+    assert not postprocess_from(args, model).flips
 
 
 # --- the patch warp: cut, scale, turn and mirror in one affine map ------------------------------

@@ -122,3 +122,39 @@ def test_export_errors(exported, tmp_path, capsys):
         zf.writestr("rdf.yaml", json.dumps({"type": "model"}))
     with pytest.raises(ModelFileError, match="not one written by napari-lazylabels"):
         load_model(foreign)
+
+
+def _spec_name_check():
+    """bioimage.io's own check of a model's name (the ``name`` field of its ModelDescr)."""
+    from typing import Annotated
+
+    from bioimageio.spec.model import v0_5 as bio
+    from pydantic import TypeAdapter
+    field = bio.ModelDescr.model_fields["name"]
+    return TypeAdapter(Annotated[field.annotation, *field.metadata]).validate_python
+
+
+@pytest.mark.parametrize("folder", ["m", "abc", "nuclei_model", "model.v1", "a/b", "é", "..", " x ", "_" * 3,
+                                    "my model (v2)", "x" * 200, "résumé du modèle"])
+def test_any_folder_name_gives_a_name_bioimageio_takes(folder):
+    from napari_lazylabels.io.bioimageio import check_package_name, package_name
+    name = package_name(folder)
+    assert _spec_name_check()(name) == name == check_package_name(name)
+    assert package_name(name) == name                        # a valid name stays as it is
+
+
+def test_a_short_folder_name_exports_and_a_name_can_be_given(exported, tmp_path, capsys):
+    """``--model m`` failed bioimage.io's validation ("name should have at least 5 items"; issue 22)."""
+    import shutil
+    model_dir, _ = exported
+    short = tmp_path / "m"
+    shutil.copytree(model_dir, short)
+    assert main(["export", "--model", str(short), "--out", str(tmp_path / "m.zip")]) == 0
+    assert _rdf(tmp_path / "m.zip")["name"] == "lazylabels m"
+    capsys.readouterr()
+    code = main(["export", "--model", str(short), "--out", str(tmp_path / "bad.zip"), "--name", "m/1"])
+    one_line_error(capsys, code, "'m/1' is not a bioimage.io model name", "--name 'lazylabels m_1'")
+    assert not (tmp_path / "bad.zip").exists()
+    assert main(["export", "--model", str(short), "--out", str(tmp_path / "named.zip"),
+                 "--name", "HeLa nuclei (v2)"]) == 0
+    assert _rdf(tmp_path / "named.zip")["name"] == "HeLa nuclei (v2)"

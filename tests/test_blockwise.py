@@ -6,13 +6,16 @@ import pytest
 import torch
 from scipy import ndimage as ndi
 
-from napari_lazylabels.engine.blockwise import (BlockGrid, MemorySinks, head_channels, instances_blockwise,
-                                                segment_blockwise, semantic_dtype)
+from napari_lazylabels.engine.blockwise.grid import BlockGrid
+from napari_lazylabels.engine.blockwise.instances import MemorySinks, instances_blockwise, semantic_dtype, support
+from napari_lazylabels.engine.blockwise.probabilities import head_channels
+from napari_lazylabels.engine.blockwise.segment import segment_blockwise
 from napari_lazylabels.engine.config import preset
 from napari_lazylabels.engine.model import build_model
 from napari_lazylabels.engine.normalize import channel_ranges, to_chw
 from napari_lazylabels.engine.pipeline import segment, segmentation_from_probabilities
 from napari_lazylabels.engine.postprocess.settings import InstanceParams, PostProcessing
+from napari_lazylabels.engine.prediction_spec import PredictionSpec
 from napari_lazylabels.engine.regimes.registry import default_tasks
 from napari_lazylabels.engine.synthetic import make_image
 from napari_lazylabels.engine.tasks import BOUNDARIES, FOREGROUND, PARTIAL, PLAIN, SEEDS, TaskSpec
@@ -54,10 +57,11 @@ def trained_model(small_lazy_set, train_tiny):
     return train_tiny(small_lazy_set[0], 40, batch_size=4).model()
 
 
-def _blockwise(model, image, **kw):
+def _blockwise(model, image, postprocess=None, **settings):
     import dask.array as da
     sinks = MemorySinks(image.shape[:2], head_channels(model.network), semantic_dtype(model))
-    result = segment_blockwise(model, da.from_array(image, chunks=50), sinks, **kw)
+    spec = PredictionSpec.resolve(model, device="cpu", postprocess=postprocess, **settings)
+    result = segment_blockwise(model, da.from_array(image, chunks=50), sinks, spec)
     return sinks.segmentation(), result
 
 
@@ -162,12 +166,15 @@ def test_bad_images_and_settings_are_refused(random_model):
     image = np.ones((40, 40), np.float32)
     image[3, 4] = np.nan
     sinks = MemorySinks((40, 40), head_channels(random_model.network))
+    spec = PredictionSpec.resolve(random_model, device="cpu")
     with pytest.raises(AnnotationError, match="NaN"):
-        segment_blockwise(random_model, da.from_array(image), sinks, source="x.npy")
+        segment_blockwise(random_model, da.from_array(image), sinks, spec, source="x.npy")
     with pytest.raises(AnnotationError, match="at least 8x8"):
-        segment_blockwise(random_model, da.zeros((4, 40)), sinks)
+        segment_blockwise(random_model, da.zeros((4, 40)), sinks, spec)
     with pytest.raises(SettingsError, match="block size"):
-        segment_blockwise(random_model, da.zeros((40, 40)), sinks, block_size=4)
+        PredictionSpec.resolve(random_model, block_size=4)
+    with pytest.raises(SettingsError, match="halo"):
+        PredictionSpec.resolve(random_model, halo=-1)
 
 
 def test_freed_memory_is_handed_back_before_every_block(random_model, monkeypatch):
@@ -175,11 +182,11 @@ def test_freed_memory_is_handed_back_before_every_block(random_model, monkeypatc
     task the resident memory grew with the number of blocks (issue 12: 2310 MB at 4096 px)."""
     import sys
 
-    import napari_lazylabels.engine.blockwise as blockwise
+    from napari_lazylabels.engine.blockwise import executors
     if sys.platform.startswith("linux"):
-        assert isinstance(blockwise.release_memory(), bool)
+        assert isinstance(executors.trim_freed_memory(), bool)
     calls = []
-    monkeypatch.setattr(blockwise, "release_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(executors, "_LIBC", [lambda pad: calls.append(pad) or 1])    # counts malloc_trim
     image = (np.random.default_rng(2).random((150, 213)) * 1000).astype(np.uint16)
     _, result = _blockwise(random_model, image, block_size=48, halo=16)
     # the two histogram passes, the probabilities, the instances and the labels: once per block each
@@ -203,6 +210,5 @@ def test_a_seed_head_positive_everywhere_does_not_join_the_watershed_units():
     assert n == whole.n_objects > 20
     np.testing.assert_array_equal(got.semantic, whole.semantic)
     assert same_partition(whole.instances, got.instances)
-    from napari_lazylabels.engine.blockwise import support
     from napari_lazylabels.engine.tasks import heads_by_role
     assert np.array_equal(support(heads_by_role(probs, tasks), PostProcessing()), whole.semantic > 0)

@@ -16,7 +16,7 @@ from napari_lazylabels.engine.metrics import aggregate, summarize
 from napari_lazylabels.engine.pipeline import segment
 from napari_lazylabels.errors import OutputExistsError
 from napari_lazylabels.io.modelio import load_model
-from napari_lazylabels.io.ome_zarr import read_project
+from napari_lazylabels.io.project import read_project
 
 
 def test_demo_reports_the_score_of_what_it_wrote(tmp_path, monkeypatch):

@@ -11,7 +11,8 @@ import tifffile
 
 from napari_lazylabels.io.atomic import atomic_write_dir, atomic_write_file, check_writable
 from napari_lazylabels.errors import AnnotationError, ImageReadError, OutputExistsError
-from napari_lazylabels.io.imageio import load_image, load_labels, read_image, write_labels_tiff
+from napari_lazylabels.io.imageio import load_image, load_labels, read_image
+from napari_lazylabels.io.label_tiff import write_labels_tiff
 
 RNG = np.random.default_rng(0)
 

@@ -26,7 +26,7 @@ from napari_lazylabels.engine.tasks import BOUNDARIES, FOREGROUND, LOCAL, SEEDS,
 from napari_lazylabels.errors import AnnotationError, SettingsError
 from napari_lazylabels.io.manifest import load_manifest
 from napari_lazylabels.io.modelio import load_artifacts, load_model
-from napari_lazylabels.io.ome_zarr import project_to_annotations, read_project, write_project, annotations_to_store
+from napari_lazylabels.io.project import annotations_to_store, project_to_annotations, read_project, write_project
 from napari_lazylabels.io.points import read_points_csv, write_points_csv
 from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
 

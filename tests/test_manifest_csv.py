@@ -8,7 +8,8 @@ import tifffile
 
 from napari_lazylabels.errors import AnnotationError, ImageReadError, OutputExistsError
 from napari_lazylabels.io.manifest import load_manifest, write_manifest
-from napari_lazylabels.io.ome_zarr import write_image_store, write_project
+from napari_lazylabels.io.ome_zarr import write_image_store
+from napari_lazylabels.io.project import write_project
 from napari_lazylabels.engine.regimes import registry
 from napari_lazylabels.engine.regimes.registry import default_tasks
 

@@ -17,7 +17,9 @@ from napari_lazylabels.errors import AnnotationError, ImageReadError
 from napari_lazylabels.io.imageio import load_image, read_image, read_image_file
 from napari_lazylabels.io.manifest import load_manifest
 from napari_lazylabels.io.modelio import load_model
-from napari_lazylabels.io.ome_zarr import read_image_store, read_project, store_problem, write_image_store
+from napari_lazylabels.io.ngff import store_problem
+from napari_lazylabels.io.ome_zarr import read_image_store, write_image_store
+from napari_lazylabels.io.project import read_project
 from napari_lazylabels.plugin.reader import napari_get_reader
 
 from test_cli import TRAIN, one_line_error, write_dataset

@@ -10,9 +10,9 @@ import pytest
 
 from napari_lazylabels.io import ome_zarr
 from napari_lazylabels.errors import ImageReadError, OutputExistsError
-from napari_lazylabels.io.ome_zarr import (ImageStore, add_to_project, annotations_to_store,
-                                        project_to_annotations, read_image_store, read_project,
-                                        read_project_info, write_image_store, write_project)
+from napari_lazylabels.io.ome_zarr import ImageStore, read_image_store, write_image_store
+from napari_lazylabels.io.project import (add_to_project, annotations_to_store, project_to_annotations, read_project,
+                                          read_project_info, write_project)
 
 RNG = np.random.default_rng(1)
 Y, X = 24, 40

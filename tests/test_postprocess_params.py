@@ -107,10 +107,10 @@ def test_rescale_resizes_the_image_for_the_network_and_the_results_back(tiny_mod
 
 def test_rescale_from_pixel_sizes(tiny_model):
     model = load_model(tiny_model)
-    assert rescale_factor(model, pixel_size=PixelSize(1.0, 1.0)) == 1.0     # training pixel size unknown
+    assert rescale_factor(model, model.postprocess, PixelSize(1.0, 1.0)) == 1.0     # training pixel size unknown
     model.provenance["pixel_size"] = PixelSize(250, 250, "nanometer").to_dict()
-    assert rescale_factor(model, pixel_size=PixelSize(1.0, 1.0)) == pytest.approx(4.0)
-    assert rescale_factor(model, pixel_size=None) == 1.0
+    assert rescale_factor(model, model.postprocess, PixelSize(1.0, 1.0)) == pytest.approx(4.0)
+    assert rescale_factor(model, model.postprocess, None) == 1.0
     assert rescale_factor(model, PostProcessing(rescale=0.5), PixelSize(1.0, 1.0)) == 0.5   # set wins
 
 

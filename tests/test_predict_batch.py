@@ -8,9 +8,10 @@ import tifffile
 
 from napari_lazylabels.cli import main
 from napari_lazylabels.engine.synthetic import make_image
-from napari_lazylabels.io.imageio import LazyArray
+from napari_lazylabels.io.lazy_array import LazyArray
 from napari_lazylabels.io.inputs import expand_inputs, open_image
-from napari_lazylabels.io.ome_zarr import read_image_store, read_project
+from napari_lazylabels.io.ome_zarr import read_image_store
+from napari_lazylabels.io.project import read_project
 from test_blockwise import same_partition
 from test_cli import one_line_error
 from test_metadata import _ngff04
@@ -174,6 +175,21 @@ def test_out_of_core_prediction_of_every_input_equals_the_in_memory_one(model, t
     assert set(record) == set(json.loads((tmp_path / "mem.zarr" / "zarr.json").read_text())
                               ["attributes"]["lazylabels"]["arrays"])             # no scratch left in it
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_the_flips_are_taken_out_of_core_too(model, tmp_path, image):
+    """The block-wise path read no flips (issue 22: its probabilities were about 1e-2 from the in-memory ones)."""
+    np.save(tmp_path / "im.npy", image)
+    for mode, out in (("--in-memory", "mem.zarr"), ("--out-of-core", "ooc.zarr"), ("--in-memory", "plain.zarr")):
+        flips = ["--flips"] if out != "plain.zarr" else []
+        assert _predict(model, "--image", tmp_path / "im.npy", "--out", tmp_path / out, mode, "--block-size", "64",
+                        *flips) == 0
+    mem, ooc, plain = (read_image_store(tmp_path / name) for name in ("mem.zarr", "ooc.zarr", "plain.zarr"))
+    for task, p in mem.probabilities.items():
+        np.testing.assert_allclose(ooc.probabilities[task], p, atol=1e-5)
+        assert np.abs(plain.probabilities[task] - p).max() > 1e-3
+    np.testing.assert_array_equal(ooc.labels["semantic"], mem.labels["semantic"])
+    assert same_partition(mem.labels["instances"], ooc.labels["instances"])
 
 
 def test_a_stack_out_of_core(model, tmp_path, image):

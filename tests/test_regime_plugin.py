@@ -11,7 +11,8 @@ from napari_lazylabels.engine.regimes.base import Regime
 from napari_lazylabels.errors import SettingsError
 from napari_lazylabels.io.manifest import load_manifest
 from napari_lazylabels.io.modelio import load_model
-from napari_lazylabels.io.ome_zarr import ImageStore, write_project
+from napari_lazylabels.io.ome_zarr import ImageStore
+from napari_lazylabels.io.project import write_project
 from napari_lazylabels.plugin.reader import read_lazylabels
 from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun, prepare
 

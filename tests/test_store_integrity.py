@@ -10,8 +10,9 @@ import pytest
 
 from napari_lazylabels.cli import main
 from napari_lazylabels.errors import ImageReadError
-from napari_lazylabels.io import ome_zarr
-from napari_lazylabels.io.ome_zarr import read_image_store, write_image_store, write_project
+from napari_lazylabels.io import memory
+from napari_lazylabels.io.ome_zarr import read_image_store, write_image_store
+from napari_lazylabels.io.project import write_project
 
 from test_cli import TRAIN, one_line_error
 
@@ -105,6 +106,6 @@ def test_a_store_too_big_for_memory_is_one_line(tmp_path):
 
 def test_the_memory_check_counts_every_array(tmp_path, monkeypatch):
     path, image = _store(tmp_path)
-    monkeypatch.setattr(ome_zarr, "available_memory", lambda: image.nbytes + 10)
+    monkeypatch.setattr(memory, "available_memory", lambda: image.nbytes + 10)
     with pytest.raises(ImageReadError, match="array 'labels/detection'"):
         read_image_store(path)

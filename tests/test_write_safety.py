@@ -395,7 +395,7 @@ def test_a_write_that_fails_midway_is_one_line(data, tmp_path, capsys, monkeypat
 def test_outputs_follow_the_umask(data, tmp_path, umask, folder, file):
     from napari_lazylabels.engine.synthetic import make_lazy_dataset
     from napari_lazylabels.io.manifest import write_manifest
-    from napari_lazylabels.io.ome_zarr import annotations_to_store, write_project
+    from napari_lazylabels.io.project import annotations_to_store, write_project
     previous = os.umask(umask)
     try:
         model = tmp_path / "m"

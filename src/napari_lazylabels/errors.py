@@ -58,3 +58,10 @@ def warn(message: str, *, source: str | None = None) -> None:
     """Issue a :class:`LazyLabelsWarning` of one line (``source: message``, like the errors)."""
     import warnings
     warnings.warn(f"{source}: {message}" if source else message, LazyLabelsWarning, stacklevel=3)
+
+
+def one_line(exc: BaseException) -> str:
+    """A library's exception in one line (its type and the first line of its message): the detail of
+    the user error it becomes."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QMessageBox
 
 from napari_lazylabels.plugin.reader import napari_get_reader
 from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME
-from napari_lazylabels.io.ome_zarr import read_project
+from napari_lazylabels.io.project import read_project
 from napari_lazylabels.plugin.widgets import ExportWidget, TrainWidget
 from napari_lazylabels.plugin.layers import META, input_keys, label_layer_name
 

@@ -11,11 +11,11 @@ other labels, and napari opens them for review.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..engine.autolabel import AutolabelConfig
 from ..errors import LazyLabelsError
+from .arguments import pixel_size_option
 from .options import add_options, options_from
 
 
@@ -29,7 +29,7 @@ def _channel(text: str) -> int:
     return value
 
 
-def add_parser(sub, pixel_size_type) -> None:
+def add_parser(sub) -> None:
     au = sub.add_parser(
         "autolabel", help="machine-made points (blob detection) and a foreground mask (a threshold) for an image",
         description="Make the labels of the points + mask regime from the image itself: one point per "
@@ -46,16 +46,19 @@ def add_parser(sub, pixel_size_type) -> None:
                     help="the channel the points are detected in (e.g. the nuclear stain; default --channel)")
     au.add_argument("--mask-channel", type=_channel, default=None, metavar="C",
                     help="the channel thresholded for the mask (e.g. a cytoplasm stain; default --channel)")
-    au.add_argument("--pixel-size", type=pixel_size_type, default=None, metavar="UM",
+    au.add_argument("--pixel-size", type=pixel_size_option, default=None, metavar="UM",
                     help="the image's pixel size in micrometres, for --size-unit um (overrides the file's)")
     au.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_options(au.add_argument_group("labels"), AutolabelConfig)
+    au.set_defaults(run=cmd_autolabel)
 
 
 def cmd_autolabel(args) -> int:
     from ..engine.autolabel import autolabel
     from ..io.atomic import check_can_write, check_writable
-    from ..io.imageio import read_image_file, stack_refused, write_labels_tiff
+    from ..io.image_file import stack_refused
+    from ..io.imageio import read_image_file
+    from ..io.label_tiff import write_labels_tiff
     from ..io.points import write_points_csv
 
     config = options_from(args, AutolabelConfig)

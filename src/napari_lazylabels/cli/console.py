@@ -1,10 +1,15 @@
-"""Terminal progress for the command line and the demo (tqdm on stderr)."""
+"""What the terminal sees: exit statuses, progress bars (tqdm on stderr), a training run driven there."""
 
 from __future__ import annotations
 
 import sys
 
 from ..recipes.train import TrainingRun
+
+#: Exit statuses: a user error (one line on stderr), Ctrl-C, SIGTERM.
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + 15
 
 
 def progress_bar(total: int, desc: str, quiet: bool, unit: str = "step"):

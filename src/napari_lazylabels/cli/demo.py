@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.config import TrainConfig, preset
+from ..engine.device import DEVICE_CHOICES
 from ..engine.metrics import aggregate, summarize
 from ..engine.pipeline import segment
 from ..engine.regimes import registry
@@ -33,8 +34,10 @@ from ..errors import OutputExistsError
 from ..io.atomic import atomic_write_dir, check_can_write, check_not_current_folder, check_writable, write_error
 from ..io.figures import save_loss_curve, save_overlay_figure
 from ..io.modelio import save_model
-from ..io.ome_zarr import ImageStore, annotations_to_store, write_project
+from ..io.ome_zarr import ImageStore
+from ..io.project import annotations_to_store, write_project
 from ..recipes.train import TrainingPlan, TrainingRun
+from .arguments import positive
 from .console import run_training
 
 #: The demo's data and training budget (tuned to finish in minutes on 2 CPU cores).
@@ -146,3 +149,22 @@ def run_demo(out: str | Path = "lazylabels-demo", *, steps: int | None = None, d
 def is_demo_folder(path: Path) -> bool:
     """Whether ``path`` is what a demo wrote (its metrics.json, model/ and project/): what --overwrite replaces."""
     return (path / METRICS_FILE).is_file() and (path / "model").is_dir() and (path / "project").is_dir()
+
+
+def add_parser(sub) -> None:
+    de = sub.add_parser("demo", help="train on synthetic lazy labels and score on held-out images")
+    de.add_argument("--out", default="lazylabels-demo", metavar="DIR",
+                    help="folder for the project, model and figure (default ./lazylabels-demo)")
+    de.add_argument("--steps", type=positive, default=None,
+                    help="training steps (default: the demo's tuned value)")
+    de.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="compute device (default auto)")
+    de.add_argument("--overwrite", action="store_true", help="replace an existing DIR")
+    de.add_argument("--quiet", action="store_true", help="no progress bar")
+    de.set_defaults(run=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    report = run_demo(args.out, steps=args.steps, device=args.device, overwrite=args.overwrite,
+                      quiet=args.quiet)
+    print(report.text())
+    return 0

@@ -34,6 +34,19 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """A device as given where a prediction starts: a choice of :data:`DEVICE_CHOICES` (``auto``...) is
+    chosen by :func:`select_device`, anything else (a ``torch.device``, ``"cuda:1"``) taken as it is."""
+    if isinstance(device, torch.device):
+        return device
+    if device in DEVICE_CHOICES:
+        return select_device(device)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise SettingsError(f"unknown device {device!r}; choose one of {', '.join(DEVICE_CHOICES)}") from None
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """Whether the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX-BF16, which
@@ -69,7 +82,7 @@ def describe_device(device: torch.device) -> str:
     return device.type
 
 
-def release_memory(device: torch.device) -> None:
+def empty_device_cache(device: torch.device) -> None:
     """Give cached accelerator memory back once a run ends."""
     if device.type == "cuda":
         torch.cuda.empty_cache()

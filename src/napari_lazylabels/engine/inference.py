@@ -36,6 +36,9 @@ ProgressFn = Callable[[int, int], None]
 #: bf16 autocast for ``amp`` inference on CPUs with native bf16 (off: see the module docstring).
 CPU_BF16 = False
 
+#: The test-time flips (``PostProcessing.flips``), as axes of a CYX array: none, up-down, left-right, both.
+FLIPS = ((), (-2,), (-1,), (-2, -1))
+
 
 def _round_up(v: int, m: int) -> int:
     return -(-v // m) * m
@@ -77,6 +80,21 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     if ph == 0 and pw == 0:
         return image
     return np.pad(image, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
+
+
+def mean_over_flips(one_pass: Callable[[tuple[int, ...], ProgressFn | None], dict[str, np.ndarray]],
+                    flips: bool, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+    """Test-time augmentation, the same for every back-end: ``one_pass(axes, progress)`` gives the
+    probabilities of the image flipped along ``axes``, flipped back; with ``flips`` their mean over
+    :data:`FLIPS` (in that order; four times the work), else the one pass without a flip."""
+    if not flips:
+        return one_pass((), progress)
+    total: dict[str, np.ndarray] = {}
+    for i, axes in enumerate(FLIPS):
+        report = None if progress is None else (lambda done, n, i=i: progress(i * n + done, len(FLIPS) * n))
+        for k, v in one_pass(axes, report).items():
+            total[k] = v + total.get(k, 0.0)
+    return {k: np.ascontiguousarray(v / len(FLIPS), dtype=np.float32) for k, v in total.items()}
 
 
 def inference_network(model: LazyUNet, device: torch.device, pixels: int = 0,

@@ -1,10 +1,13 @@
-"""From a raw image to probabilities, semantic labels and instances.
+"""From a raw image to probabilities, semantic labels and instances, in memory.
 
-:func:`segment` predicts with a model and applies the post-processing its
-model file names (:class:`~.postprocess.settings.PostProcessing`): the seeded
-watershed, or the final growth of a model trained with the recursive
-approximation. Whoever calls (the CLI, the napari widgets, a script) gets the
-same result, and no training code is involved.
+:func:`segment_in_memory` predicts with a model as a
+:class:`~.prediction_spec.PredictionSpec` says (tiles, device, test-time flips) and applies
+its post-processing (:class:`~.postprocess.settings.PostProcessing`, the model file's unless the
+caller gave another): the seeded watershed, or the final growth of a model trained with the
+recursive approximation. :func:`segmentation_from_probabilities` is that post-processing, which
+the block-wise back-end (:mod:`.blockwise`) applies too. :func:`segment` is the Python call: its
+keyword arguments are resolved into a spec first. Whoever calls (the CLI, the napari widgets, a
+script) gets the same result, and no training code is involved.
 
 With a ``rescale`` factor other than 1 (:attr:`~.postprocess.settings.PostProcessing.rescale`,
 or the ratio of the image's pixel size to the training images'), the image is
@@ -28,6 +31,7 @@ from .labels import smallest_label_dtype
 from .postprocess.growth import final_growth
 from .postprocess.instances import instances_from_probabilities
 from .postprocess.settings import GROWTH, PostProcessing
+from .prediction_spec import TILE_SIZE, PredictionSpec
 from .tasks import TaskSpec, heads_by_role
 from .trained_model import LazyLabelsModel
 
@@ -68,11 +72,9 @@ def segmentation_from_probabilities(probs: Mapping[str, np.ndarray], tasks: Sequ
     return Segmentation(dict(probs), semantic, instances)
 
 
-def rescale_factor(model: LazyLabelsModel, postprocess: PostProcessing | None = None,
-                   pixel_size: PixelSize | None = None) -> float:
+def rescale_factor(model: LazyLabelsModel, postprocess: PostProcessing, pixel_size: PixelSize | None = None) -> float:
     """The factor the image is resized by: ``postprocess.rescale`` when set, else image pixel size /
     training pixel size when both are known, else 1."""
-    postprocess = postprocess or model.postprocess
     if postprocess.rescale is not None:
         return float(postprocess.rescale)
     trained = model.training_pixel_size
@@ -99,22 +101,31 @@ def _back(result: Segmentation, shape: tuple[int, int]) -> Segmentation:
                         back(result.components))
 
 
-def segment(model: LazyLabelsModel, image: np.ndarray, *, device="cpu", tile_size: int = 1024,
-            batch_size: int = 2, postprocess: PostProcessing | None = None, pixel_size: PixelSize | None = None,
-            progress=None) -> Segmentation:
-    """Tiled prediction, then the model's post-processing (METHOD 5); ``postprocess`` overrides it.
+def segment_in_memory(model: LazyLabelsModel, image: np.ndarray, spec: PredictionSpec, *,
+                      pixel_size: PixelSize | None = None, progress=None) -> Segmentation:
+    """Tiled prediction, then the spec's post-processing (METHOD 5).
 
     ``pixel_size`` (the image's) sets the rescale factor when the post-processing leaves it automatic
     (:func:`rescale_factor`). Mixture heads' per-component probabilities are kept in ``components``.
     """
-    postprocess = postprocess or model.postprocess
+    postprocess = spec.postprocess
     factor = rescale_factor(model, postprocess, pixel_size)
     shape = tuple(image.shape[:2])
     scaled = tuple(max(8, round(n * factor)) for n in shape)
     rescaled = not (abs(factor - 1.0) < 1e-3 or scaled == shape)
     pixels = _resized(np.asarray(image), scaled, 1) if rescaled else image
-    comps = model.predict(pixels, device=device, tile_size=tile_size, batch_size=batch_size,
+    comps = model.predict(pixels, device=spec.device, tile_size=spec.tile_size, batch_size=spec.batch_size,
                           progress=progress, components=True, flips=postprocess.flips)
     result = segmentation_from_probabilities(class_probabilities(comps, model.network), model.tasks, postprocess)
     result.components = {t.name: comps[t.name] for t in model.tasks if t.components > 1}
     return _back(result, shape) if rescaled else result
+
+
+def segment(model: LazyLabelsModel, image: np.ndarray, *, device="cpu", tile_size: int = TILE_SIZE,
+            batch_size: int = 2, postprocess: PostProcessing | None = None, pixel_size: PixelSize | None = None,
+            progress=None) -> Segmentation:
+    """:func:`segment_in_memory` from a Python call: the model's post-processing unless ``postprocess``
+    overrides it, on ``device`` (a name of ``DEVICE_CHOICES`` or a ``torch.device``)."""
+    spec = PredictionSpec.resolve(model, device=device, postprocess=postprocess, tile_size=tile_size,
+                                  batch_size=batch_size)
+    return segment_in_memory(model, image, spec, pixel_size=pixel_size, progress=progress)

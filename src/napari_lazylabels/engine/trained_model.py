@@ -14,8 +14,8 @@ import torch
 from ..errors import ModelFileError
 from .annotations import PixelSize
 from .config import NetworkConfig, NormalizationConfig
-from .device import DEVICE_CHOICES, select_device
-from .inference import predict_tiled
+from .device import resolve_device
+from .inference import mean_over_flips, predict_tiled
 from .model import LazyUNet
 from .normalize import normalize
 from .postprocess.settings import PostProcessing
@@ -63,22 +63,16 @@ class LazyLabelsModel:
 
         ``flips``: test-time augmentation, the mean of the probabilities of the image and of its
         three flips (up-down, left-right, both), each flipped back (four times the work)."""
-        device = select_device(device) if device in DEVICE_CHOICES else torch.device(device)
+        device = resolve_device(device)
         self.network.to(device)
         norm = normalize(image, self.normalization)
         if norm.shape[0] != self.network_config.in_channels:
             raise ModelFileError(f"the model expects {self.network_config.in_channels} channel(s), "
                                  f"the image has {norm.shape[0]}")
-        if not flips:
-            return predict_tiled(self.network, norm, tile_size=tile_size, batch_size=batch_size,
-                                 device=device, progress=progress, components=components)
-        flip_axes = ((), (-2,), (-1,), (-2, -1))
-        total: dict[str, np.ndarray] = {}
-        for i, axes in enumerate(flip_axes):
-            report = None if progress is None else (
-                lambda done, n, i=i: progress(i * n + done, len(flip_axes) * n))
+
+        def one_pass(axes: tuple[int, ...], report) -> dict[str, np.ndarray]:
             out = predict_tiled(self.network, np.ascontiguousarray(np.flip(norm, axes)), tile_size=tile_size,
                                 batch_size=batch_size, device=device, progress=report, components=components)
-            for k, v in out.items():
-                total[k] = np.flip(v, axes) + total.get(k, 0.0)
-        return {k: np.ascontiguousarray(v / len(flip_axes), dtype=np.float32) for k, v in total.items()}
+            return {k: np.flip(v, axes) for k, v in out.items()}
+
+        return mean_over_flips(one_pass, flips, progress)

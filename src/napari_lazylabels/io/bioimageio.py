@@ -36,6 +36,7 @@ from __future__ import annotations
 import getpass
 import json
 import re
+import string
 import tempfile
 import warnings
 from pathlib import Path
@@ -50,12 +51,12 @@ from ..engine.pipeline import segmentation_from_probabilities
 from ..engine.synthetic import make_image
 from ..engine.tasks import FOREGROUND, PARTIAL, SEEDS, TaskSpec
 from ..engine.trained_model import LazyLabelsModel
-from ..errors import LazyLabelsError
+from ..errors import LazyLabelsError, SettingsError
 from .atomic import atomic_write_file, check_writable
 from .figures import overlay_rgb, pyplot
 from .modelio import PACKAGE_CONFIG as CONFIG_NAME, PACKAGE_WEIGHTS as STATE_DICT_NAME, config_dict
 
-__all__ = ["export_bioimageio", "CITATIONS"]
+__all__ = ["export_bioimageio", "package_name", "CITATIONS"]
 
 TORCHSCRIPT_NAME = "weights_torchscript.pt"
 INPUT_ID = "raw"
@@ -77,6 +78,40 @@ def _require_spec():
     except ImportError:
         raise LazyLabelsError('bioimage.io export needs the bioimageio extra: pip install '
                               '"napari-lazylabels[bioimageio]"') from None
+
+
+#: What bioimage.io takes as a model's name (spec 0.5): these characters, 5 to 128 of them (64 advised).
+NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_+- ()")
+NAME_LENGTH = (5, 128)
+ADVISED_LENGTH = 64
+#: The name of a package whose folder name gives none.
+DEFAULT_NAME = "lazylabels model"
+
+
+def package_name(text: str) -> str:
+    """A valid bioimage.io name made from any text, e.g. a model folder's name: characters it does not
+    take become ``_``, a name shorter than 5 is prefixed (``m`` -> ``lazylabels m``), one longer than
+    the advised 64 cut; :data:`DEFAULT_NAME` when nothing of ``text`` is left."""
+    name = re.sub(r"_+", "_", "".join(c if c in NAME_CHARACTERS else "_" for c in str(text))).strip(" _")
+    if not name:
+        return DEFAULT_NAME
+    if len(name) < NAME_LENGTH[0]:
+        name = f"lazylabels {name}"
+    return name[:ADVISED_LENGTH].rstrip()
+
+
+def check_package_name(name: str) -> str:
+    """Refuse, before any work, a name bioimage.io does not take, saying one it does.
+
+    Raises:
+        SettingsError: naming the rule and a valid name made from it (:func:`package_name`).
+    """
+    low, high = NAME_LENGTH
+    if not (isinstance(name, str) and low <= len(name) <= high and set(name) <= NAME_CHARACTERS
+            and name == name.strip()):
+        raise SettingsError(f"{name!r} is not a bioimage.io model name ({low} to {high} letters, digits, spaces "
+                            f"or _+-()); give another with --name, e.g. --name {package_name(name)!r}")
+    return name
 
 
 def _identifier(text: str, fallback: str) -> str:
@@ -162,16 +197,21 @@ def _trace(network: ProbabilityUNet, example: torch.Tensor):
         return torch.jit.trace(network, example, check_trace=False, strict=False)
 
 
-def export_bioimageio(model: LazyLabelsModel, out: str | Path, *, name: str = "lazylabels model",
+def export_bioimageio(model: LazyLabelsModel, out: str | Path, *, name: str = DEFAULT_NAME,
                       test_image: np.ndarray | None = None, authors: list[str] | None = None,
                       license: str = "CC-BY-4.0", overwrite: bool = False) -> Path:
     """Write ``model`` as a bioimage.io model package (``.zip``), atomically.
 
+    ``name``: a valid bioimage.io name (:func:`check_package_name`; :func:`package_name` makes one
+    from a folder's name).
+
     Raises:
+        SettingsError: ``name`` is not a valid bioimage.io name.
         LazyLabelsError: ``bioimageio.spec`` is not installed, ``out`` does not end in ``.zip``,
             the test image does not fit the model, or the description does not validate.
         OutputExistsError: ``out`` exists and ``overwrite`` is false.
     """
+    check_package_name(name)
     _require_spec()
     from bioimageio.spec import save_bioimageio_package
     from bioimageio.spec.model import v0_5 as bio

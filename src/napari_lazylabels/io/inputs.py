@@ -5,8 +5,8 @@ a file is itself, an OME-Zarr store (a folder) is itself, another folder is
 every image file and store directly in it (sorted), and an argument with
 ``*``, ``?`` or ``[`` is a pattern (quoted, so the shell leaves it alone)
 matched by :mod:`glob`. :func:`open_image` reads any of them without reading
-its pixels (:func:`.imageio.open_image_file`, :func:`.ome_zarr.open_image_store`).
-:func:`output_for` names each image's output from a template.
+its pixels (:func:`.imageio.open_image_file`, :func:`.ome_zarr.open_image_store`): the one place
+predict opens an image. Where each image's prediction goes is :mod:`.output_paths`'s business.
 """
 
 from __future__ import annotations
@@ -16,16 +16,13 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import ImageReadError, SettingsError
-from .imageio import BIOIO_EXTENSIONS, IMAGE_EXTENSIONS, ImageFile, bioio_available, open_image_file
-from .ome_zarr import STORE_SUFFIX, is_image_store, open_image_store
+from ..errors import ImageReadError
+from .image_file import ImageFile
+from .imageio import BIOIO_EXTENSIONS, IMAGE_EXTENSIONS, bioio_available, open_image_file
+from .ngff import STORE_SUFFIX, is_image_store
+from .ome_zarr import open_image_store
 
-__all__ = ["expand_inputs", "open_image", "output_for", "image_stem", "OUTPUT_SUFFIXES", "DEFAULT_OUTNAME"]
-
-#: What an output may be: instance labels (TIFF) or an OME-Zarr store.
-OUTPUT_SUFFIXES = (".tif", ".tiff", ".zarr")
-#: The default ``--outname``.
-DEFAULT_OUTNAME = "{stem}_labels.tif"
+__all__ = ["expand_inputs", "open_image", "image_stem"]
 
 _PATTERN = set("*?[")
 
@@ -95,22 +92,3 @@ def image_stem(path: str | os.PathLike) -> str:
     return Path(name).stem
 
 
-def check_outname(template: str) -> str:
-    """Refuse a ``--outname`` that is not a file name ending in .tif, .tiff or .zarr, or names nothing
-    of the image (``{stem}`` or ``{name}``)."""
-    try:
-        example = template.format(stem="a", name="a.tif")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise SettingsError(f"--outname {template!r}: only {{stem}} and {{name}} can be filled in ({exc})") from None
-    if "/" in template or "\\" in template or not example.lower().endswith(OUTPUT_SUFFIXES):
-        raise SettingsError(f"--outname {template!r} must be a file name ending in .tif, .tiff or .zarr, "
-                            f"e.g. {DEFAULT_OUTNAME}")
-    if template.format(stem="a", name="a.tif") == template.format(stem="b", name="b.tif"):
-        raise SettingsError(f"--outname {template!r} must hold {{stem}} or {{name}}: every image would "
-                            f"write the same file")
-    return template
-
-
-def output_for(image: str | os.PathLike, outdir: str | os.PathLike, template: str = DEFAULT_OUTNAME) -> Path:
-    """The output of ``image`` in ``outdir``: ``template`` with ``{stem}`` and ``{name}`` filled in."""
-    return Path(outdir) / check_outname(template).format(stem=image_stem(image), name=Path(image).name)

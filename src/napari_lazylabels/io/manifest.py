@@ -19,7 +19,7 @@ entirely 0 follows METHOD section 1: not annotated. An image listed on more
 than one row is trained on as often: a warning says so.
 
 Instead of a CSV, :func:`load_manifest` takes a project folder written by
-:func:`napari_lazylabels.io.ome_zarr.write_project` (or a single ``.ome.zarr``
+:func:`napari_lazylabels.io.project.write_project` (or a single ``.ome.zarr``
 store).
 
 Every problem is a one-line :class:`~napari_lazylabels.errors.LazyLabelsError`
@@ -40,13 +40,15 @@ from ..engine.points import check_points
 from .atomic import atomic_write_file, check_writable
 from .csv_rows import read_csv_rows
 from ..errors import AnnotationError, ImageReadError, LazyLabelsError, warn
-from .imageio import load_labels, read_image_file, stack_refused
+from .image_file import stack_refused
+from .imageio import load_labels, read_image_file
 from .points import read_points_csv
 from ..engine.regimes import registry
 from ..engine.regimes.base import LabelInput
 from ..engine.regimes.targets import check_annotated, check_inputs
-from .ome_zarr import (ROI_LABEL, ImageStore, is_image_store, is_project, project_to_annotations,
-                       read_image_store, read_project)
+from .ngff import is_image_store
+from .ome_zarr import ImageStore, read_image_store
+from .project import ROI_LABEL, is_project, project_to_annotations, read_project
 
 __all__ = ["IMAGE_COLUMN", "NAME_COLUMN", "ROI_COLUMN", "load_manifest", "write_manifest", "known_columns",
            "manifest_files"]

@@ -4,47 +4,35 @@ A stack (T or Z planes, predicted plane by plane) becomes a multi-page TIFF
 with its axes and pixel size in OME metadata, or, for ``.zarr``, a project
 folder with one OME-Zarr store per plane that napari opens as the stack again.
 
-:func:`write_prediction_blockwise` writes the same files from a block-wise
-(out-of-core) prediction: the engine fills an OME-Zarr store block by block
-(:class:`~.ome_zarr.PredictionStore`), which is the output, or from which a
-tiled TIFF is written tile by tile (the store is then scratch beside it).
+:func:`write_prediction_blocks` writes the same files from a block-wise
+(out-of-core) prediction: it gives the predictor one OME-Zarr store per plane
+(:class:`~.prediction_store.PredictionStore`, the sinks the blocks are written to),
+which is the output, or from which a tiled TIFF is written tile by tile (the
+stores are then scratch beside it). What fills the stores is the caller's
+business (:mod:`napari_lazylabels.recipes.predict`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..engine.annotations import PixelSize
-from ..engine.blockwise import (BLOCK_SIZE, HALO, BlockwiseResult, Executor, LocalExecutor, block_grid,
-                                head_channels, segment_blockwise, semantic_dtype)
 from ..engine.pipeline import Segmentation
-from ..engine.postprocess.settings import PostProcessing
 from ..engine.trained_model import LazyLabelsModel
-from ..errors import OutputExistsError
 from .atomic import atomic_write_dir, scratch_dir
-from .imageio import ImageFile, write_labels_tiff, write_labels_tiff_blocks
-from .ome_zarr import (STORE_SUFFIX, ImageStore, PredictionStore, is_image_store, is_project, write_image_store,
-                       write_project, write_project_file)
+from .image_file import ImageFile
+from .label_tiff import write_labels_tiff, write_labels_tiff_blocks
+from .ngff import STORE_SUFFIX, is_image_store
+from .ome_zarr import ImageStore, write_image_store
+from .output_paths import is_tiff
+from .prediction_store import PredictionStore
+from .project import is_project, write_project, write_project_file
 
-
-def is_tiff(out: Path) -> bool:
-    """Whether ``out`` names a TIFF output (``.tif``/``.tiff``) rather than an OME-Zarr store."""
-    return out.name.lower().endswith((".tif", ".tiff"))
-
-
-def check_replaceable_output(out: str | Path) -> None:
-    """Refuse, before any work, an existing ``.zarr`` output that is not an OME-Zarr store or a project
-    (a file, or a folder of other files, that ``--overwrite`` would delete), and a ``.tif`` that is a folder."""
-    out = Path(out)
-    if is_tiff(out):
-        if out.is_dir():
-            raise OutputExistsError("is a folder; refusing to replace it with a file", source=str(out))
-    elif out.is_file() or (out.is_dir() and any(out.iterdir()) and not (is_image_store(out) or is_project(out))):
-        raise OutputExistsError("is not an OME-Zarr store; --overwrite only replaces such a store, so it is "
-                                "left alone", source=str(out))
+#: ``fill(plane index, plane, its store)``: predict the plane into the store; returns the number of objects.
+PlaneFill = Callable[[tuple[int, ...], object, PredictionStore], int]
 
 
 def prediction_bytes(out: str | Path, image: np.ndarray, model: LazyLabelsModel) -> int:
@@ -109,84 +97,57 @@ def _plane_name(name: str, index: tuple[int, ...]) -> str:
     return f"{name}_{'_'.join(f'{i:03d}' for i in index)}"
 
 
-def _copy_image(plane, target, grid, run: Executor) -> None:
-    """The image into the store, block by block (channels first, as :func:`write_image_store` stores them)."""
-    import dask
-
-    def copy(values, box):
-        y0, y1, x0, x1 = box
-        values = np.asarray(values)
-        if values.ndim == 3:
-            target[:, y0:y1, x0:x1] = np.moveaxis(values, -1, 0)
-        else:
-            target[y0:y1, x0:x1] = values
-        return 0
-
-    run([dask.delayed(copy)(plane[y0:y1, x0:x1], (y0, y1, x0, x1)) for y0, y1, x0, x1 in grid.boxes()], "image")
-
-
-def write_prediction_blockwise(out: str | Path, image: ImageFile, model: LazyLabelsModel, *,
-                               postprocess: PostProcessing | None = None, overwrite: bool = False,
-                               pixel_size: PixelSize | None = None, block_size: int = BLOCK_SIZE,
-                               halo: int = HALO, device: str = "cpu", run: Executor | None = None
-                               ) -> list[tuple[tuple[int, ...], BlockwiseResult]]:
-    """Predict every plane of ``image`` (its pixels a dask array) block by block into ``out``: the files
-    :func:`write_prediction` and :func:`write_stack_prediction` write, without the image in memory.
+def write_prediction_blocks(out: str | Path, image: ImageFile, model: LazyLabelsModel, fill: PlaneFill, *,
+                            channels: Mapping[str, int], semantic_dtype, chunk: int, overwrite: bool = False,
+                            pixel_size: PixelSize | None = None) -> Path:
+    """The files :func:`write_prediction` and :func:`write_stack_prediction` write, without the image in
+    memory: each plane of ``image`` gets a :class:`PredictionStore` (``channels``: the probability
+    channels of each task; ``chunk``: the block edge) that ``fill`` predicts into; then the stores are
+    the output (``.zarr``: one store, or a project of one per plane), or a tiled TIFF is written from
+    them (the stores are scratch beside it, without the image).
 
     Raises:
         OutputExistsError: ``out`` exists and ``overwrite`` is false, or is not this tool's output.
     """
     out = Path(out)
-    run = run or LocalExecutor()
     planes = list(image.planes())
-    first = planes[0][1]
-    grid = block_grid(first.shape[:2], model.network, block_size)
     name = Path(image.source).stem
-    channels = head_channels(model.network)
-    results: list[tuple[tuple[int, ...], BlockwiseResult]] = []
 
-    def store_at(path: Path, index: tuple[int, ...], plane, copy: bool) -> PredictionStore:
+    def store_at(path: Path, index: tuple[int, ...], plane, keep_image: bool) -> PredictionStore:
         meta = prediction_metadata(model, image.source)
         if index:
             meta["stack"] = {"name": name, "plane": list(index), "shape": list(image.plane_shape),
                              "axes": image.plane_axes}
-        store = PredictionStore(path, image_shape=plane.shape, image_dtype=plane.dtype,
-                                channels=channels, semantic_dtype=semantic_dtype(model),
-                                chunk=grid.block, name=_plane_name(name, index) if index else name,
-                                metadata=meta, pixel_size=pixel_size)
-        if copy:
-            _copy_image(plane, store.image, grid, run)
-        results.append((index, segment_blockwise(model, plane, store, postprocess=postprocess,
-                                                 block_size=block_size, halo=halo, device=device, run=run,
-                                                 source=f"{image.source}{f' plane {index}' if index else ''}")))
-        store.finish(results[-1][1].n_objects)
+        store = PredictionStore(path, image_shape=plane.shape, image_dtype=plane.dtype, channels=channels,
+                                semantic_dtype=semantic_dtype, chunk=chunk,
+                                name=_plane_name(name, index) if index else name, metadata=meta,
+                                pixel_size=pixel_size, keep_image=keep_image)
+        store.finish(fill(index, plane, store))
         return store
 
     if is_tiff(out):
         with scratch_dir(out) as tmp:
-            stores = {index: store_at(tmp / f"plane{n}{STORE_SUFFIX}", index, plane, copy=False)
+            stores = {index: store_at(tmp / f"plane{n}{STORE_SUFFIX}", index, plane, keep_image=False)
                       for n, (index, plane) in enumerate(planes)}
             dtype = np.result_type(*(s.labels_dtype for s in stores.values()))
 
             def read(index, y0, y1, x0, x1):
                 return stores[index].instances_array[y0:y1, x0:x1]
 
-            write_labels_tiff_blocks(out, image.plane_shape + tuple(first.shape[:2]), dtype, read,
-                                     overwrite=overwrite, axes=image.plane_axes + "yx" if image.is_stack else None,
-                                     pixel_size=pixel_size)
-        return results
+            return write_labels_tiff_blocks(out, image.plane_shape + tuple(planes[0][1].shape[:2]), dtype, read,
+                                            overwrite=overwrite,
+                                            axes=image.plane_axes + "yx" if image.is_stack else None,
+                                            pixel_size=pixel_size)
     if not image.is_stack:
-        atomic_write_dir(out, lambda tmp: store_at(tmp, (), first, copy=True), overwrite=overwrite,
-                         replaceable=is_image_store, what="an OME-Zarr store")
-        return results
+        return atomic_write_dir(out, lambda tmp: store_at(tmp, (), planes[0][1], keep_image=True),
+                                overwrite=overwrite, replaceable=is_image_store, what="an OME-Zarr store")
 
-    def fill(tmp: Path) -> None:
+    def fill_project(tmp: Path) -> None:
         names = []
         for index, plane in planes:
             names.append(_plane_name(name, index))
-            store_at(tmp / (names[-1] + STORE_SUFFIX), index, plane, copy=True)
+            store_at(tmp / (names[-1] + STORE_SUFFIX), index, plane, keep_image=True)
         write_project_file(tmp, names, model.class_names)
 
-    atomic_write_dir(out, fill, overwrite=overwrite, replaceable=is_project,
-                     what="a napari-lazylabels project folder (with project.json)")
-    return results
+    return atomic_write_dir(out, fill_project, overwrite=overwrite, replaceable=is_project,
+                            what="a napari-lazylabels project folder (with project.json)")

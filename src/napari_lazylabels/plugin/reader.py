@@ -26,8 +26,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..io.ome_zarr import (ROI_LABEL, ImageStore, is_image_store, is_project, read_image_store, read_project,
-                           store_problem)
+from ..io.ngff import is_image_store, store_problem
+from ..io.ome_zarr import ImageStore, read_image_store
+from ..io.project import ROI_LABEL, is_project, read_project
 from ..engine.labels import smallest_label_dtype
 from ..engine.regimes import registry
 from .layers import (CLASS_FEATURE, META, PREDICTION_KINDS, foreground, instances_layer_kwargs, label_dtype,

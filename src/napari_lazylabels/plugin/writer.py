@@ -1,6 +1,6 @@
 """napari writer for Labels layers: a zlib-compressed TIFF (uint16, or uint32 for large ids).
 
-Written with :func:`~napari_lazylabels.io.imageio.write_labels_tiff` (the
+Written with :func:`~napari_lazylabels.io.label_tiff.write_labels_tiff` (the
 format ``lazylabels train`` reads back); a stack (2D+t, 2D+z) as a multi-page
 TIFF, one page per plane. Writes are atomic. napari's Save dialog
 asks before replacing a file, so the writer replaces what it is pointed at.
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io.imageio import write_labels_tiff
+from ..io.label_tiff import write_labels_tiff
 
 EXTENSIONS = (".tif", ".tiff")
 

@@ -2,18 +2,23 @@
 
 ``lazylabels predict`` and the napari widget's *Predict folder* both run it::
 
-    with Predictor(model, PredictOptions(overwrite=True)) as predictor:
+    spec = PredictionSpec.resolve(model, device="auto")       # the model's post-processing
+    with Predictor(model, spec, PredictOptions(overwrite=True)) as predictor:
         for result in predictor.predict_all([(Path("a.tif"), Path("out/a_labels.tif")), ...]):
             print(result.summary())
 
-The model is loaded once (by the caller). Each image is read lazily
+The model is loaded once, and the :class:`~napari_lazylabels.engine.prediction_spec.PredictionSpec`
+(post-processing, device, tiles, blocks) resolved once, by the caller. Each image is read lazily
 (:func:`~napari_lazylabels.io.inputs.open_image`), then predicted either in
-memory (:func:`~napari_lazylabels.engine.pipeline.segment`, plane by plane for
-a stack; the image is read whole) or block by block
-(:func:`~napari_lazylabels.engine.blockwise.segment_blockwise`: memory bounded
-by the block size, not the image size). ``mode="auto"`` takes the blocks for
-images of more than :data:`BLOCKWISE_PIXELS` pixels a plane, and always on a
-dask cluster. Both give the same result (instances up to their ids).
+memory (:func:`~napari_lazylabels.engine.pipeline.segment_in_memory`, plane by
+plane for a stack; the image is read whole) or block by block
+(:func:`~napari_lazylabels.engine.blockwise.segment.segment_blockwise`: memory bounded
+by the block size, not the image size): this recipe runs the engine on each
+plane, and into the stores :func:`~napari_lazylabels.io.output.write_prediction_blocks`
+gives it (the sinks), with the image copied in block by block. ``mode="auto"``
+takes the blocks for images of more than :data:`BLOCKWISE_PIXELS` pixels a
+plane, and always on a dask cluster. Both give the same result (instances up
+to their ids), test-time flips included.
 
 On a cluster (``workers``: a ``dask.distributed`` ``LocalCluster`` of that many
 worker processes on this machine; ``scheduler``: the address of a running
@@ -33,21 +38,26 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from ..engine.annotations import PixelSize, check_image
-from ..engine.blockwise import BLOCK_SIZE, HALO, LocalExecutor, Progress, check_blockwise
-from ..engine.device import select_device
-from ..engine.pipeline import rescale_factor, segment
-from ..engine.postprocess.settings import PostProcessing
+from ..engine.blockwise.executors import Executor, LocalExecutor, Progress
+from ..engine.blockwise.grid import BlockGrid, block_grid
+from ..engine.blockwise.instances import semantic_dtype
+from ..engine.blockwise.probabilities import head_channels
+from ..engine.blockwise.segment import check_blockwise, segment_blockwise
+from ..engine.pipeline import rescale_factor, segment_in_memory
+from ..engine.prediction_spec import PredictionSpec
 from ..engine.trained_model import LazyLabelsModel
 from ..errors import LazyLabelsError, SettingsError
-from ..io.atomic import check_can_write, check_writable, write_error
-from ..io.inputs import OUTPUT_SUFFIXES, open_image
-from ..io.output import (blockwise_scratch_bytes, check_replaceable_output, is_tiff, prediction_bytes, write_prediction,
-                         write_prediction_blockwise, write_stack_prediction)
+from ..io.atomic import check_can_write, write_error
+from ..io.image_file import ImageFile
+from ..io.inputs import open_image
+from ..io.output import (blockwise_scratch_bytes, prediction_bytes, write_prediction, write_prediction_blocks,
+                         write_stack_prediction)
+from ..io.output_paths import is_tiff
 
 #: How an image is predicted: ``auto`` (in memory up to :data:`BLOCKWISE_PIXELS` a plane, else in blocks),
 #: ``memory``, ``blocks``.
@@ -61,16 +71,12 @@ BLOCKWISE_PIXELS = 3072 * 3072
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """How images are predicted and written (the ``lazylabels predict`` options)."""
+    """How images are read and written, in memory or in blocks, here or on a cluster (the ``lazylabels
+    predict`` options that are not the :class:`PredictionSpec`'s)."""
 
-    device: str = "auto"
-    tile_size: int = 1024
-    postprocess: PostProcessing | None = None     # None: the model's
     pixel_size: PixelSize | None = None           # instead of the file's
     overwrite: bool = False
     mode: str = "auto"
-    block_size: int = BLOCK_SIZE
-    halo: int = HALO
     workers: int | None = None                    # a LocalCluster of that many worker processes
     scheduler: str | None = None                  # or the address of a running dask scheduler
 
@@ -116,17 +122,6 @@ class ImageResult:
         return f"{self.image}: {self.n_objects} objects{per} -> {self.out} ({self.seconds:.1f} s{how})"
 
 
-def check_output(out: Path, overwrite: bool) -> Path:
-    """Refuse, before any work, an output with another suffix, one that exists (without ``overwrite``),
-    one that is not this tool's output, or one whose folder cannot be written."""
-    if not out.name.lower().endswith(OUTPUT_SUFFIXES):
-        raise LazyLabelsError("the output must end in .tif, .tiff or .zarr", source=str(out))
-    check_writable(out, overwrite)
-    check_replaceable_output(out)
-    check_can_write(out)
-    return out
-
-
 class DistributedExecutor:
     """Runs each pass's tasks on a ``dask.distributed`` client, with the same progress callback."""
 
@@ -165,17 +160,18 @@ def _start_cluster(options: PredictOptions):
 
 
 class Predictor:
-    """Predicts images with one model (see the module docstring); a context manager that starts and
-    stops the dask cluster the options ask for."""
+    """Predicts images with one model as ``spec`` says (see the module docstring; None: the model's
+    post-processing on the ``auto`` device); a context manager that starts and stops the dask cluster
+    the options ask for."""
 
-    def __init__(self, model: LazyLabelsModel, options: PredictOptions = PredictOptions(),
-                 progress: Progress | None = None, notify: Callable[[str], None] | None = None):
+    def __init__(self, model: LazyLabelsModel, spec: PredictionSpec | None = None,
+                 options: PredictOptions = PredictOptions(), progress: Progress | None = None,
+                 notify: Callable[[str], None] | None = None):
         self.model = model
+        self.spec = spec if spec is not None else PredictionSpec.resolve(model)
         self.options = options
         self.progress = progress
         self.notify = notify
-        self.device = select_device(options.device)
-        self.postprocess = options.postprocess or model.postprocess
         self._client = self._cluster = None
 
     def __enter__(self) -> "Predictor":
@@ -205,7 +201,8 @@ class Predictor:
         image = open_image(image_path)
         result = ImageResult(image_path, out, planes=max(1, int(np.prod(image.plane_shape))))
         pixel_size = self.options.pixel_size or image.pixel_size
-        factor = rescale_factor(self.model, self.postprocess, pixel_size)
+        postprocess = self.spec.postprocess
+        factor = rescale_factor(self.model, postprocess, pixel_size)
         plane_pixels = int(np.prod(image.data.shape[len(image.plane_axes):][:2]))
         blockwise = (self.options.mode == "blocks" or self.options.on_cluster
                      or (self.options.mode == "auto" and plane_pixels > BLOCKWISE_PIXELS))
@@ -214,20 +211,11 @@ class Predictor:
         if image.is_stack:
             self._note(result, f"{image_path}: {image.describe()}; predicted plane by plane")
         if abs(factor - 1) >= 1e-3:
-            why = "--rescale" if self.postprocess.rescale is not None else \
+            why = "--rescale" if postprocess.rescale is not None else \
                 f"pixel size {pixel_size} / training pixel size {self.model.training_pixel_size}"
             self._note(result, f"image resized by {factor:.3g} for the network ({why})")
         if blockwise:
-            first = next(image.planes())[1]
-            need = result.planes * prediction_bytes(out, first, self.model)
-            if is_tiff(out):
-                need += blockwise_scratch_bytes(first, self.model)
-            check_can_write(out, need)
-            found = write_prediction_blockwise(out, image, self.model, postprocess=self.postprocess,
-                                               overwrite=self.options.overwrite, pixel_size=pixel_size,
-                                               block_size=self.options.block_size, halo=self.options.halo,
-                                               device=str(self.device), run=self._executor())
-            result.n_objects = sum(r.n_objects for _, r in found)
+            result.n_objects = self._blockwise(image, out, pixel_size)
         else:
             result.n_objects = self._in_memory(image, out, pixel_size)
         result.blockwise = blockwise
@@ -239,18 +227,17 @@ class Predictor:
         if self.notify is not None:
             self.notify(text)
 
-    def _in_memory(self, image, out: Path, pixel_size) -> int:
+    def _in_memory(self, image: ImageFile, out: Path, pixel_size) -> int:
         image.data = np.asarray(image.data)          # read whole
-        planes = [(index, check_image(plane, source=f"{image.source}{f' plane {index}' if index else ''}"))
-                  for index, plane in image.planes()]
+        planes = [(index, check_image(plane, source=_plane_source(image, index))) for index, plane in image.planes()]
         check_can_write(out, len(planes) * prediction_bytes(out, planes[0][1], self.model))
         results = []
         for n, (index, plane) in enumerate(planes):
             def tick(done, total, n=n):
                 if self.progress is not None:
                     self.progress("tiles", n * total + done, total * len(planes))
-            results.append((index, segment(self.model, plane, device=self.device, tile_size=self.options.tile_size,
-                                           postprocess=self.postprocess, pixel_size=pixel_size, progress=tick)))
+            results.append((index, segment_in_memory(self.model, plane, self.spec, pixel_size=pixel_size,
+                                                     progress=tick)))
         if image.is_stack:
             write_stack_prediction(out, image, results, self.model, overwrite=self.options.overwrite,
                                    pixel_size=pixel_size)
@@ -258,6 +245,30 @@ class Predictor:
             write_prediction(out, planes[0][1], results[0][1], self.model, overwrite=self.options.overwrite,
                              source=image.source, pixel_size=pixel_size)
         return sum(r.n_objects for _, r in results)
+
+    def _blockwise(self, image: ImageFile, out: Path, pixel_size) -> int:
+        """Every plane block by block (the engine's passes, run by this predictor's executor) into the
+        stores the output gives (the image copied into them too, where the output keeps it)."""
+        first = next(image.planes())[1]
+        need = int(np.prod(image.plane_shape)) * prediction_bytes(out, first, self.model)
+        if is_tiff(out):
+            need += blockwise_scratch_bytes(first, self.model)
+        check_can_write(out, need)
+        grid = block_grid(first.shape[:2], self.model.network, self.spec)
+        run = self._executor()
+        found: list[int] = []
+
+        def fill(index: tuple[int, ...], plane, store) -> int:
+            if store.image is not None:
+                _copy_image(plane, store.image, grid, run)
+            found.append(segment_blockwise(self.model, plane, store, self.spec, run=run,
+                                           source=_plane_source(image, index)).n_objects)
+            return found[-1]
+
+        write_prediction_blocks(out, image, self.model, fill,
+                                channels=head_channels(self.model.network), semantic_dtype=semantic_dtype(self.model),
+                                chunk=grid.block, overwrite=self.options.overwrite, pixel_size=pixel_size)
+        return sum(found)
 
     def predict_all(self, pairs: Iterable[tuple[Path, Path]],
                     before: Callable[[Path], None] | None = None) -> Iterator[ImageResult]:
@@ -277,27 +288,24 @@ class Predictor:
                                   error="out of memory; predict it block by block (--out-of-core, --block-size)")
 
 
-def plan_outputs(images: Sequence[Path], outdir: Path, template: str, *, overwrite: bool = False,
-                 skip_existing: bool = False) -> tuple[list[tuple[Path, Path]], list[Path]]:
-    """Each image's output in ``outdir`` (see :func:`~napari_lazylabels.io.inputs.output_for`), checked before
-    any work; outputs that exist are left out with ``skip_existing`` (and returned as skipped).
+def _plane_source(image: ImageFile, index: tuple[int, ...]) -> str:
+    """The image's file, and the plane of a stack, as messages name them."""
+    return f"{image.source}{f' plane {index}' if index else ''}"
 
-    Raises:
-        LazyLabelsError: two images with the same output, an output that exists (without
-            ``overwrite`` or ``skip_existing``) or cannot be written.
-    """
-    from ..io.inputs import output_for
-    pairs, skipped, seen = [], [], {}
-    for image in images:
-        out = output_for(image, outdir, template)
-        key = os.path.normcase(os.path.abspath(out))
-        if key in seen:
-            raise SettingsError(f"{seen[key]} and {image} would both be written to {out}; give --outname "
-                                f"another pattern (e.g. '{{name}}_labels.tif')")
-        seen[key] = image
-        if skip_existing and (out.exists() or out.is_symlink()):
-            skipped.append(out)
-            continue
-        check_output(out, overwrite)
-        pairs.append((image, out))
-    return pairs, skipped
+
+def _copy_image(plane, target, grid: BlockGrid, run: Executor) -> None:
+    """The image into its store, block by block (channels first, as the stores keep them)."""
+    import dask
+
+    def copy(values, box):
+        y0, y1, x0, x1 = box
+        values = np.asarray(values)
+        if values.ndim == 3:
+            target[:, y0:y1, x0:x1] = np.moveaxis(values, -1, 0)
+        else:
+            target[y0:y1, x0:x1] = values
+        return 0
+
+    run([dask.delayed(copy)(plane[y0:y1, x0:x1], (y0, y1, x0, x1)) for y0, y1, x0, x1 in grid.boxes()], "image")
+
+

@@ -35,7 +35,8 @@ What it does, in order:
 What is in ``model_dir`` is never lost to a run that does not finish: a run
 that replaces an existing model (``overwrite``) writes its checkpoints to
 ``NAME.partial`` beside it and puts its model in place only at the end; a
-``--resume`` continues ``NAME.partial`` when there is one. A loss or weights
+``--resume`` continues ``NAME.partial`` when there is one (the folder's
+lifecycle: :mod:`~napari_lazylabels.recipes.model_folder`). A loss or weights
 that stop being finite end the run with
 :class:`~napari_lazylabels.errors.TrainingDivergedError`, without writing
 them: the last checkpoint stays as it was.
@@ -48,12 +49,11 @@ warm-up is at most a tenth of the run.
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
@@ -69,15 +69,11 @@ from ..engine.trained_model import LazyLabelsModel
 from ..engine.training.distributed import from_environment
 from ..engine.training.progress import TrainingProgress
 from ..engine.training.trainer import Trainer, default_class_names
-from ..errors import LazyLabelsError, ModelFileError, OutputError, OutputExistsError, TrainingDivergedError, warn
-from ..io.atomic import check_can_write, check_not_current_folder, recover
-from ..io.locks import FolderLock, check_unlocked
-from ..io.modelio import MODEL_FOLDER, is_model_folder, load_artifacts, load_model, load_training_state, save_model
+from ..errors import LazyLabelsError, OutputError, TrainingDivergedError, warn
+from ..io.atomic import check_can_write
+from ..io.modelio import load_artifacts, load_model, load_training_state, save_model
+from .model_folder import ModelFolder
 from .unsaved import unsaved_error
-
-#: A run that replaces an existing model writes its checkpoints to ``NAME`` + this, beside it.
-PARTIAL_SUFFIX = ".partial"
-
 
 @dataclass
 class TrainingPlan:
@@ -238,8 +234,8 @@ class TrainingRun:
             self.trainer.add_hook(hook.every, hook)
             self.hooks[r.name] = hook
         self.model_dir = Path(plan.model_dir) if plan.model_dir is not None else None
-        self._checkpoint_dir: Path | None = None
-        self._saved: tuple[int, Path] | None = None           # the step and folder last written
+        self.folder = (ModelFolder(self.model_dir, overwrite=plan.overwrite, resume=plan.resume)
+                       if self.model_dir is not None else None)
         self._resumed = None if plan.resume is None else (self.trainer.step, Path(plan.resume))
 
     # -- the run ---------------------------------------------------------------------------
@@ -266,20 +262,14 @@ class TrainingRun:
 
         Raises:
             InUseError: another run holds ``model_dir``.
-            OutputExistsError: ``model_dir`` may not be written (see :func:`check_model_dir`).
+            OutputExistsError: ``model_dir`` may not be written (see :func:`~.model_folder.check_model_dir`).
             TrainingDivergedError: the loss or the weights stopped being finite.
         """
         try:
             with ExitStack() as held:
-                if self.model_dir is not None and self.is_writer:
+                if self.folder is not None and self.is_writer:
                     try:
-                        held.enter_context(FolderLock(self.model_dir))
-                        # a folder this run wrote already (an earlier run() of it) is its own to go on with
-                        continues = self.model_dir if self._saved is not None else self.plan.resume
-                        check_model_dir(self.model_dir, overwrite=self.plan.overwrite, resume=continues,
-                                        lock=False)
-                        if self._checkpoint_dir is None:
-                            self._checkpoint_dir = self._checkpoints_go_to()
+                        held.enter_context(self.folder.held())
                     except Exception as exc:
                         if self.distributed is not None:
                             self.distributed.share_start(exc)      # the other processes stop with it
@@ -313,26 +303,10 @@ class TrainingRun:
         """End the run after the current step (the model is then written)."""
         self.trainer.stop()
 
-    def _checkpoints_go_to(self) -> Path:
-        """``model_dir``, or ``NAME.partial`` when a model there is to be kept until the run finishes
-        (it exists and is not what this run continues), or when the run continues ``NAME.partial``."""
-        assert self.model_dir is not None
-        partial = partial_dir(self.model_dir)
-        resume = self.plan.resume
-        if resume is not None and _same(resume, partial):
-            return partial
-        if self.model_dir.exists() and not (resume is not None and _same(resume, self.model_dir)):
-            return partial
-        return self.model_dir
-
     @property
     def checkpoint_dir(self) -> Path | None:
         """Where the checkpoints of this run go (None without a ``model_dir``)."""
-        if self.model_dir is None:
-            return None
-        if self._checkpoint_dir is None:
-            self._checkpoint_dir = self._checkpoints_go_to()
-        return self._checkpoint_dir
+        return None if self.folder is None else self.folder.checkpoint_dir
 
     def save_checkpoint(self) -> Path | None:
         """Write the model as it is now as the run's checkpoint (once per step; None without a folder).
@@ -341,26 +315,17 @@ class TrainingRun:
             TrainingDivergedError: the weights are not finite (nothing is written).
             OutputError: the folder could not be written (full disk...).
         """
-        target = self.checkpoint_dir
-        if target is None or not self.is_writer:
+        if self.folder is None or not self.is_writer:
             return None
-        self._write(target)
-        return target
+        return self.folder.write(self.trainer.step, self._save_checked)
 
     def _save_final(self) -> Path:
         """The finished run's model into ``model_dir`` (replacing the one kept there), then no ``NAME.partial``."""
-        assert self.model_dir is not None
-        self._write(self.model_dir)
-        partial = partial_dir(self.model_dir)
-        if partial.exists():
-            shutil.rmtree(partial, ignore_errors=True)
-        self._checkpoint_dir = self.model_dir
-        return self.model_dir
+        assert self.folder is not None
+        return self.folder.write(self.trainer.step, self._save_checked, final=True)
 
-    def _write(self, target: Path) -> None:
-        """The model as it is now into ``target``, unless it is there already (once per step and folder)."""
-        if self._saved == (self.trainer.step, target) and target.exists():
-            return
+    def _save_checked(self, target: Path) -> None:
+        """The model as it is now into ``target``, unless its weights stopped being finite."""
         bad = [n for n, t in self.trainer.network.state_dict().items()
                if t.is_floating_point() and not bool(torch.isfinite(t).all())]
         if bad:
@@ -370,9 +335,9 @@ class TrainingRun:
             check_can_write(target, self.checkpoint_bytes() // 2)     # room for this model, checked first
             self.save(target, overwrite=True)
         except (OSError, OutputError) as exc:
-            raise unsaved_error(exc, step=self.trainer.step, target=target, kept=self._saved or self._resumed,
+            kept = self.folder.saved if self.folder is not None else None
+            raise unsaved_error(exc, step=self.trainer.step, target=target, kept=kept or self._resumed,
                                 model_dir=self.model_dir) from None
-        self._saved = (self.trainer.step, target)
 
     def _diverged(self, reason: str) -> TrainingDivergedError:
         target = self.checkpoint_dir
@@ -417,21 +382,6 @@ class TrainingRun:
                           artifacts=self.artifacts())
 
 
-def partial_dir(model_dir: str | Path) -> Path:
-    """``NAME.partial`` beside ``NAME``: the checkpoints of a run that replaces the model ``NAME``."""
-    path = Path(model_dir)
-    return path.with_name(path.name + PARTIAL_SUFFIX)
-
-
-def _same(a: str | Path, b: str | Path) -> bool:
-    return Path(a).absolute().resolve() == Path(b).absolute().resolve()
-
-
-def _inside(f: str | Path, folder: Path) -> bool:
-    f, folder = Path(f).absolute().resolve(), folder.absolute().resolve()
-    return f == folder or folder in f.parents
-
-
 def _check_resumable(previous: LazyLabelsModel, tasks: Sequence[TaskSpec], plan: TrainingPlan) -> None:
     """A run continues a checkpoint only with its tasks and its number of classes."""
     names = [t.name for t in tasks]
@@ -451,59 +401,3 @@ def _check_resumable(previous: LazyLabelsModel, tasks: Sequence[TaskSpec], plan:
             raise LazyLabelsError(f"checkpoint's {old.name} head has {old.n_classes} classes x {old.components} "
                                   f"component(s), this run asks for {new.n_classes} x {new.components}",
                                   source=str(plan.resume))
-
-
-def check_model_dir(model_dir: str | Path, *, overwrite: bool = False, resume: str | Path | None = None,
-                    data_files: Iterable[str | Path] = (), lock: bool = True) -> Path:
-    """Refuse, before any work, a model folder this run may not write (one line each).
-
-    * the current folder or one above it (``--model .``);
-    * a folder another run holds (its lock file; not checked with ``lock=False``,
-      by the run that holds it);
-    * an existing ``NAME`` or ``NAME.partial``, unless ``overwrite`` or the
-      run continues it (``resume``); even then only a model folder (or an
-      empty one), and never one holding ``data_files`` (the training data);
-    * a folder that cannot be written (probe file).
-
-    Interrupted saves of ``NAME`` and ``NAME.partial`` are recovered first.
-
-    Raises:
-        OutputError / OutputExistsError / InUseError.
-    """
-    path = check_not_current_folder(model_dir)
-    if lock:
-        check_unlocked(path)
-    partial = partial_dir(path)
-    continuing = resume is not None and (_same(resume, path) or _same(resume, partial))
-    for target in (recover(path), recover(partial)):
-        if not (target.exists() or target.is_symlink()):
-            continue
-        if not (overwrite or continuing):
-            if target == partial:
-                raise OutputExistsError(f"holds an interrupted run of {path.name}: continue it with --resume, "
-                                        f"or pass --overwrite to start again", source=str(partial))
-            raise OutputExistsError("output exists; pass --overwrite to replace it (or --resume to continue it)",
-                                    source=str(target))
-        if not is_model_folder(target) and not (target.is_dir() and not any(target.iterdir())):
-            raise OutputExistsError(f"is not {MODEL_FOLDER}; --overwrite only replaces such a folder, so it is "
-                                    f"left alone", source=str(target))
-        for f in data_files:
-            if _inside(f, target):
-                raise OutputExistsError(f"holds {f}, which this run trains on; a model folder is never "
-                                        f"replaced with the training data in it", source=str(target))
-    check_can_write(path)
-    return path
-
-
-def resume_source(model_dir: str | Path) -> Path:
-    """The folder to resume ``model_dir`` from: ``NAME.partial`` (an interrupted run that replaces
-    the model) when there is one, else ``model_dir`` (one line when neither is there)."""
-    path = recover(Path(model_dir))
-    partial = recover(partial_dir(path))
-    if partial.exists():
-        warn(f"continuing the interrupted run in {partial} (its model replaces {path.name} when it finishes)",
-             source=str(path))
-        return partial
-    if not path.exists():
-        raise ModelFileError("nothing to resume: model directory not found", source=str(path))
-    return path

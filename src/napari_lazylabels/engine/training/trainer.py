@@ -32,7 +32,7 @@ from ... import __version__
 from ...errors import LazyLabelsError
 from ..annotations import LazyAnnotations, annotation_summary, validate_set
 from ..config import NetworkConfig, TrainConfig, preset
-from ..device import describe_device, release_memory, select_device
+from ..device import describe_device, empty_device_cache, select_device
 from ..model import LazyUNet, build_model
 from ..tasks import TaskSpec
 from ..trained_model import LazyLabelsModel
@@ -265,4 +265,4 @@ class Trainer:
                 yield self._report(loss, parts, rate, start)
         finally:
             self.sampler.cancel_prefetch()
-            release_memory(self.device)
+            empty_device_cache(self.device)

@@ -17,7 +17,9 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                             QPushButton, QVBoxLayout, QWidget)
 
-from ...io.ome_zarr import STORE_SUFFIX, ImageStore, add_to_project, is_project, read_project_info
+from ...io.ngff import STORE_SUFFIX
+from ...io.ome_zarr import ImageStore
+from ...io.project import add_to_project, is_project, read_project_info
 from .background import BackgroundCall
 from .combo import set_combo_items
 from ..layers import (annotated_flags, class_names, find_layer, input_plane, input_spec, label_layers, layer_values,

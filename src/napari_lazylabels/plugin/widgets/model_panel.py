@@ -27,8 +27,10 @@ from ...engine.trained_model import LazyLabelsModel
 from ...engine.postprocess.settings import PostProcessing
 from ...io.inputs import expand_inputs
 from ...io.modelio import load_model, save_model
-from ...recipes.predict import ImageResult, PredictOptions, Predictor, plan_outputs
-from ...engine.pipeline import segment
+from ...io.output_paths import plan_outputs
+from ...recipes.predict import ImageResult, PredictOptions, Predictor
+from ...engine.pipeline import segment_in_memory
+from ...engine.prediction_spec import PredictionSpec
 from .background import BackgroundCall
 from .combo import set_combo_items
 from .dialogs import ask_overwrite
@@ -171,12 +173,12 @@ class ModelPanel(QGroupBox):
         except LazyLabelsError as exc:
             show_error(str(exc))
             return
-        name = Path(self.model_dir).name if self.model_dir else "lazylabels model"
         self.label.setText(f"exporting to {target.name}...")
         self._busy_buttons()
 
         def work():
-            from ...io.bioimageio import export_bioimageio
+            from ...io.bioimageio import DEFAULT_NAME, export_bioimageio, package_name
+            name = package_name(Path(self.model_dir).name) if self.model_dir else DEFAULT_NAME
             return export_bioimageio(model, target, name=name, overwrite=overwrite)
 
         def done(out) -> None:
@@ -213,11 +215,13 @@ class ModelPanel(QGroupBox):
                        self.predict_folder_button):
             button.setEnabled(False)
 
-    def _prediction_settings(self):
-        """The model, the device and the post-processing of the form; None (with an error shown) if any fails."""
+    def _prediction_settings(self) -> tuple[LazyLabelsModel, PredictionSpec] | None:
+        """The model, and the spec of the form (its device and post-processing); None (with an error shown)
+        if either fails."""
         try:
             model = self.model()
-            return model, self._get_device(), self._get_postprocess(model.postprocess)
+            return model, PredictionSpec.resolve(model, device=self._get_device(),
+                                                 postprocess=self._get_postprocess(model.postprocess))
         except LazyLabelsError as exc:
             show_error(str(exc))
             return None
@@ -248,7 +252,7 @@ class ModelPanel(QGroupBox):
         settings = self._prediction_settings()
         if settings is None:
             return
-        model, device, postprocess = settings
+        model, spec = settings
         todo = [(layer, pixel_size_of(layer), [(p, np.array(plane_data(layer, p))) for p in planes(layer)])
                 for layer in layers]
         names = ", ".join(layer.name for layer in layers)
@@ -259,8 +263,8 @@ class ModelPanel(QGroupBox):
             out = []
             for layer, pixel_size, images in todo:
                 try:
-                    out.append((layer, [(p, segment(model, img, device=device, postprocess=postprocess,
-                                                    pixel_size=pixel_size)) for p, img in images], None))
+                    out.append((layer, [(p, segment_in_memory(model, img, spec, pixel_size=pixel_size))
+                                        for p, img in images], None))
                 except LazyLabelsError as exc:     # this image fails, the others go on
                     out.append((layer, [], f"{layer.name}: {exc}"))
             return out
@@ -303,7 +307,7 @@ class ModelPanel(QGroupBox):
         settings = self._prediction_settings()
         if settings is None:
             return
-        model, device, postprocess = settings
+        model, spec = settings
         template = FOLDER_FORMATS[self.folder_format.currentText()]
         try:
             images = expand_inputs([folder])
@@ -317,12 +321,12 @@ class ModelPanel(QGroupBox):
             show_error(str(exc))
             return
         opened = self.open_results.isChecked()
-        options = PredictOptions(device=device, postprocess=postprocess, overwrite=overwrite)
+        options = PredictOptions(overwrite=overwrite)
         self._busy_buttons()
         self.label.setText(f"predicting {len(pairs)} image(s) of {folder}...")
 
         def work() -> list[ImageResult]:
-            with Predictor(model, options) as predictor:
+            with Predictor(model, spec, options) as predictor:
                 return list(predictor.predict_all(pairs))
 
         def done(results: list[ImageResult]) -> None:
