@@ -28,7 +28,7 @@ REGIME = registry.get("impartial")
 
 
 def _task(k=1, **opts) -> TaskSpec:
-    return REGIME.tasks(k, {}, ImPartialConfig(**opts))[0]
+    return REGIME.configure(ImPartialConfig(**opts)).tasks(k)[0]
 
 
 # -- the task and its head ------------------------------------------------------------------------
@@ -173,7 +173,7 @@ def test_nothing_painted_anywhere_is_still_refused():
 def test_strokes_become_class_targets_with_background_class_zero():
     items, _ = _noisy_set(1)
     painted = items[0].labels[SCRIBBLES]
-    target = prepare(TrainingPlan(items)).items[0].labels[SCRIBBLES]
+    target = prepare(TrainingPlan(items)).items[0].targets[SCRIBBLES]
     assert np.array_equal(target == 1, painted == 1)         # object strokes: class 1
     assert np.array_equal(target == 0, painted == 2)         # background strokes: class 0
     assert np.array_equal(target == 2, painted == 0)         # unpainted: the unlabelled value

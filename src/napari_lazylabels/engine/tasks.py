@@ -36,6 +36,12 @@ FEATURE_PATHS = (PLAIN, REFINED, BOUNDARY, LOCAL)
 FOREGROUND, SEEDS, BOUNDARIES, PARTIAL = "foreground", "seeds", "boundaries", "partial"
 HEAD_ROLES = (FOREGROUND, SEEDS, BOUNDARIES, PARTIAL)
 
+#: The losses a task may name (``TaskSpec.loss``): ``partial_ce``, the partial cross-entropy of the
+#: lazy labels, and ``scribble_mixture``, ImPartial's strokes plus blind-spot mixture reconstruction.
+#: What a model file may hold (:mod:`napari_lazylabels.io.model_schema`); the trainer's functions are
+#: :data:`napari_lazylabels.engine.training.losses.LOSSES`, one per name.
+LOSS_NAMES = ("partial_ce", "scribble_mixture")
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -47,7 +53,7 @@ class TaskSpec:
         features: the decoder path its head reads (one of ``FEATURE_PATHS``).
         role: what the head means to the post-processing (one of
             ``HEAD_ROLES``), or None for a head the post-processing ignores.
-        loss: name of the loss in :data:`napari_lazylabels.engine.training.losses.LOSSES`.
+        loss: the name of its loss, one of :data:`LOSS_NAMES`.
         weight: the task weight alpha_k of the total loss.
         class_weights: weight per class; ``None`` means "computed from the
             label frequencies of the training set, capped".

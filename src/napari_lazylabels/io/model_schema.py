@@ -53,8 +53,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ..engine.config import MIN_PATCH_SIZE, NetworkConfig, NormalizationConfig, from_known_fields, shown_value
 from ..engine.model import check_network_size
 from ..engine.postprocess.settings import PostProcessing
-from ..engine.tasks import TaskSpec
-from ..engine.training.losses import LOSSES
+from ..engine.tasks import LOSS_NAMES, TaskSpec
 from ..errors import LazyLabelsError, ModelFileError
 
 __all__ = ["ModelConfig", "CONFIG_FIELDS", "STATE_FIELDS", "parse_config", "parse_training_state",
@@ -277,8 +276,8 @@ def _parse_config(raw: Any, upgrade: Callable[[dict], None] | None) -> ModelConf
     for i, t in enumerate(tasks):
         if names.count(t.name) > 1:
             raise _Invalid(f"tasks[{i}].name {t.name!r} is used by more than one task")
-        if t.loss not in LOSSES:
-            raise _Invalid(f"tasks[{i}].loss must be one of {sorted(LOSSES)}, got {t.loss!r}")
+        if t.loss not in LOSS_NAMES:
+            raise _Invalid(f"tasks[{i}].loss must be one of {sorted(LOSS_NAMES)}, got {t.loss!r}")
     patch = values.get("patch_size", 128)
     if patch < MIN_PATCH_SIZE:
         raise _Invalid(f"patch_size must be a whole number >= {MIN_PATCH_SIZE}, got {patch}")
