@@ -203,7 +203,9 @@ def _check_object(value: Any, cls: type, where: str) -> None:
         raise _Invalid(f"{where} must be an object, got {_show(value)}")
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
-        if f.name in value:
+        if "flat" in f.metadata:    # an object whose fields lie flat among its holder's (a task's mixture head)
+            _check_object(value, f.metadata["flat"], where)
+        elif f.name in value:
             _check(value[f.name], hints[f.name], f"{where}.{f.name}")
         elif f.default is MISSING and f.default_factory is MISSING:
             raise _Invalid(f"{where}.{f.name} is missing")
@@ -269,7 +271,7 @@ def _parse_config(raw: Any, upgrade: Callable[[dict], None] | None) -> ModelConf
     for name, most in (("tasks", MAX_TASKS), ("class_names", MAX_CLASS_NAMES)):
         if len(values.get(name, ())) > most:
             raise _Invalid(f"{name} has {len(values[name])} entries, more than the {most} a model may have")
-    known = {f.name for f in fields(TaskSpec)}
+    known = set(TaskSpec.file_fields())
     tasks = [_build(f"tasks[{i}]", lambda t=t: TaskSpec.from_dict({k: v for k, v in t.items() if k in known}))
              for i, t in enumerate(values["tasks"])]
     names = [t.name for t in tasks]
