@@ -63,7 +63,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
-from ..engine.annotations import PaintedImage, TrainingItem, common_pixel_size
+from ..engine.annotations import PaintedImage, PaintedSet, TrainingItem, common_pixel_size
 from ..engine.config import NetworkConfig, TrainConfig, preset
 from ..engine.postprocess.settings import InstanceParams, PostProcessing
 from ..engine.regimes import registry
@@ -145,12 +145,14 @@ def consistent_config(config: TrainConfig, network: NetworkConfig) -> TrainConfi
 @dataclass
 class Prepared:
     """A plan made concrete: its regimes (bound to their options), tasks, post-processing (None: the
-    default) and training items (made from the checked painted images; the trainer trusts them)."""
+    default), training items (made from the checked painted images; the trainer trusts them) and the
+    checked painted images (a plan given them is not checked again)."""
 
     regimes: list[ConfiguredRegime]
     tasks: list[TaskSpec]
     items: list[TrainingItem]
     postprocess: PostProcessing | None = None
+    painted: PaintedSet | None = None
 
     @property
     def self_supervised(self) -> list[str]:
@@ -189,7 +191,7 @@ def prepare(plan: TrainingPlan) -> Prepared:
     tasks = registry.tasks_of(run_regimes, plan.n_classes, plan.weights)
     postprocess = registry.postprocessing_of(run_regimes)
     targets = training_items(painted, run_regimes, tasks)
-    return Prepared(run_regimes, roles_of_trained(tasks, targets), targets, postprocess)
+    return Prepared(run_regimes, roles_of_trained(tasks, targets), targets, postprocess, painted)
 
 
 def uses_unlabelled_images(plan: TrainingPlan) -> bool:
