@@ -45,10 +45,10 @@ def check_painted(item: PaintedImage, n_classes: int) -> PaintedImage:
         elif spec.is_points:
             labels[key] = check_points(lab, image.shape[:2], n_classes, source, what=key)
         else:
-            labels[key] = check_labels(lab, image.shape[:2], spec.accepted_max(n_classes), source,
-                                       what=f"{key} labels")
-            if spec.binary:
-                labels[key] = (labels[key] > 0).astype(np.int32)
+            checked = check_labels(lab, image.shape[:2], spec.accepted_max(n_classes), source, what=f"{key} labels")
+            if spec.binary:      # any value > 0 is 1: in place, unless the array is the caller's
+                checked = np.minimum(checked, 1, out=None if checked is lab else checked)
+            labels[key] = checked
     roi = None
     if item.roi is not None:
         roi = check_labels(item.roi, image.shape[:2], ROI_MAX, item.source_of(ROI), what="region of interest") > 0
