@@ -130,8 +130,8 @@ def test_predict_and_resume_refuse_it_too(model, data, tmp_path, tripwire, capsy
 def test_parameters_are_counted_exactly_without_building():
     from napari_lazylabels.engine.config import PRESETS, NetworkConfig
     from napari_lazylabels.engine.model import LazyUNet, count_parameters, network_size
-    from napari_lazylabels.engine.tasks import TaskSpec
-    tasks = [TaskSpec("a", 3, "plain", components=2, statistics=1), TaskSpec("b", 2, "local"),
+    from napari_lazylabels.engine.tasks import MixtureHead, TaskSpec
+    tasks = [TaskSpec("a", 3, "plain", mixture=MixtureHead(components=2, statistics=1)), TaskSpec("b", 2, "local"),
              TaskSpec("c", 2, "boundary")]
     for net in [*PRESETS.values(), NetworkConfig(multitask=False, in_channels=3, convs_per_block=3)]:
         built = LazyUNet(net, tasks)

@@ -16,7 +16,7 @@ from napari_lazylabels.engine.regimes import registry
 from napari_lazylabels.engine.regimes.impartial import SCRIBBLES, ImPartialConfig, simulate_scribbles
 from napari_lazylabels.engine.simulate import annotation_cost, simulate_lazy_labels
 from napari_lazylabels.engine.synthetic import make_image, make_lazy_dataset
-from napari_lazylabels.engine.tasks import FOREGROUND, REFINED, TaskSpec
+from napari_lazylabels.engine.tasks import FOREGROUND, REFINED, MixtureHead, TaskSpec
 from napari_lazylabels.engine.training.losses import (class_balanced_cross_entropy, component_means,
                                                       mixture_reconstruction, scribble_mixture_loss)
 from napari_lazylabels.engine.training.sampling import PatchSampler, blind_spots, prepare as prepare_image
@@ -28,7 +28,7 @@ REGIME = registry.get("impartial")
 
 
 def _task(k=1, **opts) -> TaskSpec:
-    return REGIME.tasks(k, {}, ImPartialConfig(**opts))[0]
+    return REGIME.configure(ImPartialConfig(**opts)).tasks(k)[0]
 
 
 # -- the task and its head ------------------------------------------------------------------------
@@ -40,7 +40,7 @@ def test_the_task_has_mixture_components_and_an_unlabelled_value_above_the_class
     assert t.class_weights == (0.45, 0.45, 0.45) and t.self_supervised and t.role == FOREGROUND
     assert not _task(mixture_weight=0).self_supervised
     with pytest.raises(SettingsError, match="components"):
-        TaskSpec("x", 2, REFINED, components=0)
+        TaskSpec("x", 2, REFINED, mixture=MixtureHead(components=0))
     with pytest.raises(SettingsError, match="blind-spot fraction"):
         ImPartialConfig(blind_spot=0.9)
 
@@ -173,7 +173,7 @@ def test_nothing_painted_anywhere_is_still_refused():
 def test_strokes_become_class_targets_with_background_class_zero():
     items, _ = _noisy_set(1)
     painted = items[0].labels[SCRIBBLES]
-    target = prepare(TrainingPlan(items)).items[0].labels[SCRIBBLES]
+    target = prepare(TrainingPlan(items)).items[0].targets[SCRIBBLES]
     assert np.array_equal(target == 1, painted == 1)         # object strokes: class 1
     assert np.array_equal(target == 0, painted == 2)         # background strokes: class 0
     assert np.array_equal(target == 2, painted == 0)         # unpainted: the unlabelled value
@@ -311,3 +311,14 @@ def test_a_manifest_with_only_the_scribbles_column_needs_no_other(tmp_path):
     (tmp_path / "bad.csv").write_text("image,detection,scribbles\na.npy,,s.npy\n")
     with pytest.raises(AnnotationError, match="lacks column"):      # the lazy columns go together
         load_manifest(tmp_path / "bad.csv")
+
+
+def test_the_mixture_head_is_impartials_and_lies_flat_in_the_model_file():
+    t = _task(2, components=3, blind_spot=0.05, mixture_weight=0.2)
+    assert t.mixture == MixtureHead(components=3, statistics=1, blind_spot=0.05, self_supervised_weight=0.2)
+    d = t.to_dict()
+    assert "mixture" not in d and (d["components"], d["statistics"], d["blind_spot"]) == (3, 1, 0.05)
+    assert TaskSpec.from_dict(d) == t
+    plain = TaskSpec("plain", 2, REFINED)                        # the other regimes' tasks have none
+    assert plain.mixture is None and (plain.components, plain.statistics, plain.blind_spot) == (1, 0, 0.0)
+    assert TaskSpec.from_dict(plain.to_dict()) == plain

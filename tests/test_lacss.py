@@ -111,33 +111,33 @@ def test_disks_partition_and_interfaces_split_two_touching_objects_at_their_neck
 def test_targets_of_points_and_a_mask():
     inst = _two_touching()
     labels = REGIME.simulate(inst)
-    tasks = REGIME.tasks(1, {}, LacssConfig())
+    tasks = REGIME.configure(LacssConfig()).tasks(1)
     assert [(t.name, t.role, t.features) for t in tasks] == [
         (LOCATIONS, SEEDS, "plain"), (CELLS, FOREGROUND, "refined"), (CELL_BOUNDARIES, BOUNDARIES, "boundary"),
         (LOCAL_BOUNDARIES, None, LOCAL)]
     (item,) = check_inputs([LazyAnnotations(image=inst.astype(np.float32), labels=labels)], 1)
-    out = REGIME.targets(item, {}, tasks, LacssConfig())
+    out = REGIME.configure(LacssConfig()).targets(item, {}, tasks)
     assert np.array_equal(out[CELLS][0], inst > 0)
     loc = out[LOCATIONS][0]
     assert set(np.unique(loc)) == {0, 1} and np.all(inst[loc > 0] > 0)
     assert np.array_equal(out[CELL_BOUNDARIES][0], out[LOCAL_BOUNDARIES][0]) and out[CELL_BOUNDARIES][0].any()
     # without the boundary task and the auxnet: two tasks
-    assert [t.name for t in REGIME.tasks(1, {}, LacssConfig(boundary_task=False, auxiliary_head=False))] == \
+    assert [t.name for t in REGIME.configure(LacssConfig(boundary_task=False, auxiliary_head=False)).tasks(1)] == \
         [LOCATIONS, CELLS]
     # a mask without points trains the foreground task only
     (mask_only,) = check_inputs([LazyAnnotations(image=inst.astype(np.float32), labels={MASK_KEY: inst > 0})], 1)
-    got = REGIME.targets(mask_only, {}, tasks)
+    got = REGIME.configure().targets(mask_only, {}, tasks)
     assert got[CELLS][1] and not got[LOCATIONS][1] and got[LOCATIONS][0] is None
 
 
 def test_points_without_a_mask_or_with_an_empty_one_are_refused():
     inst = _two_touching()
-    tasks = REGIME.tasks(1, {})
+    tasks = REGIME.configure().tasks(1)
     for mask in (np.zeros_like(inst), None):
         labels = {POINTS_KEY: points_of_instances(inst), MASK_KEY: mask}
         (item,) = check_inputs([LazyAnnotations(image=inst.astype(np.float32), labels=labels, name="img")], 1)
         with pytest.raises(AnnotationError, match="img: has 2 point\\(s\\) but its foreground mask is"):
-            REGIME.targets(item, {}, tasks)
+            REGIME.configure().targets(item, {}, tasks)
 
 
 def test_config_is_checked():

@@ -11,10 +11,8 @@ from napari_lazylabels.io.manifest import load_manifest, write_manifest
 from napari_lazylabels.io.ome_zarr import write_image_store
 from napari_lazylabels.io.project import write_project
 from napari_lazylabels.engine.regimes import registry
-from napari_lazylabels.engine.regimes.registry import default_tasks
 
 K = 2  # two classes: blobs and masks hold 0..2, interface scribbles 0..1
-TASKS = default_tasks(K)
 Y, X = 16, 20
 RNG = np.random.default_rng(2)
 
@@ -61,8 +59,8 @@ def test_csv_with_relative_paths(data, monkeypatch, tmp_path_factory):
     assert np.array_equal(a.image, images["a"]) and a.image.dtype == np.uint16
     assert a.labels["detection"].dtype == np.int32 and np.array_equal(a.labels["detection"], _blobs(2))
     assert a.labels["separation"] is None and a.roi is None
-    assert a.annotated_tasks(TASKS) == ["detection", "segmentation"]
-    assert b.annotated_tasks(TASKS) == ["separation"]
+    assert a.annotated_inputs() == ["detection", "segmentation"]
+    assert b.annotated_inputs() == ["separation"]
     assert b.roi.dtype == bool and b.roi.sum() == 9
 
 
@@ -70,7 +68,7 @@ def test_column_order_free_and_case_insensitive(data):
     folder, _ = data
     path = _csv(folder, "Segmentation, Image ,separation,DETECTION\nlab/a_seg.tif,img/a.tif,,\n")
     (item,) = load_manifest(path, K)
-    assert item.annotated_tasks(TASKS) == ["segmentation"]
+    assert item.annotated_inputs() == ["segmentation"]
 
 
 def test_single_task_needs_only_its_column(data):
@@ -97,7 +95,7 @@ def test_write_manifest_round_trip(data):
     assert lines[0] == "image,detection,separation,segmentation,roi"
     assert lines[1] == "img/a.tif,lab/a_det.tif,,lab/a_seg.tif,"  # absolute paths made relative
     items = load_manifest(path, K)
-    assert [it.annotated_tasks(TASKS) for it in items] == [["detection", "segmentation"], ["separation"]]
+    assert [it.annotated_inputs() for it in items] == [["detection", "segmentation"], ["separation"]]
     with pytest.raises(OutputExistsError, match="out.csv"):
         write_manifest(path, rows[:1])
     assert path.read_text().splitlines() == lines
@@ -112,8 +110,8 @@ def test_project_folder_and_single_store(tmp_path):
                "metadata": {"annotated": {"segmentation": True}}}]
     folder = write_project(tmp_path / "proj", stores)
     p1, p2 = load_manifest(folder, K)
-    assert p1.name == "p1" and p1.annotated_tasks(TASKS) == ["detection"] and p1.roi.sum() == 9
-    assert p2.annotated_tasks(TASKS) == ["segmentation"]  # empty mask, but explicitly annotated
+    assert p1.name == "p1" and p1.annotated_inputs() == ["detection"] and p1.roi.sum() == 9
+    assert p2.annotated_inputs() == ["segmentation"]  # empty mask, but explicitly annotated
     (one,) = load_manifest(folder / "p1.ome.zarr", K)
     assert one.name == "p1"
 

@@ -145,3 +145,12 @@ def test_a_model_with_non_finite_weights_is_refused(data, model, tmp_path, capsy
                  "--out", str(out), "--quiet"])
     one_line_error(capsys, code, "NaN or infinite", name)
     assert not out.exists()
+
+
+def test_the_schema_reads_the_declared_loss_names_and_the_trainer_has_one_function_each():
+    from napari_lazylabels.engine.tasks import LOSS_NAMES
+    from napari_lazylabels.engine.training.losses import LOSSES
+    from napari_lazylabels.io import model_schema
+
+    assert set(LOSSES) == set(LOSS_NAMES)
+    assert "LOSSES" not in vars(model_schema)           # the schema does not read the trainer's table

@@ -8,6 +8,7 @@ from napari_lazylabels.engine.postprocess.settings import GROWTH, WATERSHED
 from napari_lazylabels.engine.regimes.registry import default_tasks
 from napari_lazylabels.engine.tasks import FEATURE_PATHS
 from napari_lazylabels.engine.training.trainer import Trainer
+from napari_lazylabels.recipes.train import TrainingPlan, prepare
 from napari_lazylabels.errors import ModelFileError, OutputExistsError
 from napari_lazylabels.io.modelio import CONFIG_FILE, WEIGHTS_FILE, load_model, save_model
 
@@ -15,7 +16,7 @@ from napari_lazylabels.io.modelio import CONFIG_FILE, WEIGHTS_FILE, load_model, 
 @pytest.fixture(scope="module")
 def trained(small_lazy_set, tmp_path_factory):
     items, _ = small_lazy_set
-    trainer = Trainer(items, default_tasks(1), network=preset("tiny"),
+    trainer = Trainer(prepare(TrainingPlan(items)).items, default_tasks(1), network=preset("tiny"),
                       config=TrainConfig(steps=3, patch_size=32, batch_size=2, device="cpu"))
     list(trainer.run())
     path = tmp_path_factory.mktemp("m") / "model"

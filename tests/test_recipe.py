@@ -113,6 +113,26 @@ def test_regimes_come_from_the_data_and_the_switches(small_lazy_set):
     prepared = prepare(TrainingPlan(items))
     for item, before in zip(prepared.items, items):
         for key, labels in before.labels.items():
-            assert (item.labels[key] is None) == (labels is None)
+            assert (item.targets[key] is None) == (labels is None)
             if labels is not None:
-                assert np.array_equal(item.labels[key], labels)
+                assert np.array_equal(item.targets[key], labels)
+
+
+def test_painted_labels_are_checked_once_and_not_copied_on_the_way_to_the_trainer(small_lazy_set, monkeypatch):
+    from napari_lazylabels.engine.annotations import PaintedSet
+    from napari_lazylabels.engine.regimes import targets
+
+    items, _ = small_lazy_set
+    painted = targets.check_inputs(items, 1)
+    assert isinstance(painted, PaintedSet) and targets.check_inputs(painted, 1) is painted
+    checks, real = [], targets.check_painted
+    monkeypatch.setattr(targets, "check_painted", lambda *a: checks.append(a) or real(*a))
+    prepared = prepare(TrainingPlan(painted))                   # a checked set is trusted as it is
+    assert checks == []
+    for item, before in zip(prepared.items, painted):
+        for key, labels in before.labels.items():
+            if labels is not None:                              # the checked int32 arrays themselves
+                assert item.targets[key] is labels
+    # another number of classes is another check
+    prepare(TrainingPlan(painted, class_names=["a", "b"]))
+    assert len(checks) == len(painted)

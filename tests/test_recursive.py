@@ -30,7 +30,7 @@ def test_config_validation_and_round_steps():
 
 
 def test_task_follows_the_classes_and_needs_blobs_and_a_foreground():
-    (task,) = REGIME.tasks(2, {APPROXIMATION: 0.5})
+    (task,) = REGIME.configure().tasks(2, {APPROXIMATION: 0.5})
     assert task.name == APPROXIMATION and task.n_classes == 3 and task.features == PLAIN
     assert task.role == PARTIAL and task.weight == 0.5
     REGIME.check(default_tasks(2) + [task])

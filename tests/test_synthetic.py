@@ -4,10 +4,9 @@
 import numpy as np
 from scipy import ndimage
 
-from napari_lazylabels.engine.annotations import validate_set
 from napari_lazylabels.engine.groundtruth import touching_pairs
 from napari_lazylabels.engine.synthetic import SyntheticImage, make_image, make_lazy_dataset, make_test_set
-from napari_lazylabels.engine.regimes.registry import default_tasks
+from napari_lazylabels.engine.regimes.targets import check_inputs
 
 
 def test_same_seed_same_image_other_seed_other_image():
@@ -95,7 +94,7 @@ def test_lazy_dataset():
         assert np.all(truth.semantic[blobs > 0] == blobs[blobs > 0])
         if it.labels["segmentation"] is not None:
             assert np.array_equal(it.labels["segmentation"], truth.semantic)
-    clean = validate_set(items, default_tasks(2))
+    clean = check_inputs(items, 2)
     assert len(clean) == 12
     again, _ = make_lazy_dataset(12, seed=3, shape=(64, 96), n_classes=2, strong_fraction=0.1)
     assert all(np.array_equal(a.labels["detection"], b.labels["detection"]) for a, b in zip(items, again))

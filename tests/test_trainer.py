@@ -3,18 +3,26 @@ import dataclasses
 import numpy as np
 import pytest
 
-from napari_lazylabels.engine.annotations import LazyAnnotations
+from napari_lazylabels.engine.annotations import PaintedImage
 from napari_lazylabels.engine.regimes.registry import default_tasks
 from napari_lazylabels.engine.training.losses import auto_class_weights
 from napari_lazylabels.engine.training.progress import TrainingProgress
 from napari_lazylabels.engine.training.trainer import Trainer, learning_rate_at
 from napari_lazylabels.errors import AnnotationError
+from napari_lazylabels.recipes.train import TrainingPlan, prepare
 
 TASKS = default_tasks(1)
 
 
+def _training(lazy_set):
+    """The training items of a painted set (checked once, targets by task): what the trainer trusts."""
+    prepared = prepare(TrainingPlan(lazy_set[0]))
+    assert [t.name for t in prepared.tasks] == [t.name for t in TASKS]
+    return prepared.items
+
+
 def test_reports_are_typed_and_complete(small_lazy_set, tiny_network, quick_config):
-    items, _ = small_lazy_set
+    items = _training(small_lazy_set)
     trainer = Trainer(items, TASKS, network=tiny_network, config=quick_config)
     reports = list(trainer.run())
     assert [r.step for r in reports] == list(range(1, 7))
@@ -26,7 +34,7 @@ def test_reports_are_typed_and_complete(small_lazy_set, tiny_network, quick_conf
 
 
 def test_a_report_is_a_snapshot(small_lazy_set, tiny_network, quick_config):
-    items, _ = small_lazy_set
+    items = _training(small_lazy_set)
     trainer = Trainer(items, TASKS, network=tiny_network, config=quick_config)
     runner = trainer.run()
     first = next(runner)
@@ -37,14 +45,14 @@ def test_a_report_is_a_snapshot(small_lazy_set, tiny_network, quick_config):
 
 
 def test_loss_goes_down(small_lazy_set, tiny_network, quick_config):
-    items, _ = small_lazy_set
+    items = _training(small_lazy_set)
     cfg = dataclasses.replace(quick_config, steps=80, batch_size=4, learning_rate=5e-3)
     losses = [r.loss for r in Trainer(items, TASKS, network=tiny_network, config=cfg).run()]
     assert np.mean(losses[-15:]) < 0.8 * np.mean(losses[:15])
 
 
 def test_same_seed_same_run(small_lazy_set, tiny_network, quick_config):
-    items, _ = small_lazy_set
+    items = _training(small_lazy_set)
     runs = [[r.loss for r in Trainer(items, TASKS, network=tiny_network, config=quick_config).run()]
             for _ in range(2)]
     assert runs[0] == runs[1]
@@ -53,7 +61,7 @@ def test_same_seed_same_run(small_lazy_set, tiny_network, quick_config):
 
 
 def test_stop_between_steps_then_continue_from_the_state(small_lazy_set, tiny_network, quick_config):
-    items, _ = small_lazy_set
+    items = _training(small_lazy_set)
     trainer = Trainer(items, TASKS, network=tiny_network, config=quick_config)
     for report in trainer.run():
         if report.step == 2:
@@ -68,7 +76,7 @@ def test_stop_between_steps_then_continue_from_the_state(small_lazy_set, tiny_ne
 
 
 def test_replaced_targets_move_centres_counts_and_weights(small_lazy_set, tiny_network, quick_config):
-    items, _ = small_lazy_set
+    items = _training(small_lazy_set)
     trainer = Trainer(items, TASKS, network=tiny_network, config=quick_config)
     task = TASKS[0]
     i = trainer.sampler.by_task[task.name][0]
@@ -94,15 +102,14 @@ def test_learning_rate_warms_up_and_decays(quick_config):
     assert lrs[-1] < 0.1 * cfg.learning_rate
 
 
-def test_nothing_annotated_is_refused(tiny_network, quick_config):
-    empty = [LazyAnnotations(np.zeros((32, 32), np.float32),
-                             {"detection": np.zeros((32, 32), np.uint8)}, name="blank")]
+def test_nothing_annotated_is_refused_at_the_boundary():
+    empty = [PaintedImage(np.zeros((32, 32), np.float32), {"detection": np.zeros((32, 32), np.uint8)}, name="blank")]
     with pytest.raises(AnnotationError, match="no image is annotated"):
-        Trainer(empty, TASKS, network=tiny_network, config=quick_config)
+        prepare(TrainingPlan(empty))
 
 
 def test_hooks_run_every_n_steps(small_lazy_set, tiny_network, quick_config):
-    items, _ = small_lazy_set
+    items = _training(small_lazy_set)
     trainer = Trainer(items, TASKS, network=tiny_network, config=quick_config)
     seen = []
     trainer.add_hook(2, lambda t: seen.append(t.step))
@@ -119,7 +126,7 @@ def test_prefetched_batches_are_the_batches_drawn_in_turn(small_lazy_set, tiny_n
     """Drawing ahead in a thread changes nothing: the same batches in the same order, also when
     the targets change or a task is excluded while a batch is drawn ahead (it is dropped, the
     generator rewound)."""
-    items, _ = small_lazy_set
+    items = _training(small_lazy_set)
     plain = Trainer(items, TASKS, network=tiny_network, config=quick_config).sampler
     ahead = Trainer(items, TASKS, network=tiny_network, config=quick_config).sampler
     task = TASKS[0].name
@@ -144,7 +151,7 @@ def test_prefetched_batches_are_the_batches_drawn_in_turn(small_lazy_set, tiny_n
 
 
 def test_a_failure_while_drawing_ahead_is_raised_by_the_next_sample(small_lazy_set, tiny_network, quick_config):
-    items, _ = small_lazy_set
+    items = _training(small_lazy_set)
     sampler = Trainer(items, TASKS, network=tiny_network, config=quick_config).sampler
     def fail(*args):
         raise RuntimeError("drawing failed")
@@ -155,7 +162,7 @@ def test_a_failure_while_drawing_ahead_is_raised_by_the_next_sample(small_lazy_s
 
 
 def test_training_with_prefetch_equals_training_without(small_lazy_set, tiny_network, quick_config, monkeypatch):
-    items, _ = small_lazy_set
+    items = _training(small_lazy_set)
     with_ahead = Trainer(items, TASKS, network=tiny_network, config=quick_config)
     assert not with_ahead.prefetch                    # off on the CPU by default
     with_ahead.prefetch = True
@@ -169,7 +176,7 @@ def test_training_with_prefetch_equals_training_without(small_lazy_set, tiny_net
 def test_channels_last_training_equals_nchw_training(small_lazy_set, tiny_network, quick_config, monkeypatch):
     import torch
 
-    items, _ = small_lazy_set
+    items = _training(small_lazy_set)
     cl = Trainer(items, TASKS, network=tiny_network, config=quick_config)
     convs = [m.weight for m in cl.network.modules() if isinstance(m, torch.nn.Conv2d)
              and m.kernel_size == (3, 3) and m.in_channels > 1]

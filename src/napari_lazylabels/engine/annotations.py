@@ -1,11 +1,16 @@
-"""Lazy annotations of one image, and their validation.
+"""Lazy annotations: what was painted on an image, and what a run trains on.
 
-``labels`` are keyed by the inputs of the regimes (what the user painted:
-:mod:`.regimes`) or, once a run has turned them into training targets, by
-task name; the regimes say which values each holds (METHOD section 1). An
-optional region of interest marks where any loss may be taken. An image is
-annotated for a key when its labels are present and non-empty, unless marked
-explicitly with ``annotated``.
+Two kinds of item, two key spaces:
+
+* :class:`PaintedImage`: what the user painted, keyed by the regimes'
+  input keys (:mod:`.regimes`; METHOD section 1 says which values each
+  holds). An image is annotated for an input when its labels are present
+  and non-empty, unless marked explicitly with ``annotated``. The painted
+  images of a run are checked once, into a :class:`PaintedSet`.
+* :class:`TrainingItem`: the targets the run's regimes made from a painted
+  image, keyed by task name; the trainer trusts them.
+
+Both carry an optional region of interest that marks where any loss may be taken.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from .tasks import TaskSpec
 
 #: Images smaller than this (in Y or X) are refused.
 MIN_IMAGE_SIZE = 8
+
+#: The region of interest's key in :attr:`PaintedImage.sources`, and the largest value it may hold
+#: (any non-negative integer: non-zero is inside).
+ROI = "roi"
+ROI_MAX = int(np.iinfo(np.int64).max)
 
 #: Length units of a pixel size (the NGFF/UDUNITS names), in micrometres.
 UNITS_IN_MICROMETERS = {"angstrom": 1e-4, "nanometer": 1e-3, "micrometer": 1.0, "millimeter": 1e3,
@@ -81,12 +91,17 @@ def common_pixel_size(sizes: Iterable["PixelSize | None"]) -> "PixelSize | None"
 
 
 @dataclass
-class LazyAnnotations:
-    """One 2D image (YX, or YXC with a trailing channel axis) and its lazy labels.
+class PaintedImage:
+    """One 2D image (YX, or YXC with a trailing channel axis) and what the user painted on it.
 
-    ``labels`` maps an input key (or a task name) to a YX integer array, or
-    ``None`` where the image was not annotated for it. ``pixel_size``: the
-    physical pixel size, when the file said it.
+    ``labels`` maps a regime's input key (:class:`~.regimes.base.LabelInput`:
+    blobs, interfaces, masks, fg/bg strokes, points, foreground mask) to a YX
+    integer array (an ``(N, 3)`` array for points), or ``None`` where the
+    image was not painted for it. ``pixel_size``: the physical pixel size,
+    when the file said it. ``sources``: where the image (``"image"``), an
+    input (its key) or the ROI (``"roi"``) came from, e.g. a file, named in
+    error messages (default: the image's name). Checked once, into a
+    :class:`PaintedSet` (:func:`~.regimes.targets.check_inputs`).
     """
 
     image: np.ndarray
@@ -95,22 +110,81 @@ class LazyAnnotations:
     name: str = "image"
     annotated: dict[str, bool] = field(default_factory=dict)
     pixel_size: PixelSize | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def source_of(self, key: str) -> str:
+        """Where the image or one of its inputs came from (for error messages)."""
+        return self.sources.get(key, self.name)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.image.shape[:2])
+
+    def label(self, key: str) -> np.ndarray | None:
+        return self.labels.get(key)
+
+    def is_annotated(self, key: str) -> bool:
+        if key in self.annotated:
+            return bool(self.annotated[key]) and self.labels.get(key) is not None
+        lab = self.labels.get(key)
+        return lab is not None and bool(np.any(lab))
+
+    def annotated_inputs(self) -> list[str]:
+        """The input keys this image is annotated for."""
+        return [k for k in self.labels if self.is_annotated(k)]
+
+
+#: The earlier name of :class:`PaintedImage` (scripts and notebooks still use it).
+LazyAnnotations = PaintedImage
+
+
+@dataclass(frozen=True)
+class PaintedSet(Sequence[PaintedImage]):
+    """Painted images that passed the checks of the regimes' inputs for ``n_classes`` classes: the one
+    boundary between what was painted (napari layers, a manifest, a project) and training.
+
+    Made only by :func:`~.regimes.targets.check_inputs` (labels as int32, masks as 0/1, points as
+    ``(N, 3)`` float64, the ROI as bool, every image with the same channels and something painted);
+    every later stage trusts it: nothing is checked or copied again. A list of images.
+    """
+
+    images: tuple[PaintedImage, ...]
+    n_classes: int
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.images[index]
+
+    def __iter__(self):
+        return iter(self.images)
+
+
+@dataclass
+class TrainingItem:
+    """One image as a run trains on it: the targets of each task (made by the run's regimes from a
+    :class:`PaintedImage`, :func:`~.regimes.targets.training_items`), trusted by the trainer.
+
+    ``targets``: task name -> YX integer targets, or None; ``annotated``: task name -> whether the
+    image trains that task; ``roi``: where any loss may be taken (None: everywhere).
+    """
+
+    image: np.ndarray
+    targets: dict[str, np.ndarray | None]
+    annotated: dict[str, bool]
+    roi: np.ndarray | None = None
+    name: str = "image"
 
     @property
     def shape(self) -> tuple[int, int]:
         return tuple(self.image.shape[:2])
 
     def label(self, task: str) -> np.ndarray | None:
-        return self.labels.get(task)
+        return self.targets.get(task)
 
     def is_annotated(self, task: str) -> bool:
-        if task in self.annotated:
-            return bool(self.annotated[task]) and self.labels.get(task) is not None
-        lab = self.labels.get(task)
-        return lab is not None and bool(np.any(lab))
-
-    def annotated_tasks(self, tasks: Iterable[TaskSpec]) -> list[str]:
-        return [t.name for t in tasks if self.is_annotated(t.name)]
+        return bool(self.annotated.get(task)) and self.targets.get(task) is not None
 
 
 def check_image(image: np.ndarray, source: str) -> np.ndarray:
@@ -149,7 +223,7 @@ def check_labels(labels: np.ndarray, shape: Sequence[int], max_label: int, sourc
         raise AnnotationError(
             f"{what} contain value {int(labels.max())} but at most {max_label} is allowed "
             f"(class ids, not instance ids)", source=source)
-    return labels.astype(np.int32)
+    return labels.astype(np.int32, copy=False)
 
 
 def channels_of(image: np.ndarray) -> int:
@@ -169,39 +243,6 @@ def check_same_channels(images: Sequence[np.ndarray], sources: Sequence[str]) ->
                                   f"a training set needs the same channels", source=source)
 
 
-def validate(item: LazyAnnotations, tasks: Sequence[TaskSpec]) -> LazyAnnotations:
-    """Check one image and its labels; return a cleaned copy (labels as int32)."""
-    image = check_image(item.image, item.name)
-    clean: dict[str, np.ndarray | None] = {}
-    names = {t.name for t in tasks}
-    for key in item.labels:
-        if key not in names:
-            raise AnnotationError(f"labels for unknown task {key!r} (tasks: {sorted(names)})",
-                                  source=item.name)
-    for t in tasks:
-        lab = item.labels.get(t.name)
-        clean[t.name] = None if lab is None else check_labels(
-            lab, image.shape[:2], t.max_label, item.name, what=f"{t.name} labels")
-    roi = None
-    if item.roi is not None:
-        roi = check_labels(item.roi, image.shape[:2], 1, item.name, what="region of interest") > 0
-    return LazyAnnotations(image=image, labels=clean, roi=roi, name=item.name,
-                           annotated=dict(item.annotated))
-
-
-def validate_set(items: Sequence[LazyAnnotations], tasks: Sequence[TaskSpec]) -> list[LazyAnnotations]:
-    """Validate every image; refuse a set with no annotation for any task (unless a task is
-    self-supervised: it trains on every image, labelled or not)."""
-    if len(items) == 0:
-        raise AnnotationError("no images were given")
-    clean = [validate(it, tasks) for it in items]
-    check_same_channels([it.image for it in clean], [it.name for it in clean])
-    if not any(t.self_supervised for t in tasks) and not any(it.is_annotated(t.name) for it in clean
-                                                             for t in tasks):
-        raise AnnotationError("no image is annotated for any task: paint some lazy labels first")
-    return clean
-
-
-def annotation_summary(items: Sequence[LazyAnnotations], tasks: Sequence[TaskSpec]) -> dict[str, int]:
+def annotation_summary(items: Sequence[TrainingItem], tasks: Sequence[TaskSpec]) -> dict[str, int]:
     """Number of images annotated for each task."""
     return {t.name: sum(it.is_annotated(t.name) for it in items) for t in tasks}

@@ -31,21 +31,20 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..engine.annotations import LazyAnnotations, check_image, check_labels, check_same_channels
-from ..engine.points import check_points
+from ..engine.annotations import ROI, PaintedImage, PaintedSet
 from .atomic import atomic_write_file, check_writable
 from .csv_rows import read_csv_rows
 from ..errors import AnnotationError, ImageReadError, LazyLabelsError, warn
 from .image_file import stack_refused
-from .imageio import load_labels, read_image_file
+from .imageio import read_image, read_image_file
 from .points import read_points_csv
 from ..engine.regimes import registry
 from ..engine.regimes.base import LabelInput
-from ..engine.regimes.targets import check_annotated, check_inputs
+from ..engine.regimes.targets import check_painted, painted_set
 from .ngff import is_image_store
 from .ome_zarr import ImageStore, read_image_store
 from .project import ROI_LABEL, is_project, project_to_annotations, read_project
@@ -62,8 +61,6 @@ def default_columns() -> tuple[str, ...]:
     """``image`` and the required inputs' columns, in registry order (the columns of the other
     inputs are written when the rows have them)."""
     return (IMAGE_COLUMN, *(i.key for i in registry.required_inputs()))
-
-_ROI_MAX = np.iinfo(np.int64).max  # any non-negative integer mask is accepted for a ROI
 
 
 def _strip_source(exc: LazyLabelsError) -> str:
@@ -130,7 +127,8 @@ def _check_header(header: list[str], inputs: Sequence[LabelInput], path: Path) -
 
 
 def _load_row(row: dict[str, str], line: int, base: Path, inputs: Sequence[LabelInput], n_classes: int,
-              manifest: Path) -> LazyAnnotations:
+              manifest: Path) -> PaintedImage:
+    """The image and labels of one row, read and checked (errors name the file and the row)."""
     where = f"row on line {line} of {manifest}"
     cell = row[IMAGE_COLUMN]
     if not cell:
@@ -140,8 +138,8 @@ def _load_row(row: dict[str, str], line: int, base: Path, inputs: Sequence[Label
         image_file = read_image_file(image_path)
         if image_file.is_stack:
             raise stack_refused(image_file)
-        image = check_image(image_file.data, source=str(image_path))
         labels: dict[str, np.ndarray | None] = {}
+        sources = {"image": str(image_path)}
         for spec in inputs:
             column = _column_of(spec, list(row))
             if column is None:
@@ -149,19 +147,22 @@ def _load_row(row: dict[str, str], line: int, base: Path, inputs: Sequence[Label
             c = row.get(column, "")
             if not c:
                 labels[spec.key] = None
-            elif spec.is_points:
-                labels[spec.key] = read_points_csv(_resolve(c, base), image.shape[:2], n_classes, what=spec.key)
+                continue
+            sources[spec.key] = str(_resolve(c, base))
+            if spec.is_points:
+                labels[spec.key] = read_points_csv(_resolve(c, base), image_file.data.shape[:2], n_classes,
+                                                   what=spec.key)
             else:
-                labels[spec.key] = load_labels(_resolve(c, base), image.shape[:2], spec.accepted_max(n_classes),
-                                               what=f"{spec.key} labels")
+                labels[spec.key] = read_image(_resolve(c, base), what=f"{spec.key} labels")
         roi = None
         if row.get(ROI_COLUMN):
-            roi = load_labels(_resolve(row[ROI_COLUMN], base), image.shape[:2], _ROI_MAX,
-                              what="region of interest") > 0
+            sources[ROI] = str(_resolve(row[ROI_COLUMN], base))
+            roi = read_image(_resolve(row[ROI_COLUMN], base), what="region of interest")
+        name = row.get(NAME_COLUMN) or _stem(image_path)
+        return check_painted(PaintedImage(image=image_file.data, labels=labels, roi=roi, name=name,
+                                          pixel_size=image_file.pixel_size, sources=sources), n_classes)
     except LazyLabelsError as exc:
         raise _with_context(exc, where) from None
-    name = row.get(NAME_COLUMN) or _stem(image_path)
-    return LazyAnnotations(image=image, labels=labels, roi=roi, name=name, pixel_size=image_file.pixel_size)
 
 
 def _stem(path: Path) -> str:
@@ -170,14 +171,14 @@ def _stem(path: Path) -> str:
     return stem[:-4] if stem.lower().endswith(".ome") and len(stem) > 4 else stem
 
 
-def _unique_names(items: list[LazyAnnotations], cells: list[str]) -> None:
+def _unique_names(items: list[PaintedImage], cells: list[str]) -> None:
     names = [it.name for it in items]
     for it, cell in zip(items, cells):
         if names.count(it.name) > 1:
             it.name = cell
 
 
-def _load_csv(path: Path, inputs: Sequence[LabelInput], n_classes: int) -> list[LazyAnnotations]:
+def _load_csv(path: Path, inputs: Sequence[LabelInput], n_classes: int) -> PaintedSet:
     header, rows = _read_rows(path)
     _check_header(header, inputs, path)
     if not rows:
@@ -185,14 +186,26 @@ def _load_csv(path: Path, inputs: Sequence[LabelInput], n_classes: int) -> list[
     base = path.parent
     _warn_repeated_images(rows, base, path)
     items = [_load_row(row, line, base, inputs, n_classes, path) for line, row in rows]
-    try:
-        check_same_channels([it.image for it in items], [str(_resolve(row[IMAGE_COLUMN], base)) for _, row in rows])
-    except LazyLabelsError as exc:
-        line = next(n for n, row in rows if str(_resolve(row[IMAGE_COLUMN], base)) == exc.source)
-        raise _with_context(exc, f"row on line {line} of {path}") from None
     if NAME_COLUMN not in header:
         _unique_names(items, [row[IMAGE_COLUMN] for _, row in rows])
-    return items
+    lines = {str(_resolve(row[IMAGE_COLUMN], base)): n for n, row in rows}
+    return _as_set(items, n_classes, path, lambda source: f"row on line {lines[source]} of {path}"
+                   if source in lines else None)
+
+
+def _as_set(items: list[PaintedImage], n_classes: int, path: Path,
+            context: Callable[[str], str | None] = lambda source: None) -> PaintedSet:
+    """The checked images as a set (:func:`painted_set`); an error that names an image gets
+    ``context(image)`` appended, one that names none is about ``path``."""
+    try:
+        return painted_set(items, n_classes)
+    except LazyLabelsError as exc:
+        if not exc.source:
+            raise type(exc)(_strip_source(exc), source=str(path)) from None
+        where = context(exc.source)
+        if where is None:
+            raise
+        raise _with_context(exc, where) from None
 
 
 def _warn_repeated_images(rows: list[tuple[int, dict[str, str]]], base: Path, path: Path) -> None:
@@ -223,39 +236,34 @@ def manifest_files(path: str | os.PathLike) -> list[Path]:
     return files
 
 
-def _check_store_labels(stores: Sequence[ImageStore], inputs: Sequence[LabelInput], n_classes: int) -> None:
-    """Check each store's image and lazy-label layers so that errors name the store (and label folder)."""
-    for s in stores:
-        check_image(s.image, source=str(s.path))
-        yx = s.image.shape[:2]
-        for spec in inputs:
-            if spec.is_points:
-                name = next((n for n in spec.names if n in s.points), None)
-                if name is not None:
-                    check_points(s.points[name], yx, n_classes, source=f"{s.path}/points/{name}", what=spec.key)
-                continue
-            name = next((n for n in spec.names if n in s.labels), None)
-            if name is not None:
-                check_labels(s.labels[name], yx, spec.accepted_max(n_classes), source=f"{s.path}/labels/{name}",
-                             what=f"{spec.key} labels")
+def _store_sources(store: ImageStore, inputs: Sequence[LabelInput]) -> dict[str, str]:
+    """Where the store's image and each input's layer lie (the store, its label folder or points table)."""
+    sources = {"image": str(store.path)}
+    for spec in inputs:
+        found, kind = (store.points, "points") if spec.is_points else (store.labels, "labels")
+        name = next((n for n in spec.names if n in found), None)
+        if name is not None:
+            sources[spec.key] = f"{store.path}/{kind}/{name}"
+    return sources
 
 
-def _load_project(path: Path, inputs: Sequence[LabelInput], n_classes: int) -> list[LazyAnnotations]:
+def _load_project(path: Path, inputs: Sequence[LabelInput], n_classes: int) -> PaintedSet:
     stores = read_project(path) if is_project(path) else [read_image_store(path)]
     if not stores:
         raise AnnotationError("project has no images", source=str(path))
-    _check_store_labels(stores, inputs, n_classes)
-    check_same_channels([s.image for s in stores], [str(s.path) for s in stores])
     keys = {i.key for i in inputs}
-    items = project_to_annotations(stores)
-    for it in items:
-        it.labels = {k: v for k, v in it.labels.items() if k in keys}
-    return items
+    items = []
+    for store, item in zip(stores, project_to_annotations(stores)):
+        item.labels = {k: v for k, v in item.labels.items() if k in keys}
+        item.sources = _store_sources(store, inputs)
+        items.append(check_painted(item, n_classes))
+    return _as_set(items, n_classes, path)
 
 
 def load_manifest(path: str | os.PathLike, n_classes: int = 1,
-                  inputs: Sequence[LabelInput] | None = None) -> list[LazyAnnotations]:
-    """Load and validate a training set from a CSV manifest or a project folder.
+                  inputs: Sequence[LabelInput] | None = None) -> PaintedSet:
+    """Load and check a training set from a CSV manifest or a project folder (once: a training run
+    trusts the :class:`~napari_lazylabels.engine.annotations.PaintedSet` it returns).
 
     Args:
         path: the CSV file, a project folder or one OME-Zarr store.
@@ -263,9 +271,9 @@ def load_manifest(path: str | os.PathLike, n_classes: int = 1,
         inputs: the regimes' inputs to read (default: all of them).
 
     Returns:
-        The validated items (labels keyed by input key, as int32; ROI as
-        bool), in manifest order; a column the manifest lacks is absent from
-        the labels, an empty cell is None.
+        The checked painted images (labels keyed by input key, as int32; ROI
+        as bool), in manifest order, as a sequence; a column the manifest
+        lacks is absent from the labels, an empty cell is None.
 
     Raises:
         ImageReadError: manifest, image or label file missing or unreadable.
@@ -277,19 +285,10 @@ def load_manifest(path: str | os.PathLike, n_classes: int = 1,
     inputs = list(registry.label_inputs() if inputs is None else inputs)
     if not path.exists():
         raise ImageReadError("manifest not found", source=source)
-    if path.is_dir():
-        if not (is_project(path) or is_image_store(path)):
-            raise ImageReadError("folder is neither a lazylabels project (no project.json) "
-                                 "nor an OME-Zarr store", source=source)
-        items = _load_project(path, inputs, n_classes)
-    else:
-        items = _load_csv(path, inputs, n_classes)
-    try:
-        return check_annotated(check_inputs(items, n_classes))
-    except LazyLabelsError as exc:
-        if exc.source:  # names an image already
-            raise _with_context(exc, f"in {path}") from None
-        raise type(exc)(_strip_source(exc), source=source) from None
+    if path.is_dir() and not (is_project(path) or is_image_store(path)):
+        raise ImageReadError("folder is neither a lazylabels project (no project.json) "
+                             "nor an OME-Zarr store", source=source)
+    return _load_project(path, inputs, n_classes) if path.is_dir() else _load_csv(path, inputs, n_classes)
 
 
 def _cell(value: Any, base: Path) -> str:

@@ -53,8 +53,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ..engine.config import MIN_PATCH_SIZE, NetworkConfig, NormalizationConfig, from_known_fields, shown_value
 from ..engine.model import check_network_size
 from ..engine.postprocess.settings import PostProcessing
-from ..engine.tasks import TaskSpec
-from ..engine.training.losses import LOSSES
+from ..engine.tasks import LOSS_NAMES, TaskSpec
 from ..errors import LazyLabelsError, ModelFileError
 
 __all__ = ["ModelConfig", "CONFIG_FIELDS", "STATE_FIELDS", "parse_config", "parse_training_state",
@@ -204,7 +203,9 @@ def _check_object(value: Any, cls: type, where: str) -> None:
         raise _Invalid(f"{where} must be an object, got {_show(value)}")
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
-        if f.name in value:
+        if "flat" in f.metadata:    # an object whose fields lie flat among its holder's (a task's mixture head)
+            _check_object(value, f.metadata["flat"], where)
+        elif f.name in value:
             _check(value[f.name], hints[f.name], f"{where}.{f.name}")
         elif f.default is MISSING and f.default_factory is MISSING:
             raise _Invalid(f"{where}.{f.name} is missing")
@@ -270,15 +271,15 @@ def _parse_config(raw: Any, upgrade: Callable[[dict], None] | None) -> ModelConf
     for name, most in (("tasks", MAX_TASKS), ("class_names", MAX_CLASS_NAMES)):
         if len(values.get(name, ())) > most:
             raise _Invalid(f"{name} has {len(values[name])} entries, more than the {most} a model may have")
-    known = {f.name for f in fields(TaskSpec)}
+    known = set(TaskSpec.file_fields())
     tasks = [_build(f"tasks[{i}]", lambda t=t: TaskSpec.from_dict({k: v for k, v in t.items() if k in known}))
              for i, t in enumerate(values["tasks"])]
     names = [t.name for t in tasks]
     for i, t in enumerate(tasks):
         if names.count(t.name) > 1:
             raise _Invalid(f"tasks[{i}].name {t.name!r} is used by more than one task")
-        if t.loss not in LOSSES:
-            raise _Invalid(f"tasks[{i}].loss must be one of {sorted(LOSSES)}, got {t.loss!r}")
+        if t.loss not in LOSS_NAMES:
+            raise _Invalid(f"tasks[{i}].loss must be one of {sorted(LOSS_NAMES)}, got {t.loss!r}")
     patch = values.get("patch_size", 128)
     if patch < MIN_PATCH_SIZE:
         raise _Invalid(f"patch_size must be a whole number >= {MIN_PATCH_SIZE}, got {patch}")

@@ -10,12 +10,18 @@ through it::
 
 What it does, in order:
 
-1. checks the painted inputs of every image (:func:`~napari_lazylabels.engine.regimes.targets.check_inputs`);
+1. checks the painted inputs of every image, once
+   (:func:`~napari_lazylabels.engine.regimes.targets.check_inputs`: a
+   :class:`~napari_lazylabels.engine.annotations.PaintedSet`, such as
+   ``load_manifest`` returns, is trusted as it is);
 2. picks the regimes: those whose inputs the data is annotated for (the lazy
    labels of Ke et al. together, see ``registry.trained_regimes``), plus the
-   opt-in ones the plan names (``opt_in``: regime name -> its options);
-3. makes the tasks (with each regime's options: ``options``, or ``opt_in``
-   for an opt-in regime) and each image's training targets from the regimes;
+   opt-in ones the plan names (``opt_in``: regime name -> its options), and
+   binds each to its options (``options``, or ``opt_in`` for an opt-in
+   regime; the defaults otherwise), once;
+3. makes the tasks (the plan's task weights applied once), the post-processing
+   the regimes declare (two that both set one are refused) and each image's
+   training targets (:class:`~napari_lazylabels.engine.annotations.TrainingItem`);
    a task no image is annotated for gives its post-processing role to
    another task of that role that some image is (``roles_of_trained``);
    images annotated for nothing train only a self-supervised task, if the
@@ -57,13 +63,12 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
-from ..engine.annotations import LazyAnnotations, common_pixel_size
+from ..engine.annotations import PaintedImage, PaintedSet, TrainingItem, common_pixel_size
 from ..engine.config import NetworkConfig, TrainConfig, preset
-from ..engine.postprocess.settings import InstanceParams
+from ..engine.postprocess.settings import InstanceParams, PostProcessing
 from ..engine.regimes import registry
-from ..engine.regimes.base import Regime, RoundsHook
-from ..engine.regimes.targets import (check_annotated, check_inputs, present_inputs, roles_of_trained,
-                                      training_items)
+from ..engine.regimes.base import ConfiguredRegime, Regime, RoundsHook
+from ..engine.regimes.targets import check_inputs, present_inputs, roles_of_trained, training_items
 from ..engine.tasks import TaskSpec
 from ..engine.trained_model import LazyLabelsModel
 from ..engine.training.distributed import from_environment
@@ -81,7 +86,9 @@ class TrainingPlan:
 
     Attributes:
         items: the images with what was painted on them (labels keyed by the
-            regimes' input keys, e.g. manifest columns).
+            regimes' input keys, e.g. manifest columns); a checked
+            :class:`~napari_lazylabels.engine.annotations.PaintedSet` (what
+            ``load_manifest`` returns) is not checked again.
         class_names: names of the K object classes (default: one class).
         network: the architecture of a new model (ignored on resume).
         config: the run's settings.
@@ -103,7 +110,7 @@ class TrainingPlan:
             (the defaults of ``lazylabels predict`` and Predict); None: the defaults.
     """
 
-    items: Sequence[LazyAnnotations]
+    items: Sequence[PaintedImage]
     class_names: Sequence[str] | None = None
     network: NetworkConfig = field(default_factory=lambda: preset("cpu"))
     config: TrainConfig = field(default_factory=TrainConfig)
@@ -121,11 +128,6 @@ class TrainingPlan:
     def n_classes(self) -> int:
         return max(1, len(self.class_names)) if self.class_names else 1
 
-    def options_of(self, regime: str) -> Any:
-        """The options of a regime in this run (None: its defaults)."""
-        opts = self.opt_in.get(regime)
-        return self.options.get(regime) if opts is None else opts
-
     @property
     def all_options(self) -> dict[str, Any]:
         """Regime name -> its options, for every regime the plan gives options to."""
@@ -142,11 +144,15 @@ def consistent_config(config: TrainConfig, network: NetworkConfig) -> TrainConfi
 
 @dataclass
 class Prepared:
-    """A plan made concrete: its regimes, tasks and training items (validated)."""
+    """A plan made concrete: its regimes (bound to their options), tasks, post-processing (None: the
+    default), training items (made from the checked painted images; the trainer trusts them) and the
+    checked painted images (a plan given them is not checked again)."""
 
-    regimes: list[Regime]
+    regimes: list[ConfiguredRegime]
     tasks: list[TaskSpec]
-    items: list[LazyAnnotations]
+    items: list[TrainingItem]
+    postprocess: PostProcessing | None = None
+    painted: PaintedSet | None = None
 
     @property
     def self_supervised(self) -> list[str]:
@@ -178,14 +184,14 @@ def prepare(plan: TrainingPlan) -> Prepared:
         AnnotationError / SettingsError: bad labels, unknown task weights, a
             regime that cannot run with the others.
     """
-    items = check_annotated(check_inputs(plan.items, plan.n_classes))
-    if plan.regimes is not None:
-        run_regimes = list(plan.regimes)
-    else:
-        run_regimes = registry.trained_regimes(present_inputs(items), plan.opt_in)
-    tasks = registry.tasks_of(run_regimes, plan.n_classes, plan.weights, plan.all_options)
-    targets = training_items(items, run_regimes, tasks, plan.all_options)
-    return Prepared(run_regimes, roles_of_trained(tasks, targets), targets)
+    painted = check_inputs(plan.items, plan.n_classes)
+    chosen = plan.regimes if plan.regimes is not None else registry.trained_regimes(present_inputs(painted),
+                                                                                    plan.opt_in)
+    run_regimes = registry.configure(chosen, plan.all_options)
+    tasks = registry.tasks_of(run_regimes, plan.n_classes, plan.weights)
+    postprocess = registry.postprocessing_of(run_regimes)
+    targets = training_items(painted, run_regimes, tasks)
+    return Prepared(run_regimes, roles_of_trained(tasks, targets), targets, postprocess, painted)
 
 
 def uses_unlabelled_images(plan: TrainingPlan) -> bool:
@@ -226,7 +232,7 @@ class TrainingRun:
                                                       "backend": self.distributed.backend}
         self.hooks: dict[str, RoundsHook] = {}
         for r in self.regimes:
-            hook = r.attach(self.trainer, plan.options_of(r.name))
+            hook = r.attach(self.trainer)
             if hook is None:
                 continue
             if artifacts:
@@ -358,12 +364,10 @@ class TrainingRun:
         """The model as it is now: the regimes' post-processing (with the plan's instance settings),
         the training pixel size (when every image has the same known one) and provenance included."""
         model = self.trainer.model()
-        for r in self.regimes:
-            pp = r.postprocessing(self.plan.options_of(r.name))
-            if pp is not None:
-                model.postprocess = pp
-            if r.name in self.hooks:
-                model.provenance[r.name] = self.hooks[r.name].provenance()
+        if self.prepared.postprocess is not None:
+            model.postprocess = self.prepared.postprocess
+        for name, hook in self.hooks.items():
+            model.provenance[name] = hook.provenance()
         if self.instances is not None:
             model.postprocess = replace(model.postprocess, instances=self.instances)
         pixel_size = common_pixel_size(it.pixel_size for it in self.plan.items)

@@ -7,14 +7,21 @@ about it as one :class:`Regime` object:
 * ``inputs``: what the user paints, as :class:`LabelInput` s: the manifest
   column, the napari layer (type, name suffix, colours, brush, shortcut,
   tooltip), the meaning of the values and the summary shown per image;
-* ``tasks()``: the heads and losses it trains (:class:`~..tasks.TaskSpec`),
+* ``options``: a frozen dataclass of its settings (CLI options and widget
+  fields are made from its fields and their ``metadata["help"]``), resolved
+  once per run by :meth:`Regime.configure` into a :class:`ConfiguredRegime`
+  (the given options, or the defaults), which hands them to every method
+  below: none of them sees ``None`` for a regime that has options;
+* ``tasks()``: the heads and losses it trains (:class:`~..tasks.TaskSpec`; the
+  user's task weights are applied once, by :class:`ConfiguredRegime`),
   ``targets()``: how its inputs become their training targets;
 * ``attach()``: optional rounds between training steps (a :class:`RoundsHook`),
-  ``postprocessing()``: what a model trained with it needs at prediction time;
+  ``postprocessing()``: what a model trained with it needs at prediction time
+  (a declared capability: two regimes of a run that both set one are refused);
+* ``LabelInput.machine_made``: a declared capability too: which input the
+  machine-made labels of :mod:`..autolabel` (points, a mask) fill;
 * ``simulate()``: its labels made from ground truth (benchmarks, tests, the
-  demo), ``cost()``: the annotation effort they represent;
-* ``options``: a frozen dataclass of its settings (CLI options and widget
-  fields are made from its fields and their ``metadata["help"]``).
+  demo), ``cost()``: the annotation effort they represent.
 
 The registry (:mod:`.registry`) lists the regimes; everything else (the CLI,
 the manifest reader, the widgets, the reader, the benchmark) iterates over it.
@@ -23,16 +30,17 @@ the manifest reader, the widgets, the reader, the benchmark) iterates over it.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from ...errors import SettingsError
 from ..labels import blob_components
 from ..tasks import PLAIN, TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..annotations import LazyAnnotations
+    from ..annotations import PaintedImage
     from ..postprocess.settings import PostProcessing
     from ..training.trainer import Trainer
 
@@ -42,6 +50,14 @@ RGB = tuple[int, int, int]
 #: y, x, class once checked, see :mod:`..points`).
 LABELS, POINTS = "labels", "points"
 LAYER_TYPES = (LABELS, POINTS)
+
+#: What the machine-made labels of :mod:`..autolabel` are (``LabelInput.machine_made``): one point per
+#: object, and a foreground mask.
+MACHINE_POINTS, MACHINE_MASK = "points", "mask"
+MACHINE_MADE = (MACHINE_POINTS, MACHINE_MASK)
+
+#: Targets of one image: task name -> (targets or None, whether the image is annotated for the task).
+Targets = dict[str, tuple[np.ndarray | None, bool]]
 
 
 def saved_rounds(artifacts: Mapping[str, Mapping[str, Any]], folder: str) -> dict[int, Mapping[str, np.ndarray]]:
@@ -112,6 +128,9 @@ class LabelInput:
             ``"<image> <old suffix>"`` without our metadata is still found).
         summary: ``summary(array, class_names) -> str``, the summary cell of
             one painted image.
+        machine_made: the machine-made labels of :mod:`..autolabel` that fill
+            this input (``"points"`` or ``"mask"``, :data:`MACHINE_MADE`), or
+            None: only painted by a person.
     """
 
     key: str
@@ -133,6 +152,13 @@ class LabelInput:
     aliases: tuple[str, ...] = ()
     suffix_aliases: tuple[str, ...] = ()
     summary: Callable[[np.ndarray, Sequence[str]], str] = field(default=count_text, compare=False)
+    machine_made: str | None = None
+
+    def __post_init__(self):
+        if self.machine_made is not None and self.machine_made not in MACHINE_MADE:
+            raise SettingsError(f"input {self.key!r}: machine_made must be one of {MACHINE_MADE} or None")
+        if self.machine_made == MACHINE_POINTS and not self.is_points:
+            raise SettingsError(f"input {self.key!r}: machine-made points fill a points input only")
 
     def max_label(self, n_classes: int) -> int:
         """The largest value allowed in this input's layer."""
@@ -207,9 +233,11 @@ class Regime:
         inputs: the :class:`LabelInput` s.
         opt_in: trained only when asked for (it has no input of its own);
             other regimes are trained when their inputs are present.
-        options: a frozen dataclass of the regime's settings, or None (CLI
-            options and form fields of every regime that has them; an
-            opt-in regime's are used when it is switched on).
+        options: a frozen dataclass of the regime's settings (every field
+            with a default), or None (CLI options and form fields of every
+            regime that has them; an opt-in regime's are used when it is
+            switched on). The methods that take ``options`` get an instance,
+            resolved once by :meth:`configure`.
         simulated_by_default: its labels are simulated with the other
             regimes' by default (:func:`~..simulate.simulate_lazy_labels`
             without ``regimes=``); False for an alternative kind of label
@@ -235,29 +263,47 @@ class Regime:
     simulated_by_default: bool = True
 
     # -- training ------------------------------------------------------------------------
+    def configure(self, options: Any = None) -> ConfiguredRegime:
+        """This regime bound to its options for a run: ``options`` (an instance of :attr:`options`), or
+        None for the defaults.
+
+        Raises:
+            SettingsError: options of another type, or options for a regime that has none.
+        """
+        if self.options is None:
+            if options is not None:
+                raise SettingsError(f"regime {self.name!r} has no options, got {type(options).__name__}")
+        elif options is None:
+            options = self.options()
+        elif not isinstance(options, self.options):
+            raise SettingsError(f"regime {self.name!r} takes {self.options.__name__} options, "
+                                f"got {type(options).__name__}")
+        return ConfiguredRegime(self, options)
+
     @property
     def task_names(self) -> tuple[str, ...]:
-        """The names of the tasks :meth:`tasks` makes (whatever the number of classes)."""
-        return tuple(t.name for t in self.tasks(1, {}))
+        """The names of the tasks :meth:`tasks` makes with the default options."""
+        return tuple(t.name for t in self.configure().tasks(1))
 
-    def tasks(self, n_classes: int, weights: Mapping[str, float], options: Any = None) -> list[TaskSpec]:
-        """The tasks this regime trains for ``n_classes`` object classes (``weights``: task -> alpha;
-        ``options``: an instance of :attr:`options`, or None for its defaults)."""
+    def tasks(self, n_classes: int, options: Any) -> list[TaskSpec]:
+        """The tasks this regime trains for ``n_classes`` object classes with ``options`` (an instance of
+        :attr:`options`; None for a regime without). Their ``weight`` is the default task weight; the
+        user's weights are applied by :meth:`ConfiguredRegime.tasks`."""
         return [TaskSpec(i.key, i.max_label(n_classes) + 1, self.features, role=self.role,
-                         weight=float(weights.get(i.key, 1.0)), description=i.values)
-                for i in self.inputs]
+                         description=i.values) for i in self.inputs]
 
     def check(self, tasks: Sequence[TaskSpec]) -> None:
         """Refuse a run whose other tasks this regime cannot work with (SettingsError)."""
 
-    def targets(self, item: LazyAnnotations, done: Mapping[str, tuple[np.ndarray | None, bool]],
-                tasks: Sequence[TaskSpec], options: Any = None) -> dict[str, tuple[np.ndarray | None, bool]]:
-        """Training targets of one image: task -> (labels or None, annotated).
+    def targets(self, item: PaintedImage, done: Mapping[str, tuple[np.ndarray | None, bool]],
+                tasks: Sequence[TaskSpec], options: Any) -> Targets:
+        """Training targets of one checked painted image: task -> (labels or None, annotated).
 
         ``done``: the targets the run's other (not opt-in) regimes made for
         this image, for a regime that derives its targets from them;
         ``tasks``: all the run's tasks; ``options``: this regime's options in
-        the run (None: its defaults). Default: each input's labels as they are.
+        the run. Default: each input's labels as they are (not copied: the
+        sampler copies them once, into its stacks).
         """
         return {i.key: (item.labels.get(i.key), item.is_annotated(i.key)) for i in self.inputs}
 
@@ -302,3 +348,36 @@ class Regime:
 
     def __repr__(self) -> str:
         return f"<regime {self.name}>"
+
+
+@dataclass(frozen=True)
+class ConfiguredRegime:
+    """A regime bound to its options for one run (:meth:`Regime.configure`): the recipe and the targets
+    call these, and the regime's own methods get the options resolved."""
+
+    regime: Regime
+    options: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.regime.name
+
+    def tasks(self, n_classes: int, weights: Mapping[str, float] | None = None) -> list[TaskSpec]:
+        """The regime's tasks with the user's task weights (task name -> alpha; missing: the
+        regime's default weight): the one place weights are applied."""
+        weights = weights or {}
+        return [t if t.name not in weights else replace(t, weight=float(weights[t.name]))
+                for t in self.regime.tasks(n_classes, self.options)]
+
+    def check(self, tasks: Sequence[TaskSpec]) -> None:
+        self.regime.check(tasks)
+
+    def targets(self, item: PaintedImage, done: Mapping[str, tuple[np.ndarray | None, bool]],
+                tasks: Sequence[TaskSpec]) -> Targets:
+        return self.regime.targets(item, done, tasks, self.options)
+
+    def attach(self, trainer: Trainer) -> RoundsHook | None:
+        return self.regime.attach(trainer, self.options)
+
+    def postprocessing(self) -> PostProcessing | None:
+        return self.regime.postprocessing(self.options)

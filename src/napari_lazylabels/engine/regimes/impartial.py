@@ -38,7 +38,7 @@ from skimage.morphology import skeletonize
 from ..config import check_number
 from ..groundtruth import check_instances
 from ..labels import smallest_uint
-from ..tasks import FOREGROUND, REFINED, TaskSpec
+from ..tasks import FOREGROUND, REFINED, MixtureHead, TaskSpec
 from .base import LabelInput, Regime
 
 SCRIBBLES = "scribbles"
@@ -175,18 +175,21 @@ class ImPartial(Regime):
     probability_colormap = "green"
     simulated_by_default = False
 
-    def tasks(self, n_classes, weights, options=None):
-        opts = options or ImPartialConfig()
+    def tasks(self, n_classes: int, options: ImPartialConfig) -> list[TaskSpec]:
         k = int(n_classes)
         return [TaskSpec(
             SCRIBBLES, k + 1, self.features, role=self.role, loss="scribble_mixture",
-            weight=float(weights.get(SCRIBBLES, 1.0)),
-            class_weights=(float(opts.background_weight),) + (float(opts.foreground_weight),) * k,
-            unlabelled_value=k + 1, components=int(opts.components), statistics=1,
-            blind_spot=float(opts.blind_spot), self_supervised_weight=float(opts.mixture_weight),
-            description=self.inputs[0].values)]
+            class_weights=(float(options.background_weight),) + (float(options.foreground_weight),) * k,
+            unlabelled_value=k + 1, mixture=self.head(options), description=self.inputs[0].values)]
 
-    def targets(self, item, done, tasks, options=None):
+    @staticmethod
+    def head(options: ImPartialConfig) -> MixtureHead:
+        """The task's mixture head: ``components`` per class, one mean per component and channel (the
+        image reconstruction), blind spots and the mixture loss's weight."""
+        return MixtureHead(components=int(options.components), statistics=1, blind_spot=float(options.blind_spot),
+                           self_supervised_weight=float(options.mixture_weight))
+
+    def targets(self, item, done, tasks, options):
         """Class ids for the head: object strokes keep their class, background strokes (K+1)
         become class 0, and unpainted pixels the unlabelled value K+1."""
         task = next(t for t in tasks if t.name == SCRIBBLES)

@@ -63,7 +63,7 @@ from ..labels import smallest_label_dtype
 from ..points import (empty_points, partition_interfaces, point_classes, point_disks, points_of_instances,
                       points_text, seeded_partition)
 from ..tasks import BOUNDARIES, BOUNDARY, FOREGROUND, LOCAL, PLAIN, REFINED, SEEDS, TaskSpec
-from .base import POINTS, LabelInput, Regime, coverage_text, saved_rounds
+from .base import MACHINE_MASK, MACHINE_POINTS, POINTS, LabelInput, Regime, coverage_text, saved_rounds
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..training.trainer import Trainer
@@ -314,14 +314,15 @@ class Lacss(Regime):
                           "columns y,x or napari's axis-0,axis-1 (optional class)",
                    tooltip="Points (LACSS): one click per object, anywhere inside it (e.g. on its nucleus); "
                            "needs the image's foreground mask too.",
-                   palette=POINT_COLOURS, brush_size=7, opacity=1.0, shortcut="Alt-5", summary=points_text),
+                   palette=POINT_COLOURS, brush_size=7, opacity=1.0, shortcut="Alt-5", summary=points_text,
+                   machine_made=MACHINE_POINTS),
         LabelInput(key=MASK_KEY, title="Foreground", suffix=MASK_KEY, binary=True,
                    values="any value > 0 on every pixel that belongs to some object (e.g. a threshold of a "
                           "cell-body channel), 0 on the background",
                    tooltip="Foreground mask (LACSS): every pixel that belongs to some object, without "
                            "separating touching ones (a threshold is fine).",
                    class_values=False, value_names=("foreground",), palette=MASK_COLOUR, brush_size=10,
-                   opacity=0.35, shortcut="Alt-6", summary=coverage_text),
+                   opacity=0.35, shortcut="Alt-6", summary=coverage_text, machine_made=MACHINE_MASK),
     )
     options = LacssConfig
     features = REFINED
@@ -330,31 +331,25 @@ class Lacss(Regime):
     probability_colormap = "yellow"
     simulated_by_default = False
 
-    def tasks(self, n_classes, weights, options=None):
-        opts = options or LacssConfig()
+    def tasks(self, n_classes: int, options: LacssConfig) -> list[TaskSpec]:
         k = int(n_classes)
-
-        def w(name: str) -> float:
-            return float(weights.get(name, 1.0))
         out = [
-            TaskSpec(LOCATIONS, k + 1, PLAIN, role=SEEDS, weight=w(LOCATIONS),
+            TaskSpec(LOCATIONS, k + 1, PLAIN, role=SEEDS,
                      description="disks at the points (their class), 0 elsewhere"),
-            TaskSpec(CELLS, k + 1, REFINED, role=FOREGROUND, weight=w(CELLS),
-                     unlabelled_value=k + 1 if k > 1 else None,
+            TaskSpec(CELLS, k + 1, REFINED, role=FOREGROUND, unlabelled_value=k + 1 if k > 1 else None,
                      description="the foreground mask, by the class of each part's point"),
         ]
-        if opts.boundary_task:
-            out.append(TaskSpec(CELL_BOUNDARIES, 2, BOUNDARY, role=BOUNDARIES, weight=w(CELL_BOUNDARIES),
+        if options.boundary_task:
+            out.append(TaskSpec(CELL_BOUNDARIES, 2, BOUNDARY, role=BOUNDARIES,
                                 description="interfaces of the point-seeded partition of the mask, "
                                             "re-estimated in rounds"))
-        if opts.auxiliary_head:
-            out.append(TaskSpec(LOCAL_BOUNDARIES, 2, LOCAL, role=None, weight=w(LOCAL_BOUNDARIES),
+        if options.auxiliary_head:
+            out.append(TaskSpec(LOCAL_BOUNDARIES, 2, LOCAL, role=None,
                                 description="the same interfaces from a 7 px field of view (LACSS's auxnet; "
                                             "training only)"))
         return out
 
-    def targets(self, item, done, tasks, options=None):
-        opts = options or LacssConfig()
+    def targets(self, item, done, tasks, options: LacssConfig):
         mine = [t for t in tasks if t.name in (LOCATIONS, CELLS, *_BOUNDARY_TASKS)]
         out: dict[str, tuple[np.ndarray | None, bool]] = {t.name: (None, False) for t in mine}
         k = next(t.n_classes for t in mine if t.name == CELLS) - 1
@@ -368,25 +363,24 @@ class Lacss(Regime):
                                   f"mask of the pixels that belong to objects", source=item.name)
         if not item.is_annotated(MASK_KEY):
             return out
-        geo = partition_targets(points, mask, opts.disk_radius)
+        geo = partition_targets(points, mask, options.disk_radius)
         out[CELLS] = (geo.cells(k), True)
         if has_points:
             out[LOCATIONS] = (geo.locations(), True)
-            interfaces = geo.interfaces(opts.interface_width)
+            interfaces = geo.interfaces(options.interface_width)
             for name in _BOUNDARY_TASKS:
                 if name in out:
                     out[name] = (interfaces, True)
         return out
 
-    def attach(self, trainer: Trainer, options: LacssConfig | None):
-        config = options or LacssConfig()
+    def attach(self, trainer: Trainer, options: LacssConfig):
         names = {t.name for t in trainer.tasks}
         if CELL_BOUNDARIES in names and LOCAL_BOUNDARIES in names:
             # the same targets as the boundary task: its patches are drawn for that one
             trainer.sampler.exclude_from_draw(LOCAL_BOUNDARIES)
-        if config.partition_rounds == 0 or not names & set(_BOUNDARY_TASKS) or LOCATIONS not in names:
+        if options.partition_rounds == 0 or not names & set(_BOUNDARY_TASKS) or LOCATIONS not in names:
             return None
-        return PartitionRounds(trainer, config, max(1, trainer.config.steps // (config.partition_rounds + 1)))
+        return PartitionRounds(trainer, options, max(1, trainer.config.steps // (options.partition_rounds + 1)))
 
     # -- benchmarks and tests ------------------------------------------------------------
     def simulate(self, instances, classes=None, rng=None):

@@ -35,7 +35,7 @@ from ..tasks import BOUNDARIES, FOREGROUND, PARTIAL, PLAIN, SEEDS, TaskSpec, hea
 from .base import Regime, saved_rounds
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..annotations import LazyAnnotations
+    from ..annotations import PaintedImage
     from ..training.trainer import Trainer
 
 APPROXIMATION = "approximation"
@@ -247,9 +247,8 @@ class Recursive(Regime):
     role = PARTIAL
     colour = (0, 158, 115)
 
-    def tasks(self, n_classes, weights, options=None):
+    def tasks(self, n_classes: int, options: RecursiveConfig) -> list[TaskSpec]:
         return [TaskSpec(APPROXIMATION, int(n_classes) + 1, PLAIN, role=PARTIAL,
-                         weight=float(weights.get(APPROXIMATION, 1.0)),
                          description="partial masks: the blobs, grown towards the boundaries each round")]
 
     def check(self, tasks: Sequence[TaskSpec]) -> None:
@@ -258,23 +257,23 @@ class Recursive(Regime):
             raise SettingsError("the recursive approximation needs a blobs task (its round-0 targets) and a "
                                 "foreground task (its guide)")
 
-    def targets(self, item: LazyAnnotations, done, tasks, options=None):
+    def targets(self, item: PaintedImage, done, tasks, options: RecursiveConfig):
+        """The seeds task's targets (the blobs), as they are: the sampler copies every task's targets
+        into its own stacks, and the rounds replace them there."""
         seeds = next(t for t in tasks if t.role == SEEDS and t.name != APPROXIMATION)
-        labels, annotated = done.get(seeds.name, (None, False))
-        return {APPROXIMATION: (None if labels is None else np.array(labels, copy=True), annotated)}
+        return {APPROXIMATION: done.get(seeds.name, (None, False))}
 
-    def attach(self, trainer: Trainer, options: RecursiveConfig | None):
-        config = options or RecursiveConfig()
+    def attach(self, trainer: Trainer, options: RecursiveConfig):
         # Every patch carries the labels of all tasks its image is annotated for, so
         # the approximation task (annotated wherever the blobs are) trains on every
         # patch anyway. Not drawing patches for it keeps the sampling of the other
         # tasks as it is without it (otherwise the few strong masks would be drawn
         # a quarter of the time instead of a third).
         trainer.sampler.exclude_from_draw(APPROXIMATION)
-        return RecursiveApproximation(trainer, config, config.round_steps(trainer.config.steps))
+        return RecursiveApproximation(trainer, options, options.round_steps(trainer.config.steps))
 
-    def postprocessing(self, options: RecursiveConfig | None) -> PostProcessing:
-        return PostProcessing(method=GROWTH, lambda_final=(options or RecursiveConfig()).lambda_final)
+    def postprocessing(self, options: RecursiveConfig) -> PostProcessing:
+        return PostProcessing(method=GROWTH, lambda_final=options.lambda_final)
 
     def migrate(self, config: dict) -> None:
         """Format 1 recorded the settings in the provenance; the final growth applied to any

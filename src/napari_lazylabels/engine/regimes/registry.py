@@ -19,9 +19,10 @@ from importlib.metadata import entry_points
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ...errors import SettingsError
+from ..postprocess.settings import PostProcessing
 from ..tasks import FOREGROUND, TaskSpec
 from . import detection, impartial, lacss, recursive, segmentation, separation
-from .base import LabelInput, Regime
+from .base import MACHINE_MASK, MACHINE_POINTS, ConfiguredRegime, LabelInput, Regime
 
 ENTRY_POINT_GROUP = "napari_lazylabels.regimes"
 
@@ -152,7 +153,7 @@ def task_names() -> tuple[str, ...]:
 
 def self_supervised_regimes() -> tuple[Regime, ...]:
     """The regimes whose task (with default options) trains on every image, labelled or not."""
-    return tuple(r for r in regimes() if any(t.self_supervised for t in r.tasks(1, {})))
+    return tuple(r for r in regimes() if any(t.self_supervised for t in r.configure().tasks(1)))
 
 
 def task_template(name: str, n_classes: int = 1) -> TaskSpec | None:
@@ -160,7 +161,7 @@ def task_template(name: str, n_classes: int = 1) -> TaskSpec | None:
     r = regime_of_task(name)
     if r is None:
         return None
-    return next(t for t in r.tasks(n_classes, {}) if t.name == name)
+    return next(t for t in r.configure().tasks(n_classes) if t.name == name)
 
 
 def task_colour(task: str) -> tuple[int, int, int] | None:
@@ -193,13 +194,12 @@ def draft_inputs() -> tuple[LabelInput, LabelInput] | None:
 
 
 def machine_label_inputs() -> tuple[LabelInput, LabelInput] | None:
-    """(points, mask) inputs that machine-made labels fill (``engine.autolabel``): the points input and
-    the binary mask input of the first regime with both, or None."""
+    """(points, mask) inputs that machine-made labels fill (``engine.autolabel``): the inputs of the first
+    regime that declares both (``LabelInput.machine_made``), or None."""
     for r in regimes():
-        pts = next((i for i in r.inputs if i.is_points), None)
-        mask = next((i for i in r.inputs if i.binary), None)
-        if pts is not None and mask is not None:
-            return pts, mask
+        made = {i.machine_made: i for i in r.inputs if i.machine_made is not None}
+        if MACHINE_POINTS in made and MACHINE_MASK in made:
+            return made[MACHINE_POINTS], made[MACHINE_MASK]
     return None
 
 
@@ -239,12 +239,18 @@ def trained_regimes(present: Iterable[str], opt_in: Iterable[str] = ()) -> list[
             or (not r.opt_in and (has_input(r) or (_core(r) and with_core)))]
 
 
-def tasks_of(run_regimes: Sequence[Regime], n_classes: int, weights: Mapping[str, float],
-             options: Mapping[str, Any] | None = None) -> list[TaskSpec]:
-    """The task list of a run (refuses weights for tasks the run does not train); ``options``:
-    regime name -> its options (None or missing: its defaults)."""
+def configure(run_regimes: Iterable[Regime], options: Mapping[str, Any] | None = None) -> list[ConfiguredRegime]:
+    """The regimes of a run bound to their options (``options``: regime name -> its options; None or
+    missing: its defaults), each resolved once (:meth:`~.base.Regime.configure`)."""
     options = options or {}
-    tasks = [t for r in run_regimes for t in r.tasks(n_classes, weights, options.get(r.name))]
+    return [r.configure(options.get(r.name)) for r in run_regimes]
+
+
+def tasks_of(run_regimes: Sequence[ConfiguredRegime], n_classes: int,
+             weights: Mapping[str, float]) -> list[TaskSpec]:
+    """The task list of a run (refuses weights for tasks the run does not train, and a regime that
+    cannot work with the others' tasks)."""
+    tasks = [t for r in run_regimes for t in r.tasks(n_classes, weights)]
     unknown = set(weights) - {t.name for t in tasks}
     if unknown:
         raise SettingsError(f"task weight(s) for unknown task(s) {', '.join(sorted(unknown))}; this run "
@@ -252,6 +258,20 @@ def tasks_of(run_regimes: Sequence[Regime], n_classes: int, weights: Mapping[str
     for r in run_regimes:
         r.check(tasks)
     return tasks
+
+
+def postprocessing_of(run_regimes: Sequence[ConfiguredRegime]) -> PostProcessing | None:
+    """The post-processing the run's regimes declare (None: the default); two regimes that both set
+    one are refused.
+
+    Raises:
+        SettingsError: two regimes of the run set the post-processing.
+    """
+    declared = [(r.name, pp) for r in run_regimes for pp in [r.postprocessing()] if pp is not None]
+    if len(declared) > 1:
+        raise SettingsError(f"regimes {' and '.join(n for n, _ in declared)} both set the post-processing of "
+                            f"the model; train them in separate runs")
+    return declared[0][1] if declared else None
 
 
 def migrate(config: dict) -> None:
@@ -262,9 +282,9 @@ def migrate(config: dict) -> None:
 
 def default_tasks(n_classes: int = 1, weights: Mapping[str, float] | None = None) -> list[TaskSpec]:
     """The tasks of a run on the required inputs only (no opt-in regime): the lazy tasks of Ke et al."""
-    return tasks_of(trained_regimes(()), n_classes, weights or {})
+    return tasks_of(configure(trained_regimes(())), n_classes, weights or {})
 
 
 def baseline_tasks(n_classes: int = 1) -> list[TaskSpec]:
     """The one task of a plain U-Net baseline: the foreground regime's (exact masks)."""
-    return regime_with_role(FOREGROUND).tasks(n_classes, {})
+    return regime_with_role(FOREGROUND).configure().tasks(n_classes)

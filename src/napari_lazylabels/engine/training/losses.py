@@ -160,6 +160,7 @@ def scribble_mixture_loss(logits: torch.Tensor, target: torch.Tensor, valid: tor
 
 
 LossFn = Callable[..., "torch.Tensor | None"]
+#: The function of each loss name a task may give (:data:`~..tasks.LOSS_NAMES`, what a model file may hold).
 LOSSES: dict[str, LossFn] = {"partial_ce": partial_cross_entropy, "scribble_mixture": scribble_mixture_loss}
 
 

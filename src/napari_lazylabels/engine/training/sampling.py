@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..annotations import LazyAnnotations
+from ..annotations import TrainingItem
 from ..config import AugmentConfig, NormalizationConfig, TrainConfig
 from ..normalize import normalize
 from ..tasks import TaskSpec
@@ -89,7 +89,7 @@ class PreparedImage:
         self.stacked_targets[..., self.task_names.index(task)] = targets
 
 
-def prepare(item: LazyAnnotations, tasks: Sequence[TaskSpec], norm: NormalizationConfig,
+def prepare(item: TrainingItem, tasks: Sequence[TaskSpec], norm: NormalizationConfig,
             rng: np.random.Generator) -> PreparedImage:
     image = normalize(item.image, norm)
     shape = image.shape[1:]

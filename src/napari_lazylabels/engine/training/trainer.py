@@ -30,7 +30,7 @@ import torch
 
 from ... import __version__
 from ...errors import LazyLabelsError
-from ..annotations import LazyAnnotations, annotation_summary, validate_set
+from ..annotations import TrainingItem, annotation_summary
 from ..config import NetworkConfig, TrainConfig, preset
 from ..device import describe_device, empty_device_cache, select_device
 from ..model import LazyUNet, build_model
@@ -76,8 +76,10 @@ class Trainer:
     """Trains a (multi-task) U-Net on lazy annotations.
 
     Args:
-        items: annotated images, labels keyed by task name (validated here;
-            bad input raises :class:`~napari_lazylabels.errors.AnnotationError`).
+        items: the training items (targets keyed by task name), made by the
+            regimes from checked painted images
+            (:func:`~napari_lazylabels.engine.regimes.targets.training_items`):
+            trusted, not checked again.
         tasks: the task list.
         network: an architecture to build (default: the ``cpu`` preset), or a
             network to go on training (a resumed or fine-tuned model).
@@ -92,13 +94,13 @@ class Trainer:
     #: float rounding, steps 1.3x faster on the CPU (oneDNN's convolutions; benchmarks/speed.py).
     memory_format = torch.channels_last
 
-    def __init__(self, items: Sequence[LazyAnnotations], tasks: Sequence[TaskSpec],
+    def __init__(self, items: Sequence[TrainingItem], tasks: Sequence[TaskSpec],
                  network: NetworkConfig | LazyUNet | None = None, config: TrainConfig | None = None, *,
                  class_names: Sequence[str] | None = None, state: TrainingState | None = None,
                  data_description: str = "", distributed: DistributedContext | None = None):
         self.config = config or TrainConfig()
         self.tasks = list(tasks)
-        self.items = validate_set(items, self.tasks)
+        self.items = list(items)
         self.distributed = distributed
         self.device = (select_device(self.config.device) if distributed is None
                        else distributed.device(self.config.device))

@@ -304,6 +304,7 @@ class TrainWidget(QWidget):
             if prepared.self_supervised:     # it trains on the unpainted planes too
                 plan = replace(plan, items=training_set(self.viewer, layers, unpainted=True))
                 prepared = prepare(plan)
+            plan = replace(plan, items=prepared.painted)     # checked: the run does not check them again
             tasks = prepared.tasks
         except LazyLabelsError as exc:
             show_error(str(exc))
