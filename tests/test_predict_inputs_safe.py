@@ -16,7 +16,8 @@ from napari_lazylabels.cli import main
 from napari_lazylabels.errors import ImageReadError, OutputExistsError
 from napari_lazylabels.io.lazy_array import LazyArray
 from napari_lazylabels.io.ome_zarr import read_image_store, write_image_store
-from napari_lazylabels.io.own_outputs import check_not_input, check_replaceable_output, foreign_model_entries, is_own_tiff
+from napari_lazylabels.io.own_outputs import (check_not_input, check_replaceable_output, foreign_model_entries,
+                                              is_own_tiff)
 
 from test_cli import TRAIN, dataset, model_dir, one_line_error  # noqa: F401 (the fixtures)
 

@@ -49,9 +49,9 @@ from .atomic import atomic_write_dir, recover
 from .disk_errors import serialiser_errors
 from .files import check_zip_members, read_bytes, regular_file
 from .jsonfile import MAX_JSON_BYTES, parse_json, read_json, reason
-from .own_outputs import foreign_model_entries
 from .model_schema import (CONFIG_FILE, FORMAT, FORMAT_VERSION, STATE_FILE, check_state_fits,
                            non_finite, parse_config, parse_training_state, state_limit, weights_limit)
+from .own_outputs import foreign_model_entries
 
 WEIGHTS_FILE = "model.safetensors"
 #: In a bioimage.io package (:mod:`.bioimageio`): the model's config.json, and the state dict weights.

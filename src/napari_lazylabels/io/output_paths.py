@@ -21,8 +21,8 @@ from .atomic import check_can_write, check_writable
 from .inputs import image_stem
 from .own_outputs import check_not_input, check_replaceable_output
 
-__all__ = ["OUTPUT_SUFFIXES", "DEFAULT_OUTNAME", "check_outname", "output_for", "is_tiff", "check_output", "check_replaceable_output",
-           "single_output", "plan_outputs"]
+__all__ = ["OUTPUT_SUFFIXES", "DEFAULT_OUTNAME", "check_outname", "output_for", "is_tiff", "check_output",
+           "check_replaceable_output", "single_output", "plan_outputs"]
 
 #: What an output may be: instance labels (TIFF) or an OME-Zarr store.
 OUTPUT_SUFFIXES = (".tif", ".tiff", ".zarr")

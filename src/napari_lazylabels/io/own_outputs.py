@@ -180,7 +180,7 @@ def foreign_model_entries(folder: str | os.PathLike) -> list[str]:
     except OSError:
         return foreign
     for entry in entries:
-        if entry.name in MODEL_FILES and entry.is_file() and not entry.is_symlink():
+        if entry.name in MODEL_FILES:        # ours by name (one that is no regular file is refused when read)
             continue
         if entry.is_dir() and not entry.is_symlink():
             inner = sorted(entry.iterdir())
