@@ -149,3 +149,22 @@ def test_available_memory_heeds_the_address_space_limit():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert 0 <= int(done.stdout) < 3 << 30
+
+
+def test_auto_mode_predicts_block_by_block_what_would_not_fit_in_memory(model_dir, dataset, tmp_path, monkeypatch,
+                                                                         capsys):
+    """Without --in-memory, an image whose in-memory prediction needs more than is available goes block by
+    block, and says so; with --in-memory it is refused in one line."""
+    from napari_lazylabels.cli import main
+    from napari_lazylabels.recipes import predict
+    monkeypatch.setattr(predict, "available_memory", lambda: 1 << 10)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 40)     # the file's pieces fit
+    image, out = dataset.parent / "synthetic_000.tif", tmp_path / "a.tif"
+    args = ["predict", "--model", str(model_dir), "--image", str(image), "--device", "cpu", "--quiet", "--out"]
+    assert main(args + [str(out)]) == 0
+    assert "predicted block by block (in memory it would need more than the 0.0 GiB available)" in \
+        capsys.readouterr().err
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 10)
+    assert main(args + [str(tmp_path / "b.tif"), "--in-memory"]) == 2
+    assert "predict it block by block: --out-of-core" in capsys.readouterr().err
+    assert not (tmp_path / "b.tif").exists()

@@ -55,7 +55,7 @@ from ..errors import LazyLabelsError, SettingsError
 from ..io.atomic import check_can_write, write_error
 from ..io.image_file import ImageFile
 from ..io.inputs import open_image
-from ..io.memory import array_bytes, check_fits, shape_text
+from ..io.memory import array_bytes, available_memory, check_fits, gib, shape_text
 from ..io.output import (blockwise_scratch_bytes, prediction_bytes, write_prediction, write_prediction_blocks,
                          write_stack_prediction)
 from ..io.output_paths import is_tiff
@@ -213,6 +213,12 @@ class Predictor:
         plane_pixels = int(np.prod(image.data.shape[len(image.plane_axes):][:2]))
         blockwise = (self.options.mode == "blocks" or self.options.on_cluster
                      or (self.options.mode == "auto" and plane_pixels > BLOCKWISE_PIXELS))
+        if self.options.mode == "auto" and not blockwise and abs(factor - 1) < 1e-3:
+            left = available_memory()
+            if left is not None and in_memory_bytes(image, self.model) > left:
+                blockwise = True                     # it would not fit in memory: the blocks bound it
+                self._note(result, f"{image_path}: predicted block by block (in memory it would need more "
+                                   f"than the {gib(left)} available)")
         if blockwise:
             check_blockwise(factor)
         if image.is_stack:
