@@ -19,7 +19,7 @@ from typing import Sequence
 from ..errors import LazyLabelsError, SettingsError
 from .atomic import check_can_write, check_writable
 from .inputs import image_stem
-from .own_outputs import check_not_input, check_replaceable_output
+from .own_outputs import Inputs, check_not_input, check_replaceable_output
 
 __all__ = ["OUTPUT_SUFFIXES", "DEFAULT_OUTNAME", "check_outname", "output_for", "is_tiff", "check_output",
            "check_replaceable_output", "single_output", "plan_outputs"]
@@ -56,7 +56,7 @@ def output_for(image: str | os.PathLike, outdir: str | os.PathLike, template: st
     return Path(outdir) / check_outname(template).format(stem=image_stem(image), name=Path(image).name)
 
 
-def check_output(out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> Path:
+def check_output(out: Path, overwrite: bool, inputs: Inputs | Sequence[Path] = ()) -> Path:
     """Refuse, before any work, an output with another suffix, one of the ``inputs`` (or a link to one),
     one that exists (without ``overwrite``), one that is not this tool's output, or one whose folder
     cannot be written (see :mod:`.own_outputs`)."""
@@ -92,6 +92,7 @@ def plan_outputs(images: Sequence[Path], outdir: Path, template: str, *, overwri
             ``overwrite`` or ``skip_existing``) or cannot be written.
     """
     pairs, skipped, seen = [], [], {}
+    inputs = Inputs(images)
     for image in images:
         out = output_for(image, outdir, template)
         key = os.path.normcase(os.path.abspath(out))
@@ -100,9 +101,9 @@ def plan_outputs(images: Sequence[Path], outdir: Path, template: str, *, overwri
                                 f"another pattern (e.g. '{{name}}_labels.tif')")
         seen[key] = image
         if skip_existing and (out.exists() or out.is_symlink()):
-            check_not_input(out, images)
+            check_not_input(out, inputs)
             skipped.append(out)
             continue
-        check_output(out, overwrite, images)
+        check_output(out, overwrite, inputs)
         pairs.append((image, out))
     return pairs, skipped

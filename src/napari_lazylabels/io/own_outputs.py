@@ -27,8 +27,8 @@ from .label_tiff import SOFTWARE
 from .ngff import STORE_SUFFIX, group_attributes, is_image_store, ome_attributes
 from .project import PROJECT_FILE, is_project
 
-__all__ = ["SOFTWARE", "PREDICTION_LABELS", "check_not_input", "check_replaceable_output", "is_own_tiff",
-           "is_prediction_store", "is_prediction_project", "painted_layers", "foreign_model_entries"]
+__all__ = ["SOFTWARE", "PREDICTION_LABELS", "Inputs", "check_not_input", "check_replaceable_output", "is_own_tiff",
+           "is_prediction_store", "is_prediction_project", "painted_layers", "foreign_model_entries", "readable_list"]
 
 #: The label layers of a prediction store; any other layer was painted (lazy labels, a region of interest).
 PREDICTION_LABELS = ("instances", "semantic")
@@ -44,35 +44,55 @@ def _key(path: Path) -> Path:
     return Path(os.path.normcase(os.path.abspath(path))).resolve()
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):
-        return _key(a) == _key(b)
+class Inputs:
+    """The images of a batch, indexed once (paths with links resolved, inodes, the folders above them), so
+    that each output is checked against all of them at the cost of a few look-ups."""
+
+    def __init__(self, images: Iterable[str | os.PathLike]):
+        self.by_key: dict[Path, Path] = {}
+        self.by_inode: dict[tuple[int, int], Path] = {}
+        self.around: dict[Path, Path] = {}           # a folder above an input -> that input
+        for image in map(Path, images):
+            key = _key(image)
+            self.by_key.setdefault(key, image)
+            try:
+                info = os.stat(image)
+                self.by_inode.setdefault((info.st_dev, info.st_ino), image)
+            except (OSError, ValueError):
+                pass
+            for parent in key.parents:
+                self.around.setdefault(parent, image)
+
+    def why_not(self, out: Path) -> str:
+        """Why ``out`` may not be written ("" when it may)."""
+        target = _key(out)
+        try:
+            info = os.stat(out)
+            image = self.by_inode.get((info.st_dev, info.st_ino))
+        except (OSError, ValueError):
+            image = None
+        image = image or self.by_key.get(target)
+        if image is not None:
+            if os.path.abspath(out) == os.path.abspath(image):
+                return "is the image it is predicted from"
+            return f"is the image {image} (the same file through a link)"
+        if target in self.around:
+            return f"holds the image {self.around[target]}"
+        inside = next((self.by_key[p] for p in target.parents if p in self.by_key), None)
+        return f"lies inside the image {inside}" if inside is not None else ""
 
 
-def check_not_input(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+def check_not_input(out: str | os.PathLike, inputs: "Inputs | Iterable[str | os.PathLike]") -> None:
     """Refuse an output that is one of ``inputs`` (the same path, or the same file through a symbolic or hard
-    link), holds one (a folder around it) or lies inside one.
+    link), holds one (a folder around it) or lies inside one. ``inputs``: the images, or :class:`Inputs` of
+    them (for many outputs).
 
     Raises:
         OutputExistsError: naming the input; nothing has been written.
     """
-    out = Path(out)
-    target = _key(out)
-    for image in inputs:
-        image = Path(image)
-        source = _key(image)
-        if _same_file(out, image):
-            plain = os.path.abspath(out) == os.path.abspath(image)
-            why = "is the image it is predicted from" if plain else \
-                f"is the image {image} (the same file through a link)"
-        elif target in source.parents:
-            why = f"holds the image {image}"
-        elif source in target.parents:
-            why = f"lies inside the image {image}"
-        else:
-            continue
+    inputs = inputs if isinstance(inputs, Inputs) else Inputs(inputs)
+    why = inputs.why_not(Path(out))
+    if why:
         raise OutputExistsError(f"{why}; predict never writes over its input: give another output",
                                 source=str(out))
 
