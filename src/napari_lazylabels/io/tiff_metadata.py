@@ -91,13 +91,19 @@ def _clean_log(message: str) -> str:
     return re.sub(r"^<[^>]*>\s*", "", message.strip().splitlines()[0]) if message.strip() else message
 
 
+#: TIFF compressions that are zlib (deflate), and the most zlib expands data (1032 to 1, with room to spare).
+_DEFLATE = (8, 32946)
+_DEFLATE_RATIO = 1100
+
+
 class TruncatedImage(UnreadableImage):
     """A TIFF whose pixels lie (partly) beyond the end of the file."""
 
 
 def check_complete(tif, series) -> None:
-    """Refuse a TIFF whose pixels (as its tags place them) end beyond the end of the file: a truncated
-    copy, or a tiny file declaring a huge image; found from the tags, before any pixel is read.
+    """Refuse a TIFF whose pixels (as its tags place them) end beyond the end of the file (a truncated
+    copy, or a tiny file declaring a huge image), or whose zlib-compressed pixels are too few bytes to
+    decompress to what it declares; found from the tags, before any pixel is read.
 
     Raises:
         TruncatedImage.
@@ -108,8 +114,14 @@ def check_complete(tif, series) -> None:
     else:
         end = 0
         for page in series.pages:
-            for offset, count in zip(getattr(page, "dataoffsets", ()) or (), getattr(page, "databytecounts", ()) or ()):
-                end = max(end, int(offset) + int(count))
+            counts = [int(c) for c in getattr(page, "databytecounts", ()) or ()]
+            for offset, count in zip(getattr(page, "dataoffsets", ()) or (), counts):
+                end = max(end, int(offset) + count)
+            key = getattr(page, "keyframe", page)
+            if int(getattr(key, "compression", 1) or 1) in _DEFLATE and \
+                    int(key.nbytes) > _DEFLATE_RATIO * sum(counts) + (1 << 16):
+                raise TruncatedImage(f"not a valid TIFF: its {sum(counts):,} bytes of zlib data cannot hold the "
+                                     f"{int(key.nbytes):,} bytes of pixels it declares")
     if end > size:
         raise TruncatedImage(f"truncated file: its pixels end at byte {end:,}, the file has {size:,} bytes")
 
