@@ -309,6 +309,18 @@ _CHILD = textwrap.dedent("""
 """)
 
 
+def run_in_child(cases: dict) -> dict:
+    """Each command of ``cases`` (name -> arguments) in one child process (:data:`_CHILD`) with a time limit:
+    name -> {"code", "err"} of those that finished."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(list(cases.items()))], capture_output=True,
+                              text=True, timeout=300)
+        out = done.stdout
+    except subprocess.TimeoutExpired as exc:                  # a hang: the cases that finished still count
+        out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+    return {r["case"]: r for r in map(json.loads, filter(None, out.splitlines()))}
+
+
 @pytest.fixture(scope="module")
 def not_regular(model_dir, dataset, tmp_path_factory):
     """What each command says about a FIFO, /dev/zero or a folder where a file is expected (case -> code, err)."""
@@ -349,13 +361,7 @@ def not_regular(model_dir, dataset, tmp_path_factory):
                                         "--steps", "5", "--patch-size", "32", "--batch-size", "2", "--device", "cpu",
                                         "--quiet"],
     }
-    try:
-        done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(list(cases.items()))], capture_output=True,
-                              text=True, timeout=300)
-        out = done.stdout
-    except subprocess.TimeoutExpired as exc:                  # a hang: the cases that finished still count
-        out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-    return {r["case"]: r for r in map(json.loads, filter(None, out.splitlines()))}
+    return run_in_child(cases)
 
 
 NOT_REGULAR = [

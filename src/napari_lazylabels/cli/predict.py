@@ -176,6 +176,6 @@ def _predict_batch(model, spec, options, pairs, skipped, args) -> int:
     if skipped:
         line += f"; {len(skipped)} skipped (output exists)"
     if failed:
-        line += f"; {len(failed)} failed: {', '.join(str(r.image) for r in failed)}"
+        line += f"; {len(failed)} failed: " + "; ".join(f"{r.image.name}: {r.reason}" for r in failed)
     print(line)
     return EXIT_USER_ERROR if failed else 0

@@ -34,10 +34,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..engine.annotations import check_image, check_labels
-from ..errors import AnnotationError, ImageReadError, one_line
+from ..errors import AnnotationError, ImageReadError, LazyLabelsError, one_line
 from .files import regular_file
 from .image_file import ImageFile, UnreadableImage, from_axes, guess_axes, rounded_pixel_size, stack_refused
 from .lazy_array import LazyArray, as_dask, lazy_chunks, lazy_edge
+from .memory import array_bytes, check_fits, check_piece_fits, shape_text
 from .tiff_metadata import tiff_series
 
 __all__ = ["IMAGE_EXTENSIONS", "BIOIO_EXTENSIONS", "read_image_file", "open_image_file", "read_image", "load_image",
@@ -59,7 +60,7 @@ def _decoded(reader: Callable[[Path], ImageFile], path: Path) -> ImageFile:
     suffix = path.suffix.lower()
     try:
         image = reader(path)
-    except MemoryError:
+    except (MemoryError, LazyLabelsError):
         raise
     except Exception as exc:  # any decoder failure becomes one clear line
         detail = str(exc) if isinstance(exc, UnreadableImage) else one_line(exc)
@@ -72,12 +73,18 @@ def _decoded(reader: Callable[[Path], ImageFile], path: Path) -> ImageFile:
 
 def _read_tiff(path: Path) -> ImageFile:
     with tiff_series(path) as (tif, series, axes, pixel_size, declared):
+        _check_read_fits(series.shape, series.dtype, path)
         data = np.asarray(series.asarray())
     if data.size == 0:
         raise UnreadableImage("not a valid TIFF: it holds no pixels")
     if not declared:  # a shaped or plain multi-page TIFF: the axes are not declared
         return guess_axes(data, str(path), pixel_size)
     return from_axes(data, axes, str(path), pixel_size, declared)
+
+
+def _check_read_fits(shape, dtype, path: Path) -> None:
+    """Refuse, before it is allocated, an image whose declared shape does not fit in memory."""
+    check_fits(array_bytes(shape, dtype), f"reading the image ({shape_text(shape, dtype)})", str(path))
 
 
 def _read_cv2(path: Path) -> ImageFile:
@@ -96,9 +103,12 @@ def _read_cv2(path: Path) -> ImageFile:
 
 
 def _read_npy(path: Path) -> ImageFile:
-    image = np.load(path, allow_pickle=False)
-    if not isinstance(image, np.ndarray):
+    mapped = np.load(path, mmap_mode="r", allow_pickle=False)   # its header (and the file's size) first
+    if not isinstance(mapped, np.ndarray):
         raise ValueError("not a single .npy array")
+    _check_read_fits(mapped.shape, mapped.dtype, path)
+    image = np.array(mapped)
+    del mapped
     return guess_axes(image, str(path))
 
 
@@ -163,6 +173,8 @@ def _open_tiff(path: Path) -> ImageFile:
         native[axes.index("Y")], native[axes.index("X")] = native_yx
     if axes.endswith("S"):
         native[-1] = shape[-1]
+    if not memmappable:                       # a compressed strip or tile is decoded whole
+        check_piece_fits(native, dtype, str(path), "save it tiled (e.g. tifffile.imwrite(..., tile=(512, 512)))")
     chunks = tuple(lazy_edge(n, c) if a in "YX" else c for n, c, a in zip(shape, native, axes))
     kind = "tiff-memmap" if memmappable else "tiff-zarr"
     data = as_dask(LazyArray(str(path), kind, shape, dtype, chunks, 0))

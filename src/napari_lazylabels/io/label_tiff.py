@@ -15,6 +15,9 @@ from ..errors import AnnotationError
 from .atomic import atomic_write_file, check_writable
 from .tiff_metadata import ome_metadata
 
+#: The Software tag of every label TIFF written here: what ``--overwrite`` recognises as this tool's output.
+SOFTWARE = "napari-lazylabels"
+
 
 def _labels_for_tiff(labels: np.ndarray, source: str, planar: bool = True) -> np.ndarray:
     """Check integer labels and give them the smallest TIFF dtype (uint16, or uint32).
@@ -40,7 +43,7 @@ def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, overwrite: bo
                       planar: bool = True, axes: str | None = None, pixel_size: PixelSize | None = None) -> Path:
     """Write a label layer as a zlib-compressed TIFF, atomically.
 
-    Stored as uint16, or uint32 when a value exceeds 65535. ``planar=False``
+    Stored as uint16, or uint32 when a value exceeds 65535, with :data:`SOFTWARE` in its Software tag. ``planar=False``
     also takes a stack (leading axes: one TIFF page per plane). ``axes``
     (e.g. ``"tyx"``) and ``pixel_size`` are written as OME metadata, which
     Fiji, QuPath and :func:`read_image_file` read back.
@@ -55,7 +58,8 @@ def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, overwrite: bo
     data = _labels_for_tiff(labels, str(path), planar)
     meta = ome_metadata(axes, pixel_size)
     extra = {} if meta is None else {"ome": True, "metadata": meta}
-    return atomic_write_file(path, lambda tmp: tifffile.imwrite(tmp, data, compression="zlib", **extra),
+    return atomic_write_file(path, lambda tmp: tifffile.imwrite(tmp, data, compression="zlib", software=SOFTWARE,
+                                                                **extra),
                              overwrite=overwrite)
 
 
@@ -92,5 +96,6 @@ def write_labels_tiff_blocks(path: str | os.PathLike, shape: Sequence[int], dtyp
     extra = {} if meta is None else {"ome": True, "metadata": meta}
     big = int(np.prod(shape)) * dtype.itemsize > 2 ** 31
     return atomic_write_file(path, lambda tmp: tifffile.imwrite(tmp, tiles(), shape=shape, dtype=dtype, tile=(t, t),
-                                                                compression="zlib", bigtiff=big, **extra),
+                                                                compression="zlib", bigtiff=big, software=SOFTWARE,
+                                                                **extra),
                              overwrite=overwrite)

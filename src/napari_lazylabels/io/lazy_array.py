@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import ImageReadError, LazyLabelsError, one_line
 from .image_file import MAX_LEADING_CHANNELS
 
 #: Edge (px) of the chunks a lazily read image is cut in (before the block-wise prediction regroups them).
@@ -52,6 +53,16 @@ class LazyArray:
             return _OPEN[key]
 
     def __getitem__(self, index):
+        """The pixels at ``index``; a failure of the file (truncated, changed, unreadable since it was opened)
+        is the tool's one-line :class:`~napari_lazylabels.errors.ImageReadError`, wherever the read runs."""
+        try:
+            return self._read(index)
+        except (MemoryError, LazyLabelsError):
+            raise
+        except Exception as exc:  # a reader's failure (e.g. "mmap length is greater than file size")
+            raise ImageReadError(f"cannot read the pixels ({one_line(exc)})", source=self.path) from None
+
+    def _read(self, index):
         if self.kind == "npy":
             mapped = np.load(self.path, mmap_mode="r", allow_pickle=False)
         elif self.kind == "tiff-memmap":

@@ -1,17 +1,25 @@
-"""What memory a read may take: the memory available now, and a budget that refuses a read beyond it."""
+"""What memory a read may take: the memory available now, and the checks that refuse a read beyond it.
+
+Sizes are checked as the file declares them (shape x dtype), before anything is read or allocated: a
+368-byte TIFF can declare 100000 x 100000 px, an OME-Zarr store 10^6 x 10^6 px in one chunk.
+:func:`available_memory` is the smaller of what the system has free (``MemAvailable``) and what the
+process's address-space limit (``ulimit -v``) leaves it.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from ..errors import ImageReadError
+from ..errors import ImageReadError, LazyLabelsError
+
+__all__ = ["available_memory", "array_bytes", "check_fits", "check_piece_fits", "shape_text", "MemoryBudget"]
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation now (Linux: MemAvailable), or None where unknown."""
+def _system_available() -> int | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             for line in fh:
@@ -25,8 +33,64 @@ def available_memory() -> int | None:
         return None
 
 
-def _gib(n: float) -> str:
+def _address_space_left() -> int | None:
+    """What ``ulimit -v`` (RLIMIT_AS) leaves this process (None: no limit, or unknown)."""
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY or soft <= 0:
+            return None
+        with open("/proc/self/status", encoding="ascii") as fh:
+            used = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+        return max(0, soft - used)
+    except (ImportError, OSError, ValueError, StopIteration):
+        return None
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (Linux: MemAvailable, and within ``ulimit -v``),
+    or None where unknown."""
+    known = [n for n in (_system_available(), _address_space_left()) if n is not None]
+    return min(known) if known else None
+
+
+def array_bytes(shape: Sequence[int], dtype) -> int:
+    """Bytes of an array of ``shape`` and ``dtype`` (exact, without overflow)."""
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n * np.dtype(dtype).itemsize
+
+
+def gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
+
+
+def shape_text(shape: Sequence[int], dtype=None) -> str:
+    return " x ".join(str(int(n)) for n in shape) + (f" {np.dtype(dtype)}" if dtype is not None else "")
+
+
+def check_fits(need: int, what: str, source: str, hint: str = "", *,
+               error: type[LazyLabelsError] = ImageReadError) -> None:
+    """Refuse, before it is allocated, what needs ``need`` bytes when less memory is available.
+
+    ``what`` says what needs it (``reading the image (100000 x 100000 uint8)``); ``hint`` what to do instead.
+
+    Raises:
+        ``error``: one line naming the need, what is available, and the hint.
+    """
+    left = available_memory()
+    if left is not None and need > left:
+        raise error(f"{what} needs {gib(need)} of memory, {gib(left)} are available"
+                    + (f"; {hint}" if hint else ""), source=source)
+
+
+def check_piece_fits(piece: Sequence[int], dtype, source: str, hint: str) -> None:
+    """Refuse a file that stores its pixels in pieces (chunks, strips, tiles) of ``piece`` that do not fit
+    in memory: each is read whole, block by block too, so no prediction of it is bounded."""
+    yx = " x ".join(str(int(n)) for n in piece[-2:]) if len(piece) >= 2 else shape_text(piece)
+    check_fits(array_bytes(piece, dtype), f"reading it (it is stored in pieces of {yx} px, each read whole)",
+               source, hint)
 
 
 class MemoryBudget:
@@ -38,11 +102,10 @@ class MemoryBudget:
         self.left = available_memory()
 
     def read(self, arr, name: str) -> np.ndarray:
-        need = int(np.prod(arr.shape, dtype=np.float64) * np.dtype(arr.dtype).itemsize)
+        need = array_bytes(arr.shape, arr.dtype)
         if self.left is not None and need > self.left:
-            shape = " x ".join(str(n) for n in arr.shape)
-            raise ImageReadError(f"array {name!r} ({shape} {arr.dtype}) needs {_gib(need)} of memory, "
-                                 f"{_gib(self.left)} are available", source=str(self.path))
+            raise ImageReadError(f"array {name!r} ({shape_text(arr.shape, arr.dtype)}) needs {gib(need)} of "
+                                 f"memory, {gib(self.left)} are available", source=str(self.path))
         data = arr[...]
         if self.left is not None:
             self.left -= need

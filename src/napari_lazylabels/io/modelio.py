@@ -22,8 +22,9 @@ schema of :mod:`.model_schema`; weights that are not finite are refused. Only
 regular files are read (:mod:`.files`), JSON within limits (:mod:`.jsonfile`),
 and the weights, the training state and a package's members only when their
 sizes fit the network the config describes (counted before it is built).
-``overwrite`` replaces only a model folder (:func:`is_model_folder`) or an
-empty one.
+``overwrite`` replaces only a model folder (:func:`is_model_folder`) holding
+nothing this tool did not write (:func:`~.own_outputs.foreign_model_entries`),
+or an empty one.
 """
 
 from __future__ import annotations
@@ -50,13 +51,14 @@ from .files import check_zip_members, read_bytes, regular_file
 from .jsonfile import MAX_JSON_BYTES, parse_json, read_json, reason
 from .model_schema import (CONFIG_FILE, FORMAT, FORMAT_VERSION, STATE_FILE, check_state_fits,
                            non_finite, parse_config, parse_training_state, state_limit, weights_limit)
+from .own_outputs import foreign_model_entries
 
 WEIGHTS_FILE = "model.safetensors"
 #: In a bioimage.io package (:mod:`.bioimageio`): the model's config.json, and the state dict weights.
 PACKAGE_CONFIG = "lazylabels_config.json"
 PACKAGE_WEIGHTS = "weights.pt"
 #: What ``--overwrite`` replaces: only a folder like this (or an empty one).
-MODEL_FOLDER = "a napari-lazylabels model folder (with its config.json)"
+MODEL_FOLDER = "a napari-lazylabels model folder (with its config.json, and nothing else of yours)"
 
 Artifacts = Mapping[str, Mapping[str, Any]]
 
@@ -114,7 +116,7 @@ def save_model(model: LazyLabelsModel, path: str | Path, *, overwrite: bool = Fa
     relative path -> arrays for ``.npz`` or a JSON dict for ``.json``) are optional.
     """
     return atomic_write_dir(Path(path), lambda tmp: write_model_into(Path(tmp), model, training_state, artifacts),
-                            overwrite=overwrite, replaceable=is_model_folder, what=MODEL_FOLDER)
+                            overwrite=overwrite, replaceable=replaceable_model_folder, what=MODEL_FOLDER)
 
 
 def is_model_folder(path: str | Path) -> bool:
@@ -124,6 +126,11 @@ def is_model_folder(path: str | Path) -> bool:
     except LazyLabelsError:
         return False
     return isinstance(cfg, dict) and cfg.get("format") == FORMAT
+
+
+def replaceable_model_folder(path: str | Path) -> bool:
+    """Whether ``overwrite`` may replace ``path``: a model folder holding only what this tool wrote."""
+    return is_model_folder(path) and not foreign_model_entries(path)
 
 
 def _read_config(path: Path) -> dict:

@@ -61,7 +61,7 @@ from ..errors import ImageReadError, LazyLabelsError, one_line
 from .atomic import atomic_write_dir, check_writable, recover
 from .image_file import ImageFile, from_axes
 from .lazy_array import LazyArray, lazy_edge
-from .memory import MemoryBudget
+from .memory import MemoryBudget, check_piece_fits
 from .ngff import (NGFF_VERSION, STORE_VERSION, check_name, check_written, first_dataset, is_image_store,
                    label_colours, multiscales, ome_attributes, pixel_size_of, record_written, store_name, to_yx,
                    write_array)
@@ -335,6 +335,7 @@ def open_image_store(path: str | os.PathLike) -> ImageFile:
         dataset = str(ms["datasets"][0]["path"])
         if any(a not in "tczyx" for a in axes) or "y" not in axes or "x" not in axes:
             raise ValueError(f"unsupported axes {axes}")
+        check_piece_fits(array.chunks, array.dtype, source, "rechunk it (e.g. chunks of 1024 x 1024 px)")
         lazy = LazyArray(str(path / dataset), "zarr", array.shape, array.dtype,
                          tuple(lazy_edge(n, c) if a in "yx" else (n if a == "c" else 1)
                                for n, c, a in zip(array.shape, array.chunks, axes)))

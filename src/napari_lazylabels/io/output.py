@@ -25,11 +25,16 @@ from ..engine.trained_model import LazyLabelsModel
 from .atomic import atomic_write_dir, scratch_dir
 from .image_file import ImageFile
 from .label_tiff import write_labels_tiff, write_labels_tiff_blocks
-from .ngff import STORE_SUFFIX, is_image_store
+from .ngff import STORE_SUFFIX
 from .ome_zarr import ImageStore, write_image_store
 from .output_paths import is_tiff
+from .own_outputs import check_replaceable_output, is_prediction_project, is_prediction_store
 from .prediction_store import PredictionStore
-from .project import is_project, write_project, write_project_file
+from .project import write_project, write_project_file
+
+#: What ``--overwrite`` replaces of a prediction written as a folder (see :mod:`.own_outputs`).
+PREDICTION_STORE = "an OME-Zarr store this tool's prediction wrote (without painted labels)"
+PREDICTION_PROJECT = "a project of this tool's predictions"
 
 #: ``fill(plane index, plane, its store)``: predict the plane into the store; returns the number of objects.
 PlaneFill = Callable[[tuple[int, ...], object, PredictionStore], int]
@@ -58,8 +63,10 @@ def prediction_metadata(model: LazyLabelsModel, source: str | None = None) -> di
 def write_prediction(out: str | Path, image: np.ndarray, result: Segmentation, model: LazyLabelsModel,
                      *, overwrite: bool = False, source: str | None = None,
                      pixel_size: PixelSize | None = None) -> Path:
-    """``.tif``/``.tiff``: instance labels; ``.zarr``: the full OME-Zarr store."""
+    """``.tif``/``.tiff``: instance labels; ``.zarr``: the full OME-Zarr store. ``overwrite`` replaces only
+    a prediction (:func:`~.own_outputs.check_replaceable_output`)."""
     out = Path(out)
+    check_replaceable_output(out)
     if is_tiff(out):
         return write_labels_tiff(out, result.instances, overwrite=overwrite, pixel_size=pixel_size)
     return write_image_store(out, image, labels=result.label_layers(),
@@ -74,6 +81,7 @@ def write_stack_prediction(out: str | Path, image: ImageFile, results: Sequence[
                            pixel_size: PixelSize | None = None) -> Path:
     """The predictions of every plane of a stack: a multi-page TIFF, or a project of one store per plane."""
     out = Path(out)
+    check_replaceable_output(out)
     if is_tiff(out):
         stack = np.zeros(image.plane_shape + results[0][1].instances.shape, np.int64)
         for index, seg in results:
@@ -110,6 +118,7 @@ def write_prediction_blocks(out: str | Path, image: ImageFile, model: LazyLabels
         OutputExistsError: ``out`` exists and ``overwrite`` is false, or is not this tool's output.
     """
     out = Path(out)
+    check_replaceable_output(out)
     planes = list(image.planes())
     name = Path(image.source).stem
 
@@ -140,7 +149,7 @@ def write_prediction_blocks(out: str | Path, image: ImageFile, model: LazyLabels
                                             pixel_size=pixel_size)
     if not image.is_stack:
         return atomic_write_dir(out, lambda tmp: store_at(tmp, (), planes[0][1], keep_image=True),
-                                overwrite=overwrite, replaceable=is_image_store, what="an OME-Zarr store")
+                                overwrite=overwrite, replaceable=is_prediction_store, what=PREDICTION_STORE)
 
     def fill_project(tmp: Path) -> None:
         names = []
@@ -149,5 +158,5 @@ def write_prediction_blocks(out: str | Path, image: ImageFile, model: LazyLabels
             store_at(tmp / (names[-1] + STORE_SUFFIX), index, plane, keep_image=True)
         write_project_file(tmp, names, model.class_names)
 
-    return atomic_write_dir(out, fill_project, overwrite=overwrite, replaceable=is_project,
-                            what="a napari-lazylabels project folder (with project.json)")
+    return atomic_write_dir(out, fill_project, overwrite=overwrite, replaceable=is_prediction_project,
+                            what=PREDICTION_PROJECT)

@@ -4,9 +4,10 @@ One output (``--out``, :func:`single_output`) or one per image in a folder
 (``--outdir`` with an ``--outname`` template, :func:`plan_outputs`; two images
 that would write the same file are refused). Each output is checked before
 any image is read (:func:`check_output`): its suffix (``.tif``/``.tiff``:
-instance labels; ``.zarr``: an OME-Zarr store), that it does not exist
-(unless ``overwrite``), that ``overwrite`` would replace only what this tool
-writes (:func:`check_replaceable_output`), and that its folder can be written.
+instance labels; ``.zarr``: an OME-Zarr store), that it is none of the
+images (nor a link to one), that it does not exist (unless ``overwrite``),
+that ``overwrite`` would replace only what this tool writes
+(:func:`~.own_outputs.check_replaceable_output`), and that its folder can be written.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import LazyLabelsError, OutputExistsError, SettingsError
+from ..errors import LazyLabelsError, SettingsError
 from .atomic import check_can_write, check_writable
 from .inputs import image_stem
-from .ngff import is_image_store
-from .project import is_project
+from .own_outputs import Inputs, check_not_input, check_replaceable_output
 
 __all__ = ["OUTPUT_SUFFIXES", "DEFAULT_OUTNAME", "check_outname", "output_for", "is_tiff", "check_output",
-           "single_output", "plan_outputs"]
+           "check_replaceable_output", "single_output", "plan_outputs"]
 
 #: What an output may be: instance labels (TIFF) or an OME-Zarr store.
 OUTPUT_SUFFIXES = (".tif", ".tiff", ".zarr")
@@ -56,23 +56,13 @@ def output_for(image: str | os.PathLike, outdir: str | os.PathLike, template: st
     return Path(outdir) / check_outname(template).format(stem=image_stem(image), name=Path(image).name)
 
 
-def check_replaceable_output(out: str | Path) -> None:
-    """Refuse, before any work, an existing ``.zarr`` output that is not an OME-Zarr store or a project
-    (a file, or a folder of other files, that ``--overwrite`` would delete), and a ``.tif`` that is a folder."""
-    out = Path(out)
-    if is_tiff(out):
-        if out.is_dir():
-            raise OutputExistsError("is a folder; refusing to replace it with a file", source=str(out))
-    elif out.is_file() or (out.is_dir() and any(out.iterdir()) and not (is_image_store(out) or is_project(out))):
-        raise OutputExistsError("is not an OME-Zarr store; --overwrite only replaces such a store, so it is "
-                                "left alone", source=str(out))
-
-
-def check_output(out: Path, overwrite: bool) -> Path:
-    """Refuse, before any work, an output with another suffix, one that exists (without ``overwrite``),
-    one that is not this tool's output, or one whose folder cannot be written."""
+def check_output(out: Path, overwrite: bool, inputs: Inputs | Sequence[Path] = ()) -> Path:
+    """Refuse, before any work, an output with another suffix, one of the ``inputs`` (or a link to one),
+    one that exists (without ``overwrite``), one that is not this tool's output, or one whose folder
+    cannot be written (see :mod:`.own_outputs`)."""
     if not out.name.lower().endswith(OUTPUT_SUFFIXES):
         raise LazyLabelsError("the output must end in .tif, .tiff or .zarr", source=str(out))
+    check_not_input(out, inputs)
     check_writable(out, overwrite)
     check_replaceable_output(out)
     check_can_write(out)
@@ -89,7 +79,7 @@ def single_output(images: Sequence[Path], out: Path, overwrite: bool = False) ->
     if len(images) != 1:
         raise SettingsError(f"--out names the output of one image, and {len(images)} are given; "
                             f"give --outdir DIR for several")
-    return [(images[0], check_output(Path(out), overwrite))]
+    return [(images[0], check_output(Path(out), overwrite, images))]
 
 
 def plan_outputs(images: Sequence[Path], outdir: Path, template: str, *, overwrite: bool = False,
@@ -102,6 +92,7 @@ def plan_outputs(images: Sequence[Path], outdir: Path, template: str, *, overwri
             ``overwrite`` or ``skip_existing``) or cannot be written.
     """
     pairs, skipped, seen = [], [], {}
+    inputs = Inputs(images)
     for image in images:
         out = output_for(image, outdir, template)
         key = os.path.normcase(os.path.abspath(out))
@@ -110,8 +101,9 @@ def plan_outputs(images: Sequence[Path], outdir: Path, template: str, *, overwri
                                 f"another pattern (e.g. '{{name}}_labels.tif')")
         seen[key] = image
         if skip_existing and (out.exists() or out.is_symlink()):
+            check_not_input(out, inputs)
             skipped.append(out)
             continue
-        check_output(out, overwrite)
+        check_output(out, overwrite, inputs)
         pairs.append((image, out))
     return pairs, skipped

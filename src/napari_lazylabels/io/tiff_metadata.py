@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..engine.annotations import UNITS_IN_MICROMETERS, PixelSize
+from ..errors import LazyLabelsError
 from .image_file import UnreadableImage, ngff_unit, rounded_pixel_size
 
 
@@ -90,10 +91,46 @@ def _clean_log(message: str) -> str:
     return re.sub(r"^<[^>]*>\s*", "", message.strip().splitlines()[0]) if message.strip() else message
 
 
+#: TIFF compressions that are zlib (deflate), and the most zlib expands data (1032 to 1, with room to spare).
+_DEFLATE = (8, 32946)
+_DEFLATE_RATIO = 1100
+
+
+class TruncatedImage(UnreadableImage):
+    """A TIFF whose pixels lie (partly) beyond the end of the file."""
+
+
+def check_complete(tif, series) -> None:
+    """Refuse a TIFF whose pixels (as its tags place them) end beyond the end of the file (a truncated
+    copy, or a tiny file declaring a huge image), or whose zlib-compressed pixels are too few bytes to
+    decompress to what it declares; found from the tags, before any pixel is read.
+
+    Raises:
+        TruncatedImage.
+    """
+    size = int(tif.filehandle.size)
+    if series.dataoffset is not None:
+        end = int(series.dataoffset) + int(series.nbytes)
+    else:
+        end = 0
+        for page in series.pages:
+            counts = [int(c) for c in getattr(page, "databytecounts", ()) or ()]
+            for offset, count in zip(getattr(page, "dataoffsets", ()) or (), counts):
+                end = max(end, int(offset) + count)
+            key = getattr(page, "keyframe", page)
+            if int(getattr(key, "compression", 1) or 1) in _DEFLATE and \
+                    int(key.nbytes) > _DEFLATE_RATIO * sum(counts) + (1 << 16):
+                raise TruncatedImage(f"not a valid TIFF: its {sum(counts):,} bytes of zlib data cannot hold the "
+                                     f"{int(key.nbytes):,} bytes of pixels it declares")
+    if end > size:
+        raise TruncatedImage(f"truncated file: its pixels end at byte {end:,}, the file has {size:,} bytes")
+
+
 @contextmanager
 def tiff_series(path: Path):
     """The open TIFF, its first series, the axes, the pixel size and where the axes are declared ("" if
-    nowhere); what goes wrong inside, with a tifffile complaint about the header, is that complaint."""
+    nowhere); what goes wrong inside, with a tifffile complaint about the header, is that complaint. A
+    truncated file is refused first (:func:`check_complete`)."""
     import tifffile
 
     with _quiet_tifffile() as messages:
@@ -102,10 +139,13 @@ def tiff_series(path: Path):
                 if not tif.series or not len(tif.pages):
                     raise UnreadableImage("no image in it")
                 series = tif.series[0]
+                check_complete(tif, series)
                 axes = series.axes.upper()
                 declared = ("OME metadata" if tif.is_ome else "ImageJ metadata" if tif.is_imagej else
                             "TIFF tags" if "S" in axes else "")
                 yield tif, series, axes, _tiff_pixel_size(tif), declared
+        except (TruncatedImage, LazyLabelsError):
+            raise
         except Exception as exc:
             if messages:  # tifffile said what is wrong with the header: that is the clearer reason
                 raise UnreadableImage(f"not a valid TIFF: {_clean_log(messages[0])}") from None

@@ -20,6 +20,7 @@ from ..errors import ModelFileError, OutputExistsError, warn
 from ..io.atomic import check_can_write, check_not_current_folder, recover, write_error
 from ..io.locks import FolderLock, check_unlocked
 from ..io.modelio import MODEL_FOLDER, is_model_folder
+from ..io.own_outputs import foreign_model_entries, readable_list
 
 #: A run that replaces an existing model writes its checkpoints to ``NAME`` + this, beside it.
 PARTIAL_SUFFIX = ".partial"
@@ -120,7 +121,8 @@ def check_model_dir(model_dir: str | Path, *, overwrite: bool = False, resume: s
       by the run that holds it);
     * an existing ``NAME`` or ``NAME.partial``, unless ``overwrite`` or the
       run continues it (``resume``); even then only a model folder (or an
-      empty one), and never one holding ``data_files`` (the training data);
+      empty one), never one holding ``data_files`` (the training data), and
+      never one holding files this tool did not write (they would be lost);
     * a folder that cannot be written (probe file).
 
     Interrupted saves of ``NAME`` and ``NAME.partial`` are recovered first.
@@ -149,6 +151,11 @@ def check_model_dir(model_dir: str | Path, *, overwrite: bool = False, resume: s
             if _inside(f, target):
                 raise OutputExistsError(f"holds {f}, which this run trains on; a model folder is never "
                                         f"replaced with the training data in it", source=str(target))
+        foreign = foreign_model_entries(target)
+        if foreign:
+            raise OutputExistsError(f"holds {readable_list(foreign)}, which this tool did not write; a model "
+                                    f"folder is replaced whole, so it is left alone (move those out, or give "
+                                    f"another --model)", source=str(target))
     check_can_write(path)
     return path
 

@@ -55,9 +55,11 @@ from ..errors import LazyLabelsError, SettingsError
 from ..io.atomic import check_can_write, write_error
 from ..io.image_file import ImageFile
 from ..io.inputs import open_image
+from ..io.memory import array_bytes, available_memory, check_fits, gib, shape_text
 from ..io.output import (blockwise_scratch_bytes, prediction_bytes, write_prediction, write_prediction_blocks,
                          write_stack_prediction)
 from ..io.output_paths import is_tiff
+from ..io.own_outputs import check_not_input
 
 #: How an image is predicted: ``auto`` (in memory up to :data:`BLOCKWISE_PIXELS` a plane, else in blocks),
 #: ``memory``, ``blocks``.
@@ -113,10 +115,14 @@ class ImageResult:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def reason(self) -> str:
+        """Why it failed, without the image's name the error starts with ("" when it did not)."""
+        return (self.error or "").removeprefix(f"{self.image}: ")
+
     def summary(self) -> str:
         if not self.ok:
-            reason = self.error.removeprefix(f"{self.image}: ")
-            return f"{self.image}: failed ({reason})"
+            return f"{self.image}: failed ({self.reason})"
         per = f" in {self.planes} planes" if self.planes > 1 else ""
         how = ", block by block" if self.blockwise else ""
         return f"{self.image}: {self.n_objects} objects{per} -> {self.out} ({self.seconds:.1f} s{how})"
@@ -198,6 +204,7 @@ class Predictor:
         """
         start = time.perf_counter()
         image_path, out = Path(image_path), Path(out)
+        check_not_input(out, [image_path])
         image = open_image(image_path)
         result = ImageResult(image_path, out, planes=max(1, int(np.prod(image.plane_shape))))
         pixel_size = self.options.pixel_size or image.pixel_size
@@ -206,6 +213,12 @@ class Predictor:
         plane_pixels = int(np.prod(image.data.shape[len(image.plane_axes):][:2]))
         blockwise = (self.options.mode == "blocks" or self.options.on_cluster
                      or (self.options.mode == "auto" and plane_pixels > BLOCKWISE_PIXELS))
+        if self.options.mode == "auto" and not blockwise and abs(factor - 1) < 1e-3:
+            left = available_memory()
+            if left is not None and in_memory_bytes(image, self.model) > left:
+                blockwise = True                     # it would not fit in memory: the blocks bound it
+                self._note(result, f"{image_path}: predicted block by block (in memory it would need more "
+                                   f"than the {gib(left)} available)")
         if blockwise:
             check_blockwise(factor)
         if image.is_stack:
@@ -228,6 +241,8 @@ class Predictor:
             self.notify(text)
 
     def _in_memory(self, image: ImageFile, out: Path, pixel_size) -> int:
+        check_fits(in_memory_bytes(image, self.model), f"predicting it in memory ({shape_text(image.data.shape)} px)",
+                   image.source, "predict it block by block: --out-of-core (and no --in-memory)")
         image.data = np.asarray(image.data)          # read whole
         planes = [(index, check_image(plane, source=_plane_source(image, index))) for index, plane in image.planes()]
         check_can_write(out, len(planes) * prediction_bytes(out, planes[0][1], self.model))
@@ -286,6 +301,16 @@ class Predictor:
             except MemoryError:
                 yield ImageResult(Path(image_path), Path(out),
                                   error="out of memory; predict it block by block (--out-of-core, --block-size)")
+
+
+def in_memory_bytes(image: ImageFile, model: LazyLabelsModel) -> int:
+    """About the memory an in-memory prediction of ``image`` takes: the image, a float32 copy of a plane, and
+    each plane's probabilities and labels (kept until the output is written)."""
+    planes = max(1, int(np.prod(image.plane_shape)))
+    plane_pixels = int(np.prod(image.data.shape[len(image.plane_axes):][:2]))
+    per_pixel = 4 * sum(t.n_classes for t in model.tasks) + 16          # probabilities; semantic and instances
+    return (array_bytes(image.data.shape, image.data.dtype) + 4 * model.network_config.in_channels * plane_pixels
+            + planes * plane_pixels * per_pixel)
 
 
 def _plane_source(image: ImageFile, index: tuple[int, ...]) -> str:
