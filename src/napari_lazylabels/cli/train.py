@@ -109,6 +109,9 @@ def add_parser(sub) -> None:
                     help="continue training from the checkpoint in MODEL_DIR up to --steps")
     tr.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.add_argument("--no-fit-instances", dest="fit_instances", action="store_false",
+                    help="keep the instance settings' defaults instead of fitting them to the exact masks at "
+                         "the end of the run (they are fitted unless some are given below)")
     postprocess_options(tr, "stored in the model as the default of predict; default {default}")
     tr.set_defaults(run=cmd_train)
 
@@ -152,7 +155,8 @@ def cmd_train(args) -> int:
     run = TrainingRun(TrainingPlan(items, class_names=default_class_names(args.classes),
                                    network=preset(args.preset or "cpu"), config=config, weights=args.task_weights,
                                    opt_in=opt_in, options=options, model_dir=model_dir, overwrite=args.overwrite,
-                                   resume=resume, data_description=str(args.data), instances=instances))
+                                   resume=resume, data_description=str(args.data), instances=instances,
+                                   fit_instances=args.fit_instances))
     if resume is not None:
         _warn_ignored_preset(args, run.trainer.network)
     check_can_write(model_dir, run.checkpoint_bytes())
@@ -169,5 +173,7 @@ def cmd_train(args) -> int:
         return 0
     for name, hook in run.hooks.items():
         print(f"{name}: {hook.summary()} of {model_dir}", file=sys.stderr)
+    if run.fitted is not None:
+        print(run.fitted.summary(), file=sys.stderr)
     print(f"model written to {model_dir} ({run.step} steps, {time.perf_counter() - start:.0f} s)")
     return 0
