@@ -32,7 +32,7 @@ from ... import __version__
 from ...errors import LazyLabelsError
 from ..annotations import LazyAnnotations, annotation_summary, validate_set
 from ..config import NetworkConfig, TrainConfig, preset
-from ..device import describe_device, empty_device_cache, select_device
+from ..device import autocast_dtype, describe_device, empty_device_cache, select_device
 from ..model import LazyUNet, build_model
 from ..tasks import TaskSpec
 from ..trained_model import LazyLabelsModel
@@ -135,10 +135,13 @@ class Trainer:
             for k, v in state.history.items():
                 self.history[k] = list(v)
         self.amp = self.config.mixed_precision and self.device.type == "cuda"
+        #: The autocast type on CUDA: bfloat16 where the GPU has it (float32's range, so no loss scaling),
+        #: else float16 with a gradient scaler.
+        self.amp_dtype = autocast_dtype(self.device) if self.amp else None
         #: Draw the next batch while a step runs. Off on the CPU, where drawing is under 1 % of a step
         #: (benchmarks/speed.py) and the extra thread only competes for the same cores.
         self.prefetch = self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         rng = np.random.default_rng(self.config.seed + self.step if distributed is None or distributed.rank == 0
                                     else (self.config.seed + self.step, distributed.rank))   # patches of its own
         prepared = [prepare(it, self.tasks, self.config.normalization, rng) for it in self.items]
@@ -190,6 +193,7 @@ class Trainer:
             "annotated_images_per_task": self.annotated_counts,
             "train_config": self.config.to_dict(),
             "device": self.device_name,
+            "precision": f"{str(self.amp_dtype).removeprefix('torch.')} autocast" if self.amp else "float32",
             "versions": {"napari_lazylabels": __version__, "torch": torch.__version__,
                          "numpy": np.__version__, "python": platform.python_version()},
             **self.provenance,
@@ -215,7 +219,7 @@ class Trainer:
         lr = learning_rate_at(self.step, self.config)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.amp):
+        with torch.autocast(device_type="cuda", dtype=self.amp_dtype or torch.float16, enabled=self.amp):
             outputs = self._forward(image)
         loss, parts = total_loss(outputs, batch, self.tasks, self.class_weights)
         self.optimizer.zero_grad(set_to_none=True)
