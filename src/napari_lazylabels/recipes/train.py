@@ -66,6 +66,7 @@ from ..engine.regimes.targets import (check_annotated, check_inputs, present_inp
                                       training_items)
 from ..engine.tasks import TaskSpec
 from ..engine.trained_model import LazyLabelsModel
+from ..engine.training.budget import LossTrend, loss_trend
 from ..engine.training.distributed import from_environment
 from ..engine.training.progress import TrainingProgress
 from ..engine.training.trainer import Trainer, default_class_names
@@ -315,6 +316,10 @@ class TrainingRun:
             if self.fitted is not None:
                 self.instances = self.fitted.instances
 
+    def loss_trend(self) -> LossTrend | None:
+        """Whether the training loss still falls at the end of the run (the stopping signal; no test data)."""
+        return loss_trend(self.trainer.history["total"])
+
     def stop(self) -> None:
         """End the run after the current step (the model is then written)."""
         self.trainer.stop()
@@ -384,6 +389,10 @@ class TrainingRun:
             model.postprocess = replace(model.postprocess, instances=self.instances)
         if self.fitted is not None:
             model.provenance["instance_fit"] = self.fitted.to_dict()
+        trend = self.loss_trend()
+        if trend is not None:
+            model.provenance["loss_trend"] = {"change_last_tenth": round(trend.change, 4),
+                                              "still_learning": trend.still_learning}
         pixel_size = common_pixel_size(it.pixel_size for it in self.plan.items)
         model.provenance["pixel_size"] = None if pixel_size is None else pixel_size.to_dict()
         return model

@@ -37,6 +37,7 @@ from ..model import LazyUNet, build_model
 from ..tasks import TaskSpec
 from ..trained_model import LazyLabelsModel
 from .losses import auto_class_weights, total_loss
+from .budget import PROBE_STEPS, AutoBudget, choose_steps
 from .distributed import DistributedContext
 from .progress import TrainingProgress
 from .sampling import PatchSampler, prepare
@@ -151,6 +152,8 @@ class Trainer:
             self._update_class_weights(t)
         self.annotated_counts = annotation_summary(self.items, self.tasks)
         self._hooks: list[tuple[int, Callable[["Trainer"], None]]] = []
+        #: What the automatic budget chose (``config.time_limit_s``), once it has.
+        self.auto_budget: AutoBudget | None = None
 
     def _update_class_weights(self, task: TaskSpec) -> None:
         w = np.asarray(task.class_weights) if task.class_weights is not None else \
@@ -240,6 +243,16 @@ class Trainer:
             eta_s=(cfg.steps - self.step) * cfg.batch_size / max(rate, 1e-9),
             device=self.device_name, stopped=self._stop)
 
+    def _fix_budget(self, steps: int, elapsed_s: float) -> None:
+        """The automatic budget: the run's steps fixed from the time its first ``steps`` took (the
+        config is shared with the recipe, which then sees the same end)."""
+        limit = float(self.config.time_limit_s or 0)
+        if self.distributed is not None:    # every process must end at the same step
+            elapsed_s = self.distributed.average(elapsed_s, {})[0]
+        self.auto_budget = choose_steps(steps, elapsed_s, limit)
+        self.config.steps = min(self.config.steps, max(self.auto_budget.steps, self.step))
+        self.provenance["auto_budget"] = self.auto_budget.to_dict()
+
     def run(self) -> Iterator[TrainingProgress]:
         """Train until ``config.steps`` or ``stop()``; yield a report per step.
 
@@ -247,7 +260,7 @@ class Trainer:
         ``stopped=True`` closes the run (unless the last report said so already).
         """
         cfg = self.config
-        start = time.perf_counter()
+        start, first = time.perf_counter(), self.step
         rate, loss, parts = 0.0, float("nan"), {}
         final_sent = False
         try:
@@ -258,6 +271,8 @@ class Trainer:
                 for every, fn in self._hooks:
                     if self.step % every == 0:
                         fn(self)
+                if cfg.time_limit_s is not None and self.auto_budget is None and self.step - first >= PROBE_STEPS:
+                    self._fix_budget(self.step - first, time.perf_counter() - start)
                 inst = cfg.batch_size / max(time.perf_counter() - t0, 1e-9)
                 rate = inst if rate == 0 else 0.9 * rate + 0.1 * inst
                 self.history["total"].append(loss)
