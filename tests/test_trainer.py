@@ -186,3 +186,16 @@ def test_channels_last_training_equals_nchw_training(small_lazy_set, tiny_networ
     nchw = Trainer(items, TASKS, network=tiny_network, config=quick_config)
     assert all(m.weight.is_contiguous() for m in nchw.network.modules() if isinstance(m, torch.nn.Conv2d))
     np.testing.assert_allclose([r.loss for r in nchw.run()], losses, rtol=1e-4)
+
+
+def test_cuda_training_autocasts_to_bfloat16_where_the_gpu_has_it(monkeypatch):
+    import torch
+
+    from napari_lazylabels.engine import device as dev
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert dev.autocast_dtype(cuda) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    assert dev.autocast_dtype(cuda) == torch.float16
+    assert dev.autocast_dtype(torch.device("cpu")) == torch.float16   # never used: no autocast on the CPU

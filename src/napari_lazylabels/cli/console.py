@@ -27,6 +27,9 @@ def run_training(run: TrainingRun, quiet: bool) -> None:
     bar.update(run.step)
     try:
         for report in run.run():
+            if report.total_steps != bar.total:     # the automatic budget has fixed the run's steps
+                bar.total = report.total_steps
+                bar.refresh()
             bar.update(1)
             if report.step % 5 == 0 or report.done:
                 shown = {k[:3]: f"{v:.3f}" for k, v in report.losses.items() if v == v}

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..engine.config import PRESETS, TrainConfig, check_number
 from ..engine.device import DEVICE_CHOICES
 from ..engine.regimes import registry
+from ..engine.training.budget import MAX_AUTO_STEPS
 from ..errors import LazyLabelsWarning, SettingsError
 from .arguments import number, positive, postprocess_options, whole_number
 from .console import run_training
@@ -75,8 +76,16 @@ def add_parser(sub) -> None:
     tr.add_argument("--data", required=True, metavar="MANIFEST", help=f"CSV manifest ({columns}) or project folder")
     tr.add_argument("--model", required=True, metavar="MODEL_DIR",
                     help="folder to write the model to (must not exist unless --overwrite or --resume)")
-    tr.add_argument("--steps", type=positive, default=defaults.steps,
-                    help=f"optimisation steps in total (default {defaults.steps})")
+    tr.add_argument("--steps", type=positive, default=None,
+                    help=f"optimisation steps in total (default {defaults.steps}; with --budget auto the most "
+                         f"it may take, default {MAX_AUTO_STEPS})")
+    tr.add_argument("--budget", choices=("steps", "auto"), default="steps",
+                    help="steps: train --steps steps; auto: time the first steps, then train as many as end "
+                         "within --time-limit (a GPU trains many more than a CPU), and say what it chose "
+                         "(default steps)")
+    tr.add_argument("--time-limit", type=number, default=None, metavar="MIN",
+                    help=f"with --budget auto: minutes of training (default {DEFAULT_TIME_LIMIT_MIN} on the CPU, "
+                         f"{DEFAULT_TIME_LIMIT_MIN_GPU} on a GPU)")
     tr.add_argument("--patch-size", type=positive, default=defaults.patch_size, metavar="P",
                     help=f"training patch edge in pixels (default {defaults.patch_size})")
     tr.add_argument("--batch-size", type=positive, default=defaults.batch_size, metavar="B",
@@ -109,6 +118,9 @@ def add_parser(sub) -> None:
                     help="continue training from the checkpoint in MODEL_DIR up to --steps")
     tr.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.add_argument("--no-fit-instances", dest="fit_instances", action="store_false",
+                    help="keep the instance settings' defaults instead of fitting them to the exact masks at "
+                         "the end of the run (they are fitted unless some are given below)")
     postprocess_options(tr, "stored in the model as the default of predict; default {default}")
     tr.set_defaults(run=cmd_train)
 
@@ -126,6 +138,24 @@ def _warn_ignored_preset(args, network) -> None:
                       f"(depth {net.depth}, {net.base_channels} base channels)", LazyLabelsWarning)
 
 
+#: The automatic budget's time limits (minutes), when --time-limit is not given.
+DEFAULT_TIME_LIMIT_MIN = 15
+DEFAULT_TIME_LIMIT_MIN_GPU = 30
+
+
+def _time_limit_s(args) -> float | None:
+    """The automatic budget's time limit in seconds (None: a fixed number of steps)."""
+    if args.budget != "auto":
+        if args.time_limit is not None:
+            raise SettingsError("--time-limit goes with --budget auto")
+        return None
+    if args.time_limit is not None:
+        return 60.0 * args.time_limit
+    from ..engine.device import select_device
+    gpu = select_device(args.device).type != "cpu"
+    return 60.0 * (DEFAULT_TIME_LIMIT_MIN_GPU if gpu else DEFAULT_TIME_LIMIT_MIN)
+
+
 def cmd_train(args) -> int:
     from ..engine.config import TrainConfig, preset
     from ..engine.postprocess.settings import InstanceParams
@@ -140,8 +170,9 @@ def cmd_train(args) -> int:
     # the model folder first: never replace what is not a model, nor the data (checked again by the run)
     check_model_dir(model_dir, overwrite=args.overwrite, resume=resume, data_files=manifest_files(args.data))
     # settings next: a bad value is refused before any image is read
-    config = TrainConfig(steps=args.steps, patch_size=args.patch_size, batch_size=args.batch_size,
-                         learning_rate=args.lr, seed=args.seed, device=args.device)
+    config = TrainConfig(steps=args.steps or (MAX_AUTO_STEPS if args.budget == "auto" else TrainConfig.steps),
+                         patch_size=args.patch_size, batch_size=args.batch_size, learning_rate=args.lr,
+                         seed=args.seed, device=args.device, time_limit_s=_time_limit_s(args))
     opt_in = {r.name: options_from(args, r.options) if r.options is not None else None
               for r in registry.opt_in_regimes() if getattr(args, r.name)}
     options = {r.name: options_from(args, r.options) for r in registry.regimes_with_options()}
@@ -152,7 +183,8 @@ def cmd_train(args) -> int:
     run = TrainingRun(TrainingPlan(items, class_names=default_class_names(args.classes),
                                    network=preset(args.preset or "cpu"), config=config, weights=args.task_weights,
                                    opt_in=opt_in, options=options, model_dir=model_dir, overwrite=args.overwrite,
-                                   resume=resume, data_description=str(args.data), instances=instances))
+                                   resume=resume, data_description=str(args.data), instances=instances,
+                                   fit_instances=args.fit_instances))
     if resume is not None:
         _warn_ignored_preset(args, run.trainer.network)
     check_can_write(model_dir, run.checkpoint_bytes())
@@ -169,5 +201,12 @@ def cmd_train(args) -> int:
         return 0
     for name, hook in run.hooks.items():
         print(f"{name}: {hook.summary()} of {model_dir}", file=sys.stderr)
+    if run.trainer.auto_budget is not None:
+        print(run.trainer.auto_budget.summary(), file=sys.stderr)
+    trend = run.loss_trend()
+    if trend is not None:
+        print(trend.summary(), file=sys.stderr)
+    if run.fitted is not None:
+        print(run.fitted.summary(), file=sys.stderr)
     print(f"model written to {model_dir} ({run.step} steps, {time.perf_counter() - start:.0f} s)")
     return 0

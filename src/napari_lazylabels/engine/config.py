@@ -192,7 +192,10 @@ class TrainConfig:
     """One training run.
 
     ``steps`` counts optimisation steps in total (a resumed run continues
-    until it reaches them). ``device='auto'`` picks CUDA, then MPS, then CPU.
+    until it reaches them). With ``time_limit_s`` (the automatic budget,
+    :mod:`~napari_lazylabels.engine.training.budget`) the run fixes its steps
+    after timing its first ones, so that it ends within that many seconds;
+    ``steps`` is then the most it may take. ``device='auto'`` picks CUDA, then MPS, then CPU.
     A checkpoint is written every ``checkpoint_every`` steps and at least every
     ``checkpoint_seconds`` of training (``inf``: by steps only).
     """
@@ -210,6 +213,7 @@ class TrainConfig:
     class_weight_cap: float = 10.0
     checkpoint_every: int = 100
     checkpoint_seconds: float = 300.0
+    time_limit_s: float | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
 
@@ -226,6 +230,8 @@ class TrainConfig:
         check_number("checkpoint interval", self.checkpoint_every, low=1, integer=True)
         check_number("checkpoint interval in seconds", self.checkpoint_seconds, low=0, low_open=True,
                      infinite=True)
+        if self.time_limit_s is not None:
+            check_number("time limit in seconds", self.time_limit_s, low=0, low_open=True)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -73,6 +73,15 @@ def reduced_precision(device: torch.device, cpu_bf16: bool = False) -> torch.dty
     return None
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """The autocast type of mixed-precision training on a CUDA ``device``: bfloat16 where the GPU
+    computes it natively (Ampere and newer: float32's exponent range, so no loss scaling is needed),
+    else float16 (with a gradient scaler)."""
+    if device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.bfloat16
+    return torch.float16
+
+
 def describe_device(device: torch.device) -> str:
     """Human-readable name, e.g. 'cuda (NVIDIA H100)' or 'cpu (2 threads)'."""
     if device.type == "cuda":

@@ -71,12 +71,14 @@ from ..engine.regimes.base import ConfiguredRegime, Regime, RoundsHook
 from ..engine.regimes.targets import check_inputs, present_inputs, roles_of_trained, training_items
 from ..engine.tasks import TaskSpec
 from ..engine.trained_model import LazyLabelsModel
+from ..engine.training.budget import LossTrend, loss_trend
 from ..engine.training.distributed import from_environment
 from ..engine.training.progress import TrainingProgress
 from ..engine.training.trainer import Trainer, default_class_names
 from ..errors import LazyLabelsError, OutputError, TrainingDivergedError, warn
 from ..io.atomic import check_can_write
 from ..io.modelio import load_artifacts, load_model, load_training_state, save_model
+from .instance_fit import FittedInstances, fit_on_exact_masks
 from .model_folder import ModelFolder
 from .unsaved import unsaved_error
 
@@ -107,7 +109,10 @@ class TrainingPlan:
             a saved model to fine-tune).
         data_description: recorded in the model's provenance.
         instances: the instance post-processing settings stored in the model
-            (the defaults of ``lazylabels predict`` and Predict); None: the defaults.
+            (the defaults of ``lazylabels predict`` and Predict); None: the defaults,
+            fitted at the end of the run to the images with exact masks (``fit_instances``).
+        fit_instances: when no ``instances`` are given, fit them to the exact masks at the end of
+            the run (:mod:`~napari_lazylabels.recipes.instance_fit`).
     """
 
     items: Sequence[PaintedImage]
@@ -123,6 +128,7 @@ class TrainingPlan:
     resume: str | Path | None = None
     data_description: str = ""
     instances: InstanceParams | None = None
+    fit_instances: bool = True
 
     @property
     def n_classes(self) -> int:
@@ -243,6 +249,8 @@ class TrainingRun:
         self.folder = (ModelFolder(self.model_dir, overwrite=plan.overwrite, resume=plan.resume)
                        if self.model_dir is not None else None)
         self._resumed = None if plan.resume is None else (self.trainer.step, Path(plan.resume))
+        #: The instance settings fitted at the end of the run (None: not fitted, or nothing to fit to).
+        self.fitted: FittedInstances | None = None
 
     # -- the run ---------------------------------------------------------------------------
     @property
@@ -294,6 +302,8 @@ class TrainingRun:
                 if report.step != last_step and not math.isfinite(report.loss):
                     raise self._diverged(f"the loss is {report.loss} at step {report.step}")
                 last_step = report.step
+                if report.done and self.is_writer:
+                    self._fit_instances()
                 due = (report.done or report.step % self.config.checkpoint_every == 0
                        or time.monotonic() - last_save >= self.config.checkpoint_seconds)
                 if self.model_dir is not None and due and self.is_writer:
@@ -304,6 +314,17 @@ class TrainingRun:
         except KeyboardInterrupt:
             self.save_checkpoint()
             raise
+
+    def _fit_instances(self) -> None:
+        """Instance settings fitted to the exact masks, once, when the run ends (unless given)."""
+        if self.fitted is None and self.plan.instances is None and self.plan.fit_instances:
+            self.fitted = fit_on_exact_masks(self.model(), self.plan.items, self.trainer.device)
+            if self.fitted is not None:
+                self.instances = self.fitted.instances
+
+    def loss_trend(self) -> LossTrend | None:
+        """Whether the training loss still falls at the end of the run (the stopping signal; no test data)."""
+        return loss_trend(self.trainer.history["total"])
 
     def stop(self) -> None:
         """End the run after the current step (the model is then written)."""
@@ -370,6 +391,12 @@ class TrainingRun:
             model.provenance[name] = hook.provenance()
         if self.instances is not None:
             model.postprocess = replace(model.postprocess, instances=self.instances)
+        if self.fitted is not None:
+            model.provenance["instance_fit"] = self.fitted.to_dict()
+        trend = self.loss_trend()
+        if trend is not None:
+            model.provenance["loss_trend"] = {"change_last_tenth": round(trend.change, 4),
+                                              "still_learning": trend.still_learning}
         pixel_size = common_pixel_size(it.pixel_size for it in self.plan.items)
         model.provenance["pixel_size"] = None if pixel_size is None else pixel_size.to_dict()
         return model

@@ -32,11 +32,12 @@ from ... import __version__
 from ...errors import LazyLabelsError
 from ..annotations import TrainingItem, annotation_summary
 from ..config import NetworkConfig, TrainConfig, preset
-from ..device import describe_device, empty_device_cache, select_device
+from ..device import autocast_dtype, describe_device, empty_device_cache, select_device
 from ..model import LazyUNet, build_model
 from ..tasks import TaskSpec
 from ..trained_model import LazyLabelsModel
 from .losses import auto_class_weights, total_loss
+from .budget import PROBE_STEPS, AutoBudget, choose_steps
 from .distributed import DistributedContext
 from .progress import TrainingProgress
 from .sampling import PatchSampler, prepare
@@ -137,10 +138,13 @@ class Trainer:
             for k, v in state.history.items():
                 self.history[k] = list(v)
         self.amp = self.config.mixed_precision and self.device.type == "cuda"
+        #: The autocast type on CUDA: bfloat16 where the GPU has it (float32's range, so no loss scaling),
+        #: else float16 with a gradient scaler.
+        self.amp_dtype = autocast_dtype(self.device) if self.amp else None
         #: Draw the next batch while a step runs. Off on the CPU, where drawing is under 1 % of a step
         #: (benchmarks/speed.py) and the extra thread only competes for the same cores.
         self.prefetch = self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         rng = np.random.default_rng(self.config.seed + self.step if distributed is None or distributed.rank == 0
                                     else (self.config.seed + self.step, distributed.rank))   # patches of its own
         prepared = [prepare(it, self.tasks, self.config.normalization, rng) for it in self.items]
@@ -150,6 +154,8 @@ class Trainer:
             self._update_class_weights(t)
         self.annotated_counts = annotation_summary(self.items, self.tasks)
         self._hooks: list[tuple[int, Callable[["Trainer"], None]]] = []
+        #: What the automatic budget chose (``config.time_limit_s``), once it has.
+        self.auto_budget: AutoBudget | None = None
 
     def _update_class_weights(self, task: TaskSpec) -> None:
         w = np.asarray(task.class_weights) if task.class_weights is not None else \
@@ -192,6 +198,7 @@ class Trainer:
             "annotated_images_per_task": self.annotated_counts,
             "train_config": self.config.to_dict(),
             "device": self.device_name,
+            "precision": f"{str(self.amp_dtype).removeprefix('torch.')} autocast" if self.amp else "float32",
             "versions": {"napari_lazylabels": __version__, "torch": torch.__version__,
                          "numpy": np.__version__, "python": platform.python_version()},
             **self.provenance,
@@ -217,7 +224,7 @@ class Trainer:
         lr = learning_rate_at(self.step, self.config)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.amp):
+        with torch.autocast(device_type="cuda", dtype=self.amp_dtype or torch.float16, enabled=self.amp):
             outputs = self._forward(image)
         loss, parts = total_loss(outputs, batch, self.tasks, self.class_weights)
         self.optimizer.zero_grad(set_to_none=True)
@@ -238,6 +245,16 @@ class Trainer:
             eta_s=(cfg.steps - self.step) * cfg.batch_size / max(rate, 1e-9),
             device=self.device_name, stopped=self._stop)
 
+    def _fix_budget(self, steps: int, elapsed_s: float) -> None:
+        """The automatic budget: the run's steps fixed from the time its first ``steps`` took (the
+        config is shared with the recipe, which then sees the same end)."""
+        limit = float(self.config.time_limit_s or 0)
+        if self.distributed is not None:    # every process must end at the same step
+            elapsed_s = self.distributed.average(elapsed_s, {})[0]
+        self.auto_budget = choose_steps(steps, elapsed_s, limit)
+        self.config.steps = min(self.config.steps, max(self.auto_budget.steps, self.step))
+        self.provenance["auto_budget"] = self.auto_budget.to_dict()
+
     def run(self) -> Iterator[TrainingProgress]:
         """Train until ``config.steps`` or ``stop()``; yield a report per step.
 
@@ -245,7 +262,7 @@ class Trainer:
         ``stopped=True`` closes the run (unless the last report said so already).
         """
         cfg = self.config
-        start = time.perf_counter()
+        start, first = time.perf_counter(), self.step
         rate, loss, parts = 0.0, float("nan"), {}
         final_sent = False
         try:
@@ -256,6 +273,8 @@ class Trainer:
                 for every, fn in self._hooks:
                     if self.step % every == 0:
                         fn(self)
+                if cfg.time_limit_s is not None and self.auto_budget is None and self.step - first >= PROBE_STEPS:
+                    self._fix_budget(self.step - first, time.perf_counter() - start)
                 inst = cfg.batch_size / max(time.perf_counter() - t0, 1e-9)
                 rate = inst if rate == 0 else 0.9 * rate + 0.1 * inst
                 self.history["total"].append(loss)

@@ -1,0 +1,45 @@
+"""The end of a training run: the model's instance settings fitted to the images with exact masks.
+
+The fit itself is :mod:`napari_lazylabels.engine.instance_fitting`; this finds its examples among the
+training images (those with exact masks, and the interfaces painted on them) and predicts them with
+the trained model.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..engine.annotations import LazyAnnotations
+from ..engine.instance_fitting import FittedInstances, fit_to_exact_masks
+from ..engine.pipeline import segment
+from ..engine.regimes import registry
+from ..engine.tasks import BOUNDARIES, FOREGROUND
+from ..engine.trained_model import LazyLabelsModel
+
+__all__ = ["FittedInstances", "fit_on_exact_masks", "exact_mask_examples"]
+
+
+def exact_mask_examples(items: Sequence[LazyAnnotations]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """``(image, exact mask, interfaces or None)`` of every image annotated with exact masks."""
+    regime = registry.regime_with_role(FOREGROUND)
+    if regime is None or not regime.inputs:
+        return []
+    key = regime.inputs[0].key
+    found = registry.input_with_role(BOUNDARIES)
+    interfaces_key = None if found is None else found.key
+    return [(it.image, it.labels[key], it.labels.get(interfaces_key) if interfaces_key else None)
+            for it in items if it.is_annotated(key)]
+
+
+def fit_on_exact_masks(model: LazyLabelsModel, items: Sequence[LazyAnnotations],
+                       device: str | torch.device = "cpu") -> FittedInstances | None:
+    """The instance settings of ``model`` fitted to the exact masks among ``items`` (None: no exact
+    masks, or too few objects in them)."""
+    examples = exact_mask_examples(items)
+    if not examples:
+        return None
+    return fit_to_exact_masks(lambda image: segment(model, image, device=str(device)).probabilities, examples,
+                              model.tasks, model.postprocess)
