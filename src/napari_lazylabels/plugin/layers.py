@@ -452,7 +452,7 @@ def pixel_size_of(image_layer) -> PixelSize | None:
         return None
 
 
-def class_names(image_layer, default: Sequence[str] = ("nucleus",)) -> list[str]:
+def class_names(image_layer, default: Sequence[str] = ("cell",)) -> list[str]:
     names = ((image_layer.metadata or {}).get(META) or {}).get("class_names")
     return list(names) if names else list(default)
 

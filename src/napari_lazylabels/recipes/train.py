@@ -62,6 +62,7 @@ from ..engine.config import NetworkConfig, TrainConfig, preset
 from ..engine.postprocess.settings import InstanceParams
 from ..engine.regimes import registry
 from ..engine.regimes.base import Regime, RoundsHook
+from ..engine.regimes.words import painted_counts
 from ..engine.regimes.targets import (check_annotated, check_inputs, present_inputs, roles_of_trained,
                                       training_items)
 from ..engine.tasks import TaskSpec
@@ -160,7 +161,7 @@ class Prepared:
 
     def summary(self) -> str:
         """One line on the images: how many, annotated for which task, and what the unlabelled ones do."""
-        counts = ", ".join(f"{t.name} {sum(it.is_annotated(t.name) for it in self.items)}" for t in self.tasks)
+        counts = painted_counts({t.name: sum(it.is_annotated(t.name) for it in self.items) for t in self.tasks})
         text = f"{len(self.items)} images (annotated: {counts})"
         n = self.unlabelled
         if n and self.self_supervised:

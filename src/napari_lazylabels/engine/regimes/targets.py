@@ -19,6 +19,7 @@ from ..points import check_points
 from ..tasks import TaskSpec
 from . import registry
 from .base import Regime
+from .words import input_words
 
 
 def check_inputs(items: Sequence[LazyAnnotations], n_classes: int) -> list[LazyAnnotations]:
@@ -45,10 +46,10 @@ def check_inputs(items: Sequence[LazyAnnotations], n_classes: int) -> list[LazyA
             if lab is None:
                 labels[key] = None
             elif spec.is_points:
-                labels[key] = check_points(lab, image.shape[:2], n_classes, item.name, what=key)
+                labels[key] = check_points(lab, image.shape[:2], n_classes, item.name, what=input_words(key))
             else:
                 labels[key] = check_labels(lab, image.shape[:2], spec.accepted_max(n_classes), item.name,
-                                           what=f"{key} labels")
+                                           what=input_words(key))
                 if spec.binary:
                     labels[key] = (labels[key] > 0).astype(np.int32)
         roi = None

@@ -40,7 +40,7 @@ def columns() -> tuple[str, ...]:
 
 def parse_class_names(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    return names or ["nucleus"]
+    return names or ["cell"]
 
 
 class AnnotationWidget(FittedDock):
@@ -54,7 +54,7 @@ class AnnotationWidget(FittedDock):
         self.image_combo = QComboBox()
         self.image_combo.setToolTip(tip("image"))
         self.image_combo.currentTextChanged.connect(self._image_changed)
-        self.class_edit = QLineEdit("nucleus")
+        self.class_edit = QLineEdit("cell")
         self.class_edit.setToolTip(tip("class_names"))
         self.class_edit.editingFinished.connect(self.apply_class_names)
         titles = ", ".join(input_spec(k).title.lower() for k in input_keys())

@@ -21,9 +21,10 @@ import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                            QMenu, QPushButton, QVBoxLayout)
+                            QLineEdit, QMenu, QPushButton, QVBoxLayout)
 
 from ...errors import LazyLabelsError
+from ...io.bioimageio import MODALITY_TAGS
 from ...engine.trained_model import LazyLabelsModel
 from ...engine.postprocess.settings import PostProcessing
 from ...io.inputs import expand_inputs
@@ -32,6 +33,7 @@ from ...io.output_paths import plan_outputs
 from ...recipes.predict import ImageResult, PredictOptions, Predictor
 from ...engine.pipeline import segment_in_memory
 from ...engine.prediction_spec import PredictionSpec
+from . import remembered
 from .background import BackgroundCall
 from .combo import set_combo_items
 from .dialogs import ask_overwrite
@@ -41,6 +43,8 @@ from .predictions import show_prediction
 from .tooltips import tip
 
 
+#: The export tag choice for "no imaging modality".
+NO_MODALITY = "(no imaging tag)"
 #: The folder results a user can ask for: instance labels, or everything (an OME-Zarr store per image).
 FOLDER_FORMATS = {"labels (.tif)": "{stem}_labels.tif", "OME-Zarr (.zarr)": "{stem}_labels.zarr"}
 
@@ -91,6 +95,17 @@ class ModelPanel(QGroupBox):
         self.folder_format = QComboBox()
         self.folder_format.addItems(list(FOLDER_FORMATS))
         self.folder_format.setToolTip(tip("predict_folder_format"))
+        stored = remembered.load("export")
+        self.authors = QLineEdit(str(stored.get("authors", "")))
+        self.authors.setPlaceholderText("your name, a colleague's")
+        self.authors.setToolTip(tip("export_authors"))
+        self.modality = QComboBox()
+        self.modality.addItems([NO_MODALITY, *MODALITY_TAGS])
+        self.modality.setCurrentText(str(stored.get("modality", NO_MODALITY)))
+        self.modality.setToolTip(tip("export_modality"))
+        for signal in (self.authors.editingFinished, self.modality.currentTextChanged):
+            signal.connect(lambda *_: remembered.save("export", {"authors": self.authors.text(),
+                                                                 "modality": self.modality.currentText()}))
         self.open_results = QCheckBox("open the results")
         self.open_results.setToolTip(tip("predict_folder_open"))
         models = QFormLayout()
@@ -113,6 +128,8 @@ class ModelPanel(QGroupBox):
         layout.addLayout(form)
         form.addRow("Folder results", self.folder_format)
         form.addRow("", self.open_results)
+        form.addRow("Export authors", self.authors)
+        form.addRow("Export tag", self.modality)
         layout.addStretch(1)
         self._call = BackgroundCall(self)
         self.predicted: list[tuple[int, ...]] = []
@@ -206,10 +223,13 @@ class ModelPanel(QGroupBox):
         self.label.setText(f"exporting to {target.name}...")
         self._busy_buttons()
 
+        authors = [a for a in self.authors.text().split(",") if a.strip()]
+        tags = [] if self.modality.currentText() == NO_MODALITY else [self.modality.currentText()]
+
         def work():
             from ...io.bioimageio import DEFAULT_NAME, export_bioimageio, package_name
             name = package_name(Path(self.model_dir).name) if self.model_dir else DEFAULT_NAME
-            return export_bioimageio(model, target, name=name, overwrite=overwrite)
+            return export_bioimageio(model, target, name=name, overwrite=overwrite, authors=authors, tags=tags)
 
         def done(out) -> None:
             self._update_buttons()

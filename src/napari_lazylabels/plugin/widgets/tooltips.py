@@ -86,6 +86,9 @@ TIPS: dict[str, str] = {
     "predict_folder_format": "What Predict folder writes per image: the instance labels as a TIFF, or "
                              "an OME-Zarr store with the image, probabilities, classes and instances.",
     "predict_folder_open": "Open each result of Predict folder as layers when it is done.",
+    "export_authors": "Authors of an exported bioimage.io package, separated by commas (remembered). "
+                      "Empty: your login name, or 'anonymous' for a system account such as root.",
+    "export_modality": "The imaging modality tag of an exported bioimage.io package (remembered).",
     "export_model": "Write the current model as a bioimage.io model package (.zip) that Fiji "
                     "(deepImageJ), QuPath, ilastik and `lazylabels predict` can run.",
     # export
