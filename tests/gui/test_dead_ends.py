@@ -122,3 +122,13 @@ def test_the_status_names_what_was_painted(synthetic_viewer, qtbot, tmp_path, ti
     assert "blobs" in text and "interfaces" in text
     for task_id in ("detection", "separation", "segmentation", "cell_boundaries", "locations"):
         assert task_id not in text
+
+
+def test_the_settings_come_back_in_the_next_session(qtbot):
+    from napari_lazylabels.plugin.widgets.training_form import TrainSettingsForm
+    form = TrainSettingsForm()
+    qtbot.addWidget(form.native)
+    form.set_values(steps=123, preset_name="tiny")
+    again = TrainSettingsForm()
+    qtbot.addWidget(again.native)
+    assert again.steps.value == 123 and again.preset.value == "tiny"

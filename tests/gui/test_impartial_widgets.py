@@ -34,7 +34,7 @@ def test_strokes_layer_summary_and_old_interface_layers(mibi_viewer, qtbot):
     layers = w.add_layers()
     layer = layers[KEY]
     assert layer.name == f"{NAME} fg-bg scribbles" == label_layer_name(NAME, KEY)
-    assert list(layer.features["class"]) == ["(none)", "nucleus", "background"]
+    assert list(layer.features["class"]) == ["(none)", "cell", "background"]     # "cell" unless the user names it
     green, red = layer.colormap.map(np.array([1, 2]))[:, :3]
     assert green[1] > green[0] and red[0] > red[1]          # objects green, background red
     assert "Alt-4" in w.input_buttons[KEY].text()
@@ -44,7 +44,7 @@ def test_strokes_layer_summary_and_old_interface_layers(mibi_viewer, qtbot):
     col = [w.table.horizontalHeaderItem(c).text() for c in range(w.table.columnCount())].index("fg-bg scribbles")
     row = next(r for r in range(w.table.rowCount()) if w.table.item(r, 0).text().endswith("_000"))
     text = w.table.item(row, col).text()
-    assert "nucleus:" in text and "background:" in text and "px" in text
+    assert "cell:" in text and "background:" in text and "px" in text
     # a layer named with the interfaces' old suffix, without our metadata, is still the interfaces'
     viewer.add_labels(np.zeros((2, 96, 96), np.uint8), name="other scribbles")
     assert find_layer(viewer, "other", "separation") is viewer.layers["other scribbles"]

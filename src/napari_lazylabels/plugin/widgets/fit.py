@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (QComboBox, QDockWidget, QFrame, QGridLayout, QMainWi
 #: half the window fit 1366 px.
 DOCK_WIDTH = 330
 #: Characters a layer-name combo box asks room for.
-COMBO_CHARS = 14
+COMBO_CHARS = 10
 
 
 def scrolled(widget: QWidget) -> QScrollArea:

@@ -36,6 +36,7 @@ from ...engine.prediction_spec import PredictionSpec
 from . import remembered
 from .background import BackgroundCall
 from .combo import set_combo_items
+from .fit import button_grid
 from .dialogs import ask_overwrite
 from ..layers import pixel_size_of, plane_data, planes
 from ..reader import read_lazylabels
@@ -110,10 +111,7 @@ class ModelPanel(QGroupBox):
         self.open_results.setToolTip(tip("predict_folder_open"))
         models = QFormLayout()
         models.addRow("Models", self.models)
-        row = QHBoxLayout()
-        row.addWidget(self.save_button)
-        row.addWidget(self.load_button)
-        row.addWidget(self.export_button)
+        row = button_grid((self.save_button, self.load_button, self.export_button), columns=3)
         form = QFormLayout()
         form.addRow("Predict on", self.image_combo)
         layout = QVBoxLayout(self)
@@ -126,10 +124,10 @@ class ModelPanel(QGroupBox):
         many.addWidget(self.predict_folder_button)
         layout.addLayout(many)
         layout.addLayout(form)
-        form.addRow("Folder results", self.folder_format)
+        form.addRow("Results as", self.folder_format)
         form.addRow("", self.open_results)
-        form.addRow("Export authors", self.authors)
-        form.addRow("Export tag", self.modality)
+        form.addRow("Authors", self.authors)
+        form.addRow("Tag", self.modality)
         layout.addStretch(1)
         self._call = BackgroundCall(self)
         self.predicted: list[tuple[int, ...]] = []

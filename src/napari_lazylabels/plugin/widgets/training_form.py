@@ -21,7 +21,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QPushButton, QSizePolicy, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 from ...engine.config import PRESETS, NetworkConfig, TrainConfig, preset
@@ -29,6 +29,7 @@ from ...engine.device import DEVICE_CHOICES
 from ...engine.postprocess.settings import RESCALE_RANGE, InstanceParams, PostProcessing
 from ...engine.regimes import registry
 from ..training_worker import default_threads
+from . import remembered
 from .tooltips import tip
 
 
@@ -123,7 +124,7 @@ class TrainSettingsForm:
                           for f in fields(InstanceParams)}
         self.rescale = FloatSpinBox(value=0.0, min=0.0, max=RESCALE_RANGE[1], step=0.1, label="rescale",
                                     tooltip=tip("rescale"))
-        self._add_section("Post-processing (Predict; saved with the model)",
+        self._add_section("Post-processing (saved with the model)",
                           [*self.instances.values(), self.rescale], tip("postprocessing"))
         self.container = Container(widgets=[self.preset, self.steps, self.patch, self.batch, self.lr,
                                             self.device, self.threads, *extra])
@@ -135,6 +136,13 @@ class TrainSettingsForm:
         layout.addWidget(self.container.native)
         for section, _ in self.sections.values():
             layout.addWidget(section)
+        layout.addStretch(1)
+        # the run's settings come back in the next session (remembered.py)
+        remembered.remember("train_form", {"preset": self.preset, "steps": self.steps, "patch": self.patch,
+                                           "batch": self.batch, "lr": self.lr, "device": self.device,
+                                           "threads": self.threads, "rescale": self.rescale,
+                                           **{f"weight {t}": w for t, w in self.weights.items()},
+                                           **{f"post {k}": w for k, w in self.instances.items()}})
 
     def _add_section(self, title: str, widgets: list, tooltip: str) -> None:
         """A collapsed section (click its title to open it) holding ``widgets`` as a labelled form,
@@ -143,6 +151,9 @@ class TrainSettingsForm:
         form.margins = (12, 0, 0, 0)
         section = QCollapsible(title)
         section.setToolTip(tooltip)
+        for button in section.findChildren(QPushButton):     # a long title is cut, it does not widen the dock
+            button.setSizePolicy(QSizePolicy.Policy.Ignored, button.sizePolicy().verticalPolicy())
+            button.setToolTip(title)
         section.addWidget(form.native)
         section.collapse(animate=False)
         self.sections[title] = (section, form)

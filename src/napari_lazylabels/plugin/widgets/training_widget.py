@@ -177,7 +177,7 @@ class TrainWidget(FittedDock):
         watch.addWidget(self.loss_plot)
         watch.addStretch(1)
         for page, title in ((data, "Images"), (self.form.native, "Settings"), (progress, "Progress"),
-                            (self.model_panel, "Model && predict")):
+                            (self.model_panel, "Model")):
             self.tabs.addTab(scrolled(page), title)
         buttons = QHBoxLayout()
         for b in (self.train_button, self.stop_button, self.resume_button):
