@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+
 from napari_lazylabels.engine.regimes import registry
 from napari_lazylabels.engine.regimes.impartial import simulate_scribbles
 from napari_lazylabels.engine.synthetic import make_image
 from napari_lazylabels.plugin.layers import (candidate_label_layers, components_role, find_layer, label_layer_name,
+                                            probability_layer_name,
                                             prediction_layer_name)
 from napari_lazylabels.plugin.widgets import AnnotationWidget, TrainWidget
 
@@ -71,7 +73,7 @@ def test_training_on_strokes_uses_every_plane_and_streams_the_component_map(mibi
     assert comp.data.shape == (2, 96, 96) and not comp.visible
     assert 1 <= comp.data[0].min() and comp.data[0].max() <= 2 * 3         # classes x components
     assert comp not in candidate_label_layers(viewer, viewer.layers[NAME])    # not offered for painting
-    assert f"{NAME} P({KEY})" in viewer.layers and f"{NAME} instances" in viewer.layers
+    assert probability_layer_name(NAME, KEY) in viewer.layers and f"{NAME} instances" in viewer.layers
     (task,) = w.model_panel.model().tasks
     assert task.name == KEY and task.components == 3
     assert w.model_panel.model().provenance["images"] == [f"{NAME}_000", f"{NAME}_001"]

@@ -184,7 +184,6 @@ def test_an_opt_in_regime_trains_from_the_widget(synthetic_viewer, qtbot, tmp_pa
 
 def test_rarely_changed_settings_are_folded_away(qtbot):
     from napari_lazylabels.engine.regimes import registry
-from napari_lazylabels.engine.regimes.words import input_words
     from napari_lazylabels.plugin.widgets.training_form import TrainSettingsForm
 
     form = TrainSettingsForm()

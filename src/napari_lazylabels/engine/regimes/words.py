@@ -46,3 +46,12 @@ def painted_counts(counts: dict[str, int]) -> str:
         words = task_words(task)
         merged[words] = max(merged.get(words, 0), n)
     return ", ".join(f"{w} {n}" for w, n in merged.items())
+
+
+def head_words(task: str) -> str:
+    """A prediction head in plain words: what was painted for it ("masks", "interfaces"), or, for a regime
+    with several heads or none painted, the task's own name in words ("cell boundaries")."""
+    regime = registry.regime_of_task(task)
+    if regime is not None and regime.inputs and len(regime.task_names) == 1:
+        return task_words(task)
+    return task.replace("_", " ")

@@ -46,7 +46,7 @@ def parse_class_names(text: str) -> list[str]:
 class AnnotationWidget(FittedDock):
     """Dock widget: lazy-label layers, class names, shortcuts, GrabCut and the summary."""
 
-    HEIGHT = 360
+    HEIGHT = 560
 
     def __init__(self, napari_viewer):
         super().__init__()

@@ -131,7 +131,7 @@ def _abandon(holder: _JobHolder) -> None:
 class TrainWidget(FittedDock):
     """Dock widget: training settings, Train/Stop/Resume, progress, loss curves, model, predict."""
 
-    HEIGHT = 640
+    HEIGHT = 440
 
     def __init__(self, napari_viewer):
         super().__init__()
