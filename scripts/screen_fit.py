@@ -3,7 +3,7 @@
 Opens napari at 1366 x 768 and 1920 x 1080 (the Qt main window resized to the
 screen), docks *Lazy annotation* and *Train & predict*, opens the HeLa sample
 and adds its lazy-label layers, and saves ``fit_1366x768.png`` and
-``fit_1920x1080.png``. It prints the docks' sizes and whether every button of
+``fit_1920x1080.png`` (the Images tab of *Train & predict*) and ``..._model.png`` (its Model tab). It prints the docks' sizes and whether every button of
 the docks is inside the window (reachable without resizing).
 
 Usage::
@@ -77,12 +77,17 @@ def main(argv=None) -> int:
         for name, dock in (("annotation", d1), ("train", d2)):
             missing = reachable(dock, win)
             print(f"  {name}: buttons outside the window: {missing or 'none'}")
-        img = win.grab().toImage()
-        if args.width and img.width() > args.width:
-            img = img.scaledToWidth(args.width, Qt.TransformationMode.SmoothTransformation)
-        path = out / f"fit_{w}x{h}.png"
-        img.save(str(path))
-        print(f"  saved {path}")
+        for tab, suffix in ((0, ""), (train.tabs.count() - 1, "_model")):    # the Images tab, the Model tab
+            train.tabs.setCurrentIndex(tab)
+            for _ in range(5):
+                QApplication.processEvents()
+            img = win.grab().toImage()
+            if args.width and img.width() > args.width:
+                img = img.scaledToWidth(args.width, Qt.TransformationMode.SmoothTransformation)
+            path = out / f"fit_{w}x{h}{suffix}.png"
+            img.save(str(path))
+            print(f"  saved {path}")
+        train.tabs.setCurrentIndex(0)
         viewer.close()
     return 0
 

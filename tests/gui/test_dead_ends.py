@@ -132,3 +132,27 @@ def test_the_settings_come_back_in_the_next_session(qtbot):
     again = TrainSettingsForm()
     qtbot.addWidget(again.native)
     assert again.steps.value == 123 and again.preset.value == "tiny"
+
+
+def test_the_docks_fit_a_laptop_screen(synthetic_viewer, qtbot):
+    """Both docks are at most DOCK_WIDTH wide and can be short (they scroll); a folded section that opens and
+    closes leaves the dock's size as it was."""
+    from napari_lazylabels.plugin.widgets.fit import DOCK_WIDTH
+    ann, train = AnnotationWidget(synthetic_viewer), TrainWidget(synthetic_viewer)
+    for w in (ann, train):
+        qtbot.addWidget(w)
+        w.show()
+    ann.add_layers()
+    qtbot.wait(50)
+    for w in (ann, train):
+        hint = w.minimumSizeHint()
+        assert hint.width() <= DOCK_WIDTH and hint.height() <= 330, (type(w).__name__, hint)
+        assert w.maximumWidth() == DOCK_WIDTH
+    before = train.minimumSizeHint()
+    for section, _ in train.form.sections.values():
+        section.expand(animate=False)
+    qtbot.wait(50)
+    for section, _ in train.form.sections.values():
+        section.collapse(animate=False)
+    qtbot.wait(50)
+    assert train.minimumSizeHint() == before

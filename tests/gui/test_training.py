@@ -10,7 +10,7 @@ import pytest
 
 from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME
 from napari_lazylabels.engine.regimes import registry
-from napari_lazylabels.engine.regimes.words import input_words
+from napari_lazylabels.engine.regimes.words import head_words, input_words
 from napari_lazylabels.engine.tasks import FOREGROUND
 from napari_lazylabels.plugin.layers import label_layer_name, probability_layer_name
 from napari_lazylabels.plugin.widgets import TrainWidget
@@ -192,7 +192,7 @@ def test_rarely_changed_settings_are_folded_away(qtbot):
     assert {"Task weights", "Post-processing (saved with the model)"} <= set(form.sections)
     assert all(not section.isExpanded() for section, _ in form.sections.values())
     _, weights = form.sections["Task weights"]
-    assert [w.label for w in weights] == list(registry.task_names())     # each box says its task
+    assert [w.label for w in weights] == [head_words(t) for t in registry.task_names()]   # in plain words
     folded = form.native.sizeHint().height()
     for section, _ in form.sections.values():
         section.expand(animate=False)

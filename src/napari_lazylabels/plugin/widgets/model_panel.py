@@ -111,7 +111,7 @@ class ModelPanel(QGroupBox):
         self.open_results.setToolTip(tip("predict_folder_open"))
         models = QFormLayout()
         models.addRow("Models", self.models)
-        row = button_grid((self.save_button, self.load_button, self.export_button), columns=3)
+        row = button_grid((self.save_button, self.load_button, self.export_button), columns=2)
         form = QFormLayout()
         form.addRow("Predict on", self.image_combo)
         layout = QVBoxLayout(self)

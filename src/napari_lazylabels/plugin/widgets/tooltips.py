@@ -52,7 +52,7 @@ TIPS: dict[str, str] = {
     "patch": "Side of the square training patches (px).",
     "batch": "Patches per step.",
     "lr": "Base learning rate (linear warm-up, then cosine decay).",
-    "weight": "Weight of the {task} task in the total loss (0 switches it off).",
+    "weight": "How much the head learnt from {task} counts in the total loss (0 switches it off).",
     "weights": "How much each task counts in the total loss (1: as much as the others; 0: off).",
     "postprocessing": "How probabilities become objects: used by Predict and saved with the model.",
     "opt_in": "{description}",

@@ -28,6 +28,7 @@ from ...engine.config import PRESETS, NetworkConfig, TrainConfig, preset
 from ...engine.device import DEVICE_CHOICES
 from ...engine.postprocess.settings import RESCALE_RANGE, InstanceParams, PostProcessing
 from ...engine.regimes import registry
+from ...engine.regimes.words import head_words
 from ..training_worker import default_threads
 from . import remembered
 from .tooltips import tip
@@ -89,8 +90,8 @@ class TrainSettingsForm:
         self.lr = FloatSpinBox(value=d.learning_rate, min=1e-5, max=1.0, step=1e-4, label="Learning rate",
                                tooltip=tip("lr"))
         self.lr.native.setDecimals(5)
-        self.weights = {task: FloatSpinBox(value=1.0, min=0.0, max=100.0, step=0.1, label=task,
-                                           tooltip=tip("weight", task=task))
+        self.weights = {task: FloatSpinBox(value=1.0, min=0.0, max=100.0, step=0.1, label=head_words(task),
+                                           tooltip=tip("weight", task=head_words(task)))
                         for task in registry.task_names()}
         self.device = ComboBox(choices=list(DEVICE_CHOICES), value="auto", label="Device", tooltip=tip("device"))
         self.threads = SpinBox(value=default_threads(), min=1, max=256, label="CPU threads", tooltip=tip("threads"))
