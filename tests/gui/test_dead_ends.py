@@ -156,3 +156,17 @@ def test_the_docks_fit_a_laptop_screen(synthetic_viewer, qtbot):
         section.collapse(animate=False)
     qtbot.wait(50)
     assert train.minimumSizeHint() == before
+
+
+def test_no_task_id_in_what_the_docks_show(synthetic_viewer, qtbot):
+    from qtpy.QtWidgets import QAbstractButton, QLabel, QTabWidget
+    ann, train = AnnotationWidget(synthetic_viewer), TrainWidget(synthetic_viewer)
+    for w in (ann, train):
+        qtbot.addWidget(w)
+    ids = {t for t in registry.task_names() if t not in {"approximation", "cells", "locations", "scribbles"}}  # words too
+    shown = []
+    for w in (ann, train):
+        shown += [c.text() for c in w.findChildren(QLabel) + w.findChildren(QAbstractButton)]
+        shown += [t.tabText(i) for t in w.findChildren(QTabWidget) for i in range(t.count())]
+    words = {word.strip("():,").lower() for text in shown for word in text.replace("/", " ").split()}
+    assert not words & ids, words & ids
