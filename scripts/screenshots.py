@@ -204,7 +204,7 @@ def main(argv=None) -> int:
     viewer.open(str(project), plugin=PLUGIN)
     for layer in viewer.layers:
         layer.visible = (not layer.name.endswith(("semantic", label_layer_name("", boundaries)))
-                         and "P(" not in layer.name)
+                         and "(probability)" not in layer.name)
     viewer.reset_view()
     shot("8_reopen")
     viewer.close()

@@ -11,6 +11,12 @@ from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME
 PLUGIN = "napari-lazylabels"
 
 
+@pytest.fixture(autouse=True)
+def _own_settings(tmp_path, monkeypatch):
+    """Each test starts from the defaults: the widgets remember settings in a file of its own."""
+    monkeypatch.setenv("LAZYLABELS_SETTINGS", str(tmp_path / "settings.ini"))
+
+
 @pytest.fixture
 def viewer(make_napari_viewer):
     return make_napari_viewer()

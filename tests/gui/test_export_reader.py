@@ -6,13 +6,14 @@ import json
 
 import numpy as np
 import pytest
+
 from qtpy.QtWidgets import QMessageBox
 
 from napari_lazylabels.plugin.reader import napari_get_reader
 from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME
 from napari_lazylabels.io.project import read_project
 from napari_lazylabels.plugin.widgets import ExportWidget, TrainWidget
-from napari_lazylabels.plugin.layers import META, input_keys, label_layer_name
+from napari_lazylabels.plugin.layers import META, input_keys, label_layer_name, probability_layer_name
 
 pytestmark = pytest.mark.gui
 PLUGIN = "napari-lazylabels"
@@ -61,11 +62,11 @@ def test_export_predictions_and_reopen(synthetic_viewer, qtbot, tmp_path, make_n
     other.open(str(project), plugin=PLUGIN)
     for name in (SYNTHETIC_NAME, f"{SYNTHETIC_NAME} blobs", f"{SYNTHETIC_NAME} interfaces",
                  f"{SYNTHETIC_NAME} masks", f"{SYNTHETIC_NAME} instances", f"{SYNTHETIC_NAME} semantic",
-                 f"{SYNTHETIC_NAME} P(segmentation)"):
+                 probability_layer_name(SYNTHETIC_NAME, "segmentation")):
         np.testing.assert_array_equal(np.asarray(other.layers[name].data), np.asarray(viewer.layers[name].data),
                                       err_msg=name)
-    full = other.layers[f"{SYNTHETIC_NAME} P(detection)"].metadata[META]["probabilities"]
-    mine = viewer.layers[f"{SYNTHETIC_NAME} P(detection)"].metadata[META]["probabilities"]
+    full = other.layers[probability_layer_name(SYNTHETIC_NAME, "detection")].metadata[META]["probabilities"]
+    mine = viewer.layers[probability_layer_name(SYNTHETIC_NAME, "detection")].metadata[META]["probabilities"]
     assert set(full) == set(mine) == {(1,)}
     np.testing.assert_allclose(full[(1,)], mine[(1,)])
     assert other.layers[SYNTHETIC_NAME].metadata[META]["class_names"] == ["nucleus"]

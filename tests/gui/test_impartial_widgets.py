@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+
 from napari_lazylabels.engine.regimes import registry
 from napari_lazylabels.engine.regimes.impartial import simulate_scribbles
 from napari_lazylabels.engine.synthetic import make_image
 from napari_lazylabels.plugin.layers import (candidate_label_layers, components_role, find_layer, label_layer_name,
+                                            probability_layer_name,
                                             prediction_layer_name)
 from napari_lazylabels.plugin.widgets import AnnotationWidget, TrainWidget
 
@@ -34,7 +36,7 @@ def test_strokes_layer_summary_and_old_interface_layers(mibi_viewer, qtbot):
     layers = w.add_layers()
     layer = layers[KEY]
     assert layer.name == f"{NAME} fg-bg scribbles" == label_layer_name(NAME, KEY)
-    assert list(layer.features["class"]) == ["(none)", "nucleus", "background"]
+    assert list(layer.features["class"]) == ["(none)", "cell", "background"]     # "cell" unless the user names it
     green, red = layer.colormap.map(np.array([1, 2]))[:, :3]
     assert green[1] > green[0] and red[0] > red[1]          # objects green, background red
     assert "Alt-4" in w.input_buttons[KEY].text()
@@ -44,7 +46,7 @@ def test_strokes_layer_summary_and_old_interface_layers(mibi_viewer, qtbot):
     col = [w.table.horizontalHeaderItem(c).text() for c in range(w.table.columnCount())].index("fg-bg scribbles")
     row = next(r for r in range(w.table.rowCount()) if w.table.item(r, 0).text().endswith("_000"))
     text = w.table.item(row, col).text()
-    assert "nucleus:" in text and "background:" in text and "px" in text
+    assert "cell:" in text and "background:" in text and "px" in text
     # a layer named with the interfaces' old suffix, without our metadata, is still the interfaces'
     viewer.add_labels(np.zeros((2, 96, 96), np.uint8), name="other scribbles")
     assert find_layer(viewer, "other", "separation") is viewer.layers["other scribbles"]
@@ -71,7 +73,7 @@ def test_training_on_strokes_uses_every_plane_and_streams_the_component_map(mibi
     assert comp.data.shape == (2, 96, 96) and not comp.visible
     assert 1 <= comp.data[0].min() and comp.data[0].max() <= 2 * 3         # classes x components
     assert comp not in candidate_label_layers(viewer, viewer.layers[NAME])    # not offered for painting
-    assert f"{NAME} P({KEY})" in viewer.layers and f"{NAME} instances" in viewer.layers
+    assert probability_layer_name(NAME, KEY) in viewer.layers and f"{NAME} instances" in viewer.layers
     (task,) = w.model_panel.model().tasks
     assert task.name == KEY and task.components == 3
     assert w.model_panel.model().provenance["images"] == [f"{NAME}_000", f"{NAME}_001"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_lazylabels.plugin.layers import label_layer_name
+
+from napari_lazylabels.plugin.layers import label_layer_name, probability_layer_name
 from napari_lazylabels.plugin.sample_data import SYNTHETIC_NAME
 from napari_lazylabels.plugin.widgets import AnnotationWidget, TrainWidget
 from napari_lazylabels.plugin.widgets.loss_plot import LossPlot
@@ -56,7 +57,7 @@ def test_toy_regime_trains_from_the_widget_with_its_weight_and_curve(toy_regime,
     assert w.last_finished.error is None, w.last_finished.error
     curves = w.loss_plot.curves()
     assert "rings" in curves and len(curves["rings"][0]) == 3
-    assert f"{SYNTHETIC_NAME} P(rings)" in viewer.layers
+    assert probability_layer_name(SYNTHETIC_NAME, "rings") in viewer.layers
     model = w.model_panel.model()
     assert next(t for t in model.tasks if t.name == "rings").weight == 0.5
     assert LossPlot.colour_of("rings") == toy_regime.colour

@@ -10,6 +10,7 @@ import pytest
 
 from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME
 from napari_lazylabels.engine.regimes import registry
+from napari_lazylabels.engine.regimes.words import head_words, input_words
 from napari_lazylabels.engine.tasks import FOREGROUND
 from napari_lazylabels.plugin.layers import label_layer_name, probability_layer_name
 from napari_lazylabels.plugin.widgets import TrainWidget
@@ -77,7 +78,7 @@ def test_train_stream_stop_resume_save_load_predict(synthetic_viewer, qtbot, tmp
     assert (target / "config.json").is_file()
     monkeypatch.setattr("napari_lazylabels.plugin.widgets.model_panel.QFileDialog.getExistingDirectory",
                         lambda *a, **k: str(target))
-    w.model_panel.load_button.click()
+    w.model_panel.load_button.menu().actions()[0].trigger()        # Load model > a model folder...
     assert w.model_panel.model_dir == str(target)
     # Predict on another image layer with the loaded model
     viewer.open_sample("napari-lazylabels", "hela")
@@ -102,7 +103,7 @@ def test_training_error_is_a_notification_and_leaves_layers(synthetic_viewer, qt
     n_layers = len(viewer.layers)
     w.train_button.click()
     _wait_finished(w, qtbot)
-    assert any(f"{key} labels contain value 7" in e for e in errors())
+    assert any(f"{input_words(key)} contain value 7" in e for e in errors())     # "blobs", not an id
     assert len(viewer.layers) == n_layers
     for name, data in before.items():
         assert np.array_equal(viewer.layers[name].data, data)
@@ -188,10 +189,10 @@ def test_rarely_changed_settings_are_folded_away(qtbot):
     form = TrainSettingsForm()
     qtbot.addWidget(form.native)
     form.native.show()
-    assert {"Task weights", "Post-processing (Predict; saved with the model)"} <= set(form.sections)
+    assert {"Task weights", "Post-processing (saved with the model)"} <= set(form.sections)
     assert all(not section.isExpanded() for section, _ in form.sections.values())
     _, weights = form.sections["Task weights"]
-    assert [w.label for w in weights] == list(registry.task_names())     # each box says its task
+    assert [w.label for w in weights] == [head_words(t) for t in registry.task_names()]   # in plain words
     folded = form.native.sizeHint().height()
     for section, _ in form.sections.values():
         section.expand(animate=False)

@@ -190,7 +190,9 @@ def build_model(config: NetworkConfig, tasks: Sequence[TaskSpec]) -> LazyUNet:
 
 class ProbabilityUNet(LazyUNet):
     """The network as other tools run it (a bioimage.io package): JSON keyword arguments, a tuple of
-    per-task softmax probabilities (B, C, H, W) in task order. Same weights (state dict) as :class:`LazyUNet`.
+    per-task class probabilities (B, K, H, W) in task order: the softmax over a head's class logits, a
+    mixture head's components summed per class (fg/bg scribbles: K = 2, not K x components). Same weights
+    (state dict) as :class:`LazyUNet`.
     """
 
     def __init__(self, network: dict, tasks: list[dict]):
@@ -198,7 +200,8 @@ class ProbabilityUNet(LazyUNet):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
         logits = super().forward(image)
-        return tuple(torch.softmax(logits[name], dim=1) for name in self.task_names)
+        return tuple(sum_components(component_probabilities(logits[name], *self.layouts[name]), *self.layouts[name])
+                     for name in self.task_names)
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:

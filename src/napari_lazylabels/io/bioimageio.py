@@ -69,6 +69,14 @@ CITATIONS = (
     ("Ke, Bugeau, Papadakis, Kirkland, Schuetz, Schönlieb: Multi-task deep learning for image segmentation "
      "using recursive approximation tasks. IEEE Transactions on Image Processing, 2021", "10.48550/arXiv.2005.13053"),
 )
+#: Tags of every package; the imaging modality (e.g. "fluorescence-light-microscopy") is the user's to add.
+BASE_TAGS = ("napari-lazylabels", "lazy-labels", "semantic-segmentation", "instance-segmentation", "unet", "2d",
+             "pytorch")
+#: Login names that are no one's name.
+SYSTEM_ACCOUNTS = frozenset({"root", "admin", "administrator", "user", "jovyan", "ubuntu", "runner"})
+#: Imaging modalities a user can tag a package with (bioimage.io's tag names).
+MODALITY_TAGS = ("fluorescence-light-microscopy", "brightfield-microscopy", "phase-contrast-microscopy",
+                 "histology", "electron-microscopy")
 REPOSITORY = "https://github.com/napari-lazylabels/napari-lazylabels"
 
 
@@ -199,7 +207,7 @@ def _trace(network: ProbabilityUNet, example: torch.Tensor):
 
 def export_bioimageio(model: LazyLabelsModel, out: str | Path, *, name: str = DEFAULT_NAME,
                       test_image: np.ndarray | None = None, authors: list[str] | None = None,
-                      license: str = "CC-BY-4.0", overwrite: bool = False) -> Path:
+                      license: str = "CC-BY-4.0", overwrite: bool = False, tags: list[str] | None = None) -> Path:
     """Write ``model`` as a bioimage.io model package (``.zip``), atomically.
 
     ``name``: a valid bioimage.io name (:func:`check_package_name`; :func:`package_name` makes one
@@ -277,9 +285,8 @@ def export_bioimageio(model: LazyLabelsModel, out: str | Path, *, name: str = DE
                     kwargs=net_kwargs)),
             torchscript=bio.TorchscriptWeightsDescr(source=tmp / TORCHSCRIPT_NAME, pytorch_version=version,
                                                    parent="pytorch_state_dict"))
-        people = authors or [_user()]
-        tags = ["napari-lazylabels", "lazy-labels", "semantic-segmentation", "instance-segmentation", "unet", "2d",
-                "pytorch", "fluorescence-light-microscopy"]
+        people = [a.strip() for a in authors or [] if a.strip()] or [_user()]
+        tags = [*BASE_TAGS, *(t.strip().lower() for t in tags or [] if t.strip() and t.strip().lower() not in BASE_TAGS)]
         try:
             descr = bio.ModelDescr(
                 name=name, description=f"Multi-task U-Net trained on lazy labels with napari-lazylabels "
@@ -303,7 +310,9 @@ def export_bioimageio(model: LazyLabelsModel, out: str | Path, *, name: str = DE
 
 
 def _user() -> str:
+    """The author when none is given: the login name, unless it is a system account's (root, ...)."""
     try:
-        return getpass.getuser() or "unknown"
+        login = getpass.getuser() or ""
     except (KeyError, OSError):
-        return "unknown"
+        login = ""
+    return login if login and login not in SYSTEM_ACCOUNTS else "anonymous (napari-lazylabels user)"

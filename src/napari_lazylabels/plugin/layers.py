@@ -4,7 +4,7 @@ An image layer ``nuclei`` gets one lazy-label layer per input of the regimes
 (:mod:`napari_lazylabels.engine.regimes`), named ``"nuclei <suffix>"`` with
 the input's colours and brush (a layer named with an input's older suffix is
 still found; an input whose ``layer_type`` is ``points`` gets a Points layer,
-one point per object, with a ``class`` feature), and the prediction layers ``nuclei P(<task>)``
+one point per object, with a ``class`` feature), and the prediction layers ``nuclei <painted kind> (probability)``
 ..., ``nuclei semantic`` and ``nuclei instances`` (and ``nuclei
 components(<task>)``, the mixture component of each pixel, for a task whose
 classes are mixtures). Each such layer also carries
@@ -31,6 +31,7 @@ from ..engine.annotations import PixelSize
 from ..engine.labels import smallest_uint
 from ..engine.regimes import registry
 from ..engine.regimes.base import LabelInput
+from ..engine.regimes.words import head_words
 from ..engine.tasks import FOREGROUND
 
 META = "lazylabels"
@@ -59,7 +60,8 @@ def label_layer_name(image_name: str, key: str) -> str:
 
 
 def probability_layer_name(image_name: str, task: str) -> str:
-    return f"{image_name} P({task})"
+    """``<image> masks (probability)``: the head in the words of what was painted for it."""
+    return f"{image_name} {head_words(task)} (probability)"
 
 
 def prediction_layer_name(image_name: str, kind: str) -> str:
@@ -452,7 +454,7 @@ def pixel_size_of(image_layer) -> PixelSize | None:
         return None
 
 
-def class_names(image_layer, default: Sequence[str] = ("nucleus",)) -> list[str]:
+def class_names(image_layer, default: Sequence[str] = ("cell",)) -> list[str]:
     names = ((image_layer.metadata or {}).get(META) or {}).get("class_names")
     return list(names) if names else list(default)
 

@@ -114,7 +114,7 @@ def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -
     members = sorted(members, key=lambda m: m[0])
     lead = _lead_shape(members)
     first = members[0][1]
-    names = list(first.metadata.get("class_names") or ["nucleus"])
+    names = list(first.metadata.get("class_names") or ["cell"])
     image = _stacked(members, lead, lambda s: s.image)
     channels = image.ndim == len(lead) + 3
     rgb = channels and image.shape[-1] in (3, 4)

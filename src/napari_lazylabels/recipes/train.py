@@ -69,6 +69,7 @@ from ..engine.postprocess.settings import InstanceParams, PostProcessing
 from ..engine.regimes import registry
 from ..engine.regimes.base import ConfiguredRegime, Regime, RoundsHook
 from ..engine.regimes.targets import check_inputs, present_inputs, roles_of_trained, training_items
+from ..engine.regimes.words import painted_counts
 from ..engine.tasks import TaskSpec
 from ..engine.trained_model import LazyLabelsModel
 from ..engine.training.budget import LossTrend, loss_trend
@@ -172,7 +173,7 @@ class Prepared:
 
     def summary(self) -> str:
         """One line on the images: how many, annotated for which task, and what the unlabelled ones do."""
-        counts = ", ".join(f"{t.name} {sum(it.is_annotated(t.name) for it in self.items)}" for t in self.tasks)
+        counts = painted_counts({t.name: sum(it.is_annotated(t.name) for it in self.items) for t in self.tasks})
         text = f"{len(self.items)} images (annotated: {counts})"
         n = self.unlabelled
         if n and self.self_supervised:

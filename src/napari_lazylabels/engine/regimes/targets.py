@@ -20,6 +20,7 @@ from ..points import check_points
 from ..tasks import TaskSpec
 from . import registry
 from .base import ConfiguredRegime
+from .words import input_words
 
 
 def check_painted(item: PaintedImage, n_classes: int) -> PaintedImage:
@@ -43,9 +44,10 @@ def check_painted(item: PaintedImage, n_classes: int) -> PaintedImage:
         if lab is None:
             labels[key] = None
         elif spec.is_points:
-            labels[key] = check_points(lab, image.shape[:2], n_classes, source, what=key)
+            labels[key] = check_points(lab, image.shape[:2], n_classes, source, what=input_words(key))
         else:
-            checked = check_labels(lab, image.shape[:2], spec.accepted_max(n_classes), source, what=f"{key} labels")
+            checked = check_labels(lab, image.shape[:2], spec.accepted_max(n_classes), source,
+                                   what=input_words(key))
             if spec.binary:      # any value > 0 is 1: in place, unless the array is the caller's
                 checked = np.minimum(checked, 1, out=None if checked is lab else checked)
             labels[key] = checked

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 from napari.utils.notifications import show_warning
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                            QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import (QComboBox, QFormLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
+                            QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from ...engine.regimes import registry
 from ..layers import (annotated_flags, class_names, ensure_label_layers, input_keys, input_plane, input_spec,
@@ -27,6 +27,7 @@ from ..layers import (annotated_flags, class_names, ensure_label_layers, input_k
                       style_label_layer)
 from ..summary import NOT_ANNOTATED, PlaneSummary, painted_planes, summarize_plane
 from .combo import set_combo_items
+from .fit import button_grid, compact_combos, FittedDock, scrolled
 from .autolabel_widget import AutolabelPanel
 from .grabcut_widget import GrabCutPanel
 from .tooltips import tip
@@ -39,11 +40,13 @@ def columns() -> tuple[str, ...]:
 
 def parse_class_names(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    return names or ["nucleus"]
+    return names or ["cell"]
 
 
-class AnnotationWidget(QWidget):
+class AnnotationWidget(FittedDock):
     """Dock widget: lazy-label layers, class names, shortcuts, GrabCut and the summary."""
+
+    HEIGHT = 560
 
     def __init__(self, napari_viewer):
         super().__init__()
@@ -51,7 +54,7 @@ class AnnotationWidget(QWidget):
         self.image_combo = QComboBox()
         self.image_combo.setToolTip(tip("image"))
         self.image_combo.currentTextChanged.connect(self._image_changed)
-        self.class_edit = QLineEdit("nucleus")
+        self.class_edit = QLineEdit("cell")
         self.class_edit.setToolTip(tip("class_names"))
         self.class_edit.editingFinished.connect(self.apply_class_names)
         titles = ", ".join(input_spec(k).title.lower() for k in input_keys())
@@ -59,14 +62,12 @@ class AnnotationWidget(QWidget):
         self.add_button.setToolTip(tip("add_layers", titles=titles))
         self.add_button.clicked.connect(self.add_layers)
         self.input_buttons = {}
-        row = QHBoxLayout()
         for key in input_keys():
             spec = input_spec(key)
             label = f"{spec.title} ({spec.shortcut})" if spec.shortcut else spec.title
             b = QPushButton(label)
             b.setToolTip(tip("input_button", tooltip=spec.tooltip, shortcut=spec.shortcut or "-"))
             b.clicked.connect(lambda _=False, k=key: self.select_input(k))
-            row.addWidget(b)
             self.input_buttons[key] = b
         self.grabcut = GrabCutPanel(napari_viewer, self.current_image, self)
         self.autolabel = AutolabelPanel(napari_viewer, self.current_image, self) \
@@ -76,25 +77,46 @@ class AnnotationWidget(QWidget):
         self.table.setHorizontalHeaderLabels(self.columns)
         self.table.setToolTip(tip("summary", titles=titles))
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setMinimumWidth(340)
+        # every column shares the dock's width (no horizontal scroll bar); a cut header shows in full as a tooltip
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setMinimumSectionSize(24)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        for c, text in enumerate(self.columns):
+            self.table.horizontalHeaderItem(c).setToolTip(text)
+        self.table.setMinimumHeight(4 * self.table.verticalHeader().defaultSectionSize()
+                                    + self.table.horizontalHeader().sizeHint().height() + 4)
         self.legend = QLabel(f"Per image, what is painted of each kind; '{NOT_ANNOTATED}': not annotated "
                              "for it.")
         self.legend.setWordWrap(True)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Image", self.image_combo)
         form.addRow("Classes", self.class_edit)
-        layout = QVBoxLayout(self)
+        summary = QWidget()
+        summary_layout = QVBoxLayout(summary)
+        summary_layout.setContentsMargins(2, 2, 2, 2)
+        summary_layout.addWidget(self.table, 1)
+        summary_layout.addWidget(self.legend)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(summary, "Painted")
+        self.tabs.addTab(scrolled(self.grabcut), "GrabCut")
+        if self.autolabel is not None:
+            self.tabs.addTab(scrolled(self.autolabel), "Autolabel")
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(form)
         layout.addWidget(self.add_button)
-        layout.addLayout(row)
-        layout.addWidget(self.grabcut)
-        if self.autolabel is not None:
-            layout.addWidget(self.autolabel)
-        layout.addWidget(self.table)
-        layout.addWidget(self.legend)
+        layout.addLayout(button_grid(self.input_buttons.values()))
+        layout.addWidget(self.status)
+        layout.addWidget(self.tabs, 1)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scrolled(body))     # a short dock scrolls; it never pushes the window past the screen
+        compact_combos(self)
         self.summaries: list[PlaneSummary] = []
         self._summary_timer = QTimer(self)
         self._summary_timer.setSingleShot(True)

@@ -29,6 +29,8 @@ class LabelLayerPicker(QGroupBox):
         self.image_name: str | None = None
         self.combos = {key: QComboBox() for key in input_keys()}
         form = QFormLayout(self)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)    # the layer names get the dock's width
+        form.setVerticalSpacing(1)
         for key, combo in self.combos.items():
             spec = input_spec(key)
             combo.setToolTip(tip("input_layer", title=spec.title.lower(), values=spec.values))

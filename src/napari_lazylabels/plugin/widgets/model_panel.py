@@ -19,10 +19,12 @@ from typing import Callable
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                            QPushButton, QVBoxLayout)
+                            QLineEdit, QMenu, QPushButton, QVBoxLayout)
 
 from ...errors import LazyLabelsError
+from ...io.bioimageio import MODALITY_TAGS
 from ...engine.trained_model import LazyLabelsModel
 from ...engine.postprocess.settings import PostProcessing
 from ...io.inputs import expand_inputs
@@ -31,8 +33,10 @@ from ...io.output_paths import plan_outputs
 from ...recipes.predict import ImageResult, PredictOptions, Predictor
 from ...engine.pipeline import segment_in_memory
 from ...engine.prediction_spec import PredictionSpec
+from . import remembered
 from .background import BackgroundCall
 from .combo import set_combo_items
+from .fit import button_grid
 from .dialogs import ask_overwrite
 from ..layers import pixel_size_of, plane_data, planes
 from ..reader import read_lazylabels
@@ -40,6 +44,8 @@ from .predictions import show_prediction
 from .tooltips import tip
 
 
+#: The export tag choice for "no imaging modality".
+NO_MODALITY = "(no imaging tag)"
 #: The folder results a user can ask for: instance labels, or everything (an OME-Zarr store per image).
 FOLDER_FORMATS = {"labels (.tif)": "{stem}_labels.tif", "OME-Zarr (.zarr)": "{stem}_labels.zarr"}
 
@@ -49,22 +55,30 @@ class ModelPanel(QGroupBox):
 
     def __init__(self, viewer, get_device: Callable[[], str] = lambda: "auto", parent=None, *,
                  get_postprocess: Callable[[PostProcessing], PostProcessing] = lambda pp: pp,
-                 on_loaded: Callable[[LazyLabelsModel], None] = lambda model: None):
+                 on_loaded: Callable[[LazyLabelsModel], None] = lambda model: None,
+                 on_picked: Callable[[], None] = lambda: None):
         super().__init__("Model", parent)
         self.viewer = viewer
         self._get_device = get_device
         self._get_postprocess = get_postprocess
         self._on_loaded = on_loaded
+        self._on_picked = on_picked
         self.model_dir: str | None = None
         self._model: LazyLabelsModel | None = None
         self.label = QLabel("no model yet: train one or load one")
         self.label.setWordWrap(True)
-        self.save_button = QPushButton("Save model...")
+        self.models = QComboBox()
+        self.models.setToolTip(tip("models"))
+        self.models.currentIndexChanged.connect(self._model_picked)
+        self.save_button = QPushButton("Save model as...")
         self.save_button.setToolTip(tip("save_model"))
         self.save_button.clicked.connect(lambda: self.save_model())
         self.load_button = QPushButton("Load model...")
         self.load_button.setToolTip(tip("load_model"))
-        self.load_button.clicked.connect(lambda: self.load_model())
+        load_menu = QMenu(self.load_button)
+        load_menu.addAction("a model folder...", lambda: self.load_model())
+        load_menu.addAction("a bioimage.io package (.zip)...", lambda: self.load_model(package=True))
+        self.load_button.setMenu(load_menu)
         self.export_button = QPushButton("Export model...")
         self.export_button.setToolTip(tip("export_model"))
         self.export_button.clicked.connect(lambda: self.export_model())
@@ -82,32 +96,63 @@ class ModelPanel(QGroupBox):
         self.folder_format = QComboBox()
         self.folder_format.addItems(list(FOLDER_FORMATS))
         self.folder_format.setToolTip(tip("predict_folder_format"))
+        stored = remembered.load("export")
+        self.authors = QLineEdit(str(stored.get("authors", "")))
+        self.authors.setPlaceholderText("your name, a colleague's")
+        self.authors.setToolTip(tip("export_authors"))
+        self.modality = QComboBox()
+        self.modality.addItems([NO_MODALITY, *MODALITY_TAGS])
+        self.modality.setCurrentText(str(stored.get("modality", NO_MODALITY)))
+        self.modality.setToolTip(tip("export_modality"))
+        for signal in (self.authors.editingFinished, self.modality.currentTextChanged):
+            signal.connect(lambda *_: remembered.save("export", {"authors": self.authors.text(),
+                                                                 "modality": self.modality.currentText()}))
         self.open_results = QCheckBox("open the results")
         self.open_results.setToolTip(tip("predict_folder_open"))
-        row = QHBoxLayout()
-        row.addWidget(self.save_button)
-        row.addWidget(self.load_button)
-        row.addWidget(self.export_button)
+        models = QFormLayout()
+        models.addRow("Models", self.models)
+        row = button_grid((self.save_button, self.load_button, self.export_button), columns=2)
         form = QFormLayout()
         form.addRow("Predict on", self.image_combo)
         layout = QVBoxLayout(self)
+        layout.addLayout(models)
         layout.addWidget(self.label)
         layout.addLayout(row)
-        layout.addLayout(form)
         layout.addWidget(self.predict_button)
         many = QHBoxLayout()
         many.addWidget(self.predict_selected_button)
         many.addWidget(self.predict_folder_button)
         layout.addLayout(many)
-        folder = QHBoxLayout()
-        folder.addWidget(QLabel("folder results as"))
-        folder.addWidget(self.folder_format)
-        folder.addWidget(self.open_results)
-        layout.addLayout(folder)
+        layout.addLayout(form)
+        form.addRow("Results as", self.folder_format)
+        form.addRow("", self.open_results)
+        form.addRow("Authors", self.authors)
+        form.addRow("Tag", self.modality)
+        layout.addStretch(1)
         self._call = BackgroundCall(self)
         self.predicted: list[tuple[int, ...]] = []
         self.folder_results: list[ImageResult] = []
         self._update_buttons()
+
+    # -- the models of the session ---------------------------------------------------------
+    def add_model(self, path: str, description: str) -> None:
+        """Add a model (trained or loaded) to the list, or update its entry, and make it the current one."""
+        self.models.blockSignals(True)
+        index = self.models.findData(str(path))
+        if index < 0:
+            self.models.addItem(description, str(path))
+            index = self.models.count() - 1
+        else:
+            self.models.setItemText(index, description)
+        self.models.setItemData(index, description, Qt.ItemDataRole.ToolTipRole)
+        self.models.setCurrentIndex(index)
+        self.models.blockSignals(False)
+        self.set_model_dir(str(path), f"model: {description}")
+
+    def _model_picked(self, index: int) -> None:
+        if index >= 0:
+            self.set_model_dir(self.models.itemData(index), f"model: {self.models.itemText(index)}")
+            self._on_picked()
 
     # -- the current model --------------------------------------------------------------
     def set_model_dir(self, path: str | None, description: str = "") -> None:
@@ -176,10 +221,13 @@ class ModelPanel(QGroupBox):
         self.label.setText(f"exporting to {target.name}...")
         self._busy_buttons()
 
+        authors = [a for a in self.authors.text().split(",") if a.strip()]
+        tags = [] if self.modality.currentText() == NO_MODALITY else [self.modality.currentText()]
+
         def work():
             from ...io.bioimageio import DEFAULT_NAME, export_bioimageio, package_name
             name = package_name(Path(self.model_dir).name) if self.model_dir else DEFAULT_NAME
-            return export_bioimageio(model, target, name=name, overwrite=overwrite)
+            return export_bioimageio(model, target, name=name, overwrite=overwrite, authors=authors, tags=tags)
 
         def done(out) -> None:
             self._update_buttons()
@@ -193,18 +241,22 @@ class ModelPanel(QGroupBox):
 
         self._call.start(work, done, failed)
 
-    def load_model(self, path: str | None = None) -> LazyLabelsModel | None:
-        if path is None:
+    def load_model(self, path: str | None = None, package: bool = False) -> LazyLabelsModel | None:
+        """Load a model folder or (``package``) a bioimage.io .zip; it joins the list and becomes current."""
+        if path is None and package:
+            path, _ = QFileDialog.getOpenFileName(self, "Load a bioimage.io model package", "",
+                                                  "bioimage.io package (*.zip)")
+        elif path is None:
             path = QFileDialog.getExistingDirectory(self, "Load a model folder")
-            if not path:
-                return None
+        if not path:
+            return None
         try:
             model = load_model(path)
         except LazyLabelsError as exc:
             show_error(str(exc))
             return None
         steps = model.provenance.get("trained_steps", "?")
-        self.set_model_dir(str(path), f"model: {Path(path).name} (loaded, {steps} steps)")
+        self.add_model(str(path), f"{Path(path).name} (loaded, {steps} steps)")
         self._model = model
         self._on_loaded(model)
         return model

@@ -36,7 +36,11 @@ TIPS: dict[str, str] = {
     "train_images": "Images to train on (tick several). The image highlighted here shows its label "
                     "layers below; planes of a stack with nothing painted are skipped, unless a "
                     "self-supervised task (fg/bg scribbles) is trained: it learns from every plane.",
-    "label_layers": "The Labels layers that hold the highlighted image's lazy labels. By default those "
+    "train_tabs": "Images: what to train on and its label layers; Settings: the run (remembered across "
+                  "sessions); Progress: the loss curves; Model & predict: the models trained or loaded, "
+                  "Predict, Save, Export.",
+    "label_layers": "The Labels layers that hold the lazy labels of the image ticked for training (the "
+                    "highlighted one when several are ticked). By default those "
                     "the Lazy annotation widget made; pick another layer of the same shape if you "
                     "painted elsewhere. Training, the summary and the export use these layers.",
     "input_layer": "The layer with the {title} of this image: {values}.",
@@ -48,7 +52,7 @@ TIPS: dict[str, str] = {
     "patch": "Side of the square training patches (px).",
     "batch": "Patches per step.",
     "lr": "Base learning rate (linear warm-up, then cosine decay).",
-    "weight": "Weight of the {task} task in the total loss (0 switches it off).",
+    "weight": "How much the head learnt from {task} counts in the total loss (0 switches it off).",
     "weights": "How much each task counts in the total loss (1: as much as the others; 0: off).",
     "postprocessing": "How probabilities become objects: used by Predict and saved with the model.",
     "opt_in": "{description}",
@@ -60,12 +64,17 @@ TIPS: dict[str, str] = {
                "size / training pixel size when both are known, else 1).",
     "train": "Train a new model from scratch on the ticked images.",
     "stop": "Stop after the current step; the last checkpoint is kept and Resume continues from it.",
-    "resume": "Continue the stopped run from its checkpoint, up to Steps.",
+    "resume": "Continue the current model (the stopped run from its checkpoint, or a loaded model, "
+              "fine-tuned), up to Steps.",
     "device_in_use": "The device the running (or last) training actually uses.",
     "loss_plot": "Loss per task over training steps (running mean).",
     # model
+    "models": "The models of this session: each Train makes a new one (named after its image and the "
+              "time), each loaded model joins the list. The one chosen here predicts, exports and is "
+              "continued by Resume. They live in a temporary folder: Save model as... keeps one.",
     "save_model": "Save the current model as a folder (weights + config.json).",
-    "load_model": "Load a model folder saved before (from napari or the lazylabels CLI).",
+    "load_model": "Load a model folder saved before (from napari or the lazylabels CLI), or a bioimage.io "
+                  "package (.zip). Resume then fine-tunes it on the ticked images.",
     "predict_image": "The image layer to segment.",
     "predict": "Segment the image with the current (or loaded) model: per-task probabilities, "
                "semantic classes and instances (every plane of a stack), with the post-processing "
@@ -77,6 +86,9 @@ TIPS: dict[str, str] = {
     "predict_folder_format": "What Predict folder writes per image: the instance labels as a TIFF, or "
                              "an OME-Zarr store with the image, probabilities, classes and instances.",
     "predict_folder_open": "Open each result of Predict folder as layers when it is done.",
+    "export_authors": "Authors of an exported bioimage.io package, separated by commas (remembered). "
+                      "Empty: your login name, or 'anonymous' for a system account such as root.",
+    "export_modality": "The imaging modality tag of an exported bioimage.io package (remembered).",
     "export_model": "Write the current model as a bioimage.io model package (.zip) that Fiji "
                     "(deepImageJ), QuPath, ilastik and `lazylabels predict` can run.",
     # export

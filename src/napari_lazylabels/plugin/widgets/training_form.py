@@ -21,14 +21,16 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QPushButton, QSizePolicy, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 from ...engine.config import PRESETS, NetworkConfig, TrainConfig, preset
 from ...engine.device import DEVICE_CHOICES
 from ...engine.postprocess.settings import RESCALE_RANGE, InstanceParams, PostProcessing
 from ...engine.regimes import registry
+from ...engine.regimes.words import head_words
 from ..training_worker import default_threads
+from . import remembered
 from .tooltips import tip
 
 
@@ -88,8 +90,8 @@ class TrainSettingsForm:
         self.lr = FloatSpinBox(value=d.learning_rate, min=1e-5, max=1.0, step=1e-4, label="Learning rate",
                                tooltip=tip("lr"))
         self.lr.native.setDecimals(5)
-        self.weights = {task: FloatSpinBox(value=1.0, min=0.0, max=100.0, step=0.1, label=task,
-                                           tooltip=tip("weight", task=task))
+        self.weights = {task: FloatSpinBox(value=1.0, min=0.0, max=100.0, step=0.1, label=head_words(task),
+                                           tooltip=tip("weight", task=head_words(task)))
                         for task in registry.task_names()}
         self.device = ComboBox(choices=list(DEVICE_CHOICES), value="auto", label="Device", tooltip=tip("device"))
         self.threads = SpinBox(value=default_threads(), min=1, max=256, label="CPU threads", tooltip=tip("threads"))
@@ -123,7 +125,7 @@ class TrainSettingsForm:
                           for f in fields(InstanceParams)}
         self.rescale = FloatSpinBox(value=0.0, min=0.0, max=RESCALE_RANGE[1], step=0.1, label="rescale",
                                     tooltip=tip("rescale"))
-        self._add_section("Post-processing (Predict; saved with the model)",
+        self._add_section("Post-processing (saved with the model)",
                           [*self.instances.values(), self.rescale], tip("postprocessing"))
         self.container = Container(widgets=[self.preset, self.steps, self.patch, self.batch, self.lr,
                                             self.device, self.threads, *extra])
@@ -135,6 +137,13 @@ class TrainSettingsForm:
         layout.addWidget(self.container.native)
         for section, _ in self.sections.values():
             layout.addWidget(section)
+        layout.addStretch(1)
+        # the run's settings come back in the next session (remembered.py)
+        remembered.remember("train_form", {"preset": self.preset, "steps": self.steps, "patch": self.patch,
+                                           "batch": self.batch, "lr": self.lr, "device": self.device,
+                                           "threads": self.threads, "rescale": self.rescale,
+                                           **{f"weight {t}": w for t, w in self.weights.items()},
+                                           **{f"post {k}": w for k, w in self.instances.items()}})
 
     def _add_section(self, title: str, widgets: list, tooltip: str) -> None:
         """A collapsed section (click its title to open it) holding ``widgets`` as a labelled form,
@@ -143,6 +152,9 @@ class TrainSettingsForm:
         form.margins = (12, 0, 0, 0)
         section = QCollapsible(title)
         section.setToolTip(tooltip)
+        for button in section.findChildren(QPushButton):     # a long title is cut, it does not widen the dock
+            button.setSizePolicy(QSizePolicy.Policy.Ignored, button.sizePolicy().verticalPolicy())
+            button.setToolTip(title)
         section.addWidget(form.native)
         section.collapse(animate=False)
         self.sections[title] = (section, form)

@@ -19,13 +19,15 @@ from pathlib import Path
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer
 from qtpy.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                            QProgressBar, QPushButton, QVBoxLayout, QWidget)
+                            QProgressBar, QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
 from ...engine.regimes import registry
 from ...engine.regimes.targets import present_inputs
 from ...errors import LazyLabelsError
 from ...recipes.train import TrainingPlan, prepare
+from . import remembered
 from .combo import set_combo_items
+from .fit import compact_combos, FittedDock, scrolled
 from ..data import training_set
 from .label_picker import LabelLayerPicker
 from ..layers import class_names, current_plane, plane_data, source_images
@@ -64,6 +66,18 @@ class TrainingTimings:
         self.preview_gui_ms.append(gui_ms)
         if self.first_preview_s is None and self.clicked_at is not None:
             self.first_preview_s = time.perf_counter() - self.clicked_at
+
+
+def session_model_name(images: list[str], root: Path) -> str:
+    """A new model's folder name: its first image (and how many more), the time, a number if taken."""
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in images[0])[:32].strip("_") or "model"
+    stem += f"+{len(images) - 1}" if len(images) > 1 else ""
+    name = f"{stem}-{time.strftime('%H%M%S')}"
+    n = 1
+    while (root / name).exists() or (root / f"{name}.partial").exists():
+        n += 1
+        name = f"{stem}-{time.strftime('%H%M%S')}-{n}"
+    return name
 
 
 def format_seconds(s: float) -> str:
@@ -114,8 +128,10 @@ def _abandon(holder: _JobHolder) -> None:
         job.join(60.0)
 
 
-class TrainWidget(QWidget):
+class TrainWidget(FittedDock):
     """Dock widget: training settings, Train/Stop/Resume, progress, loss curves, model, predict."""
+
+    HEIGHT = 440
 
     def __init__(self, napari_viewer):
         super().__init__()
@@ -124,6 +140,7 @@ class TrainWidget(QWidget):
         self.image_list.setToolTip(tip("train_images"))
         self.image_list.setMaximumHeight(90)
         self.image_list.currentItemChanged.connect(self._highlighted)
+        self.image_list.itemChanged.connect(self._highlighted)     # a tick changes which image is shown
         self.label_picker = LabelLayerPicker(napari_viewer, self)
         self.preview_combo = QComboBox()
         self.preview_combo.setToolTip(tip("preview"))
@@ -145,24 +162,35 @@ class TrainWidget(QWidget):
         self.loss_plot.setToolTip(tip("loss_plot"))
         self.model_panel = ModelPanel(napari_viewer, lambda: self.form.device.value, self,
                                       get_postprocess=self.form.postprocess,
-                                      on_loaded=lambda m: self.form.set_postprocess(m.postprocess))
-        top = QFormLayout()
+                                      on_loaded=self._model_loaded, on_picked=self._update_buttons)
+        self.tabs = QTabWidget()
+        self.tabs.setToolTip(tip("train_tabs"))
+        data = QWidget()
+        top = QFormLayout(data)
+        top.setContentsMargins(2, 2, 2, 2)
         top.addRow("Images", self.image_list)
         top.addRow("Preview on", self.preview_combo)
+        top.addRow(self.label_picker)
+        progress = QWidget()
+        watch = QVBoxLayout(progress)
+        watch.addWidget(self.device_label)
+        watch.addWidget(self.loss_plot)
+        watch.addStretch(1)
+        for page, title in ((data, "Images"), (self.form.native, "Settings"), (progress, "Progress"),
+                            (self.model_panel, "Model")):
+            self.tabs.addTab(scrolled(page), title)
         buttons = QHBoxLayout()
         for b in (self.train_button, self.stop_button, self.resume_button):
             buttons.addWidget(b)
         layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(self.label_picker)
-        layout.addWidget(self.form.native)
-        layout.addLayout(buttons)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(buttons)       # Train / Stop / Resume and the progress stay in view on every tab
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        layout.addWidget(self.device_label)
-        layout.addWidget(self.loss_plot)
-        layout.addWidget(self.model_panel)
-        layout.addStretch(1)
+        layout.addWidget(self.tabs, 1)
+        compact_combos(self)
+        self.tabs.setCurrentIndex(int(remembered.load("train_tabs").get("tab", 0)) % self.tabs.count())
+        self.tabs.currentChanged.connect(lambda i: remembered.save("train_tabs", {"tab": i}))
 
         self._holder = _JobHolder()
         self.destroyed.connect(self._holder)
@@ -189,6 +217,10 @@ class TrainWidget(QWidget):
         self._layers_changed()
         self._update_buttons()
 
+    def _model_loaded(self, model) -> None:
+        self.form.set_postprocess(model.postprocess)
+        self._update_buttons()
+
     # -- image lists ----------------------------------------------------------------------
     def _layers_changed(self, event=None) -> None:
         if event is not None and getattr(event, "type", "") == "inserted":
@@ -210,10 +242,19 @@ class TrainWidget(QWidget):
         if self.image_list.currentItem() is None and self.image_list.count():
             rows = [i for i in range(self.image_list.count()) if self.image_list.item(i).text() == highlighted]
             self.image_list.setCurrentRow(rows[0] if rows else 0)
-        self.label_picker.refresh()
+        self._highlighted()
 
-    def _highlighted(self, item, previous=None) -> None:
-        self.label_picker.show_image(item.text() if item is not None else None)
+    def _highlighted(self, *_args) -> None:
+        self.label_picker.show_image(self.label_image())
+
+    def label_image(self) -> str | None:
+        """The image whose label layers are shown: the highlighted row when it is ticked (or nothing is),
+        else the first ticked image."""
+        item = self.image_list.currentItem()
+        ticked = self.selected_image_names()
+        if item is not None and (item.text() in ticked or not ticked):
+            return item.text()
+        return ticked[0] if ticked else None
 
     def selected_image_names(self) -> list[str]:
         return [self.image_list.item(i).text() for i in range(self.image_list.count())
@@ -257,8 +298,7 @@ class TrainWidget(QWidget):
     def _update_buttons(self) -> None:
         self.train_button.setEnabled(not self.running)
         self.stop_button.setEnabled(self.running and not self.job.stopping)
-        self.resume_button.setEnabled(not self.running and
-                                      (self.checkpoint is not None or self.model_panel.model_dir is not None))
+        self.resume_button.setEnabled(not self.running and self.model_panel.model_dir is not None)
         self.model_panel.setEnabled(not self.running)
 
     def train(self) -> None:
@@ -266,17 +306,28 @@ class TrainWidget(QWidget):
         self._start(resume=None)
 
     def resume(self) -> None:
-        """Continue from the last checkpoint (or fine-tune the loaded model)."""
-        source = self.checkpoint or self.model_panel.model_dir
+        """Continue the current model: the last run's checkpoint, or a loaded model (fine-tuned)."""
+        source = self.model_panel.model_dir
         if source is None:
             show_error("nothing to resume: train first or load a model")
             return
         self._start(resume=source)
 
-    def _checkpoint_dir(self) -> str:
+    def _session_root(self) -> Path:
         if self.checkpoint_root is None:
-            self.checkpoint_root = tempfile.mkdtemp(prefix="lazylabels-checkpoints-")
-        return str(Path(self.checkpoint_root) / "checkpoint")
+            self.checkpoint_root = tempfile.mkdtemp(prefix="lazylabels-models-")
+        root = Path(self.checkpoint_root)
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    def _model_dir(self, layers, resume: str | None) -> str:
+        """Where this run writes its model: a run that continues a model of this session goes on in its
+        folder; every other run gets a new folder named after its images and the time (no model of the
+        session, nor a loaded one, is ever written over)."""
+        root = self._session_root()
+        if resume is not None and Path(resume).parent == root:
+            return resume
+        return str(root / session_model_name([layer.name for layer in layers], root))
 
     def _start(self, resume: str | None) -> None:
         if self.running:
@@ -297,7 +348,7 @@ class TrainWidget(QWidget):
             plan = TrainingPlan(items, class_names=names, network=settings.network, config=settings.config,
                                 weights={k: v for k, v in settings.weights.items() if k in trained},
                                 opt_in=settings.opt_in, options=settings.options,
-                                model_dir=self._checkpoint_dir(), overwrite=True, resume=resume,
+                                model_dir=self._model_dir(layers, resume), overwrite=True, resume=resume,
                                 data_description=f"napari: {', '.join(layer.name for layer in layers)}",
                                 instances=settings.instances)
             prepared = prepare(plan)         # user errors now, before anything is started or added
@@ -307,6 +358,7 @@ class TrainWidget(QWidget):
             plan = replace(plan, items=prepared.painted)     # checked: the run does not check them again
             tasks = prepared.tasks
         except LazyLabelsError as exc:
+            self.status.setText("not started: " + str(exc))
             show_error(str(exc))
             return
         self._class_names = names
@@ -421,7 +473,7 @@ class TrainWidget(QWidget):
         self.last_finished = msg
         if msg.checkpoint:
             self.checkpoint = msg.checkpoint
-            self.model_panel.set_model_dir(msg.checkpoint, f"model: checkpoint after {msg.step} steps")
+            self.model_panel.add_model(msg.checkpoint, f"{Path(msg.checkpoint).name}, {msg.step} steps")
         if msg.error:
             self.status.setText(f"training ended with an error at step {msg.step}")
             if msg.details:
