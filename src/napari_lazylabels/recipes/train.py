@@ -72,6 +72,7 @@ from ..engine.training.trainer import Trainer, default_class_names
 from ..errors import LazyLabelsError, OutputError, TrainingDivergedError, warn
 from ..io.atomic import check_can_write
 from ..io.modelio import load_artifacts, load_model, load_training_state, save_model
+from .continue_training import keep_optimizer_state, start_from
 from .model_folder import ModelFolder
 from .unsaved import unsaved_error
 
@@ -101,6 +102,9 @@ class TrainingPlan:
         data_description: recorded in the model's provenance.
         instances: the instance post-processing settings stored in the model
             (the defaults of ``lazylabels predict`` and Predict); None: the defaults.
+        init_from: a model folder to continue from on the labels as they are now: a new run
+            from step 0 into a new ``model_dir``, with its weights and optimiser state where
+            sound (:mod:`.continue_training`); the folder is only read.
     """
 
     items: Sequence[LazyAnnotations]
@@ -116,6 +120,7 @@ class TrainingPlan:
     resume: str | Path | None = None
     data_description: str = ""
     instances: InstanceParams | None = None
+    init_from: str | Path | None = None
 
     @property
     def n_classes(self) -> int:
@@ -216,6 +221,11 @@ class TrainingRun:
                 warn("has no training state: its weights are fine-tuned from step 0 with a new optimiser",
                      source=str(plan.resume))
             artifacts = load_artifacts(plan.resume)
+        self.continued = None
+        if plan.init_from is not None:
+            network, previous, self.continued = start_from(plan, self.tasks, class_names)
+            class_names = previous.class_names
+            self.instances = self.instances or previous.postprocess.instances
         net_cfg = network if isinstance(network, NetworkConfig) else network.config
         self.config = consistent_config(plan.config, net_cfg)
         self.distributed = from_environment(self.config.device)
@@ -224,6 +234,10 @@ class TrainingRun:
         if self.distributed is not None:
             self.trainer.provenance["distributed"] = {"processes": self.distributed.world_size,
                                                       "backend": self.distributed.backend}
+        if self.continued is not None:
+            keep_optimizer_state(self.trainer.optimizer, self.trainer.network, plan.init_from, previous,
+                                 self.continued)
+            self.trainer.provenance["continued_from"] = self.continued.to_dict()
         self.hooks: dict[str, RoundsHook] = {}
         for r in self.regimes:
             hook = r.attach(self.trainer, plan.options_of(r.name))
