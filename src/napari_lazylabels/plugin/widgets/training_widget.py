@@ -31,6 +31,7 @@ from .label_picker import LabelLayerPicker
 from ..layers import class_names, current_plane, plane_data, source_images
 from .loss_plot import LossPlot
 from .model_panel import ModelPanel
+from .suggest_panel import SuggestPanel
 from .predictions import ensure_prediction_layers, show_prediction
 from .tooltips import tip
 from .training_form import TrainSettingsForm
@@ -162,6 +163,8 @@ class TrainWidget(QWidget):
         layout.addWidget(self.device_label)
         layout.addWidget(self.loss_plot)
         layout.addWidget(self.model_panel)
+        self.suggest_panel = SuggestPanel(napari_viewer, self.model_panel.model, self, train_on=self.train_on)
+        layout.addWidget(self.suggest_panel)
         layout.addStretch(1)
 
         self._holder = _JobHolder()
@@ -273,12 +276,20 @@ class TrainWidget(QWidget):
             return
         self._start(resume=source)
 
+    def train_on(self) -> None:
+        """Go on training the current model on the labels as they are now (a new run from its weights)."""
+        source = self.checkpoint or self.model_panel.model_dir
+        if source is None:
+            show_error("nothing to train on from: train first or load a model")
+            return
+        self._start(resume=None, init_from=source)
+
     def _checkpoint_dir(self) -> str:
         if self.checkpoint_root is None:
             self.checkpoint_root = tempfile.mkdtemp(prefix="lazylabels-checkpoints-")
         return str(Path(self.checkpoint_root) / "checkpoint")
 
-    def _start(self, resume: str | None) -> None:
+    def _start(self, resume: str | None, init_from: str | None = None) -> None:
         if self.running:
             return
         if self.observer is not None:
@@ -297,7 +308,9 @@ class TrainWidget(QWidget):
             plan = TrainingPlan(items, class_names=names, network=settings.network, config=settings.config,
                                 weights={k: v for k, v in settings.weights.items() if k in trained},
                                 opt_in=settings.opt_in, options=settings.options,
-                                model_dir=self._checkpoint_dir(), overwrite=True, resume=resume,
+                                model_dir=self._checkpoint_dir() if init_from is None else
+                                tempfile.mkdtemp(prefix="round-", dir=self.checkpoint_root),
+                                overwrite=True, resume=resume, init_from=init_from,
                                 data_description=f"napari: {', '.join(layer.name for layer in layers)}",
                                 instances=settings.instances)
             prepared = prepare(plan)         # user errors now, before anything is started or added
@@ -440,3 +453,4 @@ class TrainWidget(QWidget):
         _abandon(self._holder)
         gc.unfreeze()
         self.model_panel.shutdown()
+        self.suggest_panel.shutdown()
