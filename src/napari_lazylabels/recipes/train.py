@@ -59,6 +59,7 @@ import torch
 
 from ..engine.annotations import LazyAnnotations, common_pixel_size
 from ..engine.config import NetworkConfig, TrainConfig, preset
+from ..engine.mixed import kinds_line, label_conflicts, painted_kinds
 from ..engine.postprocess.settings import InstanceParams
 from ..engine.regimes import registry
 from ..engine.regimes.base import Regime, RoundsHook
@@ -152,6 +153,7 @@ class Prepared:
     regimes: list[Regime]
     tasks: list[TaskSpec]
     items: list[LazyAnnotations]
+    kinds: str = ""                     # which image carries which painted kinds, when they differ
 
     @property
     def self_supervised(self) -> list[str]:
@@ -173,7 +175,7 @@ class Prepared:
                      f"{', '.join(self.self_supervised)}")
         elif n:
             text += f"; {n} without any label (not used: no task of this run is self-supervised)"
-        return text
+        return f"{text}; {self.kinds}" if self.kinds else text
 
 
 def prepare(plan: TrainingPlan) -> Prepared:
@@ -190,7 +192,7 @@ def prepare(plan: TrainingPlan) -> Prepared:
         run_regimes = registry.trained_regimes(present_inputs(items), plan.opt_in)
     tasks = registry.tasks_of(run_regimes, plan.n_classes, plan.weights, plan.all_options)
     targets = training_items(items, run_regimes, tasks, plan.all_options)
-    return Prepared(run_regimes, roles_of_trained(tasks, targets), targets)
+    return Prepared(run_regimes, roles_of_trained(tasks, targets), targets, kinds_line(plan.items))
 
 
 def uses_unlabelled_images(plan: TrainingPlan) -> bool:
@@ -234,6 +236,10 @@ class TrainingRun:
         if self.distributed is not None:
             self.trainer.provenance["distributed"] = {"processes": self.distributed.world_size,
                                                       "backend": self.distributed.backend}
+        self.trainer.provenance["painted_per_image"] = painted_kinds(plan.items)
+        for name, what, n in label_conflicts(plan.items, plan.n_classes):
+            warn(f"{n} px of {what}: these labels contradict each other; both are trained as painted "
+                 "(fix one of them)", source=name)
         if self.continued is not None:
             keep_optimizer_state(self.trainer.optimizer, self.trainer.network, plan.init_from, previous,
                                  self.continued)
