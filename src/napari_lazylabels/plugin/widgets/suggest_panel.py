@@ -9,6 +9,7 @@ The images and their labels are copied on the GUI thread; the model runs in the 
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -92,7 +93,8 @@ class SuggestPanel(QGroupBox):
         self.boxes: list[SuggestedBox] = []
         self._where: list[tuple[object, tuple[int, ...]]] = []
         self.current = -1
-        viewer.bind_key(NEXT_KEY, lambda v: self.next_box(), overwrite=True)
+        me = weakref.ref(self)          # the viewer's key map must not keep the panel (and the viewer) alive
+        viewer.bind_key(NEXT_KEY, lambda v: me() is not None and me().next_box(), overwrite=True)
 
     @property
     def busy(self) -> bool:
