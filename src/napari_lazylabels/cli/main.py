@@ -1,4 +1,4 @@
-"""The ``lazylabels`` command line: train, predict, export, demo, info, autolabel.
+"""The ``lazylabels`` command line: train, predict, export, demo, info, autolabel, suggest.
 
 Every user error ends in one line ``lazylabels: error: <file>: <problem>`` on
 stderr, exit status 2, no traceback, and nothing written. The manifest
@@ -19,11 +19,11 @@ from typing import Iterator, Sequence
 
 from .. import __version__
 from ..errors import LazyLabelsError, LazyLabelsWarning
-from . import autolabel, demo, export, info, predict, train
+from . import autolabel, demo, export, info, predict, suggest, train
 from .console import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USER_ERROR, Terminated
 
 #: The commands, in the order ``lazylabels --help`` lists them: each module adds its parser.
-COMMANDS = (train, predict, export, demo, info, autolabel)
+COMMANDS = (train, predict, export, demo, info, autolabel, suggest)
 
 
 def build_parser() -> argparse.ArgumentParser:

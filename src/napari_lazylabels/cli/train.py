@@ -116,6 +116,9 @@ def add_parser(sub) -> None:
         add_options(group, r.options)
     tr.add_argument("--resume", action="store_true",
                     help="continue training from the checkpoint in MODEL_DIR up to --steps")
+    tr.add_argument("--init-from", metavar="MODEL", default=None,
+                    help="start from this model's weights (and optimiser state where sound) on the labels "
+                         "as they are now: a new run of --steps into a new MODEL_DIR; MODEL is only read")
     tr.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.add_argument("--no-fit-instances", dest="fit_instances", action="store_false",
@@ -134,7 +137,7 @@ def _warn_ignored_preset(args, network) -> None:
         return
     net = network.config
     if replace(preset(args.preset), in_channels=net.in_channels) != net:
-        warnings.warn(f"--preset {args.preset} is ignored with --resume: the network comes from the checkpoint "
+        warnings.warn(f"--preset {args.preset} is ignored with --resume or --init-from: the network comes from the checkpoint "
                       f"(depth {net.depth}, {net.base_channels} base channels)", LazyLabelsWarning)
 
 
@@ -156,6 +159,14 @@ def _time_limit_s(args) -> float | None:
     return 60.0 * (DEFAULT_TIME_LIMIT_MIN_GPU if gpu else DEFAULT_TIME_LIMIT_MIN)
 
 
+def check_init_from(model_dir: Path, args) -> None:
+    """``--init-from``: not with ``--resume``, never into the model it reads (one line each)."""
+    from ..recipes.continue_training import check_not_source
+    if args.resume:
+        raise SettingsError("--init-from starts a new run from a model, --resume continues a run: give one")
+    check_not_source(model_dir, args.init_from)
+
+
 def cmd_train(args) -> int:
     from ..engine.config import TrainConfig, preset
     from ..engine.postprocess.settings import InstanceParams
@@ -166,6 +177,8 @@ def cmd_train(args) -> int:
     from ..recipes.train import TrainingPlan, TrainingRun
 
     model_dir = Path(args.model)
+    if args.init_from is not None:
+        check_init_from(model_dir, args)
     resume = resume_source(model_dir) if args.resume else None
     # the model folder first: never replace what is not a model, nor the data (checked again by the run)
     check_model_dir(model_dir, overwrite=args.overwrite, resume=resume, data_files=manifest_files(args.data))
@@ -184,8 +197,10 @@ def cmd_train(args) -> int:
                                    network=preset(args.preset or "cpu"), config=config, weights=args.task_weights,
                                    opt_in=opt_in, options=options, model_dir=model_dir, overwrite=args.overwrite,
                                    resume=resume, data_description=str(args.data), instances=instances,
-                                   fit_instances=args.fit_instances))
-    if resume is not None:
+                                   fit_instances=args.fit_instances, init_from=args.init_from))
+    if run.continued is not None:
+        print(run.continued.summary(), file=sys.stderr)
+    if resume is not None or args.init_from is not None:
         _warn_ignored_preset(args, run.trainer.network)
     check_can_write(model_dir, run.checkpoint_bytes())
     if run.is_writer:       # under torchrun, process 0 speaks for all

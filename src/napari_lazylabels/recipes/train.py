@@ -65,6 +65,7 @@ import torch
 
 from ..engine.annotations import PaintedImage, PaintedSet, TrainingItem, common_pixel_size
 from ..engine.config import NetworkConfig, TrainConfig, preset
+from ..engine.mixed import kinds_line, label_conflicts, painted_kinds
 from ..engine.postprocess.settings import InstanceParams, PostProcessing
 from ..engine.regimes import registry
 from ..engine.regimes.base import ConfiguredRegime, Regime, RoundsHook
@@ -79,6 +80,7 @@ from ..engine.training.trainer import Trainer, default_class_names
 from ..errors import LazyLabelsError, OutputError, TrainingDivergedError, warn
 from ..io.atomic import check_can_write
 from ..io.modelio import load_artifacts, load_model, load_training_state, save_model
+from .continue_training import keep_optimizer_state, start_from
 from .instance_fit import FittedInstances, fit_on_exact_masks
 from .model_folder import ModelFolder
 from .unsaved import unsaved_error
@@ -114,6 +116,9 @@ class TrainingPlan:
             fitted at the end of the run to the images with exact masks (``fit_instances``).
         fit_instances: when no ``instances`` are given, fit them to the exact masks at the end of
             the run (:mod:`~napari_lazylabels.recipes.instance_fit`).
+        init_from: a model folder to continue from on the labels as they are now: a new run
+            from step 0 into a new ``model_dir``, with its weights and optimiser state where
+            sound (:mod:`.continue_training`); the folder is only read.
     """
 
     items: Sequence[PaintedImage]
@@ -130,6 +135,7 @@ class TrainingPlan:
     data_description: str = ""
     instances: InstanceParams | None = None
     fit_instances: bool = True
+    init_from: str | Path | None = None
 
     @property
     def n_classes(self) -> int:
@@ -160,6 +166,7 @@ class Prepared:
     items: list[TrainingItem]
     postprocess: PostProcessing | None = None
     painted: PaintedSet | None = None
+    kinds: str = ""                     # which image carries which painted kinds, when they differ
 
     @property
     def self_supervised(self) -> list[str]:
@@ -181,7 +188,7 @@ class Prepared:
                      f"{', '.join(self.self_supervised)}")
         elif n:
             text += f"; {n} without any label (not used: no task of this run is self-supervised)"
-        return text
+        return f"{text}; {self.kinds}" if self.kinds else text
 
 
 def prepare(plan: TrainingPlan) -> Prepared:
@@ -198,7 +205,8 @@ def prepare(plan: TrainingPlan) -> Prepared:
     tasks = registry.tasks_of(run_regimes, plan.n_classes, plan.weights)
     postprocess = registry.postprocessing_of(run_regimes)
     targets = training_items(painted, run_regimes, tasks)
-    return Prepared(run_regimes, roles_of_trained(tasks, targets), targets, postprocess, painted)
+    return Prepared(run_regimes, roles_of_trained(tasks, targets), targets, postprocess, painted,
+                    kinds_line(painted))
 
 
 def uses_unlabelled_images(plan: TrainingPlan) -> bool:
@@ -229,6 +237,11 @@ class TrainingRun:
                 warn("has no training state: its weights are fine-tuned from step 0 with a new optimiser",
                      source=str(plan.resume))
             artifacts = load_artifacts(plan.resume)
+        self.continued = None
+        if plan.init_from is not None:
+            network, previous, self.continued = start_from(plan, self.tasks, class_names)
+            class_names = previous.class_names
+            self.instances = self.instances or previous.postprocess.instances
         net_cfg = network if isinstance(network, NetworkConfig) else network.config
         self.config = consistent_config(plan.config, net_cfg)
         self.distributed = from_environment(self.config.device)
@@ -237,6 +250,14 @@ class TrainingRun:
         if self.distributed is not None:
             self.trainer.provenance["distributed"] = {"processes": self.distributed.world_size,
                                                       "backend": self.distributed.backend}
+        self.trainer.provenance["painted_per_image"] = painted_kinds(prepared.painted or plan.items)
+        for name, what, n in label_conflicts(prepared.painted or plan.items, plan.n_classes):
+            warn(f"{n} px of {what}: these labels contradict each other; both are trained as painted "
+                 "(fix one of them)", source=name)
+        if self.continued is not None:
+            keep_optimizer_state(self.trainer.optimizer, self.trainer.network, plan.init_from, previous,
+                                 self.continued)
+            self.trainer.provenance["continued_from"] = self.continued.to_dict()
         self.hooks: dict[str, RoundsHook] = {}
         for r in self.regimes:
             hook = r.attach(self.trainer)

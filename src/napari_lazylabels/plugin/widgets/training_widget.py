@@ -33,6 +33,7 @@ from .label_picker import LabelLayerPicker
 from ..layers import class_names, current_plane, plane_data, source_images
 from .loss_plot import LossPlot
 from .model_panel import ModelPanel
+from .suggest_panel import SuggestPanel
 from .predictions import ensure_prediction_layers, show_prediction
 from .tooltips import tip
 from .training_form import TrainSettingsForm
@@ -187,6 +188,8 @@ class TrainWidget(FittedDock):
         layout.addLayout(buttons)       # Train / Stop / Resume and the progress stay in view on every tab
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        self.suggest_panel = SuggestPanel(napari_viewer, self.model_panel.model, self, train_on=self.train_on)
+        self.tabs.addTab(scrolled(self.suggest_panel), "Next")
         layout.addWidget(self.tabs, 1)
         compact_combos(self)
         self.tabs.setCurrentIndex(int(remembered.load("train_tabs").get("tab", 0)) % self.tabs.count())
@@ -313,6 +316,14 @@ class TrainWidget(FittedDock):
             return
         self._start(resume=source)
 
+    def train_on(self) -> None:
+        """Go on training the current model on the labels as they are now (a new run from its weights)."""
+        source = self.checkpoint or self.model_panel.model_dir
+        if source is None:
+            show_error("nothing to train on from: train first or load a model")
+            return
+        self._start(resume=None, init_from=source)
+
     def _session_root(self) -> Path:
         if self.checkpoint_root is None:
             self.checkpoint_root = tempfile.mkdtemp(prefix="lazylabels-models-")
@@ -329,7 +340,7 @@ class TrainWidget(FittedDock):
             return resume
         return str(root / session_model_name([layer.name for layer in layers], root))
 
-    def _start(self, resume: str | None) -> None:
+    def _start(self, resume: str | None, init_from: str | None = None) -> None:
         if self.running:
             return
         if self.observer is not None:
@@ -349,6 +360,7 @@ class TrainWidget(FittedDock):
                                 weights={k: v for k, v in settings.weights.items() if k in trained},
                                 opt_in=settings.opt_in, options=settings.options,
                                 model_dir=self._model_dir(layers, resume), overwrite=True, resume=resume,
+                                init_from=init_from,
                                 data_description=f"napari: {', '.join(layer.name for layer in layers)}",
                                 instances=settings.instances)
             prepared = prepare(plan)         # user errors now, before anything is started or added
@@ -493,3 +505,4 @@ class TrainWidget(FittedDock):
         _abandon(self._holder)
         gc.unfreeze()
         self.model_panel.shutdown()
+        self.suggest_panel.shutdown()

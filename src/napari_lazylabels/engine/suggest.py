@@ -1,0 +1,165 @@
+""""Annotate here next": the k boxes, across every image, where one more label would help most.
+
+Each image gets the model's uncertainty (:mod:`.uncertainty`); every box of
+``box`` x ``box`` pixels on a grid of half a box is scored by
+
+    score = mean uncertainty + mean heads disagreement + 0.5 * far
+
+where ``far`` is the distance from the box's centre to the nearest painted
+pixel of the image (any label), in box sizes, capped at 1 (1 on an image with
+no label at all). The boxes are ranked by score over every image, and the
+best ones that do not overlap a better one are kept. Each says why
+(:attr:`SuggestedBox.reason`): the largest of its three terms, "uncertain",
+"heads disagree" or "far from any label".
+
+    boxes = suggest(model, items, k=5, box=128)       # items: LazyAnnotations (image and its labels)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from ..errors import SettingsError
+from .annotations import LazyAnnotations, channels_of
+from .trained_model import LazyLabelsModel
+from .uncertainty import Uncertainty, assess
+
+DEFAULT_K = 5
+DEFAULT_BOX = 128
+FAR_WEIGHT = 0.5
+REASONS = ("uncertain", "heads disagree", "far from any label")
+
+
+@dataclass(frozen=True)
+class SuggestedBox:
+    """One place to annotate next: image ``image`` (its index ``index`` in the set), rows ``y`` to
+    ``y + height``, columns ``x`` to ``x + width``; ranked (1 = best) by ``score``, with ``reason``."""
+
+    rank: int
+    image: str
+    index: int
+    y: int
+    x: int
+    height: int
+    width: int
+    score: float
+    reason: str
+    uncertainty: float
+    heads_disagreement: float
+    far: float
+
+    def to_row(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+#: The CSV columns of ``lazylabels suggest``.
+COLUMNS = tuple(SuggestedBox.__dataclass_fields__)
+
+
+def check_request(model: LazyLabelsModel, items: Sequence[LazyAnnotations], k: int, box: int) -> None:
+    """Refuse, before any work, k <= 0, a box under 8 px or larger than an image, and images whose
+    channels are not the model's (one line each).
+
+    Raises:
+        SettingsError.
+    """
+    if k <= 0:
+        raise SettingsError(f"the number of boxes must be at least 1, got {k}")
+    if box < 8:
+        raise SettingsError(f"the box size must be at least 8 px, got {box}")
+    if not items:
+        raise SettingsError("no image to suggest boxes on")
+    want = model.network_config.in_channels
+    for it in items:
+        if channels_of(it.image) != want:
+            raise SettingsError(f"{it.name}: the model expects {want} channel(s), the image has "
+                                f"{channels_of(it.image)}")
+        if box > min(it.shape):
+            raise SettingsError(f"{it.name}: a box of {box} px is larger than the image "
+                                f"({it.shape[0]} x {it.shape[1]} px)")
+
+
+def painted(item: LazyAnnotations) -> np.ndarray:
+    """Where anything is painted on the image (any label input, non-zero)."""
+    out = np.zeros(item.shape, bool)
+    for lab in item.labels.values():
+        if lab is not None and np.shape(lab) == item.shape:
+            out |= np.asarray(lab) != 0
+    return out
+
+
+def _starts(length: int, box: int) -> np.ndarray:
+    step = max(1, box // 2)
+    starts = list(range(0, length - box + 1, step))
+    if starts[-1] != length - box:
+        starts.append(length - box)
+    return np.asarray(starts)
+
+
+def _box_means(values: np.ndarray, ys: np.ndarray, xs: np.ndarray, box: int) -> np.ndarray:
+    """The mean of ``values`` in every box starting at (ys[i], xs[j]): (len(ys), len(xs)), by an integral image."""
+    s = np.pad(np.cumsum(np.cumsum(values.astype(np.float64), 0), 1), ((1, 0), (1, 0)))
+    y0, x0 = ys[:, None], xs[None, :]
+    return (s[y0 + box, x0 + box] - s[y0, x0 + box] - s[y0 + box, x0] + s[y0, x0]) / (box * box)
+
+
+def candidates(item: LazyAnnotations, index: int, maps: Uncertainty, box: int) -> list[tuple]:
+    """(score, terms, index, name, y, x) of every box of one image."""
+    ys, xs = _starts(item.shape[0], box), _starts(item.shape[1], box)
+    unc = _box_means(maps.uncertainty, ys, xs, box)
+    heads = _box_means(maps.heads_disagreement, ys, xs, box)
+    labelled = painted(item)
+    if labelled.any():
+        dist = ndimage.distance_transform_edt(~labelled)
+        far = np.minimum(1.0, dist[(ys + box // 2)[:, None], (xs + box // 2)[None, :]] / box)
+    else:
+        far = np.ones_like(unc)
+    out = []
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            terms = (float(unc[i, j]), float(heads[i, j]), float(far[i, j]))
+            score = terms[0] + terms[1] + FAR_WEIGHT * terms[2]
+            out.append((score, terms, index, item.name, int(y), int(x)))
+    return out
+
+
+def _overlaps(a: tuple, b: tuple, box: int) -> bool:
+    return a[2] == b[2] and abs(a[4] - b[4]) < box and abs(a[5] - b[5]) < box
+
+
+def rank(all_candidates: list[tuple], k: int, box: int) -> list[SuggestedBox]:
+    """The ``k`` best boxes that overlap no better one, ranked."""
+    chosen: list[tuple] = []
+    for c in sorted(all_candidates, key=lambda c: (-c[0], c[2], c[4], c[5])):
+        if not any(_overlaps(c, d, box) for d in chosen):
+            chosen.append(c)
+            if len(chosen) == k:
+                break
+    out = []
+    for r, (score, terms, index, name, y, x) in enumerate(chosen, 1):
+        weighted = (terms[0], terms[1], FAR_WEIGHT * terms[2])
+        out.append(SuggestedBox(r, name, index, y, x, box, box, score, REASONS[int(np.argmax(weighted))], *terms))
+    return out
+
+
+def suggest(model: LazyLabelsModel, items: Sequence[LazyAnnotations], k: int = DEFAULT_K, box: int = DEFAULT_BOX,
+            *, device: str | torch.device = "cpu", passes: int = 2,
+            progress: Callable[[int, int], None] | None = None) -> list[SuggestedBox]:
+    """The ``k`` boxes of ``box`` px where labels would help ``model`` most, over every image of ``items``
+    (see the module docstring); ``progress(done, total)`` after each image.
+
+    Raises:
+        SettingsError: bad ``k``, ``box`` or channels (:func:`check_request`), before any work.
+    """
+    check_request(model, items, k, box)
+    found: list[tuple] = []
+    for i, it in enumerate(items):
+        found += candidates(it, i, assess(model, it.image, passes=passes, device=device, instances=False), box)
+        if progress is not None:
+            progress(i + 1, len(items))
+    return rank(found, k, box)
