@@ -142,3 +142,27 @@ def test_the_guard_warns_when_the_network_is_worse():
                                                                                       labels.foreground)
     ok = guard([truth], [np.zeros_like(truth)], [labels.points], [labels.foreground])
     assert ok.better and "WARNING" not in ok.describe()
+
+
+def test_self_training_rounds_are_saved_resumed_and_guarded(tmp_path):
+    from napari_lazylabels.engine.annotations import LazyAnnotations
+    from napari_lazylabels.engine.config import TrainConfig, preset
+    from napari_lazylabels.engine.regimes import registry
+    from napari_lazylabels.recipes.selftrain import self_train
+    from napari_lazylabels.recipes.train import TrainingPlan
+    img, _ = discs(8, size=96, n=3)
+    labels = autolabel(img, AutolabelConfig(object_size=16))
+    pts, mask = (i.key for i in registry.machine_label_inputs())
+    item = LazyAnnotations(img.astype(np.float32), labels={pts: labels.points, mask: labels.foreground},
+                           roi=labels.trusted(), name="discs")
+    plan = TrainingPlan([item], network=preset("tiny"),
+                        config=TrainConfig(steps=2, patch_size=32, batch_size=2, device="cpu"))
+    said = []
+    first = self_train([item], plan, tmp_path / "st", rounds=2, tolerance=-1, log=said.append)
+    assert [p.name for p in first.rounds] == ["round_01", "round_02"] and len(first.changes) == 2
+    assert (tmp_path / "st" / "labels_02.npz").is_file() and first.guard is not None
+    assert any("agreement with the machine-made labels" in s for s in said)
+    said.clear()
+    again = self_train([item], plan, tmp_path / "st", rounds=2, tolerance=-1, log=said.append)
+    assert said[0].startswith("round 1: already done") and said[1].startswith("round 2: already done")
+    assert again.changes == first.changes
