@@ -362,8 +362,9 @@ class MachineLabels:
     def describe(self) -> str:
         cover = 100.0 * float(np.count_nonzero(self.foreground)) / max(self.foreground.size, 1)
         pts, pieces = self.doubtful()
-        text = (f"{len(self.points)} points, foreground {cover:.1f} % of the image ({self.method} threshold "
-                f"{self.threshold:.4g}{', ' + self.why if self.why else ''})")
+        how = "given" if self.method == "given" else \
+            f"{self.method} threshold {self.threshold:.4g}{', ' + self.why if self.why else ''}"
+        text = f"{len(self.points)} points, foreground {cover:.1f} % of the image ({how})"
         if self.reading is not None:
             text += f"; {self.reading.describe()}"
         return text + (f"; doubtful (left out of training): {pts} points, {pieces} mask pieces"
@@ -372,8 +373,9 @@ class MachineLabels:
 
 def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, points_channel: int | None = None,
               mask_channel: int | None = None, micrometers_per_pixel: float | None = None,
-              source: str | None = None) -> MachineLabels:
-    """Points from one channel, the foreground mask from another (the same by default).
+              source: str | None = None, foreground: np.ndarray | None = None) -> MachineLabels:
+    """Points from one channel, the foreground mask from another (the same by default), or the mask
+    ``foreground`` as given (e.g. a model's foreground: method ``given``, each piece confident).
 
     Raises:
         SettingsError: a channel the image lacks; a size in micrometres without a pixel size.
@@ -383,7 +385,14 @@ def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, point
     pts_img = channel_of(image, points_channel)
     mask_img = pts_img if mask_channel == points_channel else channel_of(image, mask_channel)
     reading = read_image(pts_img, config, micrometers_per_pixel)
-    mask, t, method, why, smoothed = _foreground(mask_img, config, reading)
+    if foreground is not None:
+        mask = (np.asarray(foreground) > 0).astype(np.uint8)
+        if mask.shape != pts_img.shape:
+            raise AnnotationError(f"the given foreground has shape {mask.shape}, the image {pts_img.shape}",
+                                  source=source)
+        t, method, why, smoothed = 0.5, "given", "", mask.astype(np.float64)
+    else:
+        mask, t, method, why, smoothed = _foreground(mask_img, config, reading)
     if not mask.any():
         raise AnnotationError(f"the {method} threshold ({t:.4g}) leaves no foreground: try another "
                               f"threshold method or value, or --polarity", source=source)
@@ -397,6 +406,8 @@ def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, point
                               f"{' inside the mask' if config.points_in_mask else ''}: lower "
                               f"--detection-threshold or check --object-size", source=source)
     pieces, piece_conf = region_confidence(mask, smoothed, t, points)
+    if foreground is not None:
+        piece_conf = np.ones_like(piece_conf)
     return MachineLabels(points, mask, t, method, why, reading, confidence, pieces, piece_conf,
                          float(config.min_confidence))
 
