@@ -68,7 +68,7 @@ from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
 METHODS = ("points", "machine", "selftrain", "classical", "lazy", "full", "no_rounds", "no_aux", "no_cuts")
 METHOD_NAMES = {"points": "points at centroids + exact foreground", "machine": "machine points + machine foreground",
                 "selftrain": "machine labels + 1 self-training round",
-                "classical": "classical (Otsu + LoG seeds + distance watershed)",
+                "classical": "classical (threshold + LoG seeds + distance watershed)",
                 "lazy": "lazy (blobs + interfaces + 10 % masks)", "full": "full supervision",
                 "no_rounds": "points, no rounds", "no_aux": "points, no auxnet", "no_cuts": "points, no boundary task"}
 ABLATIONS = {"no_rounds": dict(partition_rounds=0), "no_aux": dict(auxiliary_head=False),
@@ -247,21 +247,20 @@ def targets(records: list[dict]) -> list[str]:
             lines.append(f"- {ds}: points + exact foreground AP50 {p['ap50']:.3f} vs lazy at 10 % masks "
                          f"{lazy['ap50']:.3f} ({gap:+.3f}): **{'met' if gap >= -0.05 else 'missed'}** "
                          "(target: within 0.05)")
-    gains = {}
     for ds in dict.fromkeys(r["dataset"] for r in records):
-        m, c = by.get(f"{ds}/machine"), by.get(f"{ds}/classical")
-        if m and c:
-            gains[ds] = m["ap50"] - c["ap50"]
-    if gains:
-        won = [d for d, g in gains.items() if g >= 0.10]
-        lines.append("- machine-made labels vs the classical pipeline, AP50 gain (" + ", ".join(
-            f"{d} {g:+.3f}" for d, g in gains.items()) + f"): **{'met' if len(won) >= 2 else 'missed'}** "
-            "(target: >= 0.10 on at least two data sets" + (f"; reached on {', '.join(won)}" if won else "") + ")")
+        c = by.get(f"{ds}/classical")
+        for method in ("machine", "selftrain"):
+            m = by.get(f"{ds}/{method}")
+            if m and c:
+                gain = m["ap50"] - c["ap50"]
+                lines.append(f"- {ds}: {METHOD_NAMES[method]} AP50 {m['ap50']:.3f} vs the classical pipeline "
+                             f"{c['ap50']:.3f} ({gain:+.3f}): **{'met' if gain >= 0.10 else 'missed'}** "
+                             "(target: >= +0.10 on every set)")
     return lines
 
 
 def _row(r: dict) -> str:
-    c = {} if r["method"] == "machine" else r["cost"]       # the machine clicked and painted them
+    c = {} if r["method"] in ("machine", "selftrain") else r["cost"]       # the machine made them
     return (f"| {METHOD_NAMES[r['method']]} | {r['ap50']:.3f} | {r['ap_mean']:.3f} | {r['dice']:.3f} | "
             f"{c.get('points_clicked', 0)} | {c.get('painted_pixels', 0)} | {c.get('objects_traced', 0)} |")
 
