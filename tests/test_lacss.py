@@ -322,3 +322,14 @@ def test_cli_autolabel_errors_write_nothing(tmp_path, capsys):
 def test_the_regime_is_registered_with_a_points_input():
     regime = registry.get(REGIME.name)
     assert [i.layer_type for i in regime.inputs] == ["points", "labels"]
+
+
+def test_cli_autolabel_self_train_saves_rounds_and_guards(tmp_path, capsys):
+    img, _ = _image_file(tmp_path)
+    out = ["--points", str(tmp_path / "p.csv"), "--foreground", str(tmp_path / "m.tif")]
+    code = main(["autolabel", "--image", str(img), *out, "--self-train", str(tmp_path / "st"), "--rounds", "1",
+                 "--steps", "2", "--preset", "tiny"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "self-training: 1 rounds" in text and "agreement with the machine-made labels" in text
+    assert LOCATIONS in load_model(tmp_path / "st" / "round_01").task_names
