@@ -11,6 +11,7 @@ from napari_lazylabels.engine.synthetic import make_image
 from napari_lazylabels.plugin.data import training_items
 from napari_lazylabels.plugin.reader import read_lazylabels
 from napari_lazylabels.plugin.widgets import AnnotationWidget
+from napari_lazylabels.plugin.widgets.autolabel_widget import MODEL_MASK, PREVIEW_MASK, PREVIEW_POINTS
 from napari_lazylabels.plugin.widgets.export import stores_for_image, write_stores
 
 pytestmark = pytest.mark.gui
@@ -56,8 +57,14 @@ def test_machine_labels_are_merged_without_replacing_anything_and_undone(viewer,
     mask.refresh()
     panel = w.autolabel
     panel.run()
-    qtbot.waitUntil(lambda: not panel.busy and panel.last is not None, timeout=30000)
-    assert len(points.data) > 3 and np.allclose(points.data[0], [y, x])
+    qtbot.waitUntil(lambda: not panel.busy and panel.pending is not None, timeout=30000)
+    # a preview first: nothing written yet
+    assert PREVIEW_POINTS in viewer.layers and PREVIEW_MASK in viewer.layers
+    assert len(points.data) == 1 and mask.data.sum() == 9 and panel.merge_button.isEnabled()
+    assert len(viewer.layers[PREVIEW_POINTS].data) == im.instances.max()      # the image holds 2 nuclei
+    panel.accept()
+    assert PREVIEW_POINTS not in viewer.layers and PREVIEW_MASK not in viewer.layers
+    assert len(points.data) >= 2 and np.allclose(points.data[0], [y, x])
     assert np.all(mask.data[0:3, 0:3] == 1) and mask.data.sum() > 200
     # export, read back: the points come back as a Points layer
     write_stores(tmp_path / "p", stores_for_image(viewer, viewer.layers["cells"]), overwrite=False)
@@ -67,3 +74,24 @@ def test_machine_labels_are_merged_without_replacing_anything_and_undone(viewer,
     panel.undo()
     assert len(points.data) == 1 and np.allclose(points.data[0], [y, x])
     assert mask.data.sum() == 9
+
+
+def test_machine_labels_preview_can_be_discarded_and_take_the_models_foreground(viewer, qtbot):
+    im = _viewer_with_image(viewer)
+    w = AnnotationWidget(viewer)
+    qtbot.addWidget(w)
+    layers = w.add_layers()
+    points, mask = layers[POINTS_KEY], layers[MASK_KEY]
+    panel = w.autolabel
+    panel.mask_source.setCurrentText(MODEL_MASK)
+    panel.run()                                      # no prediction yet: nothing happens
+    assert panel.pending is None and not panel.busy
+    predicted = (im.instances > 0).astype(np.int32)
+    viewer.add_labels(predicted, name="cells instances",
+                      metadata={"lazylabels": {"image": "cells", "role": "instances"}})
+    panel.run()
+    qtbot.waitUntil(lambda: not panel.busy and panel.pending is not None, timeout=30000)
+    labels = panel.pending[-1]
+    assert labels.method == "given" and np.array_equal(labels.foreground > 0, predicted > 0)
+    panel.discard()
+    assert PREVIEW_MASK not in viewer.layers and len(points.data) == 0 and mask.data.sum() == 0

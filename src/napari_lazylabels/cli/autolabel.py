@@ -49,6 +49,15 @@ def add_parser(sub) -> None:
     au.add_argument("--pixel-size", type=pixel_size_option, default=None, metavar="UM",
                     help="the image's pixel size in micrometres, for --size-unit um (overrides the file's)")
     au.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    st = au.add_argument_group("self-training (optional)")
+    st.add_argument("--self-train", default=None, metavar="FOLDER",
+                    help="then train on the labels in rounds, each round's model in FOLDER/round_XX, the "
+                         "model's confident foreground and objects replacing the labels between rounds; a rerun "
+                         "continues after the last finished round; the end compares the model with the "
+                         "classical pipeline (threshold + distance watershed) and warns when it is not better")
+    st.add_argument("--rounds", type=int, default=3, metavar="N", help="at most N rounds (default 3)")
+    st.add_argument("--steps", type=int, default=300, metavar="S", help="training steps of each round (default 300)")
+    st.add_argument("--preset", default="cpu", help="the network preset of each round (default cpu)")
     add_options(au.add_argument_group("labels"), AutolabelConfig)
     au.set_defaults(run=cmd_autolabel)
 
@@ -83,4 +92,23 @@ def cmd_autolabel(args) -> int:
     write_labels_tiff(mask_out, labels.foreground, overwrite=args.overwrite, pixel_size=pixel_size)
     write_points_csv(points_out, labels.points, overwrite=args.overwrite)
     print(f"{args.image}: {labels.describe()}; written to {points_out} and {mask_out}")
+    if args.self_train:
+        _self_train(args, image, labels)
     return 0
+
+
+def _self_train(args, image, labels) -> None:
+    from ..engine.annotations import LazyAnnotations
+    from ..engine.config import TrainConfig, preset
+    from ..engine.regimes import registry
+    from ..recipes.selftrain import self_train
+    from ..recipes.train import TrainingPlan
+    if args.rounds < 1 or args.steps < 1:
+        raise LazyLabelsError("--rounds and --steps must be at least 1")
+    pts_key, mask_key = (i.key for i in registry.machine_label_inputs())
+    item = LazyAnnotations(image.data, labels={pts_key: labels.points, mask_key: labels.foreground},
+                           roi=labels.trusted(), name=Path(args.image).stem)
+    plan = TrainingPlan([item], network=preset(args.preset), config=TrainConfig(steps=args.steps, device="cpu"))
+    result = self_train([item], plan, args.self_train, rounds=args.rounds)
+    print(f"self-training: {len(result.rounds)} rounds, label change per round "
+          f"{', '.join(f'{c:.3f}' for c in result.changes)}; the last model: {result.model_dir}")

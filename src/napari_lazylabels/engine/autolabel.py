@@ -3,11 +3,24 @@
 * **Points**: Laplacian-of-Gaussian blob detection (``skimage.feature.blob_log``)
   on one channel (e.g. a nuclear stain), at the scale of the objects: the
   object size is a diameter in pixels, or in micrometres with the image's
-  pixel size. One point per blob, class 1.
+  pixel size, or (the default) read from the image (:mod:`.autolabel_stats`:
+  the scale and sign of the strongest normalised LoG response). One point per
+  blob, class 1; points outside the mask are dropped.
+* **Polarity**: bright or dark objects, read from the image by default (the
+  sign of that response), or given.
+* **Denoising**: on a noisy image (the noise estimate above
+  ``autolabel_stats.NOISY``) both channels are smoothed first.
 * **Foreground mask**: a threshold of one channel (e.g. a cell-body or
-  membrane stain) by a method of the user's choice (Otsu, Li, triangle, or a
-  fixed value in the channel's own intensity units), after a Gaussian
-  smoothing, with objects and holes smaller than ``min_area`` removed.
+  membrane stain) by Otsu, Li or triangle chosen from the histogram (the
+  default, ``auto``), or the user's choice, or a fixed value in the channel's
+  own intensity units, after a Gaussian smoothing, with objects and holes
+  smaller than ``min_area`` removed.
+* **Confidence**: per point, its blob response over the median response of
+  the points (capped at 1); per mask piece, its contrast to the threshold over
+  the median foreground's (capped at 1), halved when no point lies in it.
+  Points and pieces under ``min_confidence`` are *doubtful*:
+  :meth:`MachineLabels.trusted` is the region to train on without them (a
+  region of interest, so the loss weighs them 0).
 
 Both are drafts for a person to review (the napari panel writes them into
 the Points and mask layers, never over what was painted) or training labels
@@ -27,11 +40,12 @@ from scipy import ndimage as ndi
 
 from ..errors import AnnotationError, SettingsError
 from .config import check_number
+from .autolabel_stats import NOISY, POLARITIES, ScaleEstimate, choose_threshold, estimate_scale, noise_level, scaled
 from .points import empty_points, point_disks, seeded_partition
 
 #: Threshold methods of the foreground mask.
-OTSU, LI, TRIANGLE, FIXED = "otsu", "li", "triangle", "fixed"
-THRESHOLDS = (OTSU, LI, TRIANGLE, FIXED)
+AUTO, OTSU, LI, TRIANGLE, FIXED = "auto", "otsu", "li", "triangle", "fixed"
+THRESHOLDS = (AUTO, OTSU, LI, TRIANGLE, FIXED)
 #: Units of the object size.
 PIXELS, MICROMETERS = "px", "um"
 SIZE_UNITS = (PIXELS, MICROMETERS)
@@ -50,34 +64,43 @@ class AutolabelConfig:
     Attributes:
         object_size: the typical object diameter, in ``size_unit``: sets the
             blob detector's scales (sigma = diameter / (2 sqrt 2), from 0.7x to
-            1.4x of it) and the default ``min_area``.
+            1.4x of it) and the default ``min_area``; None: read from the image.
         size_unit: ``px`` or ``um`` (micrometres: needs the image's pixel size).
         detection_threshold: the smallest scale-normalised LoG response of a
             blob, on the channel scaled to 0..1 (its 1st and 99.8th
             percentiles); lower it to find dimmer objects.
-        threshold: the mask's threshold method: ``otsu``, ``li``,
-            ``triangle`` or ``fixed`` (then ``threshold_value``).
+        threshold: the mask's threshold method: ``auto`` (one of the next
+            three, chosen from the histogram), ``otsu``, ``li``, ``triangle``
+            or ``fixed`` (then ``threshold_value``).
         threshold_value: the fixed threshold, in the mask channel's intensity units.
         smoothing: sigma (px) of the Gaussian applied before thresholding; 0: none.
         min_area: mask components and holes smaller than this (px) are
             removed or filled; None: a quarter of the area of an object of
             ``object_size``.
+        polarity: ``auto`` (read from the image), ``bright`` or ``dark``.
         dark_objects: the objects are darker than the background (H&E
             nuclei, some phase contrast): both the detector and the threshold
-            work on the inverted channel.
+            work on the inverted channel (the same as polarity ``dark``).
+        denoise: sigma (px) of a Gaussian applied to both channels first;
+            None: a sixth of the object diameter on noisy images, none on
+            others; 0: none.
         points_in_mask: drop the points that fall outside the mask.
+        min_confidence: points and mask pieces of lower confidence are left
+            out of the region trained on (0: none is).
     """
 
-    object_size: float = field(default=12.0, metadata=_help(
-        "typical object diameter (in --size-unit): the blob detector's scale", metavar="D"))
+    object_size: float | None = field(default=None, metadata=_help(
+        "typical object diameter (in --size-unit): the blob detector's scale (default: read from the image)",
+        metavar="D"))
     size_unit: str = field(default=PIXELS, metadata=_help(
         "unit of --object-size: px, or um (micrometres, with the image's pixel size)", choices=SIZE_UNITS,
         metavar="|".join(SIZE_UNITS)))
     detection_threshold: float = field(default=0.05, metadata=_help(
         "smallest blob response (LoG, on the channel scaled to 0..1); lower: dimmer objects found",
         metavar="T"))
-    threshold: str = field(default=OTSU, metadata=_help(
-        "threshold method of the foreground mask", choices=THRESHOLDS, metavar="|".join(THRESHOLDS)))
+    threshold: str = field(default=AUTO, metadata=_help(
+        "threshold method of the foreground mask (auto: Otsu, Li or triangle, chosen from the histogram)",
+        choices=THRESHOLDS, metavar="|".join(THRESHOLDS)))
     threshold_value: float | None = field(default=None, metadata=_help(
         "the threshold of --threshold fixed, in the mask channel's intensity units", metavar="V"))
     smoothing: float = field(default=1.0, metadata=_help(
@@ -85,12 +108,26 @@ class AutolabelConfig:
     min_area: int | None = field(default=None, metadata=_help(
         "mask pieces and holes smaller than this (px) are removed (default: a quarter of an object's area)",
         metavar="PX"))
+    polarity: str = field(default="auto", metadata=_help(
+        "objects brighter or darker than the background (auto: read from the image)", choices=POLARITIES,
+        metavar="|".join(POLARITIES)))
     dark_objects: bool = field(default=False, metadata=_help(
-        "objects are darker than the background (H&E nuclei): detect and threshold the inverted channel"))
+        "objects are darker than the background (H&E nuclei): the same as --polarity dark"))
+    denoise: float | None = field(default=None, metadata=_help(
+        "Gaussian sigma (px) applied first (default: a sixth of the object size on noisy images; 0: none)",
+        metavar="S"))
     points_in_mask: bool = field(default=True, metadata=_help("drop the points that fall outside the mask"))
+    min_confidence: float = field(default=0.5, metadata=_help(
+        "points and mask pieces of lower confidence (0..1) are left out of the region trained on", metavar="C"))
 
     def __post_init__(self):
-        check_number("object size", self.object_size, low=0, low_open=True)
+        if self.object_size is not None:
+            check_number("object size", self.object_size, low=0, low_open=True)
+        if self.polarity not in POLARITIES:
+            raise SettingsError(f"polarity must be one of {', '.join(POLARITIES)}, got {self.polarity!r}")
+        if self.denoise is not None:
+            check_number("denoise", self.denoise, low=0, high=100)
+        check_number("min confidence", self.min_confidence, low=0, high=1)
         if self.size_unit not in SIZE_UNITS:
             raise SettingsError(f"size unit must be one of {', '.join(SIZE_UNITS)}, got {self.size_unit!r}")
         if self.threshold not in THRESHOLDS:
@@ -107,12 +144,19 @@ class AutolabelConfig:
             if f.name in ("dark_objects", "points_in_mask") and not isinstance(getattr(self, f.name), bool):
                 raise SettingsError(f"{f.name.replace('_', ' ')} must be true or false")
 
-    def diameter_px(self, micrometers_per_pixel: float | None = None) -> float:
-        """The object diameter in pixels.
+    @property
+    def dark(self) -> bool | None:
+        """True: dark objects, False: bright ones, None: read from the image."""
+        return True if self.dark_objects or self.polarity == "dark" else None if self.polarity == "auto" else False
+
+    def diameter_px(self, micrometers_per_pixel: float | None = None) -> float | None:
+        """The object diameter in pixels (None: to be read from the image).
 
         Raises:
             SettingsError: a size in micrometres for an image without a pixel size.
         """
+        if self.object_size is None:
+            return None
         if self.size_unit == PIXELS:
             return float(self.object_size)
         if micrometers_per_pixel is None or not micrometers_per_pixel > 0:
@@ -120,11 +164,11 @@ class AutolabelConfig:
                                 "none: give it, or the size in px)")
         return float(self.object_size) / float(micrometers_per_pixel)
 
-    def area_px(self, micrometers_per_pixel: float | None = None) -> int:
+    def area_px(self, diameter: float) -> int:
+        """``min_area``, or a quarter of the area of an object of ``diameter`` px."""
         if self.min_area is not None:
             return int(self.min_area)
-        d = self.diameter_px(micrometers_per_pixel)
-        return max(1, int(round(math.pi * d * d / 16.0)))
+        return max(1, int(round(math.pi * diameter * diameter / 16.0)))
 
 
 def channel_of(image: np.ndarray, channel: int | None) -> np.ndarray:
@@ -146,55 +190,111 @@ def channel_of(image: np.ndarray, channel: int | None) -> np.ndarray:
     return image[..., channel].astype(np.float64)
 
 
-def _scaled(channel: np.ndarray, dark: bool) -> np.ndarray:
-    lo, hi = np.percentile(channel, [1.0, 99.8])
-    out = (channel - lo) / (hi - lo if hi > lo else 1.0)
-    return 1.0 - out if dark else out
+@dataclass(frozen=True)
+class ImageReading:
+    """What the labels of one image are made with: the object diameter (px), the polarity, and the
+    smoothing applied first (0: none), with the noise and the scale estimate they came from."""
+
+    diameter: float
+    dark: bool
+    denoise: float
+    noise: float
+    estimate: ScaleEstimate | None = None
+
+    def describe(self) -> str:
+        how = "read from the image" if self.estimate is not None else "given"
+        text = (f"objects {'darker' if self.dark else 'brighter'} than the background, {self.diameter:.0f} px "
+                f"({how})")
+        return text + (f"; noisy (noise {self.noise:.3f}), denoised by {self.denoise:.1f} px" if self.denoise else "")
+
+
+def read_image(channel: np.ndarray, config: AutolabelConfig,
+               micrometers_per_pixel: float | None = None) -> ImageReading:
+    """The object diameter, polarity and denoising of a channel: given by ``config``, or read from it
+    (:mod:`.autolabel_stats`)."""
+    img = np.asarray(channel, np.float64)
+    noise = noise_level(img)
+    noisy = noise > NOISY
+    d, dark = config.diameter_px(micrometers_per_pixel), config.dark
+    estimate = None
+    if d is None or dark is None:
+        pre = ndi.gaussian_filter(img, 2.0) if noisy and config.denoise is None else \
+            ndi.gaussian_filter(img, config.denoise) if config.denoise else img
+        polarity = "auto" if dark is None else ("dark" if dark else "bright")
+        estimate = estimate_scale(pre, polarity)
+        d = estimate.diameter if d is None else d
+        dark = estimate.dark if dark is None else dark
+        estimate = estimate if config.object_size is None else None
+    sigma = config.denoise if config.denoise is not None else (max(1.0, d / 6.0) if noisy else 0.0)
+    return ImageReading(float(d), bool(dark), float(sigma), noise, estimate)
+
+
+def _denoised(channel: np.ndarray, reading: ImageReading) -> np.ndarray:
+    img = np.asarray(channel, np.float64)
+    return ndi.gaussian_filter(img, reading.denoise) if reading.denoise > 0 else img
+
+
+def _blobs(channel: np.ndarray, config: AutolabelConfig, reading: ImageReading) -> tuple[np.ndarray, np.ndarray]:
+    """LoG blobs at the objects' scale: (N, 3) y, x, class 1, and each one's confidence (its response
+    over the median response, capped at 1)."""
+    from skimage.feature import blob_log
+    sigma = reading.diameter / (2.0 * math.sqrt(2.0))
+    img = scaled(_denoised(channel, reading), reading.dark)
+    blobs = blob_log(img, min_sigma=max(0.5, 0.7 * sigma), max_sigma=max(0.5, 1.4 * sigma), num_sigma=5,
+                     threshold=float(config.detection_threshold), overlap=0.5, exclude_border=False)
+    if not len(blobs):
+        return empty_points(), np.zeros(0)
+    pix = np.floor(blobs[:, :2] + 0.5).astype(int)
+    response = np.array([-s * s * ndi.gaussian_laplace(img, s)[y, x] for s in np.unique(blobs[:, 2])
+                         for y, x in pix[blobs[:, 2] == s]])
+    order = np.concatenate([np.nonzero(blobs[:, 2] == s)[0] for s in np.unique(blobs[:, 2])])
+    strength = np.empty(len(blobs))
+    strength[order] = response
+    median = float(np.median(strength))
+    confidence = np.clip(strength / median, 0.0, 1.0) if median > 0 else np.ones(len(blobs))
+    return np.column_stack([blobs[:, 0], blobs[:, 1], np.ones(len(blobs))]).astype(np.float64), confidence
 
 
 def machine_points(channel: np.ndarray, config: AutolabelConfig,
                    micrometers_per_pixel: float | None = None) -> np.ndarray:
     """Laplacian-of-Gaussian blobs of a 2D channel at the objects' scale: (N, 3) float64 of y, x, class 1."""
-    from skimage.feature import blob_log
-    sigma = config.diameter_px(micrometers_per_pixel) / (2.0 * math.sqrt(2.0))
-    img = _scaled(np.asarray(channel, np.float64), config.dark_objects)
-    blobs = blob_log(img, min_sigma=max(0.5, 0.7 * sigma), max_sigma=max(0.5, 1.4 * sigma), num_sigma=5,
-                     threshold=float(config.detection_threshold), overlap=0.5, exclude_border=False)
-    if not len(blobs):
-        return empty_points()
-    return np.column_stack([blobs[:, 0], blobs[:, 1], np.ones(len(blobs))]).astype(np.float64)
+    return _blobs(channel, config, read_image(channel, config, micrometers_per_pixel))[0]
 
 
-def threshold_of(channel: np.ndarray, config: AutolabelConfig) -> float:
-    """The threshold of the (smoothed) channel, in its own intensity units."""
+def threshold_of(channel: np.ndarray, config: AutolabelConfig, dark: bool = False) -> tuple[float, str, str]:
+    """The threshold of the (smoothed) channel in its own intensity units, the method used and why
+    (``auto``: chosen from the histogram of the channel, inverted for dark objects)."""
     if config.threshold == FIXED:
-        return float(config.threshold_value)
-    values = np.asarray(channel, np.float64)
+        return float(config.threshold_value), FIXED, "given"
+    sign = -1.0 if dark else 1.0
+    values = sign * np.asarray(channel, np.float64)
     if float(values.max()) <= float(values.min()):
-        return float(values.max())
+        return float(sign * values.max()), config.threshold, "a flat image"
+    method, why = choose_threshold(values) if config.threshold == AUTO else (config.threshold, "chosen")
     from skimage import filters
-    return float(getattr(filters, _THRESHOLD_FUNCTIONS[config.threshold])(values))
+    return sign * float(getattr(filters, _THRESHOLD_FUNCTIONS[method])(values)), method, why
 
 
 def machine_mask(channel: np.ndarray, config: AutolabelConfig,
                  micrometers_per_pixel: float | None = None) -> np.ndarray:
     """The foreground mask of a 2D channel (uint8, 1 on objects): smoothing, threshold, small pieces
     and holes removed."""
-    return _foreground(channel, config, micrometers_per_pixel)[0]
+    return _foreground(channel, config, read_image(channel, config, micrometers_per_pixel))[0]
 
 
 def _foreground(channel: np.ndarray, config: AutolabelConfig,
-                micrometers_per_pixel: float | None) -> tuple[np.ndarray, float]:
-    img = np.asarray(channel, np.float64)
+                reading: ImageReading) -> tuple[np.ndarray, float, str, str, np.ndarray]:
+    """The mask, its threshold, method and why, and the smoothed channel it was cut from."""
+    img = _denoised(channel, reading)
     if config.smoothing > 0:
         img = ndi.gaussian_filter(img, config.smoothing)
-    t = threshold_of(img, config)
-    mask = img < t if config.dark_objects else img > t
-    area = config.area_px(micrometers_per_pixel)
+    t, method, why = threshold_of(img, config, reading.dark)
+    mask = img < t if reading.dark else img > t
+    area = config.area_px(reading.diameter)
     if area > 1:
         mask = _without_small(mask, area)
         mask = ~_without_small(~mask, area)      # holes: small pieces of the background
-    return mask.astype(np.uint8), t
+    return mask.astype(np.uint8), t, method, why, img
 
 
 def _without_small(mask: np.ndarray, area: int) -> np.ndarray:
@@ -207,23 +307,75 @@ def _without_small(mask: np.ndarray, area: int) -> np.ndarray:
     return keep[lab]
 
 
+def region_confidence(mask: np.ndarray, smoothed: np.ndarray, threshold: float, points: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The mask's 8-connected pieces (int32 map) and each one's confidence (index 0: background): its
+    median contrast to the threshold over the whole foreground's, capped at 1, halved without a point."""
+    pieces, n = ndi.label(np.asarray(mask) > 0, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return pieces.astype(np.int32), np.ones(1)
+    contrast = np.abs(np.asarray(smoothed, np.float64) - threshold)
+    overall = float(np.median(contrast[pieces > 0])) or 1.0
+    each = np.asarray(ndi.median(contrast, pieces, index=np.arange(1, n + 1)), np.float64)
+    conf = np.clip(each / overall, 0.0, 1.0)
+    pix = np.floor(np.asarray(points, np.float64).reshape(-1, 3)[:, :2] + 0.5).astype(int)
+    with_point = np.zeros(n + 1, bool)
+    with_point[pieces[pix[:, 0], pix[:, 1]]] = True
+    conf = np.where(with_point[1:], conf, conf / 2.0)
+    return pieces.astype(np.int32), np.concatenate([[1.0], conf])
+
+
 @dataclass
 class MachineLabels:
-    """What :func:`autolabel` made: the points, the mask, and the threshold used."""
+    """What :func:`autolabel` made: the points, the mask, and how (threshold, method, the image
+    reading), with a confidence per point and per mask piece (``pieces``: the pieces' map)."""
 
     points: np.ndarray
     foreground: np.ndarray
     threshold: float
+    method: str = OTSU
+    why: str = ""
+    reading: ImageReading | None = None
+    point_confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    pieces: np.ndarray | None = None
+    piece_confidence: np.ndarray = field(default_factory=lambda: np.ones(1))
+    min_confidence: float = 0.5
+
+    def trusted(self) -> np.ndarray:
+        """The region to train on (bool): everywhere but the doubtful mask pieces (grown by 2 px) and a
+        disk of the object radius around each doubtful point."""
+        doubt = np.zeros(self.foreground.shape, bool)
+        if self.pieces is not None:
+            doubt |= (self.piece_confidence < self.min_confidence)[self.pieces] & (self.pieces > 0)
+            doubt = ndi.binary_dilation(doubt, iterations=2) if doubt.any() else doubt
+        weak = self.points[self.point_confidence < self.min_confidence] if len(self.point_confidence) \
+            else empty_points()
+        if len(weak) and self.reading is not None:
+            doubt |= point_disks(weak, doubt.shape, max(1, int(round(self.reading.diameter / 2)))) > 0
+        return ~doubt
+
+    def doubtful(self) -> tuple[int, int]:
+        """How many points and mask pieces are doubtful."""
+        return (int(np.sum(self.point_confidence < self.min_confidence)),
+                int(np.sum(self.piece_confidence[1:] < self.min_confidence)))
 
     def describe(self) -> str:
         cover = 100.0 * float(np.count_nonzero(self.foreground)) / max(self.foreground.size, 1)
-        return f"{len(self.points)} points, foreground {cover:.1f} % of the image (threshold {self.threshold:.4g})"
+        pts, pieces = self.doubtful()
+        how = "given" if self.method == "given" else \
+            f"{self.method} threshold {self.threshold:.4g}{', ' + self.why if self.why else ''}"
+        text = f"{len(self.points)} points, foreground {cover:.1f} % of the image ({how})"
+        if self.reading is not None:
+            text += f"; {self.reading.describe()}"
+        return text + (f"; doubtful (left out of training): {pts} points, {pieces} mask pieces"
+                       if pts or pieces else "")
 
 
 def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, points_channel: int | None = None,
               mask_channel: int | None = None, micrometers_per_pixel: float | None = None,
-              source: str | None = None) -> MachineLabels:
-    """Points from one channel, the foreground mask from another (the same by default).
+              source: str | None = None, foreground: np.ndarray | None = None) -> MachineLabels:
+    """Points from one channel, the foreground mask from another (the same by default), or the mask
+    ``foreground`` as given (e.g. a model's foreground: method ``given``, each piece confident).
 
     Raises:
         SettingsError: a channel the image lacks; a size in micrometres without a pixel size.
@@ -231,19 +383,33 @@ def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, point
     """
     config = config or AutolabelConfig()
     pts_img = channel_of(image, points_channel)
-    mask, t = _foreground(channel_of(image, mask_channel), config, micrometers_per_pixel)
+    mask_img = pts_img if mask_channel == points_channel else channel_of(image, mask_channel)
+    reading = read_image(pts_img, config, micrometers_per_pixel)
+    if foreground is not None:
+        mask = (np.asarray(foreground) > 0).astype(np.uint8)
+        if mask.shape != pts_img.shape:
+            raise AnnotationError(f"the given foreground has shape {mask.shape}, the image {pts_img.shape}",
+                                  source=source)
+        t, method, why, smoothed = 0.5, "given", "", mask.astype(np.float64)
+    else:
+        mask, t, method, why, smoothed = _foreground(mask_img, config, reading)
     if not mask.any():
-        raise AnnotationError(f"the {config.threshold} threshold ({t:.4g}) leaves no foreground: try another "
-                              f"threshold method or value, or --dark-objects", source=source)
-    points = machine_points(pts_img, config, micrometers_per_pixel)
+        raise AnnotationError(f"the {method} threshold ({t:.4g}) leaves no foreground: try another "
+                              f"threshold method or value, or --polarity", source=source)
+    points, confidence = _blobs(pts_img, config, reading)
     if config.points_in_mask and len(points):
         pix = np.floor(points[:, :2] + 0.5).astype(int)
-        points = points[mask[pix[:, 0], pix[:, 1]] > 0]
+        keep = mask[pix[:, 0], pix[:, 1]] > 0
+        points, confidence = points[keep], confidence[keep]
     if not len(points):
-        raise AnnotationError(f"no blob of diameter {config.diameter_px(micrometers_per_pixel):.3g} px found"
+        raise AnnotationError(f"no blob of diameter {reading.diameter:.3g} px found"
                               f"{' inside the mask' if config.points_in_mask else ''}: lower "
                               f"--detection-threshold or check --object-size", source=source)
-    return MachineLabels(points, mask, t)
+    pieces, piece_conf = region_confidence(mask, smoothed, t, points)
+    if foreground is not None:
+        piece_conf = np.ones_like(piece_conf)
+    return MachineLabels(points, mask, t, method, why, reading, confidence, pieces, piece_conf,
+                         float(config.min_confidence))
 
 
 def classical_instances(points: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -1,8 +1,10 @@
 """Machine-made points and a foreground mask for review (part of the annotation widget).
 
 On the current plane of the chosen image, :func:`napari_lazylabels.engine.autolabel.autolabel`
-finds one point per object (LoG blobs) and thresholds a mask, in a background
-thread on copies. The results are then merged into the Points and mask layers
+finds one point per object (LoG blobs) and thresholds a mask (or takes the
+model's foreground: the image's predicted objects), in a background thread on
+copies. They are shown first in two preview layers ("autolabel preview:
+points", "autolabel preview: mask"); *Merge* then writes them into the Points and mask layers
 of the regime that has them (``registry.machine_label_inputs``): a point only
 where no point lies within an object's radius, a mask pixel only where the
 mask is still 0 *at that moment*; nothing the user clicked or painted is
@@ -18,10 +20,11 @@ from typing import Callable
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                             QPushButton, QVBoxLayout)
 
 from ...engine.autolabel import FIXED, SIZE_UNITS, THRESHOLDS, AutolabelConfig, autolabel
+from ...engine.autolabel_stats import POLARITIES
 from ...engine.regimes import registry
 from ...errors import LazyLabelsError
 from ..layers import current_plane, ensure_label_layers, class_names, label_layers, plane_data, pixel_size_of
@@ -30,6 +33,19 @@ from .grabcut_widget import apply_drafts
 from .tooltips import tip
 
 MEAN = "mean of the channels"
+THRESHOLD_MASK, MODEL_MASK = "a threshold", "the model's foreground"
+PREVIEW_POINTS, PREVIEW_MASK = "autolabel preview: points", "autolabel preview: mask"
+
+
+def model_foreground(viewer, image_name: str, plane: tuple[int, ...]) -> np.ndarray | None:
+    """The model's foreground on one plane of an image: its predicted objects (the instances layer),
+    or None when the image has no prediction there."""
+    from ..layers import find_layer
+    layer = find_layer(viewer, image_name, "instances", "labels")
+    if layer is None:
+        return None
+    data = np.asarray(plane_data(layer, plane))
+    return (data > 0) if data.any() else None
 
 
 @dataclass
@@ -103,8 +119,9 @@ class AutolabelPanel(QGroupBox):
         self.points_channel.setToolTip(tip("autolabel_points_channel"))
         self.mask_channel.setToolTip(tip("autolabel_mask_channel"))
         self.size = QDoubleSpinBox()
-        self.size.setRange(1.0, 500.0)
-        self.size.setValue(AutolabelConfig().object_size)
+        self.size.setRange(0.0, 500.0)
+        self.size.setSpecialValueText("read from the image")      # 0: the size is read from the image
+        self.size.setValue(0.0)
         self.size.setToolTip(tip("autolabel_size"))
         self.unit = QComboBox()
         self.unit.addItems(SIZE_UNITS)
@@ -120,11 +137,25 @@ class AutolabelPanel(QGroupBox):
         self.detection.setSingleStep(0.01)
         self.detection.setValue(AutolabelConfig().detection_threshold)
         self.detection.setToolTip(tip("autolabel_detection"))
-        self.dark = QCheckBox("objects darker than the background")
-        self.dark.setToolTip(tip("autolabel_dark"))
-        self.button = QPushButton("Make points and mask")
+        self.polarity = QComboBox()
+        self.polarity.addItems(POLARITIES)
+        self.polarity.setToolTip(tip("autolabel_dark"))
+        self.mask_source = QComboBox()
+        self.mask_source.addItems([THRESHOLD_MASK, MODEL_MASK])
+        self.mask_source.setToolTip("The mask: a threshold of the image, or the objects the current model "
+                                    "predicted on this image (Predict first).")
+        self.button = QPushButton("Preview points and mask")
         self.button.setToolTip(tip("autolabel"))
         self.button.clicked.connect(self.run)
+        self.merge_button = QPushButton("Merge")
+        self.merge_button.setToolTip("Write the previewed points and mask into the Points and mask layers "
+                                     "(nothing painted or clicked is replaced).")
+        self.merge_button.setEnabled(False)
+        self.merge_button.clicked.connect(self.accept)
+        self.discard_button = QPushButton("Discard")
+        self.discard_button.setEnabled(False)
+        self.discard_button.clicked.connect(self.discard)
+        self.pending: tuple | None = None
         self.undo_button = QPushButton("Undo")
         self.undo_button.setEnabled(False)
         self.undo_button.clicked.connect(self.undo)
@@ -138,13 +169,16 @@ class AutolabelPanel(QGroupBox):
         thr_row.addWidget(self.value)
         form = QFormLayout()
         form.addRow("Points from", self.points_channel)
+        form.addRow("Mask by", self.mask_source)
         form.addRow("Mask from", self.mask_channel)
         form.addRow("Object size", size_row)
         form.addRow("Threshold", thr_row)
         form.addRow("Blob response", self.detection)
-        form.addRow("", self.dark)
+        form.addRow("Objects", self.polarity)
         buttons = QHBoxLayout()
         buttons.addWidget(self.button)
+        buttons.addWidget(self.merge_button)
+        buttons.addWidget(self.discard_button)
         buttons.addWidget(self.undo_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -180,13 +214,14 @@ class AutolabelPanel(QGroupBox):
 
     def config(self) -> AutolabelConfig:
         method = self.threshold.currentText()
-        return AutolabelConfig(object_size=float(self.size.value()), size_unit=self.unit.currentText(),
+        size = float(self.size.value())
+        return AutolabelConfig(object_size=size if size > 0 else None, size_unit=self.unit.currentText(),
                                detection_threshold=float(self.detection.value()), threshold=method,
                                threshold_value=float(self.value.value()) if method == FIXED else None,
-                               dark_objects=self.dark.isChecked())
+                               polarity=self.polarity.currentText())
 
     def run(self) -> None:
-        """Make the labels of the current plane in the background, then merge them into the layers."""
+        """Make the labels of the current plane in the background, then show them in the preview layers."""
         if self._call.busy:
             show_info("still making labels")
             return
@@ -207,33 +242,78 @@ class AutolabelPanel(QGroupBox):
             image = np.array(plane_data(image_layer, plane))
             size = pixel_size_of(image_layer)
             um = None if size is None else sum(size.micrometers()) / 2.0
-            radius = config.diameter_px(um) / 2.0
+            config.diameter_px(um)
         except (LazyLabelsError, IndexError, ValueError) as exc:
             show_error(f"{image_layer.name}: {exc}")
             return
+        given = None
+        if self.mask_source.currentText() == MODEL_MASK:
+            given = model_foreground(self.viewer, image_layer.name, plane)
+            if given is None:
+                show_warning(f"{image_layer.name} has no predicted objects on this plane: train a model and "
+                             "Predict first, or make the mask by a threshold")
+                return
         pc, mc = self._channel(self.points_channel), self._channel(self.mask_channel)
         self.button.setEnabled(False)
         self.status.setText("making points and mask...")
 
         def work():
             return autolabel(image, config, points_channel=pc, mask_channel=mc, micrometers_per_pixel=um,
-                             source=image_layer.name)
+                             source=image_layer.name, foreground=given)
 
         def done(labels) -> None:
             self.button.setEnabled(True)
-            if points_layer not in self.viewer.layers or mask_layer not in self.viewer.layers:
-                self.status.setText("a layer was removed; nothing written")
-                return
-            try:
-                self.last = merge(points_layer, mask_layer, plane, labels.points, labels.foreground, radius)
-            except ValueError as exc:
-                self._failed(str(exc))
-                return
-            self.undo_button.setEnabled(True)
-            self.status.setText(f"found {labels.describe()}; added {len(self.last.points)} points to "
-                                f"'{points_layer.name}' and {len(self.last.indices[-1])} px to '{mask_layer.name}'")
+            self._show_preview(image_layer, labels)
+            self.pending = (points_layer, mask_layer, plane, labels)
+            self.merge_button.setEnabled(True)
+            self.discard_button.setEnabled(True)
+            self.status.setText(f"preview: {labels.describe()}. Merge writes them into '{points_layer.name}' "
+                                f"and '{mask_layer.name}'")
 
         self._call.start(work, done, self._failed)
+
+    def _show_preview(self, image_layer, labels) -> None:
+        from napari.layers import Labels, Points
+        self._remove_preview()
+        scale, translate = tuple(image_layer.scale)[-2:], tuple(image_layer.translate)[-2:]
+        self.viewer.add_layer(Labels(labels.foreground.astype(np.uint8), name=PREVIEW_MASK, opacity=0.4,
+                                     scale=scale, translate=translate))
+        self.viewer.add_layer(Points(labels.points[:, :2], name=PREVIEW_POINTS, size=7, face_color="cyan",
+                                     scale=scale, translate=translate))
+
+    def _remove_preview(self) -> None:
+        for name in (PREVIEW_POINTS, PREVIEW_MASK):
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+
+    def accept(self) -> None:
+        """Merge the previewed points and mask into the label layers (nothing there is replaced)."""
+        if self.pending is None:
+            return
+        points_layer, mask_layer, plane, labels = self.pending
+        self.pending = None
+        self.merge_button.setEnabled(False)
+        self.discard_button.setEnabled(False)
+        self._remove_preview()
+        if points_layer not in self.viewer.layers or mask_layer not in self.viewer.layers:
+            self.status.setText("a layer was removed; nothing written")
+            return
+        try:
+            self.last = merge(points_layer, mask_layer, plane, labels.points, labels.foreground,
+                              labels.reading.diameter / 2.0)
+        except ValueError as exc:
+            self._failed(str(exc))
+            return
+        self.undo_button.setEnabled(True)
+        self.status.setText(f"added {len(self.last.points)} points to '{points_layer.name}' and "
+                            f"{len(self.last.indices[-1])} px to '{mask_layer.name}'")
+
+    def discard(self) -> None:
+        self.pending = None
+        self.merge_button.setEnabled(False)
+        self.discard_button.setEnabled(False)
+        self._remove_preview()
+        self.status.setText("preview discarded; nothing written")
 
     def undo(self) -> None:
         if self.last is None:

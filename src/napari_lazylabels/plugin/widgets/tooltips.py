@@ -22,16 +22,19 @@ TIPS: dict[str, str] = {
     "grabcut_iterations": "GrabCut iterations per blob (0: the dilated blob, no GrabCut).",
     # machine-made points and mask
     "autolabel": "Make one point per object (Laplacian-of-Gaussian blobs of the object size) and a "
-                 "foreground mask (a threshold) from the current plane, for review. Points are added "
-                 "only where no point lies within an object's radius, mask pixels only where the mask "
-                 "is still empty: nothing painted or clicked is replaced. 'Undo' removes them again.",
+                 "foreground mask (a threshold, or the model's foreground) from the current plane, shown "
+                 "in two preview layers. 'Merge' adds them: points only where no point lies within an "
+                 "object's radius, mask pixels only where the mask is still empty: nothing painted or "
+                 "clicked is replaced. 'Undo' removes them again.",
     "autolabel_points_channel": "The channel the points are found in (e.g. the nuclear stain).",
     "autolabel_mask_channel": "The channel thresholded for the mask (e.g. a cytoplasm or membrane stain).",
-    "autolabel_size": "Typical object diameter, in pixels or (with the image's pixel size) micrometres.",
-    "autolabel_threshold": "Threshold method of the mask: Otsu, Li, triangle, or a fixed value (in the "
-                           "channel's intensity units).",
+    "autolabel_size": "Typical object diameter, in pixels or (with the image's pixel size) micrometres; "
+                      "0: read from the image.",
+    "autolabel_threshold": "Threshold method of the mask: auto (Otsu, Li or triangle, chosen from the "
+                           "image's histogram), Otsu, Li, triangle, or a fixed value (in the channel's "
+                           "intensity units).",
     "autolabel_detection": "Smallest blob response (on the channel scaled to 0..1): lower finds dimmer objects.",
-    "autolabel_dark": "Objects darker than the background (H&E nuclei): detect and threshold the inverted channel.",
+    "autolabel_dark": "Objects brighter or darker than the background (H&E nuclei are darker): auto reads it from the image.",
     # training
     "train_images": "Images to train on (tick several). The image highlighted here shows its label "
                     "layers below; planes of a stack with nothing painted are skipped, unless a "
