@@ -202,7 +202,7 @@ def test_label_shape_mismatch(data):
     folder, _ = data
     tifffile.imwrite(folder / "lab" / "small.tif", np.zeros((Y, X - 1), np.uint8))
     path = _csv(folder, "image,detection,separation,segmentation\nimg/a.tif,,,lab/small.tif\n")
-    _expect(AnnotationError, path, K, folder / "lab" / "small.tif", "segmentation labels have shape")
+    _expect(AnnotationError, path, K, folder / "lab" / "small.tif", "masks have shape")
 
 
 def test_non_integer_and_negative_labels(data):

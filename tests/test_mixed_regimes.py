@@ -48,3 +48,16 @@ def test_a_blob_on_a_background_stroke_is_reported_with_its_count(twenty, tiny_n
     with pytest.warns(LazyLabelsWarning, match="5 px of blobs on a background stroke"):
         TrainingRun(TrainingPlan([item, *twenty[:2]], network=tiny_network, config=quick_config))
     assert label_conflicts(twenty) == []
+
+
+def test_a_blob_outside_the_exact_masks_is_reported_and_a_rough_foreground_mask_is_not():
+    masks = np.zeros((32, 32), np.int32)
+    masks[4:12, 4:12] = 1
+    blobs = np.zeros_like(masks)
+    blobs[6:8, 6:8] = 1                     # inside: fine
+    blobs[20:22, 20:23] = 1                 # 6 px outside every traced object
+    foreground = np.zeros_like(masks)
+    foreground[2:14, 2:14] = 1              # a threshold is rough by nature
+    item = LazyAnnotations(np.zeros((32, 32), np.float32),
+                           {"segmentation": masks, "detection": blobs, "foreground": foreground}, name="traced")
+    assert label_conflicts([item]) == [("traced", "blobs outside the masks", 6)]

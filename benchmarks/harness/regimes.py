@@ -7,7 +7,7 @@ from typing import Any
 
 from napari_lazylabels.engine.regimes import registry
 from napari_lazylabels.engine.regimes.base import Regime
-from napari_lazylabels.engine.tasks import BOUNDARIES, FOREGROUND, PARTIAL
+from napari_lazylabels.engine.tasks import BOUNDARIES, FOREGROUND, PARTIAL, SEEDS
 
 
 def foreground_regime() -> Regime:
@@ -21,6 +21,19 @@ def foreground_regime() -> Regime:
 def strong_key() -> str:
     """The input key of the exact (strong) masks."""
     return foreground_regime().inputs[0].key
+
+
+def seeds_regime() -> Regime:
+    """The regime of the blobs: the seeds of the instances, the cheapest lazy label."""
+    regime = registry.regime_with_role(SEEDS)
+    if regime is None:
+        raise SystemExit("no registered regime has a seeds head")
+    return regime
+
+
+def seeds_key() -> str:
+    """The input key of the blobs."""
+    return seeds_regime().inputs[0].key
 
 
 def boundaries_key() -> str | None:

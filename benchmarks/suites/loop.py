@@ -32,7 +32,7 @@ from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.config import TrainConfig, preset
 from napari_lazylabels.engine.metrics import average_precision, dice
 from napari_lazylabels.engine.pipeline import segment
-from napari_lazylabels.engine.regimes import registry
+from benchmarks.harness.regimes import seeds_key, seeds_regime
 from napari_lazylabels.engine.simulate import annotation_cost, simulate_lazy_labels
 from napari_lazylabels.engine.suggest import suggest
 from napari_lazylabels.engine.synthetic import make_lazy_dataset
@@ -42,7 +42,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "loop_small.jsonl"
 
 
 def _blobs_of(truth: np.ndarray, rng) -> np.ndarray:
-    return simulate_lazy_labels(truth, rng=rng, regimes=[registry.get("detection")])["detection"]
+    return simulate_lazy_labels(truth, rng=rng, regimes=[seeds_regime()])[seeds_key()]
 
 
 def _keep(blobs: np.ndarray, truth: np.ndarray, ids: set[int]) -> np.ndarray:
@@ -97,8 +97,8 @@ def run_method(method: str, args, work: Path) -> list[dict]:
                for c in centres]
 
     def current():
-        return [LazyAnnotations(t.image, {"detection": _keep(b, t.instances, p)}, name=f"img{i}",
-                                annotated={"detection": True})
+        return [LazyAnnotations(t.image, {seeds_key(): _keep(b, t.instances, p)}, name=f"img{i}",
+                                annotated={seeds_key(): True})
                 for i, (t, b, p) in enumerate(zip(train, full_blobs, painted))]
 
     rows, previous = [], None
@@ -115,7 +115,7 @@ def run_method(method: str, args, work: Path) -> list[dict]:
         folder = work / f"{method}_{r}"
         previous_model = _train(current(), args.steps if r else args.first_steps, args.seed, folder, previous)
         previous = folder
-        cost = {"blobs": 0, "painted_pixels": 0}
+        cost = {"strokes": 0, "painted_pixels": 0}      # a blob is one stroke
         for it in current():
             c = annotation_cost(it.labels)
             cost = {k: cost[k] + int(c.get(k, 0)) for k in cost}

@@ -18,10 +18,6 @@ import numpy as np
 from .annotations import LazyAnnotations
 from .regimes import registry
 
-#: Input keys whose non-zero values claim "an object here".
-OBJECT_CLAIMS = ("detection", "segmentation", "foreground")
-
-
 def painted_kinds(items: Sequence[LazyAnnotations]) -> dict[str, list[str]]:
     """Image name -> the titles of the label kinds painted on it (blobs, interfaces, ...)."""
     out = {}
@@ -50,25 +46,32 @@ def kinds_line(items: Sequence[LazyAnnotations], names: int = 3) -> str:
 
 def label_conflicts(items: Sequence[LazyAnnotations], n_classes: int = 1) -> list[tuple[str, str, int]]:
     """(image, what, pixels) for every image where labels contradict each other: an object claimed
-    (a blob, a mask, the foreground mask) on a background stroke, or a blob outside the exact masks of
-    an image traced with them."""
+    (a blob, a mask, the foreground mask: inputs that declare ``claims_objects``) on a background
+    stroke (an input's ``background_value``), or an object claimed outside the exact masks (an input
+    that declares ``exact_objects``) of an image traced with them. The regimes declare what their
+    labels claim; nothing here names one."""
     out = []
-    background = n_classes + 1
+    inputs = [i for i in registry.label_inputs() if not i.is_points]
     for it in items:
         labels = {k: np.asarray(v) for k, v in it.labels.items()
                   if v is not None and np.ndim(v) == 2 and np.shape(v) == it.shape}
-        strokes = labels.get("scribbles")
-        if strokes is not None:
-            bg = strokes == background
-            for key in OBJECT_CLAIMS:
-                if key in labels:
-                    n = int(np.count_nonzero(bg & (labels[key] > 0)))
-                    if n:
-                        title = registry.find_input(key).title.lower()
-                        out.append((it.name, f"{title} on a background stroke", n))
-        masks, blobs = labels.get("segmentation"), labels.get("detection")
-        if masks is not None and blobs is not None and masks.any():
-            n = int(np.count_nonzero((blobs > 0) & (masks == 0)))
-            if n:
-                out.append((it.name, "blobs outside the masks", n))
+        present = [i for i in inputs if i.key in labels]
+        claims = [i for i in present if i.claims_objects]
+        for stroke in present:
+            value = stroke.background_value(n_classes)
+            if value is None:
+                continue
+            bg = labels[stroke.key] == value
+            for c in claims:
+                n = int(np.count_nonzero(bg & (labels[c.key] > 0)))
+                if n:
+                    out.append((it.name, f"{c.title.lower()} on a background stroke", n))
+        for exact in (i for i in present if i.exact_objects and labels[i.key].any()):
+            outside = labels[exact.key] == 0
+            for c in claims:
+                if c is exact or c.binary:      # a foreground mask is image-level: it may be rough
+                    continue
+                n = int(np.count_nonzero((labels[c.key] > 0) & outside))
+                if n:
+                    out.append((it.name, f"{c.title.lower()} outside the {exact.title.lower()}", n))
     return out

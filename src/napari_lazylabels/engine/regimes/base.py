@@ -131,6 +131,10 @@ class LabelInput:
         machine_made: the machine-made labels of :mod:`..autolabel` that fill
             this input (``"points"`` or ``"mask"``, :data:`MACHINE_MADE`), or
             None: only painted by a person.
+        claims_objects: a non-zero value says "an object here" (blobs, masks, a
+            foreground mask): such a value on a background stroke contradicts it.
+        exact_objects: the values trace the objects exactly where painted (the
+            exact masks): another claim of an object outside them contradicts them.
     """
 
     key: str
@@ -153,6 +157,8 @@ class LabelInput:
     suffix_aliases: tuple[str, ...] = ()
     summary: Callable[[np.ndarray, Sequence[str]], str] = field(default=count_text, compare=False)
     machine_made: str | None = None
+    claims_objects: bool = False
+    exact_objects: bool = False
 
     def __post_init__(self):
         if self.machine_made is not None and self.machine_made not in MACHINE_MADE:
@@ -167,6 +173,12 @@ class LabelInput:
     def accepted_max(self, n_classes: int) -> int:
         """The largest value a file or layer of this input may hold (any, for a binary mask)."""
         return int(np.iinfo(np.int64).max) if self.binary else self.max_label(n_classes)
+
+    def background_value(self, n_classes: int) -> int | None:
+        """The value that marks the background (an extra value named ``"background"``), or None."""
+        if "background" not in self.extra_values:
+            return None
+        return self.max_label(n_classes) - len(self.extra_values) + 1 + self.extra_values.index("background")
 
     @property
     def is_points(self) -> bool:

@@ -102,7 +102,8 @@ class Detection(Regime):
         key="detection", title="Blobs", suffix="blobs",
         values="class id (1..K) in a blob well inside each object",
         tooltip="Detection: a quick blob well inside each object, painted with the object's class (1..K).",
-        palette=WARM, brush_size=6, opacity=0.9, shortcut="Alt-1", required=True, summary=count_text),)
+        palette=WARM, brush_size=6, opacity=0.9, shortcut="Alt-1", required=True, summary=count_text,
+        claims_objects=True),)
     features = PLAIN
     role = SEEDS
     colour = (230, 159, 0)

@@ -322,7 +322,8 @@ class Lacss(Regime):
                    tooltip="Foreground mask (LACSS): every pixel that belongs to some object, without "
                            "separating touching ones (a threshold is fine).",
                    class_values=False, value_names=("foreground",), palette=MASK_COLOUR, brush_size=10,
-                   opacity=0.35, shortcut="Alt-6", summary=coverage_text, machine_made=MACHINE_MASK),
+                   opacity=0.35, shortcut="Alt-6", summary=coverage_text, machine_made=MACHINE_MASK,
+                   claims_objects=True),
     )
     options = LacssConfig
     features = REFINED

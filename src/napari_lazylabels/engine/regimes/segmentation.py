@@ -28,7 +28,8 @@ class Segmentation(Regime):
         values="class id (1..K) exact to the boundary, on a few images",
         tooltip="Segmentation: exact masks by class (1..K) on a few images only. Draft them with "
                 "GrabCut, then correct.",
-        palette=COOL, brush_size=8, opacity=0.5, shortcut="Alt-3", required=True, summary=coverage_text),)
+        palette=COOL, brush_size=8, opacity=0.5, shortcut="Alt-3", required=True, summary=coverage_text,
+        claims_objects=True, exact_objects=True),)
     features = REFINED
     role = FOREGROUND
     colour = (86, 180, 233)

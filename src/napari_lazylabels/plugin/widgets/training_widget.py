@@ -36,6 +36,7 @@ from .model_panel import ModelPanel
 from .suggest_panel import SuggestPanel
 from .predictions import ensure_prediction_layers, show_prediction
 from .tooltips import tip
+from .session_models import format_seconds, session_model_name
 from .training_form import TrainSettingsForm
 from ..training_worker import Finished, JobSpec, Preview, Progress, Started, TrainingJob
 
@@ -67,25 +68,6 @@ class TrainingTimings:
         self.preview_gui_ms.append(gui_ms)
         if self.first_preview_s is None and self.clicked_at is not None:
             self.first_preview_s = time.perf_counter() - self.clicked_at
-
-
-def session_model_name(images: list[str], root: Path) -> str:
-    """A new model's folder name: its first image (and how many more), the time, a number if taken."""
-    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in images[0])[:32].strip("_") or "model"
-    stem += f"+{len(images) - 1}" if len(images) > 1 else ""
-    name = f"{stem}-{time.strftime('%H%M%S')}"
-    n = 1
-    while (root / name).exists() or (root / f"{name}.partial").exists():
-        n += 1
-        name = f"{stem}-{time.strftime('%H%M%S')}-{n}"
-    return name
-
-
-def format_seconds(s: float) -> str:
-    if not s == s or s == float("inf"):
-        return "-"
-    s = int(round(s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 class _CloseWatcher(QObject):
