@@ -78,12 +78,18 @@ def frame_record(name: str, image: np.ndarray, truth: np.ndarray, config: Autola
                 "true_diameter": true_diameter(truth), "seconds": round(time.perf_counter() - t0, 1)}
     fg = labels.foreground > 0
     rec = point_scores(labels.points, truth)
-    rec.update(inter=int(np.count_nonzero(fg & (truth > 0))), fg_total=int(np.count_nonzero(fg) + np.count_nonzero(truth)),
+    rec.update(inter=int(np.count_nonzero(fg & (truth > 0))),
+               fg_total=int(np.count_nonzero(fg) + np.count_nonzero(truth)),
                classical_ap50=float(average_precision(classical_instances(labels.points, labels.foreground), truth)),
                diameter=float(labels.reading.diameter), true_diameter=true_diameter(truth),
                dark=bool(labels.reading.dark), denoise=float(labels.reading.denoise), method=labels.method,
                why=labels.why, describe=labels.describe(), seconds=round(time.perf_counter() - t0, 1))
     return rec
+
+
+def _shows_as(record: dict) -> str:
+    """How the labels read the objects: by their texture, or brighter or darker than the background."""
+    return "texture" if "texture" in record.get("describe", "") else "dark" if record["dark"] else "bright"
 
 
 def pooled(records: list[dict]) -> dict:
@@ -96,14 +102,14 @@ def pooled(records: list[dict]) -> dict:
             "dice": 2 * sum(r["inter"] for r in records) / max(sum(r["fg_total"] for r in records), 1),
             "diameter": float(np.median(d)) if d else float("nan"),
             "true_diameter": float(np.median([r["true_diameter"] for r in records])),
-            "polarity": "/".join(sorted({("dark" if r["dark"] else "bright") for r in records if "dark" in r})),
+            "polarity": "/".join(sorted({_shows_as(r) for r in records if "dark" in r})),
             "method": "/".join(methods), "classical_ap50": float(np.mean([r["classical_ap50"] for r in records])),
             "errors": sum("error" in r for r in records), "frames": len(records)}
 
 
 def table(records: list[dict], tags: list[str]) -> str:
     out = ["| set | labels | frames | points / object | point precision | point recall | mask Dice | "
-           "diameter (true) px | polarity | threshold | classical AP50 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "diameter (true) px | polarity | threshold | classical AP50 |", "|---" * 11 + "|"]
     for ds in SETS:
         for tag in tags:
             rs = [r for r in records if r.get("tag") == tag and r.get("dataset") == ds]

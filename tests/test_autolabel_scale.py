@@ -2,6 +2,7 @@
 cells that show only by their texture (phase contrast)."""
 
 import numpy as np
+import pytest
 from scipy import ndimage as ndi
 from skimage.draw import disk
 
@@ -30,17 +31,17 @@ def haloed_cells(radius: int = 16, halo: int = 3, size: int = 320, seed: int = 0
     return ndi.gaussian_filter(img, 1.0) + rng.normal(0, 0.01, img.shape), truth
 
 
-def textured_cells(radius: int = 20, size: int = 360, seed: int = 1):
+def textured_cells(radius: int = 20, size: int = 400, seed: int = 1):
     """Phase-contrast-like cells: inside as grey as the background on average but textured, outlined
-    by a thin bright halo; the background flat."""
+    by a thin, faint bright halo; the background flat."""
     rng = np.random.default_rng(seed)
     img = np.full((size, size), 0.5)
     truth = np.zeros((size, size), np.int32)
-    texture = ndi.gaussian_filter(rng.normal(0, 1, img.shape), 0.8)
-    texture *= 0.12 / texture.std()
-    for k, (y, x) in enumerate(_centres(size, 3 * radius, 4, seed), start=1):
+    texture = rng.normal(0, 1, img.shape)       # a fine grain, as grey as the background on average
+    texture *= 0.1 / texture.std()
+    for k, (y, x) in enumerate(_centres(size, 4 * radius, 4, seed), start=1):
         rr, cc = disk((y, x), radius + 2, shape=img.shape)
-        img[rr, cc] = 0.9
+        img[rr, cc] = 0.65
         rr, cc = disk((y, x), radius, shape=img.shape)
         img[rr, cc] = 0.5 + texture[rr, cc]
         truth[rr, cc] = k
@@ -56,7 +57,7 @@ def membranes(size: int = 320, cell: int = 32, seed: int = 2):
     owner = np.argmin((yy[..., None] - pts[:, 0]) ** 2 + (xx[..., None] - pts[:, 1]) ** 2, axis=-1)
     del d
     edge = ndi.morphological_gradient(owner, size=2) > 0
-    img = np.where(edge, 0.1, 0.8) + ndi.gaussian_filter(rng.normal(0, 0.15, (size, size)), 1.0)
+    img = np.where(edge, 0.1, 0.8) + rng.normal(0, 0.02, (size, size))
     truth = np.where(edge, 0, owner + 1).astype(np.int32)
     return img, truth
 
@@ -81,13 +82,15 @@ def test_a_bright_halo_around_a_grey_cell_is_not_taken_for_the_cell():
     assert est.diameter >= true / 1.5, (est.diameter, true)        # a 3 px ring is not the object
 
 
+@pytest.mark.xfail(strict=True, reason="known limit: the bright corners between meeting membranes answer as "
+                   "small blobs (about 5 px) more than the 34 px cells do; on the ISBI sections the estimate is "
+                   "10-16 px for cells of about 29 (docs/benchmarks.md)")
 def test_membranes_do_not_set_the_scale():
-    """The 2 px membranes do not set the scale. (On this drawing the dark junctions where three
-    membranes meet answer as dark blobs of about a third of a cell: the estimate may be theirs; on the
-    ISBI sections the bright cells win, see docs/benchmarks.md.)"""
     img, truth = membranes()
     est = estimate_scale(img)
-    assert est.diameter >= 4 * 2, est           # a ridge filter would answer at the membrane's width
+    true = _median_diameter(truth)
+    assert not est.dark
+    assert true / 1.6 <= est.diameter <= true * 1.6, (est.diameter, true)
 
 
 def test_textured_cells_are_found_by_their_texture():

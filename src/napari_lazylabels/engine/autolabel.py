@@ -261,9 +261,25 @@ def _blobs(channel: np.ndarray, config: AutolabelConfig, reading: ImageReading) 
     order = np.concatenate([np.nonzero(blobs[:, 2] == s)[0] for s in np.unique(blobs[:, 2])])
     strength = np.empty(len(blobs))
     strength[order] = response
+    keep = _spaced(blobs[:, :2], strength, reading.diameter / 2.0)
+    blobs, strength = blobs[keep], strength[keep]
     median = float(np.median(strength))
     confidence = np.clip(strength / median, 0.0, 1.0) if median > 0 else np.ones(len(blobs))
     return np.column_stack([blobs[:, 0], blobs[:, 1], np.ones(len(blobs))]).astype(np.float64), confidence
+
+
+def _spaced(yx: np.ndarray, strength: np.ndarray, distance: float) -> np.ndarray:
+    """The indices of the blobs kept when no two may be closer than ``distance`` (the stronger first):
+    one point per object, not one per speck of its texture."""
+    from scipy.spatial import cKDTree
+    order = np.argsort(-strength, kind="stable")
+    tree, taken = cKDTree(yx), np.zeros(len(yx), bool)
+    kept = []
+    for i in order:
+        if not taken[i]:
+            kept.append(i)
+            taken[tree.query_ball_point(yx[i], distance)] = True
+    return np.sort(np.asarray(kept, int))
 
 
 def machine_points(channel: np.ndarray, config: AutolabelConfig,

@@ -16,11 +16,12 @@ line such as a membrane or a halo, 1 on a disc). The score of a scale is the res
 ``min(1, 2 x ratio)``: thin lines and rings around cells score near 0 at their own width.
 
 The scale kept is a local maximum of the score over the sigmas (the first and last sigma are the
-range's ends, not maxima: a slope of illumination answers there); among the maxima that reach
-:data:`NEAR_BEST` of the best, the smallest (a cluster of objects answers at a larger scale too). The
-texture channel is used only where the intensity's best score is under :data:`TEXTURE_GAIN` of the
-texture's: an intensity blob is the simpler label. The diameter is ``2 sqrt(2) sigma``, the size of
-a disc whose centre answers most at that sigma.
+range's ends, not maxima: a slope of illumination answers there; a channel without an inside
+maximum offers its strongest end, as on an image too small for its objects' scale to be inside);
+among the maxima that reach :data:`NEAR_BEST` of the best, the smallest (a cluster of objects
+answers at a larger scale too). The texture channel is used only where the intensity's best score
+is under :data:`TEXTURE_GAIN` of the texture's: an intensity blob is the simpler label. The
+diameter is ``2 sqrt(2) sigma``, the size of a disc whose centre answers most at that sigma.
 """
 
 from __future__ import annotations
@@ -60,12 +61,12 @@ def blob_score(image: np.ndarray, sigma: float) -> tuple[float, float]:
     """How strongly ``image`` answers a bright blob filter at ``sigma``: the 99th percentile of
     ``-sigma^2 LoG``, and the median blob ratio (smaller over larger Hessian eigenvalue, clipped at 0)
     of the pixels at or above it."""
-    hrr = ndi.gaussian_filter(image, sigma, order=(2, 0))
-    hcc = ndi.gaussian_filter(image, sigma, order=(0, 2))
-    hrc = ndi.gaussian_filter(image, sigma, order=(1, 1))
-    half = np.sqrt(((hrr - hcc) / 2.0) ** 2 + hrc ** 2)
-    mean = (hrr + hcc) / 2.0
-    big, small = -(mean - half) * sigma * sigma, -(mean + half) * sigma * sigma   # big >= small
+    from skimage.feature import hessian_matrix, hessian_matrix_eigvals
+    # the Gaussian-smoothed image's finite-difference Hessian (skimage's default): less answer to
+    # pixel noise than exact Gaussian derivatives at the smallest sigmas
+    high, low = hessian_matrix_eigvals(hessian_matrix(image, sigma, mode="reflect", order="rc",
+                                                                  use_gaussian_derivatives=False))
+    big, small = -low * sigma * sigma, -high * sigma * sigma          # big >= small; both > 0 on a bright blob
     response = big + small
     level = float(np.percentile(response, 99.0))
     top = response >= level
@@ -116,7 +117,7 @@ def estimate_scale(channel: np.ndarray, polarity: str = "auto", *, max_side: int
             level, ratio = blob_score(image, s)
             scores.append(level * min(1.0, 2.0 * ratio))
         found[name] = [(scores[j], float(sig[j])) for j in _best_scale(scores)] or \
-            [(0.0, float(sig[int(np.argmax(scores))]))]       # no maximum inside the range: a last resort
+            [(max(scores), float(sig[int(np.argmax(scores))]))]     # no maximum inside the range: its strongest end
 
     def pick(names) -> tuple[float, float, str]:
         cands = [(score, s, name) for name in names for score, s in found[name]]
