@@ -38,9 +38,9 @@ from .background import BackgroundCall
 from .combo import set_combo_items
 from .fit import button_grid
 from .dialogs import ask_overwrite
-from ..layers import pixel_size_of, plane_data, planes
+from ..layers import class_names, pixel_size_of, plane_data, planes
 from ..reader import read_lazylabels
-from .predictions import show_prediction
+from .predictions import set_every_head, show_prediction
 from .tooltips import tip
 
 
@@ -107,6 +107,9 @@ class ModelPanel(QGroupBox):
         for signal in (self.authors.editingFinished, self.modality.currentTextChanged):
             signal.connect(lambda *_: remembered.save("export", {"authors": self.authors.text(),
                                                                  "modality": self.modality.currentText()}))
+        self.every_head = QCheckBox("Show every head")
+        self.every_head.setToolTip(tip("every_head"))
+        self.every_head.toggled.connect(lambda on: set_every_head(self.viewer, on, class_names))
         self.open_results = QCheckBox("open the results")
         self.open_results.setToolTip(tip("predict_folder_open"))
         models = QFormLayout()
@@ -114,6 +117,7 @@ class ModelPanel(QGroupBox):
         row = button_grid((self.save_button, self.load_button, self.export_button), columns=2)
         form = QFormLayout()
         form.addRow("Predict on", self.image_combo)
+        form.addRow("", self.every_head)
         layout = QVBoxLayout(self)
         layout.addLayout(models)
         layout.addWidget(self.label)
