@@ -3,10 +3,11 @@
 napari's layer list cuts a long name in the middle, and a combo box cuts it at
 the end, so each name starts with what the layer holds and ends with the
 image: ``blobs · nuclei``, ``interfaces · nuclei``, ``objects · nuclei`` (the
-cells or nuclei found), ``object probability · nuclei`` (how sure the model is
-that a pixel belongs to an object). Asked for (*Show every head*), each other head gets
-``<painted kind> probability · nuclei``, the class map ``classes · nuclei``
-and a mixture head ``<painted kind> parts · nuclei``.
+cells or nuclei found), ``P(object) · nuclei`` (the probability that a pixel
+belongs to an object). Asked for (*Show every head*), each other head gets
+``P(<painted kind>) · nuclei`` (``P(interfaces)``: a different first word from
+the painted ``interfaces``, so the two differ even when cut short), the class
+map ``classes · nuclei`` and a mixture head ``parts of <painted kind> · nuclei``.
 
 Layers saved by earlier versions were called ``<image> <suffix>``
 (``nuclei blobs``, ``nuclei instances``...): :func:`older_names` lists those,
@@ -26,7 +27,7 @@ INSTANCES, SEMANTIC = "instances", "semantic"
 PREDICTION_KINDS = (SEMANTIC, INSTANCES)
 #: The words of the prediction layers that are not a head's probabilities.
 KIND_WORDS = {INSTANCES: "objects", SEMANTIC: "classes"}
-MAIN_PROBABILITY = "object probability"
+MAIN_PROBABILITY = "P(object)"
 
 
 def input_spec(key: str) -> LabelInput:
@@ -57,16 +58,15 @@ def main_task(tasks) -> str | None:
 
 
 def probability_layer_name(image_name: str, task: str, main: bool = False) -> str:
-    """``object probability · nuclei`` for the main head (:func:`main_task`), ``<painted kind> probability ·
-    nuclei`` for another."""
-    return named(MAIN_PROBABILITY if main else f"{head_words(task)} probability", image_name)
+    """``P(object) · nuclei`` for the main head (:func:`main_task`), ``P(<painted kind>) · nuclei`` for another."""
+    return named(MAIN_PROBABILITY if main else f"P({head_words(task)})", image_name)
 
 
 def prediction_layer_name(image_name: str, kind: str) -> str:
-    """``objects · nuclei`` (instances), ``classes · nuclei`` (semantic), ``<kind> parts · nuclei``
+    """``objects · nuclei`` (instances), ``classes · nuclei`` (semantic), ``parts of <kind> · nuclei``
     (components of a mixture head)."""
     if kind.startswith("components(") and kind.endswith(")"):
-        return named(f"{head_words(kind[len('components('):-1])} parts", image_name)
+        return named(f"parts of {head_words(kind[len('components('):-1])}", image_name)
     return named(KIND_WORDS.get(kind, kind), image_name)
 
 

@@ -1,7 +1,7 @@
 """Prediction layers: created once, then refreshed in place (one plane at a time for stacks).
 
 For an image ``nuclei`` two layers are shown: ``objects · nuclei`` (the objects
-or nuclei found) and ``object probability · nuclei`` (the probability of "not background"
+or nuclei found) and ``P(object) · nuclei`` (the probability of "not background"
 of the main head, :func:`~..layer_names.main_task`, 0..1). Every predicted
 plane's outputs are kept in the objects layer's metadata
 (:data:`~..layers.STORED`: the full per-class probabilities of each head, the
@@ -9,7 +9,7 @@ class map, the mixture components), which the export writes out. With *Show
 every head* on (:func:`set_every_head`), each other head gets its probability
 layer too, with the class map ``classes · nuclei`` and, for a head whose
 classes are mixtures of components (ImPartial), its most likely component per
-pixel (``<kind> parts · nuclei``); turning it off removes those layers (the data
+pixel (``parts of <kind> · nuclei``); turning it off removes those layers (the data
 stays in the objects layer).
 
 New layers go just above their image and never take the selection, so a user

@@ -9,7 +9,7 @@ TIPS: dict[str, str] = {
     "class_names": "Names of the object classes, separated by commas. Their number is K: "
                    "blobs and masks hold class ids 1..K (not instance ids).",
     "input_button": "{tooltip} Its layer appears when you first press it. Shortcut {shortcut}.",
-    "every_head": "Each prediction shows the objects found and the object probability. Tick to show also the "
+    "every_head": "Each prediction shows the objects found and P(object), the probability that a pixel is in one. Tick to show also the "
                   "probability of every other head (blobs, interfaces...), the class map and the parts of "
                   "fg/bg strokes; untick to remove them (the export keeps them either way).",
     "kinds_legend": "The colour each kind of lazy label paints in (its first class, and its named values).",
