@@ -158,8 +158,14 @@ class SuggestPanel(QGroupBox):
                   + np.asarray(place["translate"]))
         for axis, value in enumerate(centre[:-2]):
             self.viewer.dims.set_point(self.viewer.dims.ndim - len(centre) + axis, value)
-        self.viewer.camera.center = tuple(centre[-2:])
+        camera_of(self.viewer).center = tuple(centre[-2:])
         self.viewer.layers.selection.active = layer
 
     def shutdown(self) -> None:
         self._call.wait(5)
+
+
+def camera_of(viewer):
+    """The viewer's camera: ``viewer.scene.camera`` since napari 0.9 (``viewer.camera`` is deprecated there)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
