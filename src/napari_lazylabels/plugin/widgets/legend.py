@@ -42,7 +42,8 @@ def legend_html(keys: Sequence[str], class_names: Sequence[str]) -> str:
     parts = []
     for key in keys:
         for words, rgb in legend_entries(key, class_names):
-            parts.append(f"<span style='color:{_hex(rgb)}'>&#9632;</span>&nbsp;{escape(words)}")
+            words = escape(words).replace(" ", "&nbsp;")          # an entry never breaks across lines
+            parts.append(f"<span style='color:{_hex(rgb)}'>&#9632;</span>&nbsp;{words}")
     return " &nbsp; ".join(parts)
 
 
