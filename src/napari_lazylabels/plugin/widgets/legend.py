@@ -43,7 +43,8 @@ def legend_html(keys: Sequence[str], class_names: Sequence[str]) -> str:
     for key in keys:
         for words, rgb in legend_entries(key, class_names):
             words = escape(words).replace(" ", "&nbsp;")          # an entry never breaks across lines
-            parts.append(f"<span style='color:{_hex(rgb)}'>&#9632;</span>&nbsp;{words}")
+            parts.append(f"<span style='white-space:nowrap'><span style='color:{_hex(rgb)}'>&#9632;</span>"
+                         f"&nbsp;{words}</span>")
     return " &nbsp; ".join(parts)
 
 
