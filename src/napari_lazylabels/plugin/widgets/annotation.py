@@ -30,7 +30,7 @@ from .combo import set_combo_items
 from .fit import button_grid, compact_combos, FittedDock, scrolled
 from .autolabel_widget import AutolabelPanel
 from .grabcut_widget import GrabCutPanel
-from .legend import legend_html, swatch
+from .legend import KindsLegend, swatch
 from .tooltips import tip
 
 
@@ -89,8 +89,7 @@ class AnnotationWidget(FittedDock):
                              "for it.")
         self.legend.setWordWrap(True)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.kinds_legend = QLabel()
-        self.kinds_legend.setWordWrap(True)
+        self.kinds_legend = KindsLegend()
         self.kinds_legend.setToolTip(tip("kinds_legend"))
         self.status = QLabel("Press a kind to paint it on the image: its layer appears then.")
         self.status.setWordWrap(True)
@@ -186,7 +185,7 @@ class AnnotationWidget(FittedDock):
     def _show_legend(self) -> None:
         image = self.current_image()
         names = class_names(image) if image is not None else parse_class_names(self.class_edit.text())
-        self.kinds_legend.setText(legend_html(input_keys(), names))
+        self.kinds_legend.show_kinds(input_keys(), names)
 
     def add_layers(self, keys=None) -> dict:
         """Add (or find) the lazy-label layers of the chosen image for ``keys`` (every kind when None; the

@@ -13,6 +13,7 @@ from html import escape
 from typing import Sequence
 
 from qtpy.QtGui import QColor, QIcon, QPixmap
+from qtpy.QtWidgets import QGridLayout, QLabel, QSizePolicy, QWidget
 
 from ..layer_names import input_spec
 
@@ -33,19 +34,48 @@ def legend_entries(key: str, class_names: Sequence[str]) -> list[tuple[str, RGB]
     out = [(kind, colours[1])]
     n_first = len(class_names) if spec.class_values else 1
     for value in range(n_first + 1, len(names) + 1):
-        out.append((f"{kind}: {names[value - 1]}", colours[value]))
+        out.append((f"{kind.split()[0]} {names[value - 1]}", colours[value]))
     return out
+
+
+def _entry_html(words: str, rgb: RGB) -> str:
+    return f"<span style='color:{_hex(rgb)}'>&#9632;</span>&nbsp;{escape(words)}"
 
 
 def legend_html(keys: Sequence[str], class_names: Sequence[str]) -> str:
     """Rich text: a coloured square and the words of each entry of each input."""
-    parts = []
-    for key in keys:
-        for words, rgb in legend_entries(key, class_names):
-            words = escape(words).replace(" ", "&nbsp;")          # an entry never breaks across lines
-            parts.append(f"<span style='white-space:nowrap'><span style='color:{_hex(rgb)}'>&#9632;</span>"
-                         f"&nbsp;{words}</span>")
-    return " &nbsp; ".join(parts)
+    return " &nbsp; ".join(_entry_html(words, rgb) for key in keys for words, rgb in legend_entries(key, class_names))
+
+
+class KindsLegend(QWidget):
+    """The legend: one label per entry in a grid of ``columns`` (an entry never breaks across lines; a long
+    one is cut at the end, the whole in its tooltip)."""
+
+    def __init__(self, columns: int = 2, parent=None):
+        super().__init__(parent)
+        self.columns = columns
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setHorizontalSpacing(8)
+        self.grid.setVerticalSpacing(0)
+        self._html = ""
+
+    def show_kinds(self, keys: Sequence[str], class_names: Sequence[str]) -> None:
+        while self.grid.count():
+            item = self.grid.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        entries = [e for key in keys for e in legend_entries(key, class_names)]
+        for i, (words, rgb) in enumerate(entries):
+            label = QLabel(_entry_html(words, rgb))
+            label.setToolTip(words)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            self.grid.addWidget(label, i // self.columns, i % self.columns)
+        self._html = legend_html(keys, class_names)
+
+    def text(self) -> str:
+        """Every entry as rich text (what the labels show)."""
+        return self._html
 
 
 def swatch(rgb: RGB, size: int = 12) -> QIcon:
