@@ -64,15 +64,18 @@ def paint_train_predict(viewer, ann, train, steps: int) -> None:
 
     from napari_lazylabels.engine.regimes.detection import detection_blobs
     from napari_lazylabels.plugin.sample_data import REAL_NAME, real_instances
+    from napari_lazylabels.engine.regimes import registry
+    from napari_lazylabels.engine.tasks import BOUNDARIES, FOREGROUND, SEEDS
+    seeds, boundaries, foreground = (registry.input_with_role(r).key for r in (SEEDS, BOUNDARIES, FOREGROUND))
     truth = real_instances()
-    ann.input_buttons["detection"].click()
+    ann.input_buttons[seeds].click()
     blobs = viewer.layers.selection.active
     blobs.data = detection_blobs(truth, rng=np.random.default_rng(0)).astype(blobs.data.dtype)
-    ann.input_buttons["separation"].click()
+    ann.input_buttons[boundaries].click()
     strokes = viewer.layers.selection.active
     for y, x in ((60, 60), (140, 90)):
         strokes.paint((y, x), 1)
-    ann.input_buttons["segmentation"].click()
+    ann.input_buttons[foreground].click()
     masks = viewer.layers.selection.active
     masks.data = np.where(truth == (int(truth[128, 128]) or 1), 1, 0).astype(masks.data.dtype)
     ann.refresh_summary()

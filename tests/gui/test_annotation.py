@@ -141,3 +141,17 @@ def test_grabcut_error_is_a_notification_and_changes_nothing(real_viewer, qtbot,
     for layer in real_viewer.layers:
         assert np.array_equal(layer.data, before[layer.name])
     assert w.grabcut.button.isEnabled()
+
+
+def test_grabcut_with_only_blobs_painted_makes_the_masks_layer(real_viewer, qtbot, errors):
+    w = AnnotationWidget(real_viewer)
+    qtbot.addWidget(w)
+    w.grabcut.button.click()                                   # nothing painted: one line, no layer
+    assert any("paint blobs first" in e for e in errors()) and len(real_viewer.layers) == 1
+    blobs = w.select_input("detection")                        # the blobs only: no masks layer yet
+    blobs.data = detection_blobs(real_instances(), rng=np.random.default_rng(0)).astype(blobs.data.dtype)
+    w.grabcut.button.click()
+    qtbot.waitUntil(lambda: w.grabcut.last_count is not None, timeout=30000)
+    masks = real_viewer.layers[label_layer_name(REAL_NAME, "segmentation")]
+    assert w.grabcut.last_count > 1000 and masks.data.any()
+    assert real_viewer.layers.selection.active is blobs       # still painting the blobs
