@@ -31,6 +31,7 @@ from ..io.ngff import is_image_store, store_problem
 from ..io.ome_zarr import ImageStore, read_image_store
 from ..io.project import ROI_LABEL, is_project, read_project
 from ..engine.regimes import registry
+from .layer_names import named
 from .layers import (CLASS_FEATURE, META, PREDICTION_KINDS, foreground, instances_layer_kwargs, label_dtype,
                      label_layer_kwargs, main_task, points_layer_data, points_layer_kwargs, probability_layer_kwargs)
 
@@ -181,12 +182,12 @@ def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -
         layers.append((data, {**label_layer_kwargs(name, spec.key, names), **common}, "labels"))
     roi = _stacked(members, lead, lambda s: s.labels.get(ROI_LABEL), np.uint8)
     if roi is not None:
-        layers.append((roi, {"name": f"{name} {ROI_LABEL}", "opacity": 0.3,
+        layers.append((roi, {"name": named("region of interest", name), "opacity": 0.3,
                              "metadata": {META: {"image": name, "role": ROI_LABEL}}, **common}, "labels"))
     known = {n for i in registry.label_inputs() for n in i.names} | set(PREDICTION_KINDS) | {ROI_LABEL}
     others = sorted({k for _, s in members for k in s.labels} - known)
     for other in others:
         data = _stacked(members, lead, lambda s: s.labels.get(other))
-        layers.append((data, {"name": f"{name} {other}",
+        layers.append((data, {"name": named(other, name),
                               "metadata": {META: {"image": name, "role": other}}, **common}, "labels"))
     return layers
