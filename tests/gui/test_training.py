@@ -140,7 +140,7 @@ def test_nothing_painted_is_refused_up_front(real_viewer, qtbot, errors):
     qtbot.addWidget(w)
     w.train_button.click()
     assert not w.running
-    assert any("lazy-label layers" in e for e in errors())
+    assert any("nothing painted yet: paint blobs" in e for e in errors())
 
 
 def test_closing_the_viewer_stops_training(make_napari_viewer, qtbot, tmp_path, tiny_settings):
