@@ -4,7 +4,8 @@ session, where one more label would help the current model most
 through them and moves the view there. *Train on* continues the current model on the labels as
 they are now (a new run from its weights: ``train --init-from``).
 
-The images and their labels are copied on the GUI thread; the model runs in the background.
+The images and their labels are copied on the GUI thread; the model runs in the background, in a
+thread made nicer than the GUI's (as training is), so that the viewer wins the CPU when both want it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ...engine.trained_model import LazyLabelsModel
 from ...errors import AnnotationError, LazyLabelsError
 from ..data import snapshot_labels
 from ..layers import input_plane, plane_data, plane_name, planes, source_images, spatial_placement
+from ..training_worker import lower_thread_priority
 from .background import BackgroundCall
 
 #: The Shapes layer of the suggestions, and the key that steps through them.
@@ -124,7 +126,11 @@ class SuggestPanel(QGroupBox):
             self.status.setText("")
             show_error(message)
 
-        self._call.start(lambda: suggest(model, items, k, box, device=device), done, failed)
+        def work() -> list[SuggestedBox]:
+            lower_thread_priority()
+            return suggest(model, items, k, box, device=device)
+
+        self._call.start(work, done, failed)
 
     def show_boxes(self, boxes: list[SuggestedBox], where: list[tuple[object, tuple[int, ...]]]) -> None:
         """The boxes as the Shapes layer (replacing the previous suggestions), the view on the first."""
