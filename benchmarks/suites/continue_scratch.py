@@ -76,9 +76,14 @@ def _key(row: dict) -> tuple:
 
 
 def done_keys(path: Path) -> set[tuple]:
-    if not path.exists():
-        return set()
-    return {_key(json.loads(line)) for line in path.read_text().splitlines() if line.strip()}
+    """The runs recorded in ``path`` (a line cut short by a kill is ignored)."""
+    out = set()
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            out.add(_key(json.loads(line)))
+        except (ValueError, KeyError):
+            continue
+    return out
 
 
 def run_seed(seed: int, args, settings: str, done: set[tuple]) -> None:
