@@ -10,7 +10,7 @@ import tifffile
 from napari_lazylabels.cli import main
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.config import TrainConfig, preset
-from napari_lazylabels.engine.suggest import REASONS, candidates, painted, suggest
+from napari_lazylabels.engine.suggest import REASONS, candidates, far_at, painted, suggest
 from napari_lazylabels.engine.synthetic import make_lazy_dataset
 from napari_lazylabels.engine.uncertainty import assess, binary_entropy, from_passes, object_scores
 from napari_lazylabels.errors import SettingsError
@@ -104,6 +104,17 @@ def test_a_large_image_is_searched_coarse_to_fine_with_the_exact_scores(learned)
     for boxes in (whole, fast):
         assert boxes[0].y + 12 > 64 and boxes[0].x + 12 > 64 and boxes[0].reason == "uncertain"
     assert fast[0].score >= whole[0].score - 0.05
+
+
+def test_far_at_a_point_is_the_distance_transform_capped_at_a_box():
+    from scipy import ndimage
+
+    labelled = np.zeros((90, 120), bool)
+    labelled[10, 15] = labelled[70, 100] = labelled[40:43, 60] = True
+    dist = ndimage.distance_transform_edt(~labelled)
+    for y, x in ((0, 0), (10, 15), (50, 50), (89, 119), (30, 110), (5, 80)):
+        assert far_at(labelled, y, x, 24) == pytest.approx(min(1.0, dist[y, x] / 24))
+    assert far_at(np.zeros((40, 40), bool), 20, 20, 8) == 1.0
 
 
 def test_bad_requests_are_refused_in_one_line(learned):

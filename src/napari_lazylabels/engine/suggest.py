@@ -19,7 +19,7 @@ seconds on a CPU, not a minute: an image of more than ``coarse_above``
 pixels (default 1024 x 1024) is first looked at once (one pass, no flip)
 subsampled f times (every f-th row and column; f = 2 for 2048 px; a block
 mean would smooth away the noise the network is unsure of); every box is scored on
-that map enlarged back, and the ``REFINE_PER_BOX * k`` best that do not overlap
+that map (the boxes and the painted pixels shrunk too), and the ``REFINE_PER_BOX * k`` best that do not overlap
 are scored again at full resolution with every pass, on a crop of each box
 with the network's receptive-field margin around it and the whole image's
 normalisation (so the same numbers as a whole-image pass, up to float
@@ -129,15 +129,26 @@ def _box_means(values: np.ndarray, ys: np.ndarray, xs: np.ndarray, box: int) -> 
     return (s[y0 + box, x0 + box] - s[y0, x0 + box] - s[y0 + box, x0] + s[y0, x0]) / (box * box)
 
 
-def candidates(item: LazyAnnotations, index: int, maps: Uncertainty, box: int) -> list[tuple]:
-    """(score, terms, index, name, y, x) of every box of one image."""
+def candidates(item: LazyAnnotations, index: int, maps: Uncertainty, box: int, shrink: int = 1) -> list[tuple]:
+    """(score, terms, index, name, y, x) of every box of one image; with ``shrink`` > 1 ``maps`` are of
+    the image subsampled that many times, and the terms are approximate (the boxes and the painted
+    pixels shrunk as well)."""
     ys, xs = _starts(item.shape[0], box), _starts(item.shape[1], box)
-    unc = _box_means(maps.uncertainty, ys, xs, box)
-    heads = _box_means(maps.heads_disagreement, ys, xs, box)
+    small = max(1, box // shrink)
+    sy = np.minimum(ys // shrink, maps.uncertainty.shape[0] - small)
+    sx = np.minimum(xs // shrink, maps.uncertainty.shape[1] - small)
+    unc = _box_means(maps.uncertainty, sy, sx, small)
+    heads = _box_means(maps.heads_disagreement, sy, sx, small)
     labelled = painted(item)
+    if shrink > 1:          # a painted pixel anywhere in a block paints the block
+        h, w = maps.uncertainty.shape
+        labelled = np.pad(labelled, ((0, h * shrink - labelled.shape[0]), (0, w * shrink - labelled.shape[1])))
+        labelled = labelled[:h * shrink, :w * shrink].reshape(h, shrink, w, shrink).any(axis=(1, 3))
     if labelled.any():
-        dist = ndimage.distance_transform_edt(~labelled)
-        far = np.minimum(1.0, dist[(ys + box // 2)[:, None], (xs + box // 2)[None, :]] / box)
+        dist = ndimage.distance_transform_edt(~labelled) * shrink
+        cy = np.minimum((ys + box // 2) // shrink, labelled.shape[0] - 1)
+        cx = np.minimum((xs + box // 2) // shrink, labelled.shape[1] - 1)
+        far = np.minimum(1.0, dist[cy[:, None], cx[None, :]] / box)
     else:
         far = np.ones_like(unc)
     out = []
@@ -147,6 +158,16 @@ def candidates(item: LazyAnnotations, index: int, maps: Uncertainty, box: int) -
             score = terms[0] + terms[1] + FAR_WEIGHT * terms[2]
             out.append((score, terms, index, item.name, int(y), int(x)))
     return out
+
+
+def far_at(labelled: np.ndarray, y: int, x: int, box: int) -> float:
+    """The ``far`` term of the box centred on (y, x): the distance to the nearest painted pixel in box
+    sizes, capped at 1 (only painted pixels within a box of the centre can be nearer)."""
+    y0, x0 = max(0, y - box), max(0, x - box)
+    py, px = np.nonzero(labelled[y0:y + box + 1, x0:x + box + 1])
+    if not len(py):
+        return 1.0
+    return min(1.0, float(np.sqrt(((py + y0 - y) ** 2 + (px + x0 - x) ** 2).min())) / box)
 
 
 def _overlaps(a: tuple, b: tuple, box: int) -> bool:
@@ -172,11 +193,6 @@ def _shrunk(image: np.ndarray, f: int) -> np.ndarray:
     return np.ascontiguousarray(image[:h:f, :w:f])
 
 
-def _enlarged(values: np.ndarray, f: int, shape: tuple[int, int]) -> np.ndarray:
-    big = np.repeat(np.repeat(values, f, 0), f, 1)
-    return np.pad(big, ((0, shape[0] - big.shape[0]), (0, shape[1] - big.shape[1])), mode="edge")
-
-
 def coarse_to_fine(model: LazyLabelsModel, item: LazyAnnotations, index: int, box: int, n: int, *,
                    shrink: int, passes: int = 2, device: str | torch.device = "cpu") -> list[tuple]:
     """The candidates of one image as :func:`candidates` gives them, but only the ``n`` best that do not
@@ -184,17 +200,17 @@ def coarse_to_fine(model: LazyLabelsModel, item: LazyAnnotations, index: int, bo
     (see the module docstring)."""
     ranges = channel_ranges(to_chw(item.image), model.normalization)
     rough = assess(model, _shrunk(item.image, shrink), passes=1, device=device, instances=False, ranges=ranges)
-    maps = Uncertainty(*(_enlarged(getattr(rough, name), shrink, item.shape)
-                         for name in ("foreground", "entropy", "flip_disagreement", "heads_disagreement")))
     margin, grid = default_margin(model.network), model.network.config.size_multiple
     height, width = item.shape
+    labelled = painted(item)
     out = []
-    for _, (_, _, far), _, name, y, x in _best(candidates(item, index, maps, box), n, box):
+    for _, _, _, name, y, x in _best(candidates(item, index, rough, box, shrink), n, box):
         y0, x0 = max(0, (y - margin) // grid * grid), max(0, (x - margin) // grid * grid)
         crop = item.image[y0:min(height, y + box + margin), x0:min(width, x + box + margin)]
         fine = assess(model, crop, passes=passes, device=device, instances=False, ranges=ranges)
         inside = np.s_[y - y0:y - y0 + box, x - x0:x - x0 + box]
-        terms = (float(fine.uncertainty[inside].mean()), float(fine.heads_disagreement[inside].mean()), far)
+        terms = (float(fine.uncertainty[inside].mean()), float(fine.heads_disagreement[inside].mean()),
+                 far_at(labelled, y + box // 2, x + box // 2, box))
         out.append((terms[0] + terms[1] + FAR_WEIGHT * terms[2], terms, index, name, y, x))
     return out
 
