@@ -12,7 +12,8 @@ matter for the time: the network's size does), then on one synthetic
   apart). ``--whole`` also times the search without the coarse-to-fine step
   (every pixel at full resolution, two passes).
 * ``gui``: the same in napari, through the *Suggest where to paint* button of
-  the panel, with the timer probe of ``benchmarks/ui_latency.py`` on the GUI
+  the panel (its background thread made nicer than the GUI's; ``--compare-nice``:
+  every other run without), with the timer probe of ``benchmarks/ui_latency.py`` on the GUI
   thread (each late firing is a stall): stalls while the suggestion is
   computed, and the time from the click to the Shapes layer.
 
@@ -119,11 +120,12 @@ def gui_row(model, item, args) -> dict:
     for rep in range(args.repeats + 1):         # the first builds the ONNX Runtime session
         if LAYER_NAME in viewer.layers:
             viewer.layers.remove(LAYER_NAME)
+        panel.lower_priority = not (args.compare_nice and rep % 2 == 0)
         probe.start()
         t0, c0 = time.perf_counter(), time.process_time()
         panel.suggest_button.click()
         spin(300, until=lambda: not panel.busy and LAYER_NAME in viewer.layers)
-        results.append({"click_to_layer_s": round(time.perf_counter() - t0, 2),
+        results.append({"nicer_thread": panel.lower_priority, "click_to_layer_s": round(time.perf_counter() - t0, 2),
                         "cpu_s": round(time.process_time() - c0, 2), "stalls": percentiles(probe.stop())})
         spin(1.0)
     viewer.close()
@@ -145,6 +147,8 @@ def main(argv=None) -> int:
     p.add_argument("--whole", action="store_true", help="also time the whole-image search")
     p.add_argument("--baseline-s", type=float, default=5.0)
     p.add_argument("--probe-ms", type=int, default=10)
+    p.add_argument("--compare-nice", action="store_true",
+                   help="gui: every other run with the background thread at the GUI's priority")
     p.add_argument("--results", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     import torch

@@ -92,6 +92,7 @@ class SuggestPanel(QGroupBox):
         layout.addLayout(row)
         layout.addWidget(self.status)
         self._call = BackgroundCall(self)
+        self.lower_priority = True          # the background thread nicer than the GUI's (False: for comparisons)
         self.boxes: list[SuggestedBox] = []
         self._where: list[tuple[object, tuple[int, ...]]] = []
         self.current = -1
@@ -126,8 +127,11 @@ class SuggestPanel(QGroupBox):
             self.status.setText("")
             show_error(message)
 
+        nicer = self.lower_priority
+
         def work() -> list[SuggestedBox]:
-            lower_thread_priority()
+            if nicer:
+                lower_thread_priority()
             return suggest(model, items, k, box, device=device)
 
         self._call.start(work, done, failed)
