@@ -4,8 +4,11 @@ session, where one more label would help the current model most
 through them and moves the view there. *Train on* continues the current model on the labels as
 they are now (a new run from its weights: ``train --init-from``).
 
-The images and their labels are copied on the GUI thread; the model runs in the background, in a
-thread made nicer than the GUI's (as training is), so that the viewer wins the CPU when both want it.
+The images and their labels are copied on the GUI thread; the model runs in a background thread at
+the GUI's priority. A nicer thread, as training uses, was measured worse here (docs/benchmarks.md,
+"Suggestion latency"): on a loaded CPU it waited longer for its share, the user waited 2-4 times
+longer for the boxes, and the GUI stalled longer (it holds the GIL in its Python parts while
+descheduled); training runs for minutes, a suggestion for seconds that the user is waiting for.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ class SuggestPanel(QGroupBox):
         layout.addLayout(row)
         layout.addWidget(self.status)
         self._call = BackgroundCall(self)
-        self.lower_priority = True          # the background thread nicer than the GUI's (False: for comparisons)
+        self.lower_priority = False         # True: the background thread nicer than the GUI's (for comparisons)
         self.boxes: list[SuggestedBox] = []
         self._where: list[tuple[object, tuple[int, ...]]] = []
         self.current = -1
