@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 
-from benchmarks.suites.continue_scratch import done_keys, labelled_sets, planned_runs
+from benchmarks.harness.regimes import strong_key
+from benchmarks.suites.continue_scratch import done_keys, labelled_sets, planned_runs, strong_first
 from napari_lazylabels.engine.synthetic import make_lazy_dataset
 
 
@@ -25,3 +26,12 @@ def test_planned_runs_and_resume(tmp_path):
     row = {"seed": 0, "arm": "scratch", "steps": 20, "settings": "s", "ap50": 0.5}
     path.write_text(json.dumps(row) + "\n" + '{"seed": 0, "arm": "contin')
     assert done_keys(path) == {(0, "scratch", 20, "s")} and done_keys(tmp_path / "none.jsonl") == set()
+
+
+def test_the_image_with_exact_masks_comes_first():
+    lazy, truths = make_lazy_dataset(8, seed=0, shape=(48, 48))      # its exact masks are not on image 0
+    ordered, ordered_truths = strong_first(lazy, truths)
+    has = [it.labels.get(strong_key()) is not None and it.labels[strong_key()].any() for it in ordered]
+    assert has == [True] + [False] * 7 and not (lazy[0].labels.get(strong_key()) is not None
+                                                 and lazy[0].labels[strong_key()].any())
+    assert all(it.image is t.image for it, t in zip(ordered, ordered_truths))
