@@ -109,6 +109,16 @@ def report(results: Path) -> str:
     return "\n".join(lines)
 
 
+def write_block(docs: Path, table: str) -> None:
+    """Replace the text between the ``instance-fit`` markers of ``docs`` with ``table``."""
+    begin, end = "<!-- instance-fit:begin -->", "<!-- instance-fit:end -->"
+    text = docs.read_text()
+    if begin not in text or end not in text:
+        raise SystemExit(f"{docs}: no {begin} ... {end} block")
+    head, rest = text.split(begin, 1)
+    docs.write_text(head + begin + "\n" + table + "\n" + end + rest.split(end, 1)[1])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -121,9 +131,14 @@ def main(argv=None) -> int:
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--report", action="store_true", help="print the table of --results and stop")
+    ap.add_argument("--write-docs", action="store_true",
+                    help="with --report: also put the table into its block of docs/benchmarks.md")
     args = ap.parse_args(argv)
     if args.report:
-        print(report(args.results))
+        table = report(args.results)
+        print(table)
+        if args.write_docs:
+            write_block(BenchConfig().docs_file, table)
         return 0
     torch.set_num_threads(args.threads)
     data = args.data or BenchConfig().data_dir()

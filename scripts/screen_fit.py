@@ -1,8 +1,10 @@
 """Screenshots of both docks in a napari window of a laptop's and a desktop's size (docs/usage.md).
 
 Opens napari at 1366 x 768 and 1920 x 1080 (the Qt main window resized to the
-screen), docks *Lazy annotation* and *Train & predict*, opens the HeLa sample
-and adds its lazy-label layers, and saves ``fit_1366x768.png`` and
+screen), docks *Lazy annotation* and *Train & predict*, opens the HeLa sample,
+paints blobs, two interface strokes and one exact mask with the kind buttons,
+trains a few steps and predicts (``--steps``; 0 skips training), prints the
+image's layers, and saves ``fit_1366x768.png`` and
 ``fit_1920x1080.png`` (the Images tab of *Train & predict*) and ``..._model.png`` (its Model tab). It prints the docks' sizes and whether every button of
 the docks is inside the window (reachable without resizing).
 
@@ -45,12 +47,61 @@ def reachable(dock, window) -> list[str]:
     return missing
 
 
+def _spin(done, seconds: float) -> None:
+    import time
+
+    from qtpy.QtWidgets import QApplication
+    end = time.monotonic() + seconds
+    while not done() and time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def paint_train_predict(viewer, ann, train, steps: int) -> None:
+    """What a user does first: blobs, two interface strokes and one mask with the kind buttons, then a short
+    training and Predict (the layers a person then sees)."""
+    import numpy as np
+
+    from napari_lazylabels.engine.regimes.detection import detection_blobs
+    from napari_lazylabels.plugin.sample_data import REAL_NAME, real_instances
+    from napari_lazylabels.engine.regimes import registry
+    from napari_lazylabels.engine.tasks import BOUNDARIES, FOREGROUND, SEEDS
+    seeds, boundaries, foreground = (registry.input_with_role(r).key for r in (SEEDS, BOUNDARIES, FOREGROUND))
+    truth = real_instances()
+    ann.input_buttons[seeds].click()
+    blobs = viewer.layers.selection.active
+    blobs.data = detection_blobs(truth, rng=np.random.default_rng(0)).astype(blobs.data.dtype)
+    ann.input_buttons[boundaries].click()
+    strokes = viewer.layers.selection.active
+    for y, x in ((60, 60), (140, 90)):
+        strokes.paint((y, x), 1)
+    ann.input_buttons[foreground].click()
+    masks = viewer.layers.selection.active
+    masks.data = np.where(truth == (int(truth[128, 128]) or 1), 1, 0).astype(masks.data.dtype)
+    ann.refresh_summary()
+    if steps <= 0:
+        return
+    import tempfile
+    train.checkpoint_root = tempfile.mkdtemp(prefix="lazylabels-fit-")
+    train.form.set_values(preset_name="tiny", steps=steps, patch=64, batch=2, device="cpu", threads=1)
+    train.train_button.click()
+    _spin(lambda: not train.running, 600)
+    panel = train.model_panel
+    panel.image_combo.setCurrentText(REAL_NAME)
+    panel.predict_button.click()
+    _spin(lambda: not panel.busy, 300)
+    viewer.layers.selection.active = blobs
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "img"))
     p.add_argument("--width", type=int, default=1000, help="width of the saved pictures (px)")
     p.add_argument("--sizes", default="1366x768,1920x1080")
+    p.add_argument("--steps", type=int, default=6, help="training steps before the pictures (0: no training)")
     args = p.parse_args(argv)
+    import tempfile
+    os.environ.setdefault("LAZYLABELS_SETTINGS", str(Path(tempfile.mkdtemp()) / "settings.ini"))
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     _display((1920, 1200))
     import napari
@@ -64,10 +115,13 @@ def main(argv=None) -> int:
         viewer.open_sample(PLUGIN, "hela")
         d1, ann = viewer.window.add_plugin_dock_widget(PLUGIN, "Lazy annotation")
         d2, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train & predict")
-        ann.add_layers()
-        for _ in range(5):
-            QApplication.processEvents()
         win.resize(w, h)
+        for _ in range(10):
+            QApplication.processEvents()
+        paint_train_predict(viewer, ann, train, args.steps)
+        from napari_lazylabels.plugin.layers import image_of
+        names = [layer.name for layer in viewer.layers if image_of(layer) or layer.name == "HeLa nuclei (real)"]
+        print(f"  {len(names)} layers: {', '.join(names)}")
         for _ in range(10):
             QApplication.processEvents()
         canvas = viewer.window._qt_viewer.canvas.native
@@ -77,7 +131,8 @@ def main(argv=None) -> int:
         for name, dock in (("annotation", d1), ("train", d2)):
             missing = reachable(dock, win)
             print(f"  {name}: buttons outside the window: {missing or 'none'}")
-        for tab, suffix in ((0, ""), (train.tabs.count() - 1, "_model")):    # the Images tab, the Model tab
+        titles = [train.tabs.tabText(i) for i in range(train.tabs.count())]
+        for tab, suffix in ((0, ""), (titles.index("Model"), "_model")):    # the Images tab, the Model tab
             train.tabs.setCurrentIndex(tab)
             for _ in range(5):
                 QApplication.processEvents()

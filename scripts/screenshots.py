@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     from napari_lazylabels.engine.regimes import registry
     from napari_lazylabels.engine.simulate import simulate_lazy_labels
     from napari_lazylabels.engine.tasks import BOUNDARIES, FOREGROUND, SEEDS
-    from napari_lazylabels.plugin.layers import label_layer_name, probability_layer_name
+    from napari_lazylabels.plugin.layers import label_layer_name, prediction_layer_name, probability_layer_name
     from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME, real_instances
     from napari_lazylabels.plugin.widgets.training_widget import TrainingTimings
 
@@ -166,10 +166,10 @@ def main(argv=None) -> int:
     train.train_button.click()
     spin(600, lambda: train.progress.value() >= min(args.steps, max(30, args.steps // 4)) and train.previews >= 2,
          "training progress")
-    viewer.layers[probability_layer_name(SYNTHETIC_NAME, strong_task)].visible = True
+    viewer.layers[probability_layer_name(SYNTHETIC_NAME, strong_task, main=True)].visible = True
     layer_of(SYNTHETIC_NAME, strong).visible = False
     shot("4_training")
-    viewer.layers[probability_layer_name(SYNTHETIC_NAME, strong_task)].visible = False
+    viewer.layers[probability_layer_name(SYNTHETIC_NAME, strong_task, main=True)].visible = False
     spin(3600, lambda: not train.running, "the end of training")
     print(f"trained {args.steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
     if train.last_finished is None or train.last_finished.error:
@@ -181,11 +181,11 @@ def main(argv=None) -> int:
     # 5. predict on the real image with the trained model
     train.model_panel.image_combo.setCurrentText(REAL_NAME)
     train.model_panel.predict_button.click()
-    spin(300, lambda: not train.model_panel.busy and f"{REAL_NAME} instances" in viewer.layers, "prediction")
+    spin(300, lambda: not train.model_panel.busy and prediction_layer_name(REAL_NAME, "instances") in viewer.layers, "prediction")
     spin(1.0)
     for layer in viewer.layers:
-        layer.visible = layer.name in (REAL_NAME, f"{REAL_NAME} instances")
-    viewer.layers.selection.active = viewer.layers[f"{REAL_NAME} instances"]
+        layer.visible = layer.name in (REAL_NAME, prediction_layer_name(REAL_NAME, "instances"))
+    viewer.layers.selection.active = viewer.layers[prediction_layer_name(REAL_NAME, "instances")]
     viewer.reset_view()
     shot("6_predict")
 
@@ -196,15 +196,15 @@ def main(argv=None) -> int:
     export.image_combo.setCurrentText(REAL_NAME)
     export.folder_edit.setText(str(project))
     for layer in viewer.layers:
-        layer.visible = layer.name in (REAL_NAME, f"{REAL_NAME} instances", label_layer_name(REAL_NAME, seeds))
+        layer.visible = layer.name in (REAL_NAME, prediction_layer_name(REAL_NAME, "instances"), label_layer_name(REAL_NAME, seeds))
     export.export_button.click()
     spin(120, lambda: export.last_export is not None, "export")
     shot("7_export")
     viewer.layers.clear()
     viewer.open(str(project), plugin=PLUGIN)
     for layer in viewer.layers:
-        layer.visible = (not layer.name.endswith(("semantic", label_layer_name("", boundaries)))
-                         and "(probability)" not in layer.name)
+        layer.visible = (layer.name != label_layer_name(REAL_NAME, boundaries)
+                         and not layer.name.startswith("P("))
     viewer.reset_view()
     shot("8_reopen")
     viewer.close()

@@ -311,4 +311,4 @@ def test_reader_opens_a_two_channel_store_with_2d_labels(tmp_path):
     labels = [(d, k) for d, k, t in layers if t == "labels"]
     assert labels and all(d.shape == (64, 64) for d, _ in labels)
     assert all(k["scale"] == (0.5, 0.5) for _, k in labels)
-    assert np.array_equal(next(d for d, k in labels if k["name"].endswith("blobs")), blobs)
+    assert np.array_equal(next(d for d, k in labels if k["name"].startswith("blobs · ")), blobs)

@@ -172,3 +172,16 @@ def test_best_overlap_scores_pair_each_true_object_with_its_largest_overlap_and_
     assert best_overlap_scores(np.zeros_like(gt), np.zeros_like(gt))["mdice"] == 1.0
     missed = best_overlap_scores(np.zeros_like(gt), gt)            # nothing found: 0, no error
     assert missed["mdice"] == missed["miou"] == 0.0 and missed["n_objects"] == 2
+
+
+def test_summarize_without_hausdorff_gives_the_same_counts_and_skips_only_it():
+    import numpy as np
+    from napari_lazylabels.engine.metrics import summarize
+    gt = np.zeros((40, 40), np.int32)
+    gt[5:15, 5:15], gt[20:30, 20:35] = 1, 2
+    pred = np.zeros_like(gt)
+    pred[6:16, 5:15], pred[0:40, 18:40] = 3, 4
+    full, quick = summarize(pred, gt), summarize(pred, gt, hausdorff=False)
+    assert np.isnan(quick["object_hausdorff"]) and full["object_hausdorff"] > 0
+    assert {k: v for k, v in full.items() if k != "object_hausdorff"} == \
+        {k: v for k, v in quick.items() if k != "object_hausdorff"}

@@ -81,8 +81,8 @@ def test_toy_regime_round_trips_through_a_project_and_the_reader(toy_regime, sma
     loaded = load_manifest(project)
     assert np.array_equal(loaded[0].labels["rings"], labels["rings"])
     layers = {kw["name"]: (data, kind) for data, kw, kind in read_lazylabels(str(project))}
-    assert "a rings" in layers and layers["a rings"][1] == "labels"
-    assert np.array_equal(layers["a rings"][0], labels["rings"])
+    assert "rings · a" in layers and layers["rings · a"][1] == "labels"
+    assert np.array_equal(layers["rings · a"][0], labels["rings"])
 
 
 def test_a_clashing_regime_is_refused(toy_regime):

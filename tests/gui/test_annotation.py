@@ -13,14 +13,24 @@ from napari_lazylabels.plugin.layers import input_keys, input_spec, label_layer_
 pytestmark = pytest.mark.gui
 
 
-def test_add_layers_names_colours_brushes_and_shortcuts(real_viewer, qtbot):
+def test_a_kind_gets_its_layer_when_first_painted_names_colours_brushes_and_shortcuts(real_viewer, qtbot):
     w = AnnotationWidget(real_viewer)
     qtbot.addWidget(w)
     assert w.image_combo.currentText() == REAL_NAME
     w.class_edit.setText("nucleus, mitotic")
-    w.add_layers()
+    w.apply_class_names()
+    assert len(real_viewer.layers) == 1                  # no kind is painted yet: no layer up front
     names = [label_layer_name(REAL_NAME, t) for t in ("detection", "separation", "segmentation")]
-    assert names == ["HeLa nuclei (real) blobs", "HeLa nuclei (real) interfaces", "HeLa nuclei (real) masks"]
+    assert names == ["blobs · HeLa nuclei (real)", "interfaces · HeLa nuclei (real)", "masks · HeLa nuclei (real)"]
+    # the buttons add the layer of their kind only, and make it the one painted on
+    w.input_buttons["detection"].click()
+    assert [layer.name for layer in real_viewer.layers] == [REAL_NAME, names[0]]
+    blobs = real_viewer.layers[names[0]]
+    assert real_viewer.layers.selection.active is blobs and blobs.mode == "paint"
+    keys = {str(k): f for k, f in real_viewer.keymap.items()}
+    keys["Alt+2"](real_viewer)
+    keys["Alt+3"](real_viewer)
+    assert [layer.name for layer in real_viewer.layers] == [REAL_NAME, *names]
     image = real_viewer.layers[REAL_NAME]
     for name, task in zip(names, ("detection", "separation", "segmentation")):
         layer = real_viewer.layers[name]
@@ -32,15 +42,32 @@ def test_add_layers_names_colours_brushes_and_shortcuts(real_viewer, qtbot):
     assert not np.allclose(scribbles.colormap.map(np.array([1]))[0], blobs.colormap.map(np.array([1]))[0])
     # two classes: both have colours, the class names show in the layer features
     assert list(blobs.features["class"]) == ["(none)", "nucleus", "mitotic"]
-    # adding again keeps the same layers (and what is painted in them)
+    # pressing again keeps the same layers (and what is painted in them)
     blobs.paint((100, 100), 1)
-    w.add_layers()
-    assert len(real_viewer.layers) == 1 + len(input_keys()) and blobs.data[100, 100] == 1
+    w.input_buttons["detection"].click()
+    assert len(real_viewer.layers) == 4 and blobs.data[100, 100] == 1
     # the shortcuts switch layers and put them in paint mode
-    keys = {str(k): f for k, f in real_viewer.keymap.items()}
     for key, layer in (("Alt+2", scribbles), ("Alt+3", masks), ("Alt+1", blobs)):
         keys[key](real_viewer)
         assert real_viewer.layers.selection.active is layer and layer.mode == "paint"
+    # add_layers (scripts) still adds every kind at once
+    w.add_layers()
+    assert len(real_viewer.layers) == 1 + len(input_keys()) and blobs.data[100, 100] == 1
+
+
+def test_the_legend_shows_each_kind_in_its_layer_colour(real_viewer, qtbot):
+    w = AnnotationWidget(real_viewer)
+    qtbot.addWidget(w)
+    text = w.kinds_legend.text()
+    for key in input_keys():
+        spec = input_spec(key)
+        rgb = spec.colours(1)[1]
+        assert spec.title.lower() in text and "#{:02x}{:02x}{:02x}".format(*rgb) in text
+        assert not w.input_buttons[key].icon().isNull()
+    layer = w.select_input("detection")
+    painted = np.round(np.asarray(layer.colormap.map(np.array([1]))[0][:3]) * 255).astype(int)
+    assert "#{:02x}{:02x}{:02x}".format(*painted) in text         # the legend's colour is the layer's
+    assert "background" in text                                      # the fg/bg strokes' second colour
 
 
 def test_summary_follows_painting(synthetic_viewer, qtbot):
@@ -54,7 +81,7 @@ def test_summary_follows_painting(synthetic_viewer, qtbot):
     first = rows[f"{SYNTHETIC_NAME}_000"]
     assert int(first.cells["detection"]) > 5 and "detection" in first.annotated
     # painting a new blob far from the others adds one to the count of plane 0
-    blobs = synthetic_viewer.layers[f"{SYNTHETIC_NAME} blobs"]
+    blobs = synthetic_viewer.layers[label_layer_name(SYNTHETIC_NAME, "detection")]
     blobs.data[0] = 0
     blobs.refresh()
     blobs.brush_size = 3
@@ -114,3 +141,17 @@ def test_grabcut_error_is_a_notification_and_changes_nothing(real_viewer, qtbot,
     for layer in real_viewer.layers:
         assert np.array_equal(layer.data, before[layer.name])
     assert w.grabcut.button.isEnabled()
+
+
+def test_grabcut_with_only_blobs_painted_makes_the_masks_layer(real_viewer, qtbot, errors):
+    w = AnnotationWidget(real_viewer)
+    qtbot.addWidget(w)
+    w.grabcut.button.click()                                   # nothing painted: one line, no layer
+    assert any("paint blobs first" in e for e in errors()) and len(real_viewer.layers) == 1
+    blobs = w.select_input("detection")                        # the blobs only: no masks layer yet
+    blobs.data = detection_blobs(real_instances(), rng=np.random.default_rng(0)).astype(blobs.data.dtype)
+    w.grabcut.button.click()
+    qtbot.waitUntil(lambda: w.grabcut.last_count is not None, timeout=30000)
+    masks = real_viewer.layers[label_layer_name(REAL_NAME, "segmentation")]
+    assert w.grabcut.last_count > 1000 and masks.data.any()
+    assert real_viewer.layers.selection.active is blobs       # still painting the blobs

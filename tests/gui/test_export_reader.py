@@ -13,7 +13,8 @@ from napari_lazylabels.plugin.reader import napari_get_reader
 from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME
 from napari_lazylabels.io.project import read_project
 from napari_lazylabels.plugin.widgets import ExportWidget, TrainWidget
-from napari_lazylabels.plugin.layers import META, input_keys, label_layer_name, probability_layer_name
+from napari_lazylabels.plugin.layers import (META, label_layer_name, prediction_layer_name,
+                                            probability_layer_name)
 
 pytestmark = pytest.mark.gui
 PLUGIN = "napari-lazylabels"
@@ -43,7 +44,7 @@ def test_export_predictions_and_reopen(synthetic_viewer, qtbot, tmp_path, make_n
     viewer.dims.set_current_step(0, 1)
     t.train_button.click()
     qtbot.waitUntil(lambda: not t.running, timeout=60000)
-    assert f"{SYNTHETIC_NAME} instances" in viewer.layers
+    assert prediction_layer_name(SYNTHETIC_NAME, "instances") in viewer.layers
     w = ExportWidget(viewer)
     qtbot.addWidget(w)
     project = tmp_path / "project"
@@ -60,15 +61,21 @@ def test_export_predictions_and_reopen(synthetic_viewer, qtbot, tmp_path, make_n
     other = make_napari_viewer()
     assert napari_get_reader(str(project)) is not None
     other.open(str(project), plugin=PLUGIN)
-    for name in (SYNTHETIC_NAME, f"{SYNTHETIC_NAME} blobs", f"{SYNTHETIC_NAME} interfaces",
-                 f"{SYNTHETIC_NAME} masks", f"{SYNTHETIC_NAME} instances", f"{SYNTHETIC_NAME} semantic",
-                 probability_layer_name(SYNTHETIC_NAME, "segmentation")):
+    cells = prediction_layer_name(SYNTHETIC_NAME, "instances")
+    names = [SYNTHETIC_NAME, *(label_layer_name(SYNTHETIC_NAME, k) for k in ("detection", "separation",
+                                                                             "segmentation")),
+             cells, probability_layer_name(SYNTHETIC_NAME, "segmentation", main=True)]
+    assert sorted(layer.name for layer in other.layers) == sorted(layer.name for layer in viewer.layers) == \
+        sorted(names)
+    for name in names:
         np.testing.assert_array_equal(np.asarray(other.layers[name].data), np.asarray(viewer.layers[name].data),
                                       err_msg=name)
-    full = other.layers[probability_layer_name(SYNTHETIC_NAME, "detection")].metadata[META]["probabilities"]
-    mine = viewer.layers[probability_layer_name(SYNTHETIC_NAME, "detection")].metadata[META]["probabilities"]
-    assert set(full) == set(mine) == {(1,)}
-    np.testing.assert_allclose(full[(1,)], mine[(1,)])
+    # every head's probabilities and the class map come back in the cells layer, shown or not
+    full, mine = (v.layers[cells].metadata[META] for v in (other, viewer))
+    assert set(full["probabilities"]) == set(mine["probabilities"]) == {(1,)}
+    for task in ("detection", "separation", "segmentation"):
+        np.testing.assert_allclose(full["probabilities"][(1,)][task], mine["probabilities"][(1,)][task])
+    np.testing.assert_array_equal(full["semantic"][(1,)], mine["semantic"][(1,)])
     assert other.layers[SYNTHETIC_NAME].metadata[META]["class_names"] == ["nucleus"]
 
 
@@ -99,9 +106,8 @@ def test_export_never_overwrites_without_asking(real_viewer, qtbot, tmp_path, mo
     assert store.is_dir()
     # the reader also opens a single store
     other_layers = napari_get_reader(str(store))(str(store))
-    assert [kw["name"] for _, kw, _ in other_layers] == [
-        REAL_NAME, *(label_layer_name(REAL_NAME, k) for k in input_keys())]
-    assert f"{REAL_NAME} interfaces" in [kw["name"] for _, kw, _ in other_layers]
+    # the painted kind comes back; the kinds never painted get their layers when painted
+    assert [kw["name"] for _, kw, _ in other_layers] == [REAL_NAME, label_layer_name(REAL_NAME, "detection")]
 
 
 def test_reader_declines_other_paths(tmp_path):

@@ -35,7 +35,7 @@ def test_strokes_layer_summary_and_old_interface_layers(mibi_viewer, qtbot):
     qtbot.addWidget(w)
     layers = w.add_layers()
     layer = layers[KEY]
-    assert layer.name == f"{NAME} fg-bg scribbles" == label_layer_name(NAME, KEY)
+    assert layer.name == f"fg-bg scribbles · {NAME}" == label_layer_name(NAME, KEY)
     assert list(layer.features["class"]) == ["(none)", "cell", "background"]     # "cell" unless the user names it
     green, red = layer.colormap.map(np.array([1, 2]))[:, :3]
     assert green[1] > green[0] and red[0] > red[1]          # objects green, background red
@@ -65,6 +65,7 @@ def test_training_on_strokes_uses_every_plane_and_streams_the_component_map(mibi
     assert set(w.form.regime_options[REGIME.name]) >= {"components", "mixture_weight", "blind_spot"}
     w.form.regime_options[REGIME.name]["components"].value = 3
     tiny_settings(w, steps=3)
+    w.model_panel.every_head.setChecked(True)         # the component map is shown with every head
     w.train_button.click()
     assert "2 images" in w.status.text() and "1 without any label" in w.status.text()
     qtbot.waitUntil(lambda: not w.running, timeout=60000)
@@ -73,7 +74,7 @@ def test_training_on_strokes_uses_every_plane_and_streams_the_component_map(mibi
     assert comp.data.shape == (2, 96, 96) and not comp.visible
     assert 1 <= comp.data[0].min() and comp.data[0].max() <= 2 * 3         # classes x components
     assert comp not in candidate_label_layers(viewer, viewer.layers[NAME])    # not offered for painting
-    assert probability_layer_name(NAME, KEY) in viewer.layers and f"{NAME} instances" in viewer.layers
+    assert probability_layer_name(NAME, KEY, main=True) in viewer.layers and prediction_layer_name(NAME, "instances") in viewer.layers
     (task,) = w.model_panel.model().tasks
     assert task.name == KEY and task.components == 3
     assert w.model_panel.model().provenance["images"] == [f"{NAME}_000", f"{NAME}_001"]

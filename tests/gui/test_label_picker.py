@@ -8,7 +8,7 @@ import pytest
 from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME
 from napari_lazylabels.plugin.data import training_set
 from napari_lazylabels.plugin.widgets.label_picker import NO_LAYER
-from napari_lazylabels.plugin.layers import label_layers
+from napari_lazylabels.plugin.layers import label_layer_name, label_layers
 from napari_lazylabels.plugin.widgets.training_widget import TrainWidget
 
 pytestmark = pytest.mark.gui
@@ -23,14 +23,14 @@ def test_picker_shows_the_default_layers_and_only_matching_shapes(synthetic_view
     assert picker.image_name == SYNTHETIC_NAME
     combo = picker.combos["detection"]
     offered = [combo.itemText(i) for i in range(combo.count())]
-    assert combo.currentText() == f"{SYNTHETIC_NAME} blobs"
-    assert "small" not in offered and f"{SYNTHETIC_NAME} masks" in offered
+    assert combo.currentText() == label_layer_name(SYNTHETIC_NAME, "detection")
+    assert "small" not in offered and label_layer_name(SYNTHETIC_NAME, "segmentation") in offered
 
 
 def test_a_layer_painted_elsewhere_is_picked_and_trained_on(synthetic_viewer, qtbot):
     viewer = synthetic_viewer
     image = viewer.layers[SYNTHETIC_NAME]
-    default = viewer.layers[f"{SYNTHETIC_NAME} blobs"]
+    default = viewer.layers[label_layer_name(SYNTHETIC_NAME, "detection")]
     before = np.array(default.data)
     mine = viewer.add_labels(np.zeros(image.data.shape, np.uint8), name="my blobs")
     mine.data[0, 100:110, 100:110] = 1

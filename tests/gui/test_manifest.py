@@ -11,6 +11,7 @@ import pytest
 import tifffile
 
 from napari_lazylabels.plugin.sample_data import SYNTHETIC_NAME
+from napari_lazylabels.plugin.layers import label_layer_name
 
 pytestmark = pytest.mark.gui
 PLUGIN = "napari-lazylabels"
@@ -34,21 +35,21 @@ def test_samples_open(viewer):
     image = viewer.layers[SYNTHETIC_NAME]
     assert image.data.shape == (8, 256, 256)
     for suffix in ("blobs", "interfaces", "masks"):
-        labels = viewer.layers[f"{SYNTHETIC_NAME} {suffix}"]
+        labels = viewer.layers[f"{suffix} · {SYNTHETIC_NAME}"]
         assert labels.data.shape == (8, 256, 256)
-    assert viewer.layers[f"{SYNTHETIC_NAME} blobs"].data.any()
+    assert viewer.layers[label_layer_name(SYNTHETIC_NAME, "detection")].data.any()
     viewer.open_sample(PLUGIN, "hela")
     real = viewer.layers["HeLa nuclei (real)"]
     assert real.data.shape == (256, 256) and real.data.dtype == np.uint16
     viewer.open_sample(PLUGIN, "noisy")
-    strokes = viewer.layers["noisy nuclei fg-bg scribbles"]
+    strokes = viewer.layers["fg-bg scribbles · noisy nuclei"]
     assert strokes.data.shape == (4, 256, 256) and strokes.data[:2].any() and not strokes.data[2:].any()
     assert set(np.unique(strokes.data)) == {0, 1, 2}
 
 
 def test_writer_saves_labels_as_tiff(viewer, tmp_path):
     viewer.open_sample(PLUGIN, "synthetic")
-    blobs = viewer.layers[f"{SYNTHETIC_NAME} blobs"]
+    blobs = viewer.layers[label_layer_name(SYNTHETIC_NAME, "detection")]
     out = tmp_path / "blobs.tif"
     blobs.save(str(out), plugin=PLUGIN)
     np.testing.assert_array_equal(tifffile.imread(out), blobs.data)

@@ -12,7 +12,7 @@ from napari_lazylabels.engine.annotations import PixelSize
 from napari_lazylabels.io.modelio import load_model
 from napari_lazylabels.io.ome_zarr import write_image_store
 from napari_lazylabels.plugin.data import training_items
-from napari_lazylabels.plugin.layers import ensure_label_layers, label_layers
+from napari_lazylabels.plugin.layers import ensure_label_layers, label_layers, prediction_layer_name
 from napari_lazylabels.plugin.sample_data import SYNTHETIC_NAME
 from napari_lazylabels.plugin.widgets import TrainWidget
 
@@ -46,7 +46,7 @@ def test_postprocessing_fields_and_export_button(synthetic_viewer, qtbot, tmp_pa
         w.form.instances["probability_threshold"].value = threshold
         w.model_panel.predict_button.click()
         qtbot.waitUntil(lambda: not w.model_panel.busy and w.model_panel.predict_button.isEnabled(), timeout=30000)
-        inst = viewer.layers[f"{SYNTHETIC_NAME} instances"].data
+        inst = viewer.layers[prediction_layer_name(SYNTHETIC_NAME, "instances")].data
         assert bool(inst.any()) == expect_objects, threshold
     w.form.instances["probability_threshold"].value = 0.0   # 0 in the form: automatic (argmax)
     assert w.form.postprocess().instances.probability_threshold is None

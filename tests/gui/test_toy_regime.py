@@ -21,7 +21,7 @@ def test_toy_regime_in_the_annotation_widget(toy_regime, synthetic_viewer, qtbot
     qtbot.addWidget(w)
     layers = w.add_layers()
     name = label_layer_name(SYNTHETIC_NAME, "rings")
-    assert name == f"{SYNTHETIC_NAME} rings" and layers["rings"] is viewer.layers[name]
+    assert name == f"rings · {SYNTHETIC_NAME}" and layers["rings"] is viewer.layers[name]
     rings = viewer.layers[name]
     assert rings.brush_size == 3 and list(rings.features["class"]) == ["(none)", "ring"]
     assert np.allclose(rings.colormap.map(np.array([1]))[0][:3], (0, 1, 0))
@@ -57,7 +57,11 @@ def test_toy_regime_trains_from_the_widget_with_its_weight_and_curve(toy_regime,
     assert w.last_finished.error is None, w.last_finished.error
     curves = w.loss_plot.curves()
     assert "rings" in curves and len(curves["rings"][0]) == 3
-    assert probability_layer_name(SYNTHETIC_NAME, "rings") in viewer.layers
+    assert probability_layer_name(SYNTHETIC_NAME, "rings") not in viewer.layers     # not the main head
+    w.model_panel.every_head.setChecked(True)
+    assert viewer.layers[probability_layer_name(SYNTHETIC_NAME, "rings")].data[:, 5:9, 5:60].any()
+    w.model_panel.every_head.setChecked(False)
+    assert probability_layer_name(SYNTHETIC_NAME, "rings") not in viewer.layers
     model = w.model_panel.model()
     assert next(t for t in model.tasks if t.name == "rings").weight == 0.5
     assert LossPlot.colour_of("rings") == toy_regime.colour

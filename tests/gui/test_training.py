@@ -12,7 +12,7 @@ from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME
 from napari_lazylabels.engine.regimes import registry
 from napari_lazylabels.engine.regimes.words import head_words, input_words
 from napari_lazylabels.engine.tasks import FOREGROUND
-from napari_lazylabels.plugin.layers import label_layer_name, probability_layer_name
+from napari_lazylabels.plugin.layers import label_layer_name, prediction_layer_name, probability_layer_name
 from napari_lazylabels.plugin.widgets import TrainWidget
 from napari_lazylabels.plugin.widgets.training_widget import TrainingTimings
 
@@ -41,8 +41,8 @@ def test_train_stream_stop_resume_save_load_predict(synthetic_viewer, qtbot, tmp
     w.train_button.click()
     assert w.running and not w.train_button.isEnabled() and w.stop_button.isEnabled()
     # the prediction layers appear while training runs
-    inst_name = f"{SYNTHETIC_NAME} instances"
-    prob_name = probability_layer_name(SYNTHETIC_NAME, registry.regime_with_role(FOREGROUND).task_names[0])
+    inst_name = prediction_layer_name(SYNTHETIC_NAME, "instances")
+    prob_name = probability_layer_name(SYNTHETIC_NAME, registry.regime_with_role(FOREGROUND).task_names[0], main=True)
     qtbot.waitUntil(lambda: inst_name in viewer.layers, timeout=30000)         # at once, empty
     qtbot.waitUntil(lambda: w.previews >= 1, timeout=30000)                   # then the first prediction
     assert w.running and timings.first_preview_s is not None and timings.preview_gui_ms
@@ -84,9 +84,12 @@ def test_train_stream_stop_resume_save_load_predict(synthetic_viewer, qtbot, tmp
     viewer.open_sample("napari-lazylabels", "hela")
     w.model_panel.image_combo.setCurrentText(REAL_NAME)
     w.model_panel.predict_button.click()
-    qtbot.waitUntil(lambda: f"{REAL_NAME} instances" in viewer.layers, timeout=30000)
-    sem = viewer.layers[f"{REAL_NAME} semantic"]
-    assert sem.data.shape == viewer.layers[REAL_NAME].data.shape
+    qtbot.waitUntil(lambda: prediction_layer_name(REAL_NAME, "instances") in viewer.layers, timeout=30000)
+    cells = viewer.layers[prediction_layer_name(REAL_NAME, "instances")]
+    assert cells.data.shape == viewer.layers[REAL_NAME].data.shape
+    assert prediction_layer_name(REAL_NAME, "semantic") not in viewer.layers      # shown with every head only
+    w.model_panel.every_head.setChecked(True)
+    assert viewer.layers[prediction_layer_name(REAL_NAME, "semantic")].data.shape == cells.data.shape
 
 
 def test_training_error_is_a_notification_and_leaves_layers(synthetic_viewer, qtbot, tmp_path, errors,
@@ -137,7 +140,7 @@ def test_nothing_painted_is_refused_up_front(real_viewer, qtbot, errors):
     qtbot.addWidget(w)
     w.train_button.click()
     assert not w.running
-    assert any("lazy-label layers" in e for e in errors())
+    assert any("nothing painted yet: paint blobs" in e for e in errors())
 
 
 def test_closing_the_viewer_stops_training(make_napari_viewer, qtbot, tmp_path, tiny_settings):

@@ -98,8 +98,8 @@ def exact_objects(mask: np.ndarray, interfaces: np.ndarray | None = None) -> np.
 
 def _score(probs: Sequence[Mapping[str, np.ndarray]], truths: Sequence[np.ndarray], tasks: Sequence[TaskSpec],
            postprocess: PostProcessing) -> float:
-    agg = aggregate([summarize(segmentation_from_probabilities(p, tasks, postprocess).instances, t)
-                     for p, t in zip(probs, truths)])
+    agg = aggregate([summarize(segmentation_from_probabilities(p, tasks, postprocess).instances, t,
+                               thresholds=(0.5,), hausdorff=False) for p, t in zip(probs, truths)])
     return 0.5 * (float(agg["ap50"]) + float(agg["object_dice"]))
 
 

@@ -49,7 +49,7 @@ from .ngff import is_image_store
 from .ome_zarr import ImageStore, read_image_store
 from .project import ROI_LABEL, is_project, project_to_annotations, read_project
 
-__all__ = ["IMAGE_COLUMN", "NAME_COLUMN", "ROI_COLUMN", "load_manifest", "write_manifest", "known_columns",
+__all__ = ["IMAGE_COLUMN", "NAME_COLUMN", "ROI_COLUMN", "load_manifest", "write_manifest", "known_columns", "label_files",
            "manifest_files"]
 
 IMAGE_COLUMN = "image"
@@ -234,6 +234,17 @@ def manifest_files(path: str | os.PathLike) -> list[Path]:
     for _, row in rows:
         files += [_resolve(cell, path.parent) for column, cell in row.items() if cell and column != NAME_COLUMN]
     return files
+
+
+def label_files(path: str | os.PathLike) -> list[Path]:
+    """The label files a manifest's rows name (every column but the image and the name), without reading
+    them; none for a file that is no manifest."""
+    try:
+        _, rows = _read_rows(Path(path))
+    except LazyLabelsError:
+        return []
+    return [_resolve(cell, Path(path).parent) for _, row in rows for column, cell in row.items()
+            if cell and column not in (IMAGE_COLUMN, NAME_COLUMN)]
 
 
 def _store_sources(store: ImageStore, inputs: Sequence[LabelInput]) -> dict[str, str]:

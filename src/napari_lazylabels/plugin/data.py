@@ -43,7 +43,8 @@ def training_items(viewer, image_layer, unpainted: bool = False) -> list[LazyAnn
     images without labels too)."""
     stacks = snapshot_labels(viewer, image_layer)
     if not stacks:
-        raise AnnotationError("has no lazy-label layers: add them in the Lazy annotation widget",
+        raise AnnotationError("has nothing painted yet: paint blobs, interfaces or masks on it in the Lazy "
+                              "annotation widget (its buttons, Alt-1 to Alt-6)",
                               source=image_layer.name)
     items = []
     marks = ((image_layer.metadata or {}).get(META) or {}).get("annotated") or {}

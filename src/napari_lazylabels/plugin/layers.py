@@ -31,41 +31,19 @@ from ..engine.annotations import PixelSize
 from ..engine.labels import smallest_uint
 from ..engine.regimes import registry
 from ..engine.regimes.base import LabelInput
-from ..engine.regimes.words import head_words
 from ..engine.tasks import FOREGROUND
+from .layer_names import (PREDICTION_KINDS, conventional_names, input_spec, label_layer_name, main_task,  # noqa: F401
+                          prediction_layer_name, probability_layer_name)
 
 META = "lazylabels"
-PREDICTION_KINDS = ("semantic", "instances")
 ROI = "roi"
 #: Names of a class-id layer's values that are not classes (the cursor table).
 NO_VALUE = "(none)"
 
 
-def input_spec(key: str) -> LabelInput:
-    spec = registry.find_input(key)
-    if spec is None:
-        raise KeyError(f"no regime has the input {key!r}")
-    return spec
-
-
 def input_keys() -> tuple[str, ...]:
     """The input of every regime, in registry order (one lazy-label layer each)."""
     return registry.input_keys()
-
-
-# -- names --------------------------------------------------------------------------------------
-
-def label_layer_name(image_name: str, key: str) -> str:
-    return f"{image_name} {input_spec(key).suffix}"
-
-
-def probability_layer_name(image_name: str, task: str) -> str:
-    """``<image> masks (probability)``: the head in the words of what was painted for it."""
-    return f"{image_name} {head_words(task)} (probability)"
-
-
-def prediction_layer_name(image_name: str, kind: str) -> str:
-    return f"{image_name} {kind}"
 
 
 def role_of(layer) -> str | None:
@@ -77,17 +55,6 @@ def role_of(layer) -> str | None:
 def image_of(layer) -> str | None:
     meta = getattr(layer, "metadata", None) or {}
     return (meta.get(META) or {}).get("image")
-
-
-def _conventional_names(image_name: str, role: str) -> list[str]:
-    spec = registry.find_input(role)
-    if spec is not None:
-        return [f"{image_name} {suffix}" for suffix in spec.suffixes]
-    if role in PREDICTION_KINDS:
-        return [prediction_layer_name(image_name, role)]
-    if role.startswith("P(") and role.endswith(")"):
-        return [probability_layer_name(image_name, role[2:-1])]
-    return [f"{image_name} {role}"]
 
 
 # -- colours and tables -----------------------------------------------------------------------
@@ -130,11 +97,12 @@ def _meta(image_name: str, role: str, **extra) -> dict:
     return {META: {"image": image_name, "role": role, **extra}}
 
 
-def probability_layer_kwargs(image_name: str, task: str) -> dict:
-    """Constructor keyword arguments of a probability layer (the widgets and the reader share them)."""
-    return {"name": probability_layer_name(image_name, task), "colormap": registry.probability_colormap(task),
+def probability_layer_kwargs(image_name: str, task: str, main: bool = False) -> dict:
+    """Constructor keyword arguments of a probability layer (the widgets and the reader share them);
+    ``main``: the one shown by default (:func:`~.layer_names.main_task`)."""
+    return {"name": probability_layer_name(image_name, task, main), "colormap": registry.probability_colormap(task),
             "contrast_limits": (0.0, 1.0), "blending": "additive", "opacity": 0.6, "visible": False,
-            "metadata": _meta(image_name, f"P({task})", task=task, probabilities={})}
+            "metadata": _meta(image_name, f"P({task})", task=task, main=bool(main))}
 
 
 def semantic_layer_kwargs(image_name: str, class_names: Sequence[str]) -> dict:
@@ -161,9 +129,16 @@ def instance_colours(n_colours: int = 24) -> np.ndarray:
     return np.array(colours, np.float32)
 
 
+#: Keys of the objects layer's ``metadata["lazylabels"]`` that keep each predicted plane's outputs
+#: (plane -> {task: (C, Y, X) probabilities}, plane -> semantic map, plane -> {task: component map}), whether
+#: a layer shows them or not: the export writes them, *Show every head* draws them.
+STORED = ("probabilities", "semantic", "components")
+
+
 def instances_layer_kwargs(image_name: str) -> dict:
+    """The objects layer: the objects found, and every predicted plane's outputs in its metadata (:data:`STORED`)."""
     return {"name": prediction_layer_name(image_name, "instances"), "opacity": 0.8,
-            "colormap": instance_colours(), "metadata": _meta(image_name, "instances")}
+            "colormap": instance_colours(), "metadata": _meta(image_name, "instances", **{k: {} for k in STORED})}
 
 
 def components_role(task: str) -> str:
@@ -225,7 +200,7 @@ def find_layer(viewer, image_name: str, role: str, kind: str | None = None):
         if image_of(layer) == image_name and role_of(layer) == role:
             if kind is None or layer.__class__.__name__.lower() == kind:
                 return layer
-    for name in _conventional_names(image_name, role):
+    for name in conventional_names(image_name, role):
         if name in viewer.layers:
             layer = viewer.layers[name]
             if (kind is None or layer.__class__.__name__.lower() == kind) and role_of(layer) is None:
@@ -281,11 +256,13 @@ def assign_label_layer(viewer, image_name: str, key: str, layer) -> None:
     layer.metadata = meta
 
 
-def ensure_label_layers(viewer, image_layer, names: Sequence[str]) -> dict[str, Any]:
-    """The lazy-label layers of an image, one per input; missing ones are added (empty), existing kept."""
+def ensure_label_layers(viewer, image_layer, names: Sequence[str], keys: Sequence[str] | None = None
+                        ) -> dict[str, Any]:
+    """The lazy-label layers of an image for the inputs ``keys`` (every input when None); missing ones are
+    added (empty), existing kept. The first becomes the active layer."""
     out = {}
     shape = spatial_shape(image_layer)
-    for key in input_keys():
+    for key in (input_keys() if keys is None else keys):
         layer = find_layer(viewer, image_layer.name, key, input_spec(key).layer_type)
         if layer is None and input_spec(key).is_points:
             layer = viewer.add_points(np.zeros((0, len(shape))), **spatial_placement(image_layer),

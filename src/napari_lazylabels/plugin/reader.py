@@ -1,10 +1,11 @@
 """napari reader: a lazylabels project folder, or one OME-Zarr image store, as layers.
 
-Each image comes back with one lazy-label layer per regime input (empty where
-the image was not annotated for it, so painting can go on; labels saved under
-an input's older name are read too), its region of interest,
-and its predictions (``semantic``, ``instances`` and one probability layer per
-task) named and coloured as the widgets name and colour them. Stores exported
+Each image comes back with one lazy-label layer per kind it was painted (or
+marked annotated) for (a kind never painted gets its layer when the user
+paints it; labels saved under an input's older name are read too), its region
+of interest, and its predictions as the widgets show them: the objects layer
+(``instances``, with every plane's probabilities and class map kept in its
+metadata) and the main head's probability layer. Stores exported
 from the planes of one stack (``metadata["stack"]``) are put back together
 into the stack.
 
@@ -29,11 +30,10 @@ import numpy as np
 from ..io.ngff import is_image_store, store_problem
 from ..io.ome_zarr import ImageStore, read_image_store
 from ..io.project import ROI_LABEL, is_project, read_project
-from ..engine.labels import smallest_label_dtype
 from ..engine.regimes import registry
+from .layer_names import named
 from .layers import (CLASS_FEATURE, META, PREDICTION_KINDS, foreground, instances_layer_kwargs, label_dtype,
-                     label_layer_kwargs, points_layer_data, points_layer_kwargs, probability_layer_kwargs,
-                     semantic_layer_kwargs)
+                     label_layer_kwargs, main_task, points_layer_data, points_layer_kwargs, probability_layer_kwargs)
 
 LayerData = tuple[Any, dict, str]
 
@@ -109,6 +109,32 @@ def _input_labels(store: ImageStore, names: tuple[str, ...]):
     return next((store.labels[n] for n in names if n in store.labels), None)
 
 
+def prediction_layers(name: str, members, lead: tuple[int, ...], yx, names, common: dict) -> list[LayerData]:
+    """The objects layer (the instances, every plane's outputs in its metadata) and the main head's probability,
+    just above the image, as the widgets place them; nothing for an image never predicted."""
+    tasks = sorted({t for _, s in members for t in s.probabilities})
+    cells = _stacked(members, lead, lambda s: s.labels.get("instances"))
+    if cells is None and not tasks:
+        return []
+    kwargs = {**instances_layer_kwargs(name), **common}
+    entry = kwargs["metadata"][META]
+    for plane, s in members:
+        if s.probabilities:
+            entry["probabilities"][plane] = {t: np.asarray(v, np.float32) for t, v in s.probabilities.items()}
+        if "semantic" in s.labels:
+            entry["semantic"][plane] = np.asarray(s.labels["semantic"])
+    out: list[LayerData] = []
+    main = main_task(tasks)
+    if main is not None:
+        fg = _stacked(members, lead, lambda s: foreground(s.probabilities[main]) if main in s.probabilities
+                      else None)
+        out.append((fg, {**probability_layer_kwargs(name, main, True), **common}, "image"))
+    # instances as int32, the type the widgets paint and predict them in
+    cells = np.zeros(lead + tuple(yx), np.int32) if cells is None else cells.astype(np.int32)
+    out.append((cells, kwargs, "labels"))
+    return out
+
+
 def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -> list[LayerData]:
     """The layers of one image (or one stack rebuilt from its planes)."""
     members = sorted(members, key=lambda m: m[0])
@@ -135,45 +161,33 @@ def image_layers(name: str, members: list[tuple[tuple[int, ...], ImageStore]]) -
         if common:
             image_kwargs["scale"] = common["scale"][:-2] + (1.0,) + common["scale"][-2:]
     layers: list[LayerData] = [(image, image_kwargs, "image")]
-    # the predictions just above the image, the lazy labels above them (as the widgets place them)
-    tasks = sorted({t for _, s in members for t in s.probabilities})
-    for task in tasks:
-        fg = _stacked(members, lead, lambda s: foreground(s.probabilities[task])
-                      if task in s.probabilities else None)
-        kwargs = {**probability_layer_kwargs(name, task), **common}
-        kwargs["metadata"][META]["probabilities"] = {
-            p: np.asarray(s.probabilities[task], np.float32) for p, s in members if task in s.probabilities}
-        layers.append((fg, kwargs, "image"))
-    for kind in PREDICTION_KINDS:
-        data = _stacked(members, lead, lambda s: s.labels.get(kind))
-        if data is None:
-            continue
-        kwargs = {**(semantic_layer_kwargs(name, names) if kind == "semantic" else instances_layer_kwargs(name)),
-                  **common}
-        # instances as int32, the type the widgets paint and predict them in
-        layers.append((data.astype(smallest_label_dtype(data) if kind == "semantic" else np.int32), kwargs,
-                       "labels"))
+    layers.extend(prediction_layers(name, members, lead, yx, names, common))
     for spec in registry.label_inputs():
+        marked = any(spec.key in m for m in marks.values())
         if spec.is_points:      # a Points layer: the points of every plane, the plane as leading coordinates
             found = {p: next((s.points[n] for n in spec.names if n in s.points), None) for p, s in members}
-            coords, classes = points_layer_data({p: v for p, v in found.items() if v is not None} or {
-                members[0][0]: np.zeros((0, 3))})
+            found = {p: v for p, v in found.items() if v is not None}
+            if not found and not marked:
+                continue        # never painted: its layer comes when the user paints it
+            coords, classes = points_layer_data(found or {members[0][0]: np.zeros((0, 3))})
             kwargs = points_layer_kwargs(name, spec.key, len(lead) + 2)
             kwargs["features"] = {CLASS_FEATURE: classes}
             layers.append((coords, {**kwargs, **common}, "points"))
             continue
         data = _stacked(members, lead, lambda s: _input_labels(s, spec.names), label_dtype(len(names)))
+        if data is None and not marked:
+            continue
         if data is None:
             data = np.zeros(yx, label_dtype(len(names)))
         layers.append((data, {**label_layer_kwargs(name, spec.key, names), **common}, "labels"))
     roi = _stacked(members, lead, lambda s: s.labels.get(ROI_LABEL), np.uint8)
     if roi is not None:
-        layers.append((roi, {"name": f"{name} {ROI_LABEL}", "opacity": 0.3,
+        layers.append((roi, {"name": named("region of interest", name), "opacity": 0.3,
                              "metadata": {META: {"image": name, "role": ROI_LABEL}}, **common}, "labels"))
     known = {n for i in registry.label_inputs() for n in i.names} | set(PREDICTION_KINDS) | {ROI_LABEL}
     others = sorted({k for _, s in members for k in s.labels} - known)
     for other in others:
         data = _stacked(members, lead, lambda s: s.labels.get(other))
-        layers.append((data, {"name": f"{name} {other}",
+        layers.append((data, {"name": named(other, name),
                               "metadata": {META: {"image": name, "role": other}}, **common}, "labels"))
     return layers

@@ -1,10 +1,10 @@
 """The lazy annotation widget: label layers for an image, class names, shortcuts, live summary.
 
-Pick an image layer and press *Add lazy-label layers*: one layer per kind of
-lazy label the regimes declare (``<image> blobs``, ``<image> scribbles``,
-``<image> masks``...) appears with its own colours and brush size. Each has a
-button and a shortcut (Alt-1, Alt-2, ...) that switch to painting it on the
-chosen image. The table below lists, per image (per plane of a stack), what
+Pick an image layer and press the button (or shortcut: Alt-1, Alt-2, ...) of
+the kind of lazy label to paint: its layer (``blobs · <image>``,
+``interfaces · <image>``, ``masks · <image>``...) appears then, with its own
+colours and brush size, and becomes the layer painted on; a kind never
+painted gets no layer. A colour legend of the kinds sits under the buttons. The table below lists, per image (per plane of a stack), what
 has been painted, one column per kind, refreshed shortly after each stroke.
 GrabCut drafts of strong masks live in this widget too (:mod:`.grabcut_widget`), and so do
 machine-made points and foreground masks for review (:mod:`.autolabel_widget`). An input
@@ -30,6 +30,7 @@ from .combo import set_combo_items
 from .fit import button_grid, compact_combos, FittedDock, scrolled
 from .autolabel_widget import AutolabelPanel
 from .grabcut_widget import GrabCutPanel
+from .legend import KindsLegend, swatch
 from .tooltips import tip
 
 
@@ -58,15 +59,13 @@ class AnnotationWidget(FittedDock):
         self.class_edit.setToolTip(tip("class_names"))
         self.class_edit.editingFinished.connect(self.apply_class_names)
         titles = ", ".join(input_spec(k).title.lower() for k in input_keys())
-        self.add_button = QPushButton("Add lazy-label layers")
-        self.add_button.setToolTip(tip("add_layers", titles=titles))
-        self.add_button.clicked.connect(self.add_layers)
         self.input_buttons = {}
         for key in input_keys():
             spec = input_spec(key)
             label = f"{spec.title} ({spec.shortcut})" if spec.shortcut else spec.title
             b = QPushButton(label)
             b.setToolTip(tip("input_button", tooltip=spec.tooltip, shortcut=spec.shortcut or "-"))
+            b.setIcon(swatch(spec.colours(1)[1]))
             b.clicked.connect(lambda _=False, k=key: self.select_input(k))
             self.input_buttons[key] = b
         self.grabcut = GrabCutPanel(napari_viewer, self.current_image, self)
@@ -90,7 +89,9 @@ class AnnotationWidget(FittedDock):
                              "for it.")
         self.legend.setWordWrap(True)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.status = QLabel("")
+        self.kinds_legend = KindsLegend()
+        self.kinds_legend.setToolTip(tip("kinds_legend"))
+        self.status = QLabel("Press a kind to paint it on the image: its layer appears then.")
         self.status.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Image", self.image_combo)
@@ -109,8 +110,8 @@ class AnnotationWidget(FittedDock):
         layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(form)
-        layout.addWidget(self.add_button)
         layout.addLayout(button_grid(self.input_buttons.values()))
+        layout.addWidget(self.kinds_legend)
         layout.addWidget(self.status)
         layout.addWidget(self.tabs, 1)
         outer = QVBoxLayout(self)
@@ -147,6 +148,7 @@ class AnnotationWidget(FittedDock):
         image = self.current_image()
         if image is not None:
             self.class_edit.setText(", ".join(class_names(image)))
+        self._show_legend()
         if getattr(self, "autolabel", None) is not None:
             self.autolabel.refresh_channels()
 
@@ -177,29 +179,36 @@ class AnnotationWidget(FittedDock):
         set_class_names(image, names)
         for key, layer in label_layers(self.viewer, image.name).items():
             style_label_layer(layer, key, names)
+        self._show_legend()
         self._schedule_summary()
 
-    def add_layers(self) -> dict:
-        """Add (or find) the lazy-label layers of the chosen image (input key -> layer)."""
+    def _show_legend(self) -> None:
+        image = self.current_image()
+        names = class_names(image) if image is not None else parse_class_names(self.class_edit.text())
+        self.kinds_legend.show_kinds(input_keys(), names)
+
+    def add_layers(self, keys=None) -> dict:
+        """Add (or find) the lazy-label layers of the chosen image for ``keys`` (every kind when None; the
+        buttons add one kind each, when it is first painted): input key -> layer."""
         image = self.current_image()
         if image is None:
             show_warning("open an image first (File > Open, or File > Open Sample > napari-lazylabels)")
             return {}
         names = parse_class_names(self.class_edit.text())
         set_class_names(image, names)
-        layers = ensure_label_layers(self.viewer, image, names)
-        self.select_input(input_keys()[0])
+        layers = ensure_label_layers(self.viewer, image, names, keys)
+        self.select_input(next(iter(layers)))
         self._schedule_summary()
         return layers
 
     def select_input(self, key: str):
-        """Make the input's layer of the chosen image active, in paint mode."""
+        """Make the input's layer of the chosen image active, in paint mode (added now if the image has none)."""
         image = self.current_image()
         if image is None:
             return None
         layers = label_layers(self.viewer, image.name)
         if key not in layers:
-            layers = ensure_label_layers(self.viewer, image, class_names(image))
+            layers = ensure_label_layers(self.viewer, image, class_names(image), [key])
         layer = layers[key]
         layer.visible = True
         self.viewer.layers.selection.active = layer

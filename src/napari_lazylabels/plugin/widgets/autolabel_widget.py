@@ -233,7 +233,7 @@ class AutolabelPanel(QGroupBox):
         points_key, mask_key = pair[0].key, pair[1].key
         layers = label_layers(self.viewer, image_layer.name)
         if points_key not in layers or mask_key not in layers:
-            layers = ensure_label_layers(self.viewer, image_layer, class_names(image_layer))
+            layers = ensure_label_layers(self.viewer, image_layer, class_names(image_layer), [points_key, mask_key])
         points_layer, mask_layer = layers[points_key], layers[mask_key]
         self.refresh_channels()
         plane = current_plane(self.viewer, image_layer)

@@ -5,7 +5,7 @@ folder; each plane of a stack becomes ``<image>_003.ome.zarr`` with
 ``metadata["stack"]`` recording where it came from, so the reader rebuilds the
 stack. Empty lazy-label layers are left out (the image is not annotated for
 that task) unless the task is marked annotated on that plane; predicted planes get ``semantic``, ``instances`` and the per-task
-probabilities. Images already in the project are replaced only after a yes.
+probabilities (kept in the objects layer, shown or not). Images already in the project are replaced only after a yes.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .combo import set_combo_items
 from ..layers import (annotated_flags, class_names, find_layer, input_plane, input_spec, label_layers, layer_values,
                       leading_shape, pixel_size_of, plane_data, plane_name, planes, source_images)
 from .dialogs import ask_overwrite
-from .predictions import stored_probabilities
+from .predictions import stored_outputs
 from .tooltips import tip
 
 
@@ -33,7 +33,8 @@ def stores_for_image(viewer, image_layer) -> list[ImageStore]:
     """The stores to write for an image: one per plane (copies of the layers' data)."""
     names = class_names(image_layer)
     lazy = label_layers(viewer, image_layer.name)
-    preds = {k: find_layer(viewer, image_layer.name, k, "labels") for k in ("semantic", "instances")}
+    cells = find_layer(viewer, image_layer.name, "instances", "labels")
+    classes = find_layer(viewer, image_layer.name, "semantic", "labels")
     lead = leading_shape(image_layer)
     out = []
     for plane in planes(image_layer):
@@ -48,11 +49,11 @@ def stores_for_image(viewer, image_layer) -> list[ImageStore]:
             data = np.array(plane_data(layer, plane))
             if data.any() or marks.get(task):     # marked annotated: kept even when empty
                 labels[task] = data
-        probs = stored_probabilities(viewer, image_layer.name, plane)
-        if probs:
-            for kind, layer in preds.items():
-                if layer is not None:
-                    labels[kind] = np.array(plane_data(layer, plane))
+        probs, semantic, _ = stored_outputs(viewer, image_layer.name, plane)
+        if probs and cells is not None:
+            labels["instances"] = np.array(plane_data(cells, plane))
+            if classes is not None or semantic is not None:
+                labels["semantic"] = np.array(plane_data(classes, plane) if classes is not None else semantic)
         meta = {"class_names": names, "source": "napari"}
         if marks:
             meta["annotated"] = {t: True for t in marks if t in labels or t in points}

@@ -18,7 +18,7 @@ from ...engine.grabcut import grabcut_drafts
 from ...engine.labels import blob_components
 from ...engine.regimes import registry
 from .background import BackgroundCall
-from ..layers import current_plane, label_layers, plane_data
+from ..layers import class_names, current_plane, ensure_label_layers, label_layers, plane_data
 from .tooltips import tip
 
 SCOPES = ("all blobs of the plane", "blobs of the selected class", "blobs in view")
@@ -111,9 +111,12 @@ class GrabCutPanel(QGroupBox):
             show_error("no kind of lazy label can be drafted with GrabCut")
             return
         source, target = pair
-        if source.key not in layers or target.key not in layers:
-            show_error(f"{image_layer.name}: add its lazy-label layers and paint {source.title.lower()} first")
+        if source.key not in layers:
+            show_error(f"{image_layer.name}: paint {source.title.lower()} first ({source.shortcut or 'its button'})")
             return
+        if target.key not in layers:          # the drafts go into the masks layer, made now if never painted
+            layers.update(ensure_label_layers(self.viewer, image_layer, class_names(image_layer), [target.key]))
+            self.viewer.layers.selection.active = layers[source.key]
         blobs_layer, masks_layer = layers[source.key], layers[target.key]
         plane = current_plane(self.viewer, image_layer)
         try:

@@ -27,7 +27,9 @@ from ...errors import LazyLabelsError
 from ...io.bioimageio import MODALITY_TAGS
 from ...engine.trained_model import LazyLabelsModel
 from ...engine.postprocess.settings import PostProcessing
-from ...io.inputs import expand_inputs
+from ...io.folder_images import images_to_predict
+from ...io.imageio import read_image_file
+from ...io.inputs import image_stem
 from ...io.modelio import load_model, save_model
 from ...io.output_paths import plan_outputs
 from ...recipes.predict import ImageResult, PredictOptions, Predictor
@@ -38,9 +40,9 @@ from .background import BackgroundCall
 from .combo import set_combo_items
 from .fit import button_grid
 from .dialogs import ask_overwrite
-from ..layers import pixel_size_of, plane_data, planes
+from ..layers import META, class_names, instances_layer_kwargs, pixel_size_of, plane_data, planes, spatial_placement
 from ..reader import read_lazylabels
-from .predictions import show_prediction
+from .predictions import set_every_head, show_prediction
 from .tooltips import tip
 
 
@@ -107,6 +109,9 @@ class ModelPanel(QGroupBox):
         for signal in (self.authors.editingFinished, self.modality.currentTextChanged):
             signal.connect(lambda *_: remembered.save("export", {"authors": self.authors.text(),
                                                                  "modality": self.modality.currentText()}))
+        self.every_head = QCheckBox("Show every head")
+        self.every_head.setToolTip(tip("every_head"))
+        self.every_head.toggled.connect(lambda on: set_every_head(self.viewer, on, class_names))
         self.open_results = QCheckBox("open the results")
         self.open_results.setToolTip(tip("predict_folder_open"))
         models = QFormLayout()
@@ -114,6 +119,7 @@ class ModelPanel(QGroupBox):
         row = button_grid((self.save_button, self.load_button, self.export_button), columns=2)
         form = QFormLayout()
         form.addRow("Predict on", self.image_combo)
+        form.addRow("", self.every_head)
         layout = QVBoxLayout(self)
         layout.addLayout(models)
         layout.addWidget(self.label)
@@ -132,6 +138,7 @@ class ModelPanel(QGroupBox):
         self._call = BackgroundCall(self)
         self.predicted: list[tuple[int, ...]] = []
         self.folder_results: list[ImageResult] = []
+        self.left_out: dict[Path, str] = {}
         self._update_buttons()
 
     # -- the models of the session ---------------------------------------------------------
@@ -362,7 +369,11 @@ class ModelPanel(QGroupBox):
         model, spec = settings
         template = FOLDER_FORMATS[self.folder_format.currentText()]
         try:
-            images = expand_inputs([folder])
+            found = images_to_predict(folder, tuple(FOLDER_FORMATS.values()))
+            images = found.images
+            if not images:
+                show_warning(f"no image to predict in {folder}: {len(found.left_out)} label file(s) only")
+                return
             pairs, existing = plan_outputs(images, Path(outdir), template, skip_existing=True)
             overwrite = bool(existing)
             if existing:
@@ -375,7 +386,9 @@ class ModelPanel(QGroupBox):
         opened = self.open_results.isChecked()
         options = PredictOptions(overwrite=overwrite)
         self._busy_buttons()
-        self.label.setText(f"predicting {len(pairs)} image(s) of {folder}...")
+        skipped = f"; {len(found.left_out)} label file(s) left out" if found.left_out else ""
+        self.label.setText(f"predicting {len(pairs)} image(s) of {folder}{skipped}...")
+        self.left_out = found.left_out
 
         def work() -> list[ImageResult]:
             with Predictor(model, spec, options) as predictor:
@@ -385,7 +398,7 @@ class ModelPanel(QGroupBox):
             self._update_buttons()
             good = [r for r in results if r.ok]
             self.folder_results = results
-            self.label.setText(f"predicted {len(good)} of {len(results)} image(s) into {outdir}")
+            self.label.setText(f"predicted {len(good)} of {len(results)} image(s) into {outdir}{skipped}")
             for r in results:
                 if not r.ok:
                     show_error(r.summary())
@@ -393,7 +406,7 @@ class ModelPanel(QGroupBox):
                 show_info(f"{len(good)} result(s) written to {outdir}")
             if opened:
                 for r in good:
-                    self._open_result(r.out)
+                    self._open_result(r.image, r.out)
 
         def failed(message: str) -> None:
             self._update_buttons()
@@ -402,14 +415,27 @@ class ModelPanel(QGroupBox):
 
         self._call.start(work, done, failed)
 
-    def _open_result(self, out: Path) -> None:
+    def _open_result(self, image: Path, out: Path) -> None:
+        """Open a result with its image: a store as the reader shows it, a label TIFF over its image (opened
+        unless a layer of that name is open), as the image's objects layer."""
         try:
             if out.suffix.lower() == ".zarr":
                 for data, kwargs, kind in read_lazylabels(str(out)):
                     getattr(self.viewer, f"add_{kind}")(data, **kwargs)
-            else:
-                import tifffile
-                self.viewer.add_labels(tifffile.imread(out), name=out.stem)
+                return
+            import tifffile
+            labels = tifffile.imread(out)
+            name = image_stem(image)
+            if name not in self.viewer.layers:
+                found = read_image_file(image)
+                data, rgb, meta = found.data, found.axes.endswith("c") and found.data.shape[-1] in (3, 4), {}
+                if found.axes.endswith("c") and not rgb:        # the channels before Y, X, as the reader does
+                    data = np.moveaxis(data, -1, -3)
+                    meta = {META: {"channel_axis": data.ndim - 3}}
+                self.viewer.add_image(data, name=name, rgb=rgb, metadata=meta)
+            image_layer = self.viewer.layers[name]
+            self.viewer.add_labels(labels.astype(np.int32), **instances_layer_kwargs(name),
+                                   **spatial_placement(image_layer))
         except (LazyLabelsError, OSError, ValueError) as exc:
             show_error(f"{out}: cannot be opened ({exc})")
 

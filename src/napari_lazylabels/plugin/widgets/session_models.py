@@ -1,9 +1,12 @@
-"""The session's model folders: each Train gets its own, named after its images and the time."""
+"""The session's models: each Train gets its own folder, named after its images and the time; its
+instance settings are fitted to the exact masks unless the user set them."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+
+from ...engine.postprocess.settings import InstanceParams
 
 
 def session_model_name(images: list[str], root: Path) -> str:
@@ -23,3 +26,18 @@ def format_seconds(s: float) -> str:
         return "-"
     s = int(round(s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def own_instances(instances: InstanceParams | None) -> InstanceParams | None:
+    """The instance settings a run keeps as given: the form's, unless they are the defaults, in which case
+    None lets the run fit them to the exact masks painted (recipes/instance_fit.py)."""
+    return None if instances is None or instances == InstanceParams() else instances
+
+
+def fitted_words(record: dict | None) -> str:
+    """What a run's instance fit changed, in a few words ('' when it changed nothing)."""
+    changed = (record or {}).get("changed") or {}
+    if not changed:
+        return ""
+    moved = ", ".join(f"{k.replace('_', ' ')} {a} -> {b}" for k, (a, b) in changed.items())
+    return f"instance settings fitted to your exact masks: {moved}"

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout
+from qtpy.QtWidgets import QFormLayout, QGroupBox, QLabel, QPushButton, QSpinBox, QVBoxLayout
 
 from ...engine.annotations import LazyAnnotations
 from ...engine.suggest import DEFAULT_BOX, DEFAULT_K, SuggestedBox, check_request, suggest
@@ -28,6 +28,7 @@ from ..data import snapshot_labels
 from ..layers import input_plane, plane_data, plane_name, planes, source_images, spatial_placement
 from ..training_worker import lower_thread_priority
 from .background import BackgroundCall
+from .fit import button_grid
 
 #: The Shapes layer of the suggestions, and the key that steps through them.
 LAYER_NAME = "Annotate here next"
@@ -87,9 +88,7 @@ class SuggestPanel(QGroupBox):
         form = QFormLayout()
         form.addRow("Boxes", self.k)
         form.addRow("Box size (px)", self.box)
-        row = QHBoxLayout()
-        for b in (self.suggest_button, self.next_button, self.train_on_button):
-            row.addWidget(b)
+        row = button_grid((self.suggest_button, self.next_button, self.train_on_button), columns=2)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(row)
@@ -171,8 +170,14 @@ class SuggestPanel(QGroupBox):
                   + np.asarray(place["translate"]))
         for axis, value in enumerate(centre[:-2]):
             self.viewer.dims.set_point(self.viewer.dims.ndim - len(centre) + axis, value)
-        self.viewer.camera.center = tuple(centre[-2:])
+        camera_of(self.viewer).center = tuple(centre[-2:])
         self.viewer.layers.selection.active = layer
 
     def shutdown(self) -> None:
         self._call.wait(5)
+
+
+def camera_of(viewer):
+    """The viewer's camera: ``viewer.scene.camera`` since napari 0.9 (``viewer.camera`` is deprecated there)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera

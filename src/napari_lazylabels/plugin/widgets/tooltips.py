@@ -8,9 +8,11 @@ TIPS: dict[str, str] = {
              "each plane is one training image.",
     "class_names": "Names of the object classes, separated by commas. Their number is K: "
                    "blobs and masks hold class ids 1..K (not instance ids).",
-    "add_layers": "Add the lazy-label layers for this image ({titles}), named after it. Existing "
-                  "layers are kept as they are.",
-    "input_button": "{tooltip} Shortcut {shortcut}.",
+    "input_button": "{tooltip} Its layer appears when you first press it. Shortcut {shortcut}.",
+    "every_head": "Each prediction shows the objects found and P(object), the probability that a pixel is in one. Tick to show also the "
+                  "probability of every other head (blobs, interfaces...), the class map and the parts of "
+                  "fg/bg strokes; untick to remove them (the export keeps them either way).",
+    "kinds_legend": "The colour each kind of lazy label paints in (its first class, and its named values).",
     "summary": "Per image (or plane of a stack), one column per kind of lazy label ({titles}); "
                "'-' where the image is not annotated for it (it counts when its layer is painted on "
                "that image, or when a project marks it annotated).",

@@ -36,7 +36,7 @@ from .model_panel import ModelPanel
 from .suggest_panel import SuggestPanel
 from .predictions import ensure_prediction_layers, show_prediction
 from .tooltips import tip
-from .session_models import format_seconds, session_model_name
+from .session_models import fitted_words, format_seconds, own_instances, session_model_name
 from .training_form import TrainSettingsForm
 from ..training_worker import Finished, JobSpec, Preview, Progress, Started, TrainingJob
 
@@ -344,7 +344,7 @@ class TrainWidget(FittedDock):
                                 model_dir=self._model_dir(layers, resume), overwrite=True, resume=resume,
                                 init_from=init_from,
                                 data_description=f"napari: {', '.join(layer.name for layer in layers)}",
-                                instances=settings.instances)
+                                instances=own_instances(settings.instances))
             prepared = prepare(plan)         # user errors now, before anything is started or added
             if prepared.self_supervised:     # it trains on the unpainted planes too
                 plan = replace(plan, items=training_set(self.viewer, layers, unpainted=True))
@@ -476,9 +476,19 @@ class TrainWidget(FittedDock):
         elif msg.stopped:
             self.status.setText(f"stopped at step {msg.step}/{msg.total_steps}; Resume continues")
         else:
-            self.status.setText(f"done: {msg.step} steps")
+            fitted = self._show_fitted_settings()
+            self.status.setText(f"done: {msg.step} steps" + (f"; {fitted}" if fitted else ""))
             show_info(f"training done ({msg.step} steps)")
         self._update_buttons()
+
+    def _show_fitted_settings(self) -> str:
+        """The finished model's instance settings (maybe fitted) into the form; what the fit changed."""
+        try:
+            model = self.model_panel.model()
+        except LazyLabelsError:
+            return ""
+        self.form.set_postprocess(model.postprocess)
+        return fitted_words(model.provenance.get("instance_fit"))
 
     # -- teardown -----------------------------------------------------------------------------
     def shutdown(self) -> None:
