@@ -2,7 +2,7 @@
 reaches the scratch model's accuracy in <= 25 % of its steps").
 
     nice -n 10 python -m benchmarks.suites.continue_scratch                 # the run in docs/benchmarks.md
-    nice -n 10 python -m benchmarks.suites.continue_scratch --round blobs --first-steps 300 --steps 300
+    nice -n 10 python -m benchmarks.suites.continue_scratch --round objects --first-steps 300 --steps 300
 
 On synthetic data (``--images`` training and ``--test`` held-out images of
 ``--size`` px, the ``cpu`` network preset), a first model trains
@@ -15,7 +15,7 @@ after it:
   images before (the image with exact masks among them), on every training
   image after (the user labels more images with blobs and scribbles). The
   held-out images are made apart (seed + 1000).
-* ``--round blobs``: blobs only, on ``--start`` (30 %) of the objects of every
+* ``--round objects``: blobs only, on ``--start`` (30 %) of the objects of every
   image before, ``--after`` (60 %) after (the first objects keep theirs). At
   300 steps this model stays too weak to compare (AP50 0, Dice 0.17: blobs on
   a third of the objects teach it that most objects are background).
@@ -134,7 +134,7 @@ def run_seed(seed: int, args, settings: str, done: set[tuple]) -> None:
 
 
 def _amount(labelled: list) -> int:
-    """Images labelled (``--round images``) or blobs painted (``--round blobs``)."""
+    """Images labelled (``--round images``) or blobs painted (``--round objects``)."""
     return sum(len(x) if isinstance(x, set) else 1 for x in labelled)
 
 
@@ -153,7 +153,7 @@ def main(argv=None) -> None:
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--test", type=int, default=4)
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--round", choices=["images", "blobs"], default="images", help="what the round adds")
+    ap.add_argument("--round", choices=["images", "objects"], default="images", help="what the round adds")
     ap.add_argument("--start-images", type=int, default=3)
     ap.add_argument("--start", type=float, default=0.3)
     ap.add_argument("--after", type=float, default=0.6)
@@ -166,7 +166,8 @@ def main(argv=None) -> None:
     ap.add_argument("--work", default="/tmp/lazylabels-continue-scratch", help="models kept here (resume)")
     args = ap.parse_args(argv)
     added = (f"{args.start_images}img" if args.round == "images" else f"blobs{args.start}to{args.after}")
-    settings = ("v2-" if args.round == "images" else "") + (f"{args.preset}-{args.images}x{args.size}-test{args.test}-{added}-"
+    version = "v2-" if args.round == "images" else ""
+    settings = version + (f"{args.preset}-{args.images}x{args.size}-test{args.test}-{added}-"
                 f"first{args.first_steps}-N{args.steps}-p{args.patch}b{args.batch}")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     done = done_keys(args.results)
