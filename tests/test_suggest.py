@@ -10,7 +10,7 @@ import tifffile
 from napari_lazylabels.cli import main
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.config import TrainConfig, preset
-from napari_lazylabels.engine.suggest import REASONS, painted, suggest
+from napari_lazylabels.engine.suggest import REASONS, candidates, far_at, painted, suggest
 from napari_lazylabels.engine.synthetic import make_lazy_dataset
 from napari_lazylabels.engine.uncertainty import assess, binary_entropy, from_passes, object_scores
 from napari_lazylabels.errors import SettingsError
@@ -87,6 +87,34 @@ def test_suggestions_go_where_the_model_is_unsure_ranked_and_reasoned(learned):
     # an image without any label: every box is far from a label
     bare = LazyAnnotations(items[2].image, {}, name="bare")
     assert not painted(bare).any() and suggest(model, [bare], k=1, box=24)[0].far == 1.0
+
+
+def test_a_large_image_is_searched_coarse_to_fine_with_the_exact_scores(learned):
+    model, items = learned
+    quad = np.block([[items[0].image, items[1].image], [items[2].image, _noise((64, 64), items[0].image)]])
+    everywhere = {"detection": np.ones((128, 128), np.int32)}
+    item = LazyAnnotations(quad, everywhere, name="quad")
+    exact = {(c[4], c[5]): c[0] for c in candidates(item, 0, assess(model, quad, instances=False), 24)}
+    whole = suggest(model, [item], k=2, box=24, coarse_above=None)
+    fast = suggest(model, [item], k=2, box=24, coarse_above=64 * 64)    # shrunk twice, then refined
+    # the refined boxes carry the whole-image scores (crop with the receptive-field margin, the
+    # whole image's normalisation), and both searches find the noise
+    for b in fast:
+        assert b.score == pytest.approx(exact[(b.y, b.x)], abs=2e-3)
+    for boxes in (whole, fast):
+        assert boxes[0].y + 12 > 64 and boxes[0].x + 12 > 64 and boxes[0].reason == "uncertain"
+    assert fast[0].score >= whole[0].score - 0.05
+
+
+def test_far_at_a_point_is_the_distance_transform_capped_at_a_box():
+    from scipy import ndimage
+
+    labelled = np.zeros((90, 120), bool)
+    labelled[10, 15] = labelled[70, 100] = labelled[40:43, 60] = True
+    dist = ndimage.distance_transform_edt(~labelled)
+    for y, x in ((0, 0), (10, 15), (50, 50), (89, 119), (30, 110), (5, 80)):
+        assert far_at(labelled, y, x, 24) == pytest.approx(min(1.0, dist[y, x] / 24))
+    assert far_at(np.zeros((40, 40), bool), 20, 20, 8) == 1.0
 
 
 def test_bad_requests_are_refused_in_one_line(learned):

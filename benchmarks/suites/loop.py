@@ -69,10 +69,10 @@ def _random_boxes(shapes, k, box, rng) -> list[tuple[int, int, int]]:
     return boxes
 
 
-def _train(items, steps, seed, model_dir, init_from=None):
-    run = TrainingRun(TrainingPlan(items, network=preset("tiny"), model_dir=model_dir, init_from=init_from,
-                                   config=TrainConfig(steps=steps, patch_size=48, batch_size=4, device="cpu",
-                                                      seed=seed)))
+def _train(items, steps, seed, model_dir, init_from=None, *, network="tiny", patch=48, batch=4):
+    run = TrainingRun(TrainingPlan(items, network=preset(network), model_dir=model_dir, init_from=init_from,
+                                   config=TrainConfig(steps=steps, patch_size=patch, batch_size=batch,
+                                                      device="cpu", seed=seed)))
     for _ in run.run():
         pass
     return run.model()

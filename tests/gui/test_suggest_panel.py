@@ -44,3 +44,34 @@ def test_the_train_widget_has_the_panel_and_train_on_needs_a_model(viewer, qtbot
     assert errors() and "no model yet" in errors()[-1]
     widget.train_on()
     assert "nothing to train on" in errors()[-1]
+
+
+def test_the_suggestion_is_computed_off_the_gui_thread_at_its_priority(synthetic_viewer, qtbot, errors,
+                                                                           monkeypatch):
+    import os
+    import sys
+    import threading
+
+    import napari_lazylabels.plugin.widgets.suggest_panel as module
+
+    seen = {}
+
+    def fake_suggest(model, items, k, box, device="cpu"):
+        tid = threading.get_native_id()
+        seen.update(thread=tid, nice=os.getpriority(os.PRIO_PROCESS, tid) if hasattr(os, "getpriority") else 0)
+        return [SuggestedBox(1, items[0].name, 0, 0, 0, box, box, 0.5, "uncertain", 0.5, 0.0, 0.0)]
+
+    monkeypatch.setattr(module, "suggest", fake_suggest)
+    monkeypatch.setattr(module, "check_request", lambda *a: None)
+    panel = SuggestPanel(synthetic_viewer, lambda: object())
+    qtbot.addWidget(panel)
+    gui_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) if hasattr(os, "getpriority") else 0
+    for nicer in (False, True):          # the default, and the comparison's nicer thread
+        panel.lower_priority = nicer
+        if LAYER_NAME in synthetic_viewer.layers:
+            synthetic_viewer.layers.remove(LAYER_NAME)
+        panel.suggest()
+        qtbot.waitUntil(lambda: LAYER_NAME in synthetic_viewer.layers and not panel.busy, timeout=10000)
+        assert seen["thread"] != threading.get_native_id() and not errors()
+        if sys.platform.startswith("linux"):
+            assert (seen["nice"] > gui_nice) == nicer

@@ -17,7 +17,7 @@ from .config import NetworkConfig, NormalizationConfig
 from .device import resolve_device
 from .inference import mean_over_flips, predict_tiled
 from .model import LazyUNet
-from .normalize import normalize
+from .normalize import normalize, normalize_with, to_chw
 from .postprocess.settings import PostProcessing
 from .tasks import TaskSpec
 
@@ -57,15 +57,18 @@ class LazyLabelsModel:
 
     def predict(self, image: np.ndarray, *, device: str | torch.device = "cpu", tile_size: int = 1024,
                 batch_size: int = 2, progress=None, components: bool = False,
-                flips: bool = False) -> dict[str, np.ndarray]:
+                flips: bool = False, ranges=None) -> dict[str, np.ndarray]:
         """Per-task probabilities (C, H, W) for a raw YX or YXC image (``components=True``: per
         mixture component, (C * M, H, W), see :func:`~.inference.predict_tiled`).
+
+        ``ranges``: each channel's (low, high) to normalise with (:func:`~.normalize.channel_ranges`
+        of a larger image this one is cut from); by default the image's own percentiles.
 
         ``flips``: test-time augmentation, the mean of the probabilities of the image and of its
         three flips (up-down, left-right, both), each flipped back (four times the work)."""
         device = resolve_device(device)
         self.network.to(device)
-        norm = normalize(image, self.normalization)
+        norm = normalize(image, self.normalization) if ranges is None else normalize_with(to_chw(image), ranges)
         if norm.shape[0] != self.network_config.in_channels:
             raise ModelFileError(f"the model expects {self.network_config.in_channels} channel(s), "
                                  f"the image has {norm.shape[0]}")

@@ -48,7 +48,7 @@ from .tasks import FOREGROUND, SEEDS, heads_by_role
 from .trained_model import LazyLabelsModel
 
 #: The flips of the passes (the image's Y, X axes), by the number of passes.
-PASSES = {2: ((), (1,)), 4: ((), (0,), (1,), (0, 1))}
+PASSES = {1: ((),), 2: ((), (1,)), 4: ((), (0,), (1,), (0, 1))}
 
 
 @dataclass
@@ -102,16 +102,17 @@ def _not_background(probs: np.ndarray) -> np.ndarray:
 
 
 def assess(model: LazyLabelsModel, image: np.ndarray, *, passes: int = 2, device: str | torch.device = "cpu",
-           tile_size: int = 1024, instances: bool = True) -> Uncertainty:
-    """The uncertainty of ``model`` on a raw YX or YXC image (``passes``: 2 or 4 flipped passes);
-    with ``instances`` also the predicted instances (the model's post-processing on the mean
-    probabilities), for :meth:`Uncertainty.object_scores`."""
+           tile_size: int = 1024, instances: bool = True, ranges=None) -> Uncertainty:
+    """The uncertainty of ``model`` on a raw YX or YXC image (``passes``: 2 or 4 flipped passes; 1, no
+    flip, leaves ``flip_disagreement`` at 0); with ``instances`` also the predicted instances (the
+    model's post-processing on the mean probabilities), for :meth:`Uncertainty.object_scores`.
+    ``ranges``: the channels' normalisation ranges, when ``image`` is cut from a larger image."""
     if passes not in PASSES:
         raise ValueError(f"passes must be one of {sorted(PASSES)}, got {passes}")
     fg, total = [], {}
     for axes in PASSES[passes]:
         out = model.predict(np.ascontiguousarray(np.flip(image, axes)) if axes else image, device=device,
-                            tile_size=tile_size)
+                            tile_size=tile_size, ranges=ranges)
         out = {k: np.flip(v, tuple(a + 1 for a in axes)) for k, v in out.items()}
         heads = heads_by_role(out, model.tasks)
         fg.append(_not_background(heads[FOREGROUND]))

@@ -4,7 +4,11 @@ session, where one more label would help the current model most
 through them and moves the view there. *Train on* continues the current model on the labels as
 they are now (a new run from its weights: ``train --init-from``).
 
-The images and their labels are copied on the GUI thread; the model runs in the background.
+The images and their labels are copied on the GUI thread; the model runs in a background thread at
+the GUI's priority. A nicer thread, as training uses, was measured worse here (docs/benchmarks.md,
+"Suggestion latency"): on a loaded CPU it waited longer for its share, the user waited 2-4 times
+longer for the boxes, and the GUI stalled longer (it holds the GIL in its Python parts while
+descheduled); training runs for minutes, a suggestion for seconds that the user is waiting for.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from ...engine.trained_model import LazyLabelsModel
 from ...errors import AnnotationError, LazyLabelsError
 from ..data import snapshot_labels
 from ..layers import input_plane, plane_data, plane_name, planes, source_images, spatial_placement
+from ..training_worker import lower_thread_priority
 from .background import BackgroundCall
 from .fit import button_grid
 
@@ -89,6 +94,7 @@ class SuggestPanel(QGroupBox):
         layout.addLayout(row)
         layout.addWidget(self.status)
         self._call = BackgroundCall(self)
+        self.lower_priority = False         # True: the background thread nicer than the GUI's (for comparisons)
         self.boxes: list[SuggestedBox] = []
         self._where: list[tuple[object, tuple[int, ...]]] = []
         self.current = -1
@@ -123,7 +129,14 @@ class SuggestPanel(QGroupBox):
             self.status.setText("")
             show_error(message)
 
-        self._call.start(lambda: suggest(model, items, k, box, device=device), done, failed)
+        nicer = self.lower_priority
+
+        def work() -> list[SuggestedBox]:
+            if nicer:
+                lower_thread_priority()
+            return suggest(model, items, k, box, device=device)
+
+        self._call.start(work, done, failed)
 
     def show_boxes(self, boxes: list[SuggestedBox], where: list[tuple[object, tuple[int, ...]]]) -> None:
         """The boxes as the Shapes layer (replacing the previous suggestions), the view on the first."""
