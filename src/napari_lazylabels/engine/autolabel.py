@@ -40,7 +40,8 @@ from scipy import ndimage as ndi
 
 from ..errors import AnnotationError, SettingsError
 from .config import check_number
-from .autolabel_stats import NOISY, POLARITIES, ScaleEstimate, choose_threshold, estimate_scale, noise_level, scaled
+from .autolabel_scale import ScaleEstimate, estimate_scale, scaled, texture_of
+from .autolabel_stats import NOISY, POLARITIES, choose_threshold, noise_level
 from .points import empty_points, point_disks, seeded_partition
 
 #: Threshold methods of the foreground mask.
@@ -200,11 +201,13 @@ class ImageReading:
     denoise: float
     noise: float
     estimate: ScaleEstimate | None = None
+    texture: bool = False         # the objects show in the local contrast (phase contrast), not the intensity
 
     def describe(self) -> str:
         how = "read from the image" if self.estimate is not None else "given"
-        text = (f"objects {'darker' if self.dark else 'brighter'} than the background, {self.diameter:.0f} px "
-                f"({how})")
+        kind = "told apart by their texture" if self.texture else \
+            f"{'darker' if self.dark else 'brighter'} than the background"
+        text = f"objects {kind}, {self.diameter:.0f} px ({how})"
         return text + (f"; noisy (noise {self.noise:.3f}), denoised by {self.denoise:.1f} px" if self.denoise else "")
 
 
@@ -216,17 +219,18 @@ def read_image(channel: np.ndarray, config: AutolabelConfig,
     noise = noise_level(img)
     noisy = noise > NOISY
     d, dark = config.diameter_px(micrometers_per_pixel), config.dark
-    estimate = None
+    estimate, texture = None, False
     if d is None or dark is None:
         pre = ndi.gaussian_filter(img, 2.0) if noisy and config.denoise is None else \
             ndi.gaussian_filter(img, config.denoise) if config.denoise else img
         polarity = "auto" if dark is None else ("dark" if dark else "bright")
         estimate = estimate_scale(pre, polarity)
         d = estimate.diameter if d is None else d
+        texture = estimate.texture and dark is None
         dark = estimate.dark if dark is None else dark
         estimate = estimate if config.object_size is None else None
     sigma = config.denoise if config.denoise is not None else (max(1.0, d / 6.0) if noisy else 0.0)
-    return ImageReading(float(d), bool(dark), float(sigma), noise, estimate)
+    return ImageReading(float(d), bool(dark), float(sigma), noise, estimate, bool(texture))
 
 
 def _denoised(channel: np.ndarray, reading: ImageReading) -> np.ndarray:
@@ -234,12 +238,19 @@ def _denoised(channel: np.ndarray, reading: ImageReading) -> np.ndarray:
     return ndi.gaussian_filter(img, reading.denoise) if reading.denoise > 0 else img
 
 
+def _detected(channel: np.ndarray, reading: ImageReading) -> np.ndarray:
+    """What the objects show in, 0..1 and bright: the (denoised) intensity, inverted for dark objects, or
+    its local contrast (:func:`.autolabel_scale.texture_of`) for objects told apart by their texture."""
+    img = _denoised(channel, reading)
+    return texture_of(img) if reading.texture else scaled(img, reading.dark)
+
+
 def _blobs(channel: np.ndarray, config: AutolabelConfig, reading: ImageReading) -> tuple[np.ndarray, np.ndarray]:
     """LoG blobs at the objects' scale: (N, 3) y, x, class 1, and each one's confidence (its response
     over the median response, capped at 1)."""
     from skimage.feature import blob_log
     sigma = reading.diameter / (2.0 * math.sqrt(2.0))
-    img = scaled(_denoised(channel, reading), reading.dark)
+    img = _detected(channel, reading)
     blobs = blob_log(img, min_sigma=max(0.5, 0.7 * sigma), max_sigma=max(0.5, 1.4 * sigma), num_sigma=5,
                      threshold=float(config.detection_threshold), overlap=0.5, exclude_border=False)
     if not len(blobs):
@@ -250,9 +261,25 @@ def _blobs(channel: np.ndarray, config: AutolabelConfig, reading: ImageReading) 
     order = np.concatenate([np.nonzero(blobs[:, 2] == s)[0] for s in np.unique(blobs[:, 2])])
     strength = np.empty(len(blobs))
     strength[order] = response
+    keep = _spaced(blobs[:, :2], strength, reading.diameter / 2.0)
+    blobs, strength = blobs[keep], strength[keep]
     median = float(np.median(strength))
     confidence = np.clip(strength / median, 0.0, 1.0) if median > 0 else np.ones(len(blobs))
     return np.column_stack([blobs[:, 0], blobs[:, 1], np.ones(len(blobs))]).astype(np.float64), confidence
+
+
+def _spaced(yx: np.ndarray, strength: np.ndarray, distance: float) -> np.ndarray:
+    """The indices of the blobs kept when no two may be closer than ``distance`` (the stronger first):
+    one point per object, not one per speck of its texture."""
+    from scipy.spatial import cKDTree
+    order = np.argsort(-strength, kind="stable")
+    tree, taken = cKDTree(yx), np.zeros(len(yx), bool)
+    kept = []
+    for i in order:
+        if not taken[i]:
+            kept.append(i)
+            taken[tree.query_ball_point(yx[i], distance)] = True
+    return np.sort(np.asarray(kept, int))
 
 
 def machine_points(channel: np.ndarray, config: AutolabelConfig,
@@ -285,15 +312,21 @@ def machine_mask(channel: np.ndarray, config: AutolabelConfig,
 def _foreground(channel: np.ndarray, config: AutolabelConfig,
                 reading: ImageReading) -> tuple[np.ndarray, float, str, str, np.ndarray]:
     """The mask, its threshold, method and why, and the smoothed channel it was cut from."""
-    img = _denoised(channel, reading)
-    if config.smoothing > 0:
-        img = ndi.gaussian_filter(img, config.smoothing)
-    t, method, why = threshold_of(img, config, reading.dark)
-    mask = img < t if reading.dark else img > t
+    if reading.texture:       # local contrast, smoothed over a quarter of the object's radius
+        img = ndi.gaussian_filter(texture_of(_denoised(channel, reading)), max(config.smoothing, reading.diameter / 8))
+        dark = False
+    else:
+        img = _denoised(channel, reading)
+        img = ndi.gaussian_filter(img, config.smoothing) if config.smoothing > 0 else img
+        dark = reading.dark
+    t, method, why = threshold_of(img, config, dark)
+    mask = img < t if dark else img > t
     area = config.area_px(reading.diameter)
     if area > 1:
         mask = _without_small(mask, area)
         mask = ~_without_small(~mask, area)      # holes: small pieces of the background
+    if reading.texture:       # a textured object's smooth inside is a hole in its contrast
+        mask = ndi.binary_fill_holes(mask)
     return mask.astype(np.uint8), t, method, why, img
 
 
