@@ -3,6 +3,7 @@ recipe that records, after every step, a digest of each process's weights and bu
 first batch of patches; first it tries a model folder that process 0 may not write (the test fills it).
 Arguments: the output folder, the number of steps."""
 
+import gc
 import hashlib
 import json
 import sys
@@ -63,6 +64,8 @@ def main(out: Path, steps: int) -> None:
     losses = [report.loss for report in run.run()]
     record.update(refused=refused, rank=rank, world=run.distributed.world_size, losses=losses, writer=run.is_writer)
     (out / f"rank{rank}.json").write_text(json.dumps(record))
+    del run, real, sample, after_step        # the DDP wrapper and its reducer go before the interpreter does
+    gc.collect()
 
 
 if __name__ == "__main__":

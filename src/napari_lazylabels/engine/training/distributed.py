@@ -105,8 +105,12 @@ class DistributedContext:
             raise LazyLabelsError(f"process 0 could not start: {text}")
 
     def close(self) -> None:
+        """Leave the process group together: process 0 may still be fitting the instance settings and
+        saving the model when the others finish their last step, and a peer that leaves early can abort
+        it (gloo: "terminate called without an active exception")."""
         import torch.distributed as dist
         if dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
 
 
