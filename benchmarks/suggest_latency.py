@@ -41,7 +41,7 @@ import numpy as np
 if __package__ in (None, ""):      # run as a script: the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.ui_latency import Probe, _display, percentiles  # noqa: E402
+from benchmarks.ui_latency import Probe, _display, painted_viewer, percentiles, spin  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "suggest_latency.jsonl"
 
@@ -87,29 +87,14 @@ def engine_rows(model, item, args) -> list[dict]:
 
 
 def gui_row(model, item, args) -> dict:
-    import napari
     import torch
-    from qtpy.QtWidgets import QApplication
 
-    from napari_lazylabels.plugin.layers import META, label_layer_kwargs
     from napari_lazylabels.plugin.widgets.suggest_panel import LAYER_NAME, SuggestPanel
 
     torch.set_num_threads(args.threads[-1])
-    viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(1400, 900)
-    viewer.add_image(item.image, name="nuclei", metadata={META: {"class_names": ["nucleus"]}})
-    for key, labels in item.labels.items():
-        if labels is not None:
-            viewer.add_labels(labels.astype(np.uint8), **label_layer_kwargs("nuclei", key, ["nucleus"]))
+    viewer = painted_viewer(item)
     panel = SuggestPanel(viewer, lambda: model)
     viewer.window.add_dock_widget(panel, name="Annotate here next", area="right")
-    app = QApplication.instance()
-
-    def spin(seconds: float, until=None):
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end and not (until and until()):
-            app.processEvents()
-            time.sleep(0.001)
 
     spin(2.0)
     probe = Probe(args.probe_ms)

@@ -77,15 +77,37 @@ class Probe:
         return list(self.stalls)
 
 
+def painted_viewer(item):
+    """A shown napari window (1400 x 900) with ``item``'s image ("nuclei") and a labels layer per painted
+    input, as a user's session would have them."""
+    import napari
+
+    from napari_lazylabels.plugin.layers import META, label_layer_kwargs
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    viewer.add_image(item.image, name="nuclei", metadata={META: {"class_names": ["nucleus"]}})
+    for key, labels in item.labels.items():
+        if labels is not None:
+            viewer.add_labels(labels.astype(np.uint8), **label_layer_kwargs("nuclei", key, ["nucleus"]))
+    return viewer
+
+
+def spin(seconds: float, until=None) -> None:
+    """Run Qt's event loop for ``seconds``, or until ``until()`` is true."""
+    from qtpy.QtWidgets import QApplication
+    app = QApplication.instance()
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end and not (until and until()):
+        app.processEvents()
+        time.sleep(0.001)
+
+
 def run(args) -> dict:
     display = _display()
-    import napari
     import torch
     from qtpy.QtCore import QTimer
-    from qtpy.QtWidgets import QApplication
 
     from napari_lazylabels.engine.synthetic import make_lazy_dataset
-    from napari_lazylabels.plugin.layers import META, label_layer_kwargs
     from napari_lazylabels.plugin.widgets import TrainWidget
     from napari_lazylabels.plugin.widgets.training_widget import TrainingTimings
 
@@ -97,25 +119,13 @@ def run(args) -> dict:
     else:
         items, _ = make_lazy_dataset(1, seed=1, shape=(args.size, args.size), strong_fraction=1.0)
     item = items[0]
-    viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(1400, 900)
-    viewer.add_image(item.image, name="nuclei", metadata={META: {"class_names": ["nucleus"]}})
-    for key, labels in item.labels.items():
-        if labels is not None:
-            viewer.add_labels(labels.astype(np.uint8), **label_layer_kwargs("nuclei", key, ["nucleus"]))
+    viewer = painted_viewer(item)
     widget = TrainWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Train & predict", area="right")
     widget.form.set_values(preset_name=args.preset, steps=100000, patch=args.patch, batch=args.batch,
                            threads=args.threads or None)
     timings = widget.observer = TrainingTimings(lower_priority=not args.no_nice,
                                                 layers_first=not args.no_layers_first)
-    app = QApplication.instance()
-
-    def spin(seconds: float, until=None):
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end and not (until and until()):
-            app.processEvents()
-            time.sleep(0.001)
 
     camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
     centre = np.array(camera.center[-2:], float)
