@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from benchmarks.harness.regimes import seeds_key
 from napari_lazylabels.engine.grabcut import grabcut_drafts
-from napari_lazylabels.engine.regimes import registry
 from napari_lazylabels.engine.simulate import simulate_lazy_labels
 from napari_lazylabels.engine.synthetic import make_lazy_dataset, make_test_set
-from napari_lazylabels.engine.tasks import SEEDS
 
 #: The hard sets: a U-Net trained on a few exact masks does not generalise across their texture,
 #: stain and contrast.
@@ -165,13 +164,6 @@ def strong_order(samples: list[Sample], seed: int) -> list[int]:
     perm = [int(i) for i in rng.permutation(len(samples))]
     return [i for i in perm if samples[i].has_objects] + [i for i in perm if not samples[i].has_objects]
 
-
-def seeds_key() -> str:
-    """The input key of the blobs (inner seeds): what GrabCut drafts from."""
-    seeds = registry.input_with_role(SEEDS)
-    if seeds is None:
-        raise SystemExit("no registered regime has a seeds input")
-    return seeds.key
 
 
 def _given(labels: dict) -> dict[str, np.ndarray]:

@@ -10,12 +10,16 @@ from napari_lazylabels.engine.regimes.base import Regime
 from napari_lazylabels.engine.tasks import BOUNDARIES, FOREGROUND, PARTIAL, SEEDS
 
 
+def _regime_with_role(role: str) -> Regime:
+    regime = registry.regime_with_role(role)
+    if regime is None:
+        raise SystemExit(f"no registered regime has a {role} head")
+    return regime
+
+
 def foreground_regime() -> Regime:
     """The regime of the exact masks: the one task of the single-task baselines."""
-    regime = registry.regime_with_role(FOREGROUND)
-    if regime is None:
-        raise SystemExit("no registered regime has a foreground head")
-    return regime
+    return _regime_with_role(FOREGROUND)
 
 
 def strong_key() -> str:
@@ -24,11 +28,9 @@ def strong_key() -> str:
 
 
 def seeds_regime() -> Regime:
-    """The regime of the blobs: the seeds of the instances, the cheapest lazy label."""
-    regime = registry.regime_with_role(SEEDS)
-    if regime is None:
-        raise SystemExit("no registered regime has a seeds head")
-    return regime
+    """The regime of the blobs: the seeds of the instances, the cheapest lazy label (what GrabCut drafts
+    from)."""
+    return _regime_with_role(SEEDS)
 
 
 def seeds_key() -> str:

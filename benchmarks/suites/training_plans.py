@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from benchmarks.harness.data import Dataset, seeds_key
+from benchmarks.harness.data import Dataset
 from benchmarks.harness.methods import MULTITASK_METHODS, PARTIAL_METHODS, Mode, variant_config
-from benchmarks.harness.regimes import foreground_regime, partial_options, partial_regime, strong_key
+from benchmarks.harness.regimes import foreground_regime, partial_options, partial_regime, seeds_key, strong_key
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.config import TrainConfig, preset
 from napari_lazylabels.engine.simulate import annotation_cost, total_annotation_cost
