@@ -250,8 +250,8 @@ class TrainingRun:
         if self.distributed is not None:
             self.trainer.provenance["distributed"] = {"processes": self.distributed.world_size,
                                                       "backend": self.distributed.backend}
-        self.trainer.provenance["painted_per_image"] = painted_kinds(prepared.painted or plan.items)
-        for name, what, n in label_conflicts(prepared.painted or plan.items, plan.n_classes):
+        self.trainer.provenance["painted_per_image"] = painted_kinds(prepared.painted)
+        for name, what, n in label_conflicts(prepared.painted, plan.n_classes):
             warn(f"{n} px of {what}: these labels contradict each other; both are trained as painted "
                  "(fix one of them)", source=name)
         if self.continued is not None:
@@ -340,7 +340,7 @@ class TrainingRun:
     def _fit_instances(self) -> None:
         """Instance settings fitted to the exact masks, once, when the run ends (unless given)."""
         if self.fitted is None and self.plan.instances is None and self.plan.fit_instances:
-            self.fitted = fit_on_exact_masks(self.model(), self.plan.items, self.trainer.device)
+            self.fitted = fit_on_exact_masks(self.model(), self.prepared.painted, self.trainer.device)
             if self.fitted is not None:
                 self.instances = self.fitted.instances
 
