@@ -5,7 +5,9 @@
   object size is a diameter in pixels, or in micrometres with the image's
   pixel size, or (the default) read from the image (:mod:`.autolabel_stats`:
   the scale and sign of the strongest normalised LoG response). One point per
-  blob, class 1; points outside the mask are dropped.
+  blob, class 1. A point outside the mask first grows the mask there by a
+  local threshold (a dim object, :mod:`.autolabel_mask`); the points still
+  outside it are dropped.
 * **Polarity**: bright or dark objects, read from the image by default (the
   sign of that response), or given.
 * **Denoising**: on a noisy image (the noise estimate above
@@ -40,6 +42,7 @@ from scipy import ndimage as ndi
 
 from ..errors import AnnotationError, SettingsError
 from .config import check_number
+from .autolabel_mask import grown_to_points, region_confidence, without_small
 from .autolabel_scale import ScaleEstimate, estimate_scale, scaled, texture_of
 from .autolabel_stats import NOISY, POLARITIES, choose_threshold, noise_level
 from .points import empty_points, point_disks, seeded_partition
@@ -86,6 +89,9 @@ class AutolabelConfig:
             None: a sixth of the object diameter on noisy images, none on
             others; 0: none.
         points_in_mask: drop the points that fall outside the mask.
+        grow_mask: first grow the mask at each point outside it by a local threshold
+            (:func:`.autolabel_mask.grown_to_points`: a dim object's piece), so
+            only the points whose object cannot be found so are dropped.
         min_confidence: points and mask pieces of lower confidence are left
             out of the region trained on (0: none is).
     """
@@ -118,6 +124,8 @@ class AutolabelConfig:
         "Gaussian sigma (px) applied first (default: a sixth of the object size on noisy images; 0: none)",
         metavar="S"))
     points_in_mask: bool = field(default=True, metadata=_help("drop the points that fall outside the mask"))
+    grow_mask: bool = field(default=True, metadata=_help(
+        "grow the mask at each point outside it by a local threshold (dim objects) before dropping any"))
     min_confidence: float = field(default=0.5, metadata=_help(
         "points and mask pieces of lower confidence (0..1) are left out of the region trained on", metavar="C"))
 
@@ -142,7 +150,7 @@ class AutolabelConfig:
         if self.min_area is not None:
             check_number("min area", self.min_area, low=0, integer=True)
         for f in fields(self):
-            if f.name in ("dark_objects", "points_in_mask") and not isinstance(getattr(self, f.name), bool):
+            if f.name in ("dark_objects", "points_in_mask", "grow_mask") and not isinstance(getattr(self, f.name), bool):
                 raise SettingsError(f"{f.name.replace('_', ' ')} must be true or false")
 
     @property
@@ -311,7 +319,8 @@ def machine_mask(channel: np.ndarray, config: AutolabelConfig,
 
 def _foreground(channel: np.ndarray, config: AutolabelConfig,
                 reading: ImageReading) -> tuple[np.ndarray, float, str, str, np.ndarray]:
-    """The mask, its threshold, method and why, and the smoothed channel it was cut from."""
+    """The mask, its threshold, method and why, and the smoothed channel it was cut from (bright objects
+    in it unless ``reading.dark`` and not ``reading.texture``)."""
     if reading.texture:       # local contrast, smoothed over a quarter of the object's radius
         img = ndi.gaussian_filter(texture_of(_denoised(channel, reading)), max(config.smoothing, reading.diameter / 8))
         dark = False
@@ -323,39 +332,11 @@ def _foreground(channel: np.ndarray, config: AutolabelConfig,
     mask = img < t if dark else img > t
     area = config.area_px(reading.diameter)
     if area > 1:
-        mask = _without_small(mask, area)
-        mask = ~_without_small(~mask, area)      # holes: small pieces of the background
+        mask = without_small(mask, area)
+        mask = ~without_small(~mask, area)      # holes: small pieces of the background
     if reading.texture:       # a textured object's smooth inside is a hole in its contrast
         mask = ndi.binary_fill_holes(mask)
     return mask.astype(np.uint8), t, method, why, img
-
-
-def _without_small(mask: np.ndarray, area: int) -> np.ndarray:
-    """``mask`` without its 8-connected pieces of fewer than ``area`` pixels."""
-    lab, n = ndi.label(mask, structure=np.ones((3, 3), bool))
-    if n == 0:
-        return mask
-    keep = np.bincount(lab.ravel()) >= area
-    keep[0] = False
-    return keep[lab]
-
-
-def region_confidence(mask: np.ndarray, smoothed: np.ndarray, threshold: float, points: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """The mask's 8-connected pieces (int32 map) and each one's confidence (index 0: background): its
-    median contrast to the threshold over the whole foreground's, capped at 1, halved without a point."""
-    pieces, n = ndi.label(np.asarray(mask) > 0, structure=np.ones((3, 3), bool))
-    if n == 0:
-        return pieces.astype(np.int32), np.ones(1)
-    contrast = np.abs(np.asarray(smoothed, np.float64) - threshold)
-    overall = float(np.median(contrast[pieces > 0])) or 1.0
-    each = np.asarray(ndi.median(contrast, pieces, index=np.arange(1, n + 1)), np.float64)
-    conf = np.clip(each / overall, 0.0, 1.0)
-    pix = np.floor(np.asarray(points, np.float64).reshape(-1, 3)[:, :2] + 0.5).astype(int)
-    with_point = np.zeros(n + 1, bool)
-    with_point[pieces[pix[:, 0], pix[:, 1]]] = True
-    conf = np.where(with_point[1:], conf, conf / 2.0)
-    return pieces.astype(np.int32), np.concatenate([[1.0], conf])
 
 
 @dataclass
@@ -430,15 +411,23 @@ def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, point
         raise AnnotationError(f"the {method} threshold ({t:.4g}) leaves no foreground: try another "
                               f"threshold method or value, or --polarity", source=source)
     points, confidence = _blobs(pts_img, config, reading)
+    grown = None
     if config.points_in_mask and len(points):
-        pix = np.floor(points[:, :2] + 0.5).astype(int)
-        keep = mask[pix[:, 0], pix[:, 1]] > 0
+        if config.grow_mask and foreground is None:
+            before = mask > 0
+            mask, keep = grown_to_points(before, smoothed, reading.dark and not reading.texture, points,
+                                         reading.diameter, config.area_px(reading.diameter),
+                                         confidence >= config.min_confidence)
+            grown, mask = mask & ~before, mask.astype(np.uint8)
+        else:
+            pix = np.floor(points[:, :2] + 0.5).astype(int)
+            keep = mask[pix[:, 0], pix[:, 1]] > 0
         points, confidence = points[keep], confidence[keep]
     if not len(points):
         raise AnnotationError(f"no blob of diameter {reading.diameter:.3g} px found"
                               f"{' inside the mask' if config.points_in_mask else ''}: lower "
                               f"--detection-threshold or check --object-size", source=source)
-    pieces, piece_conf = region_confidence(mask, smoothed, t, points)
+    pieces, piece_conf = region_confidence(mask, smoothed, t, points, grown, confidence)
     if foreground is not None:
         piece_conf = np.ones_like(piece_conf)
     return MachineLabels(points, mask, t, method, why, reading, confidence, pieces, piece_conf,

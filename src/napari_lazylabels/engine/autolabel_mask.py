@@ -1,0 +1,123 @@
+"""The machine-made foreground mask's pieces: small ones removed, dim objects' pieces grown from their
+points, and a confidence for each piece.
+
+A single threshold of a whole image misses the dim objects of an image whose
+objects differ in brightness (a noisy multiplexed image, a stain taken up
+unevenly): their blobs are found, but they lie outside the mask. Rather than
+drop those points, :func:`grown_to_points` adds each one's object to the mask
+by a *local* threshold: half-way between the background around the point (a
+low percentile of a window of two object diameters) and the point's own
+value, cut to a disk a little larger than an object around the point (so it
+cannot run into a touching neighbour's), kept when it has an object's size.
+A point whose piece cannot be found so (no contrast, or a piece far larger
+than an object) is left outside the mask and dropped as before.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage as ndi
+
+_EIGHT = np.ones((3, 3), bool)
+#: The background level around a point: this percentile of the window.
+BACKGROUND_PERCENTILE = 20
+#: A point grows a piece only if it stands above its background by this share of the contrast between the
+#: mask and the rest of the image (a noise maximum in a flat region does not).
+MIN_CONTRAST = 0.25
+#: A grown piece is cut to a disk of this many object radii around its point.
+REACH = 1.25
+#: A grown piece must be at least this share of the area of an object of the diameter read (a speck is no
+#: dim object).
+MIN_AREA_FACTOR = 0.4
+#: A grown piece must end inside its disk: at most this share of the disk's rim is in it (a piece that
+#: fills the disk is a textured region, not a dim object).
+MAX_RIM_SHARE = 0.25
+#: A grown piece may be at most this many times the area of an object of the diameter read.
+MAX_AREA_FACTOR = 2.5
+
+
+def without_small(mask: np.ndarray, area: int) -> np.ndarray:
+    """``mask`` without its 8-connected pieces of fewer than ``area`` pixels."""
+    lab, n = ndi.label(mask, structure=_EIGHT)
+    if n == 0:
+        return mask
+    keep = np.bincount(lab.ravel()) >= area
+    keep[0] = False
+    return keep[lab]
+
+
+def grown_to_points(mask: np.ndarray, smoothed: np.ndarray, dark: bool, points: np.ndarray, diameter: float,
+                    min_area: int, confident: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The mask with a piece grown at each point that lies outside it (see the module doc), and which
+    points now lie inside it (bool per point).
+
+    Args:
+        mask: the thresholded foreground (bool or 0/1).
+        smoothed: the channel the mask was cut from (its own intensity units).
+        dark: the objects are darker than the background.
+        points: (N, 3) y, x, class.
+        diameter: the objects' diameter (px).
+        min_area: the smallest piece kept (px).
+        confident: which points may grow a piece (bool per point; default: all). A doubtful blob
+            outside the mask is more often a speck of the background than a dim object.
+    """
+    found = np.asarray(mask) > 0
+    out = found.copy()
+    img = -np.asarray(smoothed, np.float64) if dark else np.asarray(smoothed, np.float64)
+    contrast = float(np.median(img[found]) - np.median(img[~found])) if found.any() and not found.all() else 0.0
+    h, w = out.shape
+    pix = np.floor(np.asarray(points, np.float64).reshape(-1, 3)[:, :2] + 0.5).astype(int)
+    r = max(2, int(math.ceil(diameter)))
+    largest = MAX_AREA_FACTOR * math.pi * diameter * diameter / 4.0
+    reach = REACH * diameter / 2.0
+    smallest = MIN_AREA_FACTOR * math.pi * diameter * diameter / 4.0
+    may = np.ones(len(pix), bool) if confident is None else np.asarray(confident, bool)
+    for (y, x), grow in zip(pix, may):
+        if not grow or not (0 <= y < h and 0 <= x < w) or out[y, x]:
+            continue
+        y0, y1, x0, x1 = max(0, y - r), min(h, y + r + 1), max(0, x - r), min(w, x + r + 1)
+        window = img[y0:y1, x0:x1]
+        background, peak = float(np.percentile(window, BACKGROUND_PERCENTILE)), float(img[y, x])
+        if not peak - background > MIN_CONTRAST * contrast:
+            continue
+        yy, xx = np.ogrid[y0 - y:y1 - y, x0 - x:x1 - x]
+        d2 = yy * yy + xx * xx
+        near, rim = d2 <= reach * reach, (d2 <= reach * reach) & (d2 > (reach - 1.5) ** 2)
+        pieces, _ = ndi.label((window > 0.5 * (background + peak)) & near, structure=_EIGHT)
+        piece = pieces == pieces[y - y0, x - x0]
+        bounded = np.count_nonzero(piece & rim) <= MAX_RIM_SHARE * max(1, np.count_nonzero(rim)) and \
+            not np.any(ndi.binary_dilation(piece, _EIGHT) & found[y0:y1, x0:x1])
+        if bounded and max(min_area, smallest) <= int(np.count_nonzero(piece)) <= largest:
+            out[y0:y1, x0:x1] |= ndi.binary_fill_holes(piece)
+    inside = out[np.clip(pix[:, 0], 0, h - 1), np.clip(pix[:, 1], 0, w - 1)] if len(pix) else np.zeros(0, bool)
+    return out, inside
+
+
+def region_confidence(mask: np.ndarray, smoothed: np.ndarray, threshold: float, points: np.ndarray,
+                      grown: np.ndarray | None = None, point_confidence: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The mask's 8-connected pieces (int32 map) and each one's confidence (index 0: background): its
+    median contrast to the threshold over the whole foreground's, capped at 1, halved without a point.
+    A piece made mostly of ``grown`` pixels (grown from a point by :func:`grown_to_points`) has the
+    largest confidence of its points (``point_confidence``) instead: its contrast is to a local level."""
+    pieces, n = ndi.label(np.asarray(mask) > 0, structure=_EIGHT)
+    if n == 0:
+        return pieces.astype(np.int32), np.ones(1)
+    contrast = np.abs(np.asarray(smoothed, np.float64) - threshold)
+    overall = float(np.median(contrast[pieces > 0])) or 1.0
+    each = np.asarray(ndi.median(contrast, pieces, index=np.arange(1, n + 1)), np.float64)
+    conf = np.clip(each / overall, 0.0, 1.0)
+    pix = np.floor(np.asarray(points, np.float64).reshape(-1, 3)[:, :2] + 0.5).astype(int)
+    under = pieces[pix[:, 0], pix[:, 1]] if len(pix) else np.zeros(0, int)
+    with_point = np.zeros(n + 1, bool)
+    with_point[under] = True
+    conf = np.where(with_point[1:], conf, conf / 2.0)
+    if grown is not None and np.any(grown):
+        share = ndi.mean(np.asarray(grown, np.float64), pieces, index=np.arange(1, n + 1))
+        best = np.zeros(n + 1)
+        pc = np.ones(len(pix)) if point_confidence is None else np.clip(np.asarray(point_confidence, float), 0, 1)
+        np.maximum.at(best, under, pc)
+        conf = np.where(np.asarray(share) > 0.5, best[1:], conf)
+    return pieces.astype(np.int32), np.concatenate([[1.0], conf])

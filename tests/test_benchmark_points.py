@@ -1,0 +1,31 @@
+"""The points suite's seeds: one run per training seed (the classical pipeline once), the seeds pooled in
+the targets and the tables (mean, spread, worst seed)."""
+
+from __future__ import annotations
+
+from benchmarks.suites import points
+
+
+def _record(ds, method, seed, ap50):
+    return {"key": points.run_key(ds, method, seed), "dataset": ds, "method": method, "seed": seed, "ap50": ap50,
+            "ap_mean": ap50 / 2, "dice": 0.8, "steps": 0 if method == "classical" else 800, "cost": {},
+            "split": "a split", "n_objects": 10}
+
+
+def test_each_seed_is_a_run_of_its_own_and_seed_0_keeps_the_old_key():
+    keys = {points.run_key("he", m, s) for m in ("machine", "classical") for s in (0, 1, 2)}
+    assert keys == {"he/machine", "he/machine/seed1", "he/machine/seed2", "he/classical"}
+
+
+def test_the_target_is_judged_on_the_mean_over_seeds_and_names_the_worst():
+    recs = [_record("he", "classical", 0, 0.50)] + [_record("he", "machine", s, a)
+                                                      for s, a in ((0, 0.65), (1, 0.62), (2, 0.56))]
+    pooled = points.by_setting(recs)["he/machine"]
+    assert pooled["seeds"] == [0, 1, 2] and abs(pooled["ap50"] - 0.61) < 1e-9
+    (line,) = points.targets(recs)
+    assert "**met**" in line and "3 seeds" in line and "worst seed +0.060" in line and "± 0.046" in line
+    recs[-1] = _record("he", "machine", 2, 0.35)                     # one bad seed pulls the mean under
+    assert "**missed**" in points.targets(recs)[0]
+    table = points.markdown(recs, "cmd", "a machine", points.BUDGET["full"])
+    assert "| machine points + machine foreground | 0.540 ± 0.165 | 3 |" in table
+    assert "| classical (threshold + LoG seeds + distance watershed) | 0.500 | - |" in table
