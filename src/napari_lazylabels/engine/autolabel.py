@@ -45,7 +45,7 @@ from .config import check_number
 from .autolabel_mask import grown_to_points, region_confidence, without_small
 from .autolabel_scale import ScaleEstimate, estimate_scale, scaled, texture_of
 from .autolabel_stats import NOISY, POLARITIES, choose_threshold, noise_level
-from .points import empty_points, point_disks, seeded_partition
+from .points import empty_points, point_disks, point_pixels, seeded_partition
 
 #: Threshold methods of the foreground mask.
 AUTO, OTSU, LI, TRIANGLE, FIXED = "auto", "otsu", "li", "triangle", "fixed"
@@ -150,7 +150,7 @@ class AutolabelConfig:
         if self.min_area is not None:
             check_number("min area", self.min_area, low=0, integer=True)
         for f in fields(self):
-            if f.name in ("dark_objects", "points_in_mask", "grow_mask") and not isinstance(getattr(self, f.name), bool):
+            if f.type in ("bool", bool) and not isinstance(getattr(self, f.name), bool):
                 raise SettingsError(f"{f.name.replace('_', ' ')} must be true or false")
 
     @property
@@ -420,7 +420,7 @@ def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, point
                                          confidence >= config.min_confidence)
             grown, mask = mask & ~before, mask.astype(np.uint8)
         else:
-            pix = np.floor(points[:, :2] + 0.5).astype(int)
+            pix = point_pixels(points)
             keep = mask[pix[:, 0], pix[:, 1]] > 0
         points, confidence = points[keep], confidence[keep]
     if not len(points):

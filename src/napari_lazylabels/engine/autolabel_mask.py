@@ -20,6 +20,8 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
+from .points import point_pixels
+
 _EIGHT = np.ones((3, 3), bool)
 #: The background level around a point: this percentile of the window.
 BACKGROUND_PERCENTILE = 20
@@ -68,11 +70,11 @@ def grown_to_points(mask: np.ndarray, smoothed: np.ndarray, dark: bool, points: 
     img = -np.asarray(smoothed, np.float64) if dark else np.asarray(smoothed, np.float64)
     contrast = float(np.median(img[found]) - np.median(img[~found])) if found.any() and not found.all() else 0.0
     h, w = out.shape
-    pix = np.floor(np.asarray(points, np.float64).reshape(-1, 3)[:, :2] + 0.5).astype(int)
+    pix = point_pixels(points)
     r = max(2, int(math.ceil(diameter)))
-    largest = MAX_AREA_FACTOR * math.pi * diameter * diameter / 4.0
+    area = math.pi * diameter * diameter / 4.0                # of one object
+    smallest, largest = max(min_area, MIN_AREA_FACTOR * area), MAX_AREA_FACTOR * area
     reach = REACH * diameter / 2.0
-    smallest = MIN_AREA_FACTOR * math.pi * diameter * diameter / 4.0
     may = np.ones(len(pix), bool) if confident is None else np.asarray(confident, bool)
     for (y, x), grow in zip(pix, may):
         if not grow or not (0 <= y < h and 0 <= x < w) or out[y, x]:
@@ -89,7 +91,7 @@ def grown_to_points(mask: np.ndarray, smoothed: np.ndarray, dark: bool, points: 
         piece = pieces == pieces[y - y0, x - x0]
         bounded = np.count_nonzero(piece & rim) <= MAX_RIM_SHARE * max(1, np.count_nonzero(rim)) and \
             not np.any(ndi.binary_dilation(piece, _EIGHT) & found[y0:y1, x0:x1])
-        if bounded and max(min_area, smallest) <= int(np.count_nonzero(piece)) <= largest:
+        if bounded and smallest <= int(np.count_nonzero(piece)) <= largest:
             out[y0:y1, x0:x1] |= ndi.binary_fill_holes(piece)
     inside = out[np.clip(pix[:, 0], 0, h - 1), np.clip(pix[:, 1], 0, w - 1)] if len(pix) else np.zeros(0, bool)
     return out, inside
@@ -109,7 +111,7 @@ def region_confidence(mask: np.ndarray, smoothed: np.ndarray, threshold: float, 
     overall = float(np.median(contrast[pieces > 0])) or 1.0
     each = np.asarray(ndi.median(contrast, pieces, index=np.arange(1, n + 1)), np.float64)
     conf = np.clip(each / overall, 0.0, 1.0)
-    pix = np.floor(np.asarray(points, np.float64).reshape(-1, 3)[:, :2] + 0.5).astype(int)
+    pix = point_pixels(points)
     under = pieces[pix[:, 0], pix[:, 1]] if len(pix) else np.zeros(0, int)
     with_point = np.zeros(n + 1, bool)
     with_point[under] = True

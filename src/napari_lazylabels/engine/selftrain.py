@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .points import points_of_instances
+from .points import point_pixels, points_of_instances
 from .tasks import FOREGROUND, heads_by_role
 
 
@@ -59,7 +59,7 @@ def refined_labels(points: np.ndarray, mask: np.ndarray, probability: np.ndarray
     inst = np.where(new, np.asarray(instances), 0)
     found = points_of_instances(inst)
     pts = np.asarray(points, np.float64).reshape(-1, 3)
-    pix = np.floor(pts[:, :2] + 0.5).astype(int)
+    pix = point_pixels(pts)
     uncovered = pts[(inst[pix[:, 0], pix[:, 1]] == 0) & new[pix[:, 0], pix[:, 1]]] if len(pts) else pts
     out = np.concatenate([found, uncovered]) if len(uncovered) else found
     trusted = sure_fg | sure_bg | (old == (p >= 0.5))
@@ -78,7 +78,7 @@ def label_agreement(instances: np.ndarray, points: np.ndarray, mask: np.ndarray,
     pred = (inst > 0) & region
     dice = 2.0 * np.count_nonzero(pred & fg & region) / max(1, np.count_nonzero(pred) + np.count_nonzero(fg & region))
     pts = np.asarray(points, np.float64).reshape(-1, 3)
-    pix = np.floor(pts[:, :2] + 0.5).astype(int)
+    pix = point_pixels(pts)
     hit = inst[pix[:, 0], pix[:, 1]] if len(pts) else np.zeros(0, inst.dtype)
     ids, counts = np.unique(hit[hit > 0], return_counts=True)
     one = set(ids[counts == 1].tolist())
