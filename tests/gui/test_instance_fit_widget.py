@@ -39,3 +39,5 @@ def test_only_the_defaults_are_left_to_the_fit():
     assert fitted_words({"changed": {"min_size": [30, 400]}}) == \
         "instance settings fitted to your exact masks: min size 30 -> 400"
     assert fitted_words({"changed": {}}) == "" and fitted_words(None) == ""
+    assert fitted_words({"changed": {"interface_threshold": [0.5, 0.9]}, "target": "points"}) == \
+        "instance settings fitted to your points: interface threshold 0.5 -> 0.9"

@@ -122,8 +122,9 @@ def add_parser(sub) -> None:
     tr.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.add_argument("--no-fit-instances", dest="fit_instances", action="store_false",
-                    help="keep the instance settings' defaults instead of fitting them to the exact masks at "
-                         "the end of the run (they are fitted unless some are given below)")
+                    help="keep the instance settings' defaults instead of fitting them to the exact masks (or, "
+                         "without exact masks, to the points) at the end of the run (they are fitted unless some "
+                         "are given below)")
     postprocess_options(tr, "stored in the model as the default of predict; default {default}")
     tr.set_defaults(run=cmd_train)
 

@@ -46,6 +46,10 @@ MIN_GAIN = 0.005
 MAX_IMAGES = 16
 #: Fewer exact objects than this: nothing is fitted (too few to tell settings apart).
 MIN_OBJECTS = 5
+#: What the settings may be fitted to (:attr:`FittedInstances.target`), and how each is scored.
+EXACT_MASKS, POINTS = "exact masks", "points"
+SCORE_WORDS = {EXACT_MASKS: "mean of AP50 and object Dice",
+               POINTS: "F1 of objects holding exactly one point"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class FittedInstances:
         objects: how many exact objects they hold.
         median_area: the median exact object's area (px).
         changed: the settings that moved, name -> (before, after).
+        target: what the settings were fitted to: ``"exact masks"`` (``objects`` counts the traced
+            objects) or ``"points"`` (``objects`` counts the points; :mod:`.instance_fitting_points`).
     """
 
     instances: InstanceParams
@@ -69,19 +75,24 @@ class FittedInstances:
     objects: int
     median_area: float
     changed: dict
+    target: str = EXACT_MASKS
+
+    def _what(self) -> str:
+        return f"{self.objects} {'traced objects' if self.target == EXACT_MASKS else self.target}"
 
     def summary(self) -> str:
+        score = SCORE_WORDS.get(self.target, "")
         if not self.changed:
-            return (f"instance settings checked on {self.objects} traced objects in {self.images} image(s): "
+            return (f"instance settings checked on {self._what()} in {self.images} image(s): "
                     f"the defaults are best (score {self.after:.3f})")
         moved = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in self.changed.items())
-        return (f"instance settings fitted to {self.objects} traced objects in {self.images} image(s): {moved} "
-                f"(score {self.before:.3f} -> {self.after:.3f}; mean of AP50 and object Dice)")
+        return (f"instance settings fitted to {self._what()} in {self.images} image(s): {moved} "
+                f"(score {self.before:.3f} -> {self.after:.3f}; {score})")
 
     def to_dict(self) -> dict:
         return {"before": round(self.before, 4), "after": round(self.after, 4), "images": self.images,
                 "objects": self.objects, "median_area": round(self.median_area, 1),
-                "changed": {k: list(v) for k, v in self.changed.items()}}
+                "changed": {k: list(v) for k, v in self.changed.items()}, "target": self.target}
 
 
 def exact_objects(mask: np.ndarray, interfaces: np.ndarray | None = None) -> np.ndarray:
@@ -103,13 +114,14 @@ def _score(probs: Sequence[Mapping[str, np.ndarray]], truths: Sequence[np.ndarra
     return 0.5 * (float(agg["ap50"]) + float(agg["object_dice"]))
 
 
-def _candidates(current: InstanceParams, group: int, median_area: float) -> list[InstanceParams]:
+def _candidates(current: InstanceParams, group: int, median_area: float,
+                interface_thresholds: Sequence[float] = INTERFACE_THRESHOLDS) -> list[InstanceParams]:
     """Group ``group`` of the settings tried one group after the other, around the best so far."""
     def sizes(shares):
         return sorted({max(1, int(round(s * median_area))) for s in shares})
     if group == 0:
         return [replace(current, probability_threshold=p, interface_threshold=i)
-                for p in PROBABILITY_THRESHOLDS for i in INTERFACE_THRESHOLDS]
+                for p in PROBABILITY_THRESHOLDS for i in interface_thresholds]
     if group == 1:
         return [replace(current, min_size=m) for m in sizes(MIN_SIZE_SHARES)]
     return [replace(current, min_seed_area=m) for m in sizes(MIN_SEED_SHARES)]
@@ -129,16 +141,25 @@ def fit_instances(probabilities: Sequence[Mapping[str, np.ndarray]], objects: Se
     if areas.size < MIN_OBJECTS:
         return None
     median_area = float(np.median(areas))
+    best, before, after, changed = search(lambda post: _score(probabilities, objects, tasks, post), postprocess,
+                                          median_area)
+    return FittedInstances(best, before, after, len(objects), int(areas.size), median_area, changed)
+
+
+def search(score: Callable[[PostProcessing], float], postprocess: PostProcessing, median_area: float,
+           interface_thresholds: Sequence[float] = INTERFACE_THRESHOLDS) -> tuple[InstanceParams, float, float, dict]:
+    """The search of the module doc from ``postprocess.instances``: ``(best settings, score before, score
+    after, the settings that moved as name -> (before, after))``. ``score(post)``: higher is better."""
     start = best = postprocess.instances
-    before = best_score = _score(probabilities, objects, tasks, postprocess)
+    before = best_score = score(postprocess)
     for group in range(GROUPS):
-        for params in _candidates(best, group, median_area):
-            s = _score(probabilities, objects, tasks, replace(postprocess, instances=params))
+        for params in _candidates(best, group, median_area, interface_thresholds):
+            s = score(replace(postprocess, instances=params))
             if s > best_score + MIN_GAIN:
                 best, best_score = params, s
     changed = {k: (getattr(start, k), getattr(best, k)) for k in InstanceParams.__dataclass_fields__
                if getattr(start, k) != getattr(best, k)}
-    return FittedInstances(best, before, best_score, len(objects), int(areas.size), median_area, changed)
+    return best, before, best_score, changed
 
 
 def fit_to_exact_masks(predict: Callable[[np.ndarray], Mapping[str, np.ndarray]],

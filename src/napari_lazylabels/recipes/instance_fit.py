@@ -1,8 +1,10 @@
-"""The end of a training run: the model's instance settings fitted to the images with exact masks.
+"""The end of a training run: the model's instance settings fitted to the images with exact masks or,
+in a run without exact masks, to the points (clicked or machine-made).
 
-The fit itself is :mod:`napari_lazylabels.engine.instance_fitting`; this finds its examples among the
-training images (those with exact masks, and the interfaces painted on them) and predicts them with
-the trained model.
+The fits themselves are :mod:`napari_lazylabels.engine.instance_fitting` and
+:mod:`~napari_lazylabels.engine.instance_fitting_points`; this finds their examples among the training
+images (those with exact masks and the interfaces painted on them, or those with points) and predicts
+them with the trained model.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import torch
 
 from ..engine.annotations import LazyAnnotations
 from ..engine.instance_fitting import FittedInstances, fit_to_exact_masks
+from ..engine.instance_fitting_points import fit_to_points
 from ..engine.pipeline import segment
 from ..engine.regimes import registry
 from ..engine.tasks import BOUNDARIES, FOREGROUND
 from ..engine.trained_model import LazyLabelsModel
 
-__all__ = ["FittedInstances", "fit_on_exact_masks", "exact_mask_examples"]
+__all__ = ["FittedInstances", "fit_on_exact_masks", "exact_mask_examples", "point_examples", "fit_on_labels"]
 
 
 def exact_mask_examples(items: Sequence[LazyAnnotations]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
@@ -43,3 +46,26 @@ def fit_on_exact_masks(model: LazyLabelsModel, items: Sequence[LazyAnnotations],
         return None
     return fit_to_exact_masks(lambda image: segment(model, image, device=str(device)).probabilities, examples,
                               model.tasks, model.postprocess)
+
+
+def point_examples(items: Sequence[LazyAnnotations]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(image, points)`` of every image with points (the input that machine-made points also fill)."""
+    pair = registry.machine_label_inputs()
+    if pair is None:
+        return []
+    key = pair[0].key
+    return [(it.image, it.labels[key]) for it in items if it.is_annotated(key)]
+
+
+def fit_on_labels(model: LazyLabelsModel, items: Sequence[LazyAnnotations],
+                  device: str | torch.device = "cpu") -> FittedInstances | None:
+    """The instance settings of ``model`` fitted to the exact masks among ``items`` or, when they hold
+    too few traced objects (or none), to the points among them (None: neither)."""
+    fitted = fit_on_exact_masks(model, items, device)
+    if fitted is not None:
+        return fitted
+    examples = point_examples(items)
+    if not examples:
+        return None
+    return fit_to_points(lambda image: segment(model, image, device=str(device)).probabilities, examples,
+                         model.tasks, model.postprocess)

@@ -81,7 +81,7 @@ from ..errors import LazyLabelsError, OutputError, TrainingDivergedError, warn
 from ..io.atomic import check_can_write
 from ..io.modelio import load_artifacts, load_model, load_training_state, save_model
 from .continue_training import keep_optimizer_state, start_from
-from .instance_fit import FittedInstances, fit_on_exact_masks
+from .instance_fit import FittedInstances, fit_on_labels
 from .model_folder import ModelFolder
 from .unsaved import unsaved_error
 
@@ -113,9 +113,10 @@ class TrainingPlan:
         data_description: recorded in the model's provenance.
         instances: the instance post-processing settings stored in the model
             (the defaults of ``lazylabels predict`` and Predict); None: the defaults,
-            fitted at the end of the run to the images with exact masks (``fit_instances``).
-        fit_instances: when no ``instances`` are given, fit them to the exact masks at the end of
-            the run (:mod:`~napari_lazylabels.recipes.instance_fit`).
+            fitted at the end of the run to the images with exact masks, or without exact masks to the
+            points (``fit_instances``).
+        fit_instances: when no ``instances`` are given, fit them to the exact masks (or the points) at
+            the end of the run (:mod:`~napari_lazylabels.recipes.instance_fit`).
         init_from: a model folder to continue from on the labels as they are now: a new run
             from step 0 into a new ``model_dir``, with its weights and optimiser state where
             sound (:mod:`.continue_training`); the folder is only read.
@@ -338,9 +339,9 @@ class TrainingRun:
             raise
 
     def _fit_instances(self) -> None:
-        """Instance settings fitted to the exact masks, once, when the run ends (unless given)."""
+        """Instance settings fitted to the exact masks (or the points), once, when the run ends (unless given)."""
         if self.fitted is None and self.plan.instances is None and self.plan.fit_instances:
-            self.fitted = fit_on_exact_masks(self.model(), self.prepared.painted, self.trainer.device)
+            self.fitted = fit_on_labels(self.model(), self.prepared.painted, self.trainer.device)
             if self.fitted is not None:
                 self.instances = self.fitted.instances
 

@@ -1,5 +1,5 @@
 """The session's models: each Train gets its own folder, named after its images and the time; its
-instance settings are fitted to the exact masks unless the user set them."""
+instance settings are fitted to the exact masks (or the points) unless the user set them."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def format_seconds(s: float) -> str:
 
 def own_instances(instances: InstanceParams | None) -> InstanceParams | None:
     """The instance settings a run keeps as given: the form's, unless they are the defaults, in which case
-    None lets the run fit them to the exact masks painted (recipes/instance_fit.py)."""
+    None lets the run fit them to the exact masks painted, or the points (recipes/instance_fit.py)."""
     return None if instances is None or instances == InstanceParams() else instances
 
 
@@ -40,4 +40,5 @@ def fitted_words(record: dict | None) -> str:
     if not changed:
         return ""
     moved = ", ".join(f"{k.replace('_', ' ')} {a} -> {b}" for k, (a, b) in changed.items())
-    return f"instance settings fitted to your exact masks: {moved}"
+    target = (record or {}).get("target") or "exact masks"
+    return f"instance settings fitted to your {target}: {moved}"
