@@ -27,5 +27,13 @@ def test_the_target_is_judged_on_the_mean_over_seeds_and_names_the_worst():
     recs[-1] = _record("he", "machine", 2, 0.35)                     # one bad seed pulls the mean under
     assert "**missed**" in points.targets(recs)[0]
     table = points.markdown(recs, "cmd", "a machine", points.BUDGET["full"])
-    assert "| machine points + machine foreground | 0.540 ± 0.165 | 3 |" in table
-    assert "| classical (threshold + LoG seeds + distance watershed) | 0.500 | - |" in table
+    assert "| machine points + machine foreground | 0.540 ± 0.165 | - | 3 |" in table
+    assert "| classical (threshold + LoG seeds + distance watershed) | 0.500 | - | - |" in table
+
+
+def test_the_table_pairs_the_fitted_settings_with_the_defaults_on_the_same_models():
+    recs = [_record("he", "classical", 0, 0.50)] + [_record("he", "machine", s, a) for s, a in ((0, 0.65), (1, 0.55))]
+    for r, d in zip(recs[1:], (0.66, 0.35)):
+        r["unfitted"] = {"ap50": d, "ap_mean": d / 2, "dice": 0.8}
+    table = points.markdown(recs, "cmd", "a machine", points.BUDGET["full"])
+    assert "| machine points + machine foreground | 0.600 ± 0.071 | 0.505 ± 0.219 | 2 |" in table

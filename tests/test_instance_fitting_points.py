@@ -48,9 +48,25 @@ def test_point_agreement_counts_objects_with_exactly_one_point():
     inst = np.zeros((10, 30), np.int32)
     inst[:, :10], inst[:, 10:20], inst[:, 20:] = 1, 2, 3
     points = np.array([[5, 5, 1], [5, 12, 1], [5, 15, 1], [50, 50, 1]], np.float64)   # 1 alone, 2 twice
-    assert point_agreement(inst, points) == (1, 4, 3)
-    assert agreement_score([inst], [points]) == 2 * 1 / (4 + 3)
-    assert agreement_score([inst], [np.zeros((0, 3))]) == 0.0
+    # Object 3 holds no point: an object the points missed (left out) at its size, a fragment when small.
+    assert point_agreement(inst, points, median_area=100) == (1, 4, 2)
+    assert point_agreement(inst, points, median_area=1000) == (1, 4, 3)
+    assert agreement_score([inst], [points], 100) == 2 * 1 / (4 + 2)
+    assert agreement_score([inst], [np.zeros((0, 3))], 100) == 0.0
+
+
+def test_merging_an_object_the_points_missed_gains_nothing_and_fragments_cost():
+    """The bias the score must not have: machine-made points miss objects, and settings that merge a
+    missed object into its pointed neighbour must not score better; a fragment cut off must score worse."""
+    apart = np.zeros((20, 40), np.int32)
+    apart[:, :20], apart[:, 20:] = 1, 2                 # object 2 holds no point
+    merged = (apart > 0).astype(np.int32)
+    cut = apart.copy()
+    cut[:4, :4] = 3                                     # a fragment of object 1, without a point
+    points = [np.array([[10, 10, 1]], np.float64)]
+    median = 400.0
+    assert agreement_score([merged], points, median) == agreement_score([apart], points, median) == 1.0
+    assert agreement_score([cut], points, median) < agreement_score([apart], points, median)
 
 
 def test_fit_finds_the_cells_whose_seeds_the_interfaces_lost():

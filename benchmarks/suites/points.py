@@ -47,6 +47,7 @@ import argparse
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -63,11 +64,12 @@ from napari_lazylabels.engine.autolabel import AutolabelConfig, autolabel, class
 from napari_lazylabels.engine.config import TrainConfig, preset
 from napari_lazylabels.engine.metrics import ap_sweep
 from napari_lazylabels.engine.pipeline import segment, segmentation_from_probabilities
-from napari_lazylabels.engine.postprocess.settings import InstanceParams
 from napari_lazylabels.engine.regimes import registry
 from napari_lazylabels.engine.selftrain import foreground_probability, refined_labels
 from napari_lazylabels.engine.simulate import simulate_lazy_labels
 from napari_lazylabels.engine.synthetic import make_image, make_test_set
+from napari_lazylabels.io.modelio import load_model, save_model
+from napari_lazylabels.recipes.instance_fit import fit_on_labels
 from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
 
 METHODS = ("points", "machine", "selftrain", "classical", "lazy", "full", "no_rounds", "no_aux", "no_cuts")
@@ -193,6 +195,17 @@ def _trained(plan: TrainingPlan):
     return run.model()
 
 
+def _kept(plan: TrainingPlan, folder: Path | None):
+    """The run's model with the instance settings' defaults: loaded from ``folder`` when an earlier run
+    kept it there, else trained (and kept there when a folder is given); the fit is the caller's."""
+    if folder is not None and (folder / "config.json").exists():
+        return load_model(folder)
+    model = _trained(dataclasses.replace(plan, fit_instances=False))
+    if folder is not None:
+        save_model(model, folder)
+    return model
+
+
 def _refined(model, items: list[LazyAnnotations], regime) -> list[LazyAnnotations]:
     """The items with the model's confident foreground and objects as their labels (one round)."""
     pts_key, mask_key = (i.key for i in regime.inputs)
@@ -213,7 +226,7 @@ def run_key(dataset: str, method: str, seed: int) -> str:
     return f"{dataset}/{method}" if method == "classical" or seed == 0 else f"{dataset}/{method}/seed{seed}"
 
 
-def run_one(ds: Data, method: str, b: Budget, log, seed: int = 0) -> dict:
+def run_one(ds: Data, method: str, b: Budget, log, seed: int = 0, models: Path | None = None) -> dict:
     t0 = time.perf_counter()
     if method == "classical":
         pairs = []
@@ -236,13 +249,15 @@ def run_one(ds: Data, method: str, b: Budget, log, seed: int = 0) -> dict:
             plan = TrainingPlan(items, network=preset("cpu"), config=config, regimes=lazy_regimes())
         else:
             plan = TrainingPlan(items, network=preset("cpu"), config=config, regimes=[foreground_regime()])
-        model = _trained(plan)
+        # Trained without the fit, which is made here as the end of a run makes it (fit_on_labels), so the
+        # test images are scored with the defaults and the fitted settings on the same probabilities.
+        model = _kept(plan, None if models is None else models / run_key(ds.name, method, seed).replace("/", "_"))
+        fit = fit_on_labels(model, plan.items) if plan.fit_instances else None
+        fitted = model.postprocess if fit is None else dataclasses.replace(model.postprocess, instances=fit.instances)
         probs = [segment(model, _gray_or_rgb(image), device="cpu").probabilities for _, image, _ in ds.test]
-        pairs = [(segmentation_from_probabilities(p, model.tasks, model.postprocess).instances, truth)
+        pairs = [(segmentation_from_probabilities(p, model.tasks, fitted).instances, truth)
                  for p, (_, _, truth) in zip(probs, ds.test)]
-        # The same probabilities with the instance settings' defaults (paired: what the fit changed).
-        defaults = dataclasses.replace(model.postprocess, instances=InstanceParams())
-        unfitted = score([(segmentation_from_probabilities(p, model.tasks, defaults).instances, truth)
+        unfitted = score([(segmentation_from_probabilities(p, model.tasks, model.postprocess).instances, truth)
                           for p, (_, _, truth) in zip(probs, ds.test)])
         n_train, steps = len(items), b.steps * (2 if method == "selftrain" else 1)
     wall = time.perf_counter() - t0
@@ -253,7 +268,7 @@ def run_one(ds: Data, method: str, b: Budget, log, seed: int = 0) -> dict:
               "n_objects": int(sum(len(np.unique(t[t > 0])) for _, t in pairs))}
     if steps:
         record["unfitted"] = {k: unfitted[k] for k in ("ap50", "ap_mean", "dice")}
-        record["instance_fit"] = model.provenance.get("instance_fit")
+        record["instance_fit"] = None if fit is None else fit.to_dict()
     log(f"{record['key']:22s} AP50 {s['ap50']:.3f} AP[.5:.9] {s['ap_mean']:.3f} Dice {s['dice']:.3f} [{wall:.0f} s]"
         + (f" (defaults' AP50 {unfitted['ap50']:.3f})" if steps else ""))
     return record
@@ -270,14 +285,17 @@ def by_setting(records: list[dict]) -> dict[str, dict]:
         rs = sorted(rs, key=lambda r: r.get("seed", 0))
         out[key] = {**rs[0], "key": key, "seeds": [r.get("seed", 0) for r in rs],
                     "ap50_seeds": [r["ap50"] for r in rs],
+                    "defaults_ap50_seeds": [r["unfitted"]["ap50"] for r in rs if r.get("unfitted")],
                     **{m: float(np.mean([r[m] for r in rs])) for m in ("ap50", "ap_mean", "dice")}}
     return out
 
 
-def _spread(r: dict) -> str:
-    """AP50 as mean +- standard deviation over the seeds (the mean alone for one seed)."""
-    a = r["ap50_seeds"]
-    return f"{r['ap50']:.3f}" if len(a) < 2 else f"{r['ap50']:.3f} ± {np.std(a, ddof=1):.3f}"
+def _spread(r: dict, key: str = "ap50_seeds") -> str:
+    """AP50 as mean +- standard deviation over the seeds (the mean alone for one seed; "-" for none)."""
+    a = r.get(key) or []
+    if not a:
+        return "-"
+    return f"{np.mean(a):.3f}" if len(a) < 2 else f"{np.mean(a):.3f} ± {np.std(a, ddof=1):.3f}"
 
 
 def targets(records: list[dict]) -> list[str]:
@@ -306,7 +324,8 @@ def targets(records: list[dict]) -> list[str]:
 
 def _row(r: dict) -> str:
     c = {} if r["method"] in ("machine", "selftrain") else r["cost"]       # the machine made them
-    return (f"| {METHOD_NAMES[r['method']]} | {_spread(r)} | {len(r['seeds']) if r['steps'] else '-'} | "
+    return (f"| {METHOD_NAMES[r['method']]} | {_spread(r)} | {_spread(r, 'defaults_ap50_seeds')} | "
+            f"{len(r['seeds']) if r['steps'] else '-'} | "
             f"{r['ap_mean']:.3f} | {r['dice']:.3f} | "
             f"{c.get('points_clicked', 0)} | {c.get('painted_pixels', 0)} | {c.get('objects_traced', 0)} |")
 
@@ -318,13 +337,15 @@ def markdown(records: list[dict], command: str, machine_text: str, b: Budget) ->
            f"{b.steps}` (which runs or skips every setting; the last invocation was `{command}`) on {machine_text}. "
            f"Every trained run: {b.steps} steps, batch {b.batch_size} x {b.patch_size}x{b.patch_size} px, the `cpu` "
            f"preset, up to {n_seeds} training seed(s) (AP50 as mean ± standard deviation over them; the other "
-           "columns are means); AP pooled over the test images. Machine-made labels cost no click and no stroke "
+           "columns are means); AP pooled over the test images. A trained run's instance settings are fitted at its end "
+           "(to its exact masks or, without them, its points; no test data); *AP50, instance defaults* scores the same "
+           "model's probabilities with the settings' defaults. Machine-made labels cost no click and no stroke "
            "(0 in the cost columns).", "", "### Targets", "", *targets(records), ""]
     for ds in dict.fromkeys(r["dataset"] for r in records):
         rows = sorted((r for r in by.values() if r["dataset"] == ds), key=lambda r: METHODS.index(r["method"]))
         out += [f"### {ds}", "", f"Data: {rows[0]['split']}; {rows[0]['n_objects']} test objects.", "",
-                "| method | AP50 | seeds | AP 0.5:0.9 | Dice | points clicked | painted px | objects traced |",
-                "|---|---|---|---|---|---|---|---|", *(_row(r) for r in rows), ""]
+                "| method | AP50 | AP50, instance defaults | seeds | AP 0.5:0.9 | Dice | points clicked | painted px | "
+                "objects traced |", "|---|---|---|---|---|---|---|---|---|", *(_row(r) for r in rows), ""]
     out.append(MARK_END)
     return "\n".join(out)
 
@@ -340,6 +361,9 @@ def main(argv=None, config: BenchConfig | None = None) -> int:
     ap.add_argument("--synthetic-images", type=int, default=8, help="training images of the synthetic set")
     ap.add_argument("--seeds", type=int, nargs="*", default=[0],
                     help="training seeds of the trained methods (default: 0; the classical pipeline runs once)")
+    ap.add_argument("--models", type=Path, default=None,
+                    help="keep each trained model in a folder here (named after its run) and score a kept one "
+                         "instead of training it again (e.g. after a change of the instance fit)")
     suite_options(ap)
     args = ap.parse_args(argv)
     mode = "full" if args.full else "quick"
@@ -351,7 +375,7 @@ def main(argv=None, config: BenchConfig | None = None) -> int:
                                       for seed in (args.seeds[:1] if m == "classical" else args.seeds)
                                       if run_key(name, m, seed) not in done],
                   lambda name: load(name, args.synthetic_images, config),
-                  lambda ds, job: run_one(ds, job[0], b, log, seed=job[1]),
+                  lambda ds, job: run_one(ds, job[0], b, log, seed=job[1], models=args.models),
                   dict(steps_budget=b.steps, batch=b.batch_size, patch=b.patch_size), log)
     records = read_results(path, *args.merge)
     for line in targets(records):

@@ -147,15 +147,17 @@ def fit_instances(probabilities: Sequence[Mapping[str, np.ndarray]], objects: Se
 
 
 def search(score: Callable[[PostProcessing], float], postprocess: PostProcessing, median_area: float,
-           interface_thresholds: Sequence[float] = INTERFACE_THRESHOLDS) -> tuple[InstanceParams, float, float, dict]:
+           interface_thresholds: Sequence[float] = INTERFACE_THRESHOLDS,
+           min_gain: float = MIN_GAIN) -> tuple[InstanceParams, float, float, dict]:
     """The search of the module doc from ``postprocess.instances``: ``(best settings, score before, score
-    after, the settings that moved as name -> (before, after))``. ``score(post)``: higher is better."""
+    after, the settings that moved as name -> (before, after))``. ``score(post)``: higher is better; a
+    change is kept when it gains more than ``min_gain``."""
     start = best = postprocess.instances
     before = best_score = score(postprocess)
     for group in range(GROUPS):
         for params in _candidates(best, group, median_area, interface_thresholds):
             s = score(replace(postprocess, instances=params))
-            if s > best_score + MIN_GAIN:
+            if s > best_score + min_gain:
                 best, best_score = params, s
     changed = {k: (getattr(start, k), getattr(best, k)) for k in InstanceParams.__dataclass_fields__
                if getattr(start, k) != getattr(best, k)}
