@@ -37,3 +37,21 @@ def test_the_table_pairs_the_fitted_settings_with_the_defaults_on_the_same_model
         r["unfitted"] = {"ap50": d, "ap_mean": d / 2, "dice": 0.8}
     table = points.markdown(recs, "cmd", "a machine", points.BUDGET["full"])
     assert "| machine points + machine foreground | 0.600 ± 0.071 | 0.505 ± 0.219 | 2 |" in table
+
+
+def test_a_full_report_writes_its_own_block_and_leaves_the_quick_one(tmp_path):
+    import json
+
+    from benchmarks.harness.config import BenchConfig
+    recs = [_record("he", "classical", 0, 0.50), {**_record("he", "machine", 0, 0.62), "machine": "a machine"}]
+    recs[0]["machine"] = "a machine"
+    (tmp_path / "points_full.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    docs = tmp_path / "benchmarks.md"
+    quick = f"{points.MARK_BEGIN}\nthe quick tables\n{points.MARK_END}"
+    docs.write_text(f"# Benchmarks\n\n{quick}\n\n## Full\n\n"
+                    f"{points.MARKS['full'][0]}\nthe stale full table\n{points.MARKS['full'][1]}\n\nprose after\n")
+    config = BenchConfig(docs_file=docs)
+    assert points.main(["--full", "--report-only", "--results", str(tmp_path)], config) == 0
+    text = docs.read_text()
+    assert quick in text and "stale" not in text and text.endswith("prose after\n")
+    assert "| machine points + machine foreground | 0.620 |" in text and "**met**" in text

@@ -115,13 +115,14 @@ def _score(probs: Sequence[Mapping[str, np.ndarray]], truths: Sequence[np.ndarra
 
 
 def _candidates(current: InstanceParams, group: int, median_area: float,
-                interface_thresholds: Sequence[float] = INTERFACE_THRESHOLDS) -> list[InstanceParams]:
+                interface_thresholds: Sequence[float] = INTERFACE_THRESHOLDS,
+                probability_thresholds: Sequence[float | None] = PROBABILITY_THRESHOLDS) -> list[InstanceParams]:
     """Group ``group`` of the settings tried one group after the other, around the best so far."""
     def sizes(shares):
         return sorted({max(1, int(round(s * median_area))) for s in shares})
     if group == 0:
         return [replace(current, probability_threshold=p, interface_threshold=i)
-                for p in PROBABILITY_THRESHOLDS for i in interface_thresholds]
+                for p in probability_thresholds for i in interface_thresholds]
     if group == 1:
         return [replace(current, min_size=m) for m in sizes(MIN_SIZE_SHARES)]
     return [replace(current, min_seed_area=m) for m in sizes(MIN_SEED_SHARES)]
@@ -148,14 +149,17 @@ def fit_instances(probabilities: Sequence[Mapping[str, np.ndarray]], objects: Se
 
 def search(score: Callable[[PostProcessing], float], postprocess: PostProcessing, median_area: float,
            interface_thresholds: Sequence[float] = INTERFACE_THRESHOLDS,
-           min_gain: float = MIN_GAIN) -> tuple[InstanceParams, float, float, dict]:
+           min_gain: float = MIN_GAIN,
+           probability_thresholds: Sequence[float | None] = PROBABILITY_THRESHOLDS,
+           ) -> tuple[InstanceParams, float, float, dict]:
     """The search of the module doc from ``postprocess.instances``: ``(best settings, score before, score
     after, the settings that moved as name -> (before, after))``. ``score(post)``: higher is better; a
-    change is kept when it gains more than ``min_gain``."""
+    change is kept when it gains more than ``min_gain``. ``interface_thresholds`` and
+    ``probability_thresholds``: the values the first group tries."""
     start = best = postprocess.instances
     before = best_score = score(postprocess)
     for group in range(GROUPS):
-        for params in _candidates(best, group, median_area, interface_thresholds):
+        for params in _candidates(best, group, median_area, interface_thresholds, probability_thresholds):
             s = score(replace(postprocess, instances=params))
             if s > best_score + min_gain:
                 best, best_score = params, s
