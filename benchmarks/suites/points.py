@@ -384,8 +384,8 @@ def main(argv=None, config: BenchConfig | None = None) -> int:
     for line in targets(records):
         print(line)
     if not args.no_docs and records:
-        begin, end = MARKS[mode]
-        write_docs(config.docs_file, markdown(records, command, records[-1]["machine"], b, (begin, end)),
+        begin, end = marks = MARKS[mode]
+        write_docs(config.docs_file, markdown(records, command, records[-1]["machine"], b, marks),
                    begin=begin, end=end)
     return 0
 

@@ -18,8 +18,8 @@ Since the score is a proxy (no traced object is seen), a change of the settings 
 gains more than :data:`MIN_GAIN_POINTS`. The foreground threshold is not searched: points say where
 the objects are, not where they end, and a lower threshold that joins two pieces of one pointed object
 also widens every mask (on one MIBI seed it cost 0.04 AP50 on the test tiles). The median object's
-area (for the fragment size and the size-relative steps) is that of the objects holding exactly one point under the settings the search
-starts from (of all its objects when none holds a point alone).
+area (for the fragment size and the size-relative steps) is that of the objects holding exactly one
+point under the settings the search starts from (of all its objects when none holds a point alone).
 
 Why it matters: a model trained on machine-made points can learn interfaces that are too wide where
 the detection missed an object (its partition of the mask gave the object to a neighbour and drew an
