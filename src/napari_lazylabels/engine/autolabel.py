@@ -7,7 +7,8 @@
   the scale and sign of the strongest normalised LoG response). One point per
   blob, class 1. A point outside the mask first grows the mask there by a
   local threshold (a dim object, :mod:`.autolabel_mask`); the points still
-  outside it are dropped.
+  outside it are dropped. Each object of the mask (its parts between necks)
+  keeps one point, its strongest.
 * **Polarity**: bright or dark objects, read from the image by default (the
   sign of that response), or given.
 * **Denoising**: on a noisy image (the noise estimate above
@@ -42,7 +43,7 @@ from scipy import ndimage as ndi
 
 from ..errors import AnnotationError, SettingsError
 from .config import check_number
-from .autolabel_mask import grown_to_points, region_confidence, without_small
+from .autolabel_mask import grown_to_points, one_per_basin, region_confidence, without_small
 from .autolabel_scale import ScaleEstimate, estimate_scale, scaled, texture_of
 from .autolabel_stats import NOISY, POLARITIES, choose_threshold, noise_level
 from .points import empty_points, point_disks, point_pixels, seeded_partition
@@ -92,6 +93,9 @@ class AutolabelConfig:
         grow_mask: first grow the mask at each point outside it by a local threshold
             (:func:`.autolabel_mask.grown_to_points`: a dim object's piece), so
             only the points whose object cannot be found so are dropped.
+        one_per_object: keep the strongest point of each object of the mask
+            (:func:`.autolabel_mask.one_per_basin`: its parts between necks),
+            so the texture inside a large object does not make it several.
         min_confidence: points and mask pieces of lower confidence are left
             out of the region trained on (0: none is).
     """
@@ -126,6 +130,8 @@ class AutolabelConfig:
     points_in_mask: bool = field(default=True, metadata=_help("drop the points that fall outside the mask"))
     grow_mask: bool = field(default=True, metadata=_help(
         "grow the mask at each point outside it by a local threshold (dim objects) before dropping any"))
+    one_per_object: bool = field(default=True, metadata=_help(
+        "keep one point (the strongest) per object of the mask: its parts between necks"))
     min_confidence: float = field(default=0.5, metadata=_help(
         "points and mask pieces of lower confidence (0..1) are left out of the region trained on", metavar="C"))
 
@@ -422,6 +428,9 @@ def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, point
         else:
             pix = point_pixels(points)
             keep = mask[pix[:, 0], pix[:, 1]] > 0
+        points, confidence = points[keep], confidence[keep]
+    if config.one_per_object and len(points):
+        keep = one_per_basin(points, confidence, mask)
         points, confidence = points[keep], confidence[keep]
     if not len(points):
         raise AnnotationError(f"no blob of diameter {reading.diameter:.3g} px found"
