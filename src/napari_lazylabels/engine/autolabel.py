@@ -8,7 +8,7 @@
   blob, class 1. A point outside the mask first grows the mask there by a
   local threshold (a dim object, :mod:`.autolabel_mask`); the points still
   outside it are dropped. Each object of the mask (its parts between necks)
-  keeps one point, its strongest.
+  keeps one point, its most confident.
 * **Polarity**: bright or dark objects, read from the image by default (the
   sign of that response), or given.
 * **Denoising**: on a noisy image (the noise estimate above
@@ -93,7 +93,7 @@ class AutolabelConfig:
         grow_mask: first grow the mask at each point outside it by a local threshold
             (:func:`.autolabel_mask.grown_to_points`: a dim object's piece), so
             only the points whose object cannot be found so are dropped.
-        one_per_object: keep the strongest point of each object of the mask
+        one_per_object: keep the most confident point of each object of the mask
             (:func:`.autolabel_mask.one_per_basin`: its parts between necks),
             so the texture inside a large object does not make it several.
         min_confidence: points and mask pieces of lower confidence are left
@@ -131,7 +131,7 @@ class AutolabelConfig:
     grow_mask: bool = field(default=True, metadata=_help(
         "grow the mask at each point outside it by a local threshold (dim objects) before dropping any"))
     one_per_object: bool = field(default=True, metadata=_help(
-        "keep one point (the strongest) per object of the mask: its parts between necks"))
+        "keep one point (the most confident) per object of the mask: its parts between necks"))
     min_confidence: float = field(default=0.5, metadata=_help(
         "points and mask pieces of lower confidence (0..1) are left out of the region trained on", metavar="C"))
 
