@@ -262,12 +262,14 @@ def _image_file(tmp_path, channels=False):
 
 
 def test_cli_autolabel_then_train_on_the_result(tmp_path, capsys):
-    img, _ = _image_file(tmp_path, channels=True)
+    img, im = _image_file(tmp_path, channels=True)
     code = main(["autolabel", "--image", str(img), "--points-channel", "0", "--mask-channel", "1",
                  "--points", str(tmp_path / "p.csv"), "--foreground", str(tmp_path / "m.tif"), "--object-size", "12"])
     assert code == 0, capsys.readouterr().err
     assert "points, foreground" in capsys.readouterr().out
     pts = read_points_csv(tmp_path / "p.csv", (64, 64))
+    under = im.instances[np.floor(pts[:, 0] + 0.5).astype(int), np.floor(pts[:, 1] + 0.5).astype(int)]
+    assert sorted(under.tolist()) == sorted(np.unique(im.instances[im.instances > 0]).tolist())   # one per object
     assert len(pts) >= 2 and tifffile.imread(tmp_path / "m.tif").max() == 1
     (tmp_path / "train.csv").write_text(f"image,{POINTS_KEY},{MASK_KEY}\nimg.tif,p.csv,m.tif\n")
     items = load_manifest(tmp_path / "train.csv", 1)

@@ -20,7 +20,7 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from .points import point_pixels
+from .points import point_pixels, seeded_partition
 
 _EIGHT = np.ones((3, 3), bool)
 #: The background level around a point: this percentile of the window.
@@ -140,16 +140,16 @@ def one_per_basin(points: np.ndarray, strength: np.ndarray, mask: np.ndarray,
     object then trains as several. Points outside the mask are all kept.
     """
     from skimage.morphology import h_maxima
-    from skimage.segmentation import watershed
     fg = np.asarray(mask) > 0
     if not len(points) or not fg.any():
         return np.arange(len(points))
     dist = ndi.gaussian_filter(ndi.distance_transform_edt(fg), 1.0)
     markers, _ = ndi.label(h_maxima(dist, depth) & fg, structure=_EIGHT)
-    basins = watershed(-dist, markers, mask=fg)
+    basins = seeded_partition(fg, markers, -dist)
     pix = point_pixels(points)
     basin = basins[pix[:, 0], pix[:, 1]]
     order = np.lexsort((-np.asarray(strength, np.float64), basin))      # by basin, the strongest first
+    sorted_basin = basin[order]
     first = np.ones(len(order), bool)
-    first[1:] = basin[order][1:] != basin[order][:-1]
-    return np.sort(order[first | (basin[order] == 0)])
+    first[1:] = sorted_basin[1:] != sorted_basin[:-1]
+    return np.sort(order[first | (sorted_basin == 0)])
