@@ -3,8 +3,9 @@
 * **Points**: Laplacian-of-Gaussian blob detection (``skimage.feature.blob_log``)
   on one channel (e.g. a nuclear stain), at the scale of the objects: the
   object size is a diameter in pixels, or in micrometres with the image's
-  pixel size, or (the default) read from the image (:mod:`.autolabel_stats`:
-  the scale and sign of the strongest normalised LoG response). One point per
+  pixel size, or (the default) read from the image (:mod:`.autolabel_reading`:
+  the scale and sign of the strongest normalised LoG response, corrected by
+  the median size of the mask's objects). One point per
   blob, class 1. A point outside the mask first grows the mask there by a
   local threshold (a dim object, :mod:`.autolabel_mask`); the points still
   outside it are dropped. Each object of the mask (its parts between necks)
@@ -36,154 +37,21 @@ these labels must beat.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import AnnotationError, SettingsError
-from .config import check_number
+from .autolabel_config import (AUTO, FIXED, LI, MICROMETERS, OTSU, PIXELS, SIZE_UNITS, THRESHOLDS,  # noqa: F401
+                               TRIANGLE, AutolabelConfig)
 from .autolabel_mask import grown_to_points, one_per_basin, region_confidence, without_small
-from .autolabel_scale import ScaleEstimate, estimate_scale, scaled, texture_of
-from .autolabel_stats import NOISY, POLARITIES, choose_threshold, noise_level
+from .autolabel_reading import SIZE_CORRECTION, ImageReading, read_image, sized_by_mask  # noqa: F401
+from .autolabel_scale import scaled, texture_of
+from .autolabel_stats import choose_threshold
 from .points import empty_points, point_disks, point_pixels, seeded_partition
 
-#: Threshold methods of the foreground mask.
-AUTO, OTSU, LI, TRIANGLE, FIXED = "auto", "otsu", "li", "triangle", "fixed"
-THRESHOLDS = (AUTO, OTSU, LI, TRIANGLE, FIXED)
-#: Units of the object size.
-PIXELS, MICROMETERS = "px", "um"
-SIZE_UNITS = (PIXELS, MICROMETERS)
-
 _THRESHOLD_FUNCTIONS = {OTSU: "threshold_otsu", LI: "threshold_li", TRIANGLE: "threshold_triangle"}
-
-
-def _help(text: str, **more) -> dict:
-    return {"help": text, **more}
-
-
-@dataclass(frozen=True)
-class AutolabelConfig:
-    """Settings of the machine-made labels.
-
-    Attributes:
-        object_size: the typical object diameter, in ``size_unit``: sets the
-            blob detector's scales (sigma = diameter / (2 sqrt 2), from 0.7x to
-            1.4x of it) and the default ``min_area``; None: read from the image.
-        size_unit: ``px`` or ``um`` (micrometres: needs the image's pixel size).
-        detection_threshold: the smallest scale-normalised LoG response of a
-            blob, on the channel scaled to 0..1 (its 1st and 99.8th
-            percentiles); lower it to find dimmer objects.
-        threshold: the mask's threshold method: ``auto`` (one of the next
-            three, chosen from the histogram), ``otsu``, ``li``, ``triangle``
-            or ``fixed`` (then ``threshold_value``).
-        threshold_value: the fixed threshold, in the mask channel's intensity units.
-        smoothing: sigma (px) of the Gaussian applied before thresholding; 0: none.
-        min_area: mask components and holes smaller than this (px) are
-            removed or filled; None: a quarter of the area of an object of
-            ``object_size``.
-        polarity: ``auto`` (read from the image), ``bright`` or ``dark``.
-        dark_objects: the objects are darker than the background (H&E
-            nuclei, some phase contrast): both the detector and the threshold
-            work on the inverted channel (the same as polarity ``dark``).
-        denoise: sigma (px) of a Gaussian applied to both channels first;
-            None: a sixth of the object diameter on noisy images, none on
-            others; 0: none.
-        points_in_mask: drop the points that fall outside the mask.
-        grow_mask: first grow the mask at each point outside it by a local threshold
-            (:func:`.autolabel_mask.grown_to_points`: a dim object's piece), so
-            only the points whose object cannot be found so are dropped.
-        one_per_object: keep the most confident point of each object of the mask
-            (:func:`.autolabel_mask.one_per_basin`: its parts between necks),
-            so the texture inside a large object does not make it several.
-        min_confidence: points and mask pieces of lower confidence are left
-            out of the region trained on (0: none is).
-    """
-
-    object_size: float | None = field(default=None, metadata=_help(
-        "typical object diameter (in --size-unit): the blob detector's scale (default: read from the image)",
-        metavar="D"))
-    size_unit: str = field(default=PIXELS, metadata=_help(
-        "unit of --object-size: px, or um (micrometres, with the image's pixel size)", choices=SIZE_UNITS,
-        metavar="|".join(SIZE_UNITS)))
-    detection_threshold: float = field(default=0.05, metadata=_help(
-        "smallest blob response (LoG, on the channel scaled to 0..1); lower: dimmer objects found",
-        metavar="T"))
-    threshold: str = field(default=AUTO, metadata=_help(
-        "threshold method of the foreground mask (auto: Otsu, Li or triangle, chosen from the histogram)",
-        choices=THRESHOLDS, metavar="|".join(THRESHOLDS)))
-    threshold_value: float | None = field(default=None, metadata=_help(
-        "the threshold of --threshold fixed, in the mask channel's intensity units", metavar="V"))
-    smoothing: float = field(default=1.0, metadata=_help(
-        "Gaussian sigma (px) applied before thresholding (0: none)", metavar="S"))
-    min_area: int | None = field(default=None, metadata=_help(
-        "mask pieces and holes smaller than this (px) are removed (default: a quarter of an object's area)",
-        metavar="PX"))
-    polarity: str = field(default="auto", metadata=_help(
-        "objects brighter or darker than the background (auto: read from the image)", choices=POLARITIES,
-        metavar="|".join(POLARITIES)))
-    dark_objects: bool = field(default=False, metadata=_help(
-        "objects are darker than the background (H&E nuclei): the same as --polarity dark"))
-    denoise: float | None = field(default=None, metadata=_help(
-        "Gaussian sigma (px) applied first (default: a sixth of the object size on noisy images; 0: none)",
-        metavar="S"))
-    points_in_mask: bool = field(default=True, metadata=_help("drop the points that fall outside the mask"))
-    grow_mask: bool = field(default=True, metadata=_help(
-        "grow the mask at each point outside it by a local threshold (dim objects) before dropping any"))
-    one_per_object: bool = field(default=True, metadata=_help(
-        "keep one point (the most confident) per object of the mask: its parts between necks"))
-    min_confidence: float = field(default=0.5, metadata=_help(
-        "points and mask pieces of lower confidence (0..1) are left out of the region trained on", metavar="C"))
-
-    def __post_init__(self):
-        if self.object_size is not None:
-            check_number("object size", self.object_size, low=0, low_open=True)
-        if self.polarity not in POLARITIES:
-            raise SettingsError(f"polarity must be one of {', '.join(POLARITIES)}, got {self.polarity!r}")
-        if self.denoise is not None:
-            check_number("denoise", self.denoise, low=0, high=100)
-        check_number("min confidence", self.min_confidence, low=0, high=1)
-        if self.size_unit not in SIZE_UNITS:
-            raise SettingsError(f"size unit must be one of {', '.join(SIZE_UNITS)}, got {self.size_unit!r}")
-        if self.threshold not in THRESHOLDS:
-            raise SettingsError(f"threshold must be one of {', '.join(THRESHOLDS)}, got {self.threshold!r}")
-        check_number("detection threshold", self.detection_threshold, low=0, low_open=True)
-        check_number("smoothing", self.smoothing, low=0, high=100)
-        if self.threshold == FIXED and self.threshold_value is None:
-            raise SettingsError("threshold 'fixed' needs a threshold value (--threshold-value)")
-        if self.threshold_value is not None:
-            check_number("threshold value", self.threshold_value)
-        if self.min_area is not None:
-            check_number("min area", self.min_area, low=0, integer=True)
-        for f in fields(self):
-            if f.type in ("bool", bool) and not isinstance(getattr(self, f.name), bool):
-                raise SettingsError(f"{f.name.replace('_', ' ')} must be true or false")
-
-    @property
-    def dark(self) -> bool | None:
-        """True: dark objects, False: bright ones, None: read from the image."""
-        return True if self.dark_objects or self.polarity == "dark" else None if self.polarity == "auto" else False
-
-    def diameter_px(self, micrometers_per_pixel: float | None = None) -> float | None:
-        """The object diameter in pixels (None: to be read from the image).
-
-        Raises:
-            SettingsError: a size in micrometres for an image without a pixel size.
-        """
-        if self.object_size is None:
-            return None
-        if self.size_unit == PIXELS:
-            return float(self.object_size)
-        if micrometers_per_pixel is None or not micrometers_per_pixel > 0:
-            raise SettingsError("an object size in micrometres needs the image's pixel size (the image has "
-                                "none: give it, or the size in px)")
-        return float(self.object_size) / float(micrometers_per_pixel)
-
-    def area_px(self, diameter: float) -> int:
-        """``min_area``, or a quarter of the area of an object of ``diameter`` px."""
-        if self.min_area is not None:
-            return int(self.min_area)
-        return max(1, int(round(math.pi * diameter * diameter / 16.0)))
 
 
 def channel_of(image: np.ndarray, channel: int | None) -> np.ndarray:
@@ -203,48 +71,6 @@ def channel_of(image: np.ndarray, channel: int | None) -> np.ndarray:
     if not (isinstance(channel, int) and 0 <= channel < n):
         raise SettingsError(f"channel {channel!r} asked for, but the image has {n} channels (0..{n - 1})")
     return image[..., channel].astype(np.float64)
-
-
-@dataclass(frozen=True)
-class ImageReading:
-    """What the labels of one image are made with: the object diameter (px), the polarity, and the
-    smoothing applied first (0: none), with the noise and the scale estimate they came from."""
-
-    diameter: float
-    dark: bool
-    denoise: float
-    noise: float
-    estimate: ScaleEstimate | None = None
-    texture: bool = False         # the objects show in the local contrast (phase contrast), not the intensity
-
-    def describe(self) -> str:
-        how = "read from the image" if self.estimate is not None else "given"
-        kind = "told apart by their texture" if self.texture else \
-            f"{'darker' if self.dark else 'brighter'} than the background"
-        text = f"objects {kind}, {self.diameter:.0f} px ({how})"
-        return text + (f"; noisy (noise {self.noise:.3f}), denoised by {self.denoise:.1f} px" if self.denoise else "")
-
-
-def read_image(channel: np.ndarray, config: AutolabelConfig,
-               micrometers_per_pixel: float | None = None) -> ImageReading:
-    """The object diameter, polarity and denoising of a channel: given by ``config``, or read from it
-    (:mod:`.autolabel_stats`)."""
-    img = np.asarray(channel, np.float64)
-    noise = noise_level(img)
-    noisy = noise > NOISY
-    d, dark = config.diameter_px(micrometers_per_pixel), config.dark
-    estimate, texture = None, False
-    if d is None or dark is None:
-        pre = ndi.gaussian_filter(img, 2.0) if noisy and config.denoise is None else \
-            ndi.gaussian_filter(img, config.denoise) if config.denoise else img
-        polarity = "auto" if dark is None else ("dark" if dark else "bright")
-        estimate = estimate_scale(pre, polarity)
-        d = estimate.diameter if d is None else d
-        texture = estimate.texture and dark is None
-        dark = estimate.dark if dark is None else dark
-        estimate = estimate if config.object_size is None else None
-    sigma = config.denoise if config.denoise is not None else (max(1.0, d / 6.0) if noisy else 0.0)
-    return ImageReading(float(d), bool(dark), float(sigma), noise, estimate, bool(texture))
 
 
 def _denoised(channel: np.ndarray, reading: ImageReading) -> np.ndarray:
@@ -298,8 +124,9 @@ def _spaced(yx: np.ndarray, strength: np.ndarray, distance: float) -> np.ndarray
 
 def machine_points(channel: np.ndarray, config: AutolabelConfig,
                    micrometers_per_pixel: float | None = None) -> np.ndarray:
-    """Laplacian-of-Gaussian blobs of a 2D channel at the objects' scale: (N, 3) float64 of y, x, class 1."""
-    return _blobs(channel, config, read_image(channel, config, micrometers_per_pixel))[0]
+    """Laplacian-of-Gaussian blobs of a 2D channel at the objects' scale (as :func:`autolabel` reads it):
+    (N, 3) float64 of y, x, class 1."""
+    return _blobs(channel, config, _read_and_masked(channel, channel, config, micrometers_per_pixel)[0])[0]
 
 
 def threshold_of(channel: np.ndarray, config: AutolabelConfig, dark: bool = False) -> tuple[float, str, str]:
@@ -320,7 +147,24 @@ def machine_mask(channel: np.ndarray, config: AutolabelConfig,
                  micrometers_per_pixel: float | None = None) -> np.ndarray:
     """The foreground mask of a 2D channel (uint8, 1 on objects): smoothing, threshold, small pieces
     and holes removed."""
-    return _foreground(channel, config, read_image(channel, config, micrometers_per_pixel))[0]
+    return _read_and_masked(channel, channel, config, micrometers_per_pixel)[1][0]
+
+
+def _read_and_masked(pts_img: np.ndarray, mask_img: np.ndarray, config: AutolabelConfig,
+                     micrometers_per_pixel: float | None = None, foreground: np.ndarray | None = None,
+                     source: str | None = None) -> tuple[ImageReading, tuple]:
+    """The reading of the points channel, its size corrected by the mask's objects (:func:`sized_by_mask`),
+    and the mask at that size (:func:`_foreground`'s five) or the given ``foreground``."""
+    reading = read_image(pts_img, config, micrometers_per_pixel)
+    if foreground is not None:
+        mask = (np.asarray(foreground) > 0).astype(np.uint8)
+        if mask.shape != pts_img.shape:
+            raise AnnotationError(f"the given foreground has shape {mask.shape}, the image {pts_img.shape}",
+                                  source=source)
+        return sized_by_mask(reading, mask, config), (mask, 0.5, "given", "", mask.astype(np.float64))
+    made = _foreground(mask_img, config, reading)
+    sized = sized_by_mask(reading, made[0], config)
+    return (reading, made) if sized is reading else (sized, _foreground(mask_img, config, sized))
 
 
 def _foreground(channel: np.ndarray, config: AutolabelConfig,
@@ -404,15 +248,8 @@ def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, point
     config = config or AutolabelConfig()
     pts_img = channel_of(image, points_channel)
     mask_img = pts_img if mask_channel == points_channel else channel_of(image, mask_channel)
-    reading = read_image(pts_img, config, micrometers_per_pixel)
-    if foreground is not None:
-        mask = (np.asarray(foreground) > 0).astype(np.uint8)
-        if mask.shape != pts_img.shape:
-            raise AnnotationError(f"the given foreground has shape {mask.shape}, the image {pts_img.shape}",
-                                  source=source)
-        t, method, why, smoothed = 0.5, "given", "", mask.astype(np.float64)
-    else:
-        mask, t, method, why, smoothed = _foreground(mask_img, config, reading)
+    reading, (mask, t, method, why, smoothed) = _read_and_masked(pts_img, mask_img, config, micrometers_per_pixel,
+                                                                 foreground, source)
     if not mask.any():
         raise AnnotationError(f"the {method} threshold ({t:.4g}) leaves no foreground: try another "
                               f"threshold method or value, or --polarity", source=source)

@@ -1,5 +1,6 @@
 """The machine-made foreground mask's pieces: small ones removed, dim objects' pieces grown from their
-points, a confidence for each piece, and one point kept per object of the mask (:func:`one_per_basin`).
+points, a confidence for each piece, one point kept per object of the mask (:func:`one_per_basin`), and the
+objects' diameter read from the mask (:func:`mask_diameter`).
 
 A single threshold of a whole image misses the dim objects of an image whose
 objects differ in brightness (a noisy multiplexed image, a stain taken up
@@ -130,22 +131,44 @@ def region_confidence(mask: np.ndarray, smoothed: np.ndarray, threshold: float, 
 NECK_DEPTH = 1.0
 
 
+#: The mask's objects give the diameter only when it has at least this many of them.
+MIN_OBJECTS = 5
+
+
+def mask_objects(mask: np.ndarray, depth: float = NECK_DEPTH) -> tuple[np.ndarray, np.ndarray]:
+    """The objects of a mask: the basins (int32 map, 0 outside) of its distance transform (smoothed by
+    1 px) grown from its ``depth``-maxima, so parts joined by a neck count as two; and that transform."""
+    from skimage.morphology import h_maxima
+    fg = np.asarray(mask) > 0
+    dist = ndi.gaussian_filter(ndi.distance_transform_edt(fg), 1.0)
+    markers, _ = ndi.label(h_maxima(dist, depth) & fg, structure=_EIGHT)
+    return seeded_partition(fg, markers, -dist), dist
+
+
+def mask_diameter(mask: np.ndarray, depth: float = NECK_DEPTH, min_objects: int = MIN_OBJECTS) -> float | None:
+    """The median diameter (px) of the mask's objects (:func:`mask_objects`; each a disc of its area), or
+    None when it has fewer than ``min_objects``."""
+    if not np.any(mask):
+        return None
+    basins, _ = mask_objects(mask, depth)
+    areas = np.bincount(basins.ravel())[1:]
+    areas = areas[areas > 0]
+    return float(np.median(2.0 * np.sqrt(areas / np.pi))) if len(areas) >= min_objects else None
+
+
 def one_per_basin(points: np.ndarray, strength: np.ndarray, mask: np.ndarray,
                   depth: float = NECK_DEPTH) -> np.ndarray:
     """The indices of the points kept when each object of the mask keeps one, its strongest.
 
-    The objects are the basins of the mask's distance transform (smoothed by 1 px) grown from its
-    ``depth``-maxima: parts joined by a neck count as two. Blob detection answers to the texture inside
-    a large object (the organelles of a cell in EM, the chromatin of a nucleus) with several points; one
-    object then trains as several. Points outside the mask are all kept.
+    The objects are those of :func:`mask_objects`: parts joined by a neck count as two. Blob detection
+    answers to the texture inside a large object (the organelles of a cell in EM, the chromatin of a
+    nucleus) with several points; one object then trains as several. Points outside the mask are all
+    kept.
     """
-    from skimage.morphology import h_maxima
     fg = np.asarray(mask) > 0
     if not len(points) or not fg.any():
         return np.arange(len(points))
-    dist = ndi.gaussian_filter(ndi.distance_transform_edt(fg), 1.0)
-    markers, _ = ndi.label(h_maxima(dist, depth) & fg, structure=_EIGHT)
-    basins = seeded_partition(fg, markers, -dist)
+    basins, _ = mask_objects(fg, depth)
     pix = point_pixels(points)
     basin = basins[pix[:, 0], pix[:, 1]]
     order = np.lexsort((-np.asarray(strength, np.float64), basin))      # by basin, the strongest first
