@@ -96,6 +96,24 @@ def test_fit_keeps_defaults_that_are_already_right_and_needs_points():
                          PostProcessing()) is None and seen == []    # no image with points: nothing predicted
 
 
+def test_fit_post_processes_the_starting_settings_once(monkeypatch):
+    """The objects of the settings the search starts from are made once per image (they give the median
+    area and the score before), then each candidate's once."""
+    import napari_lazylabels.engine.instance_fitting_points as fitting
+    data = [_hesitant_interfaces(s) for s in range(2)]
+    probs, _, points = zip(*data)
+    start, calls = PostProcessing(), []
+
+    def counted(p, tasks, post):
+        calls.append(post is start)
+        return segmentation_from_probabilities(p, tasks, post)
+
+    monkeypatch.setattr(fitting, "segmentation_from_probabilities", counted)
+    fit = fitting.fit_instances_to_points(probs, points, TASKS, start)
+    assert fit is not None and fit.changed
+    assert sum(calls) == len(probs) and len(calls) > 2 * len(probs)
+
+
 def test_fit_keeps_the_models_foreground_threshold():
     """Points say where objects are, not where they end: a lower foreground threshold would bring back a
     faint pointed cell (a better point score) but widen every mask, and the fit does not try it."""

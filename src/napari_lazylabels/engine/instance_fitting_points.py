@@ -121,8 +121,11 @@ def fit_instances_to_points(probabilities: Sequence[Mapping[str, np.ndarray]], p
     if not areas.size:
         return None
     median_area = float(np.median(areas))
-    best, before, after, changed = search(lambda post: agreement_score(instances(post), points, median_area),
-                                          postprocess, median_area, POINT_INTERFACE_THRESHOLDS, MIN_GAIN_POINTS,
+
+    def score(post: PostProcessing) -> float:       # the starting settings' objects are made once
+        return agreement_score(start if post is postprocess else instances(post), points, median_area)
+
+    best, before, after, changed = search(score, postprocess, median_area, POINT_INTERFACE_THRESHOLDS, MIN_GAIN_POINTS,
                                           (postprocess.instances.probability_threshold,))
     return FittedInstances(best, before, after, len(probabilities), n_points, median_area, changed, POINTS)
 

@@ -1,0 +1,157 @@
+"""The instance step of models trained on machine-made labels, against two steps without seeds: paired, on the
+same kept models and the same probabilities.
+
+    nice -n 10 python -m benchmarks.instance_variants --models MODELS --datasets em he hela mibi synthetic phase
+    python -m benchmarks.instance_variants --report      # the table, also into docs/benchmarks.md
+
+``MODELS`` is the ``--models`` folder of a ``benchmarks.accuracy --suite points --full`` run (one folder per
+kept model, named after its run: ``em_machine``, ``em_machine_seed1``, ...). For each kept model of the
+method ``machine`` the points suite's own fit is made again (to the machine-made points of the training
+tiles, as the end of a training makes it), the test images are predicted once, and their instances are
+made four ways from the same probabilities:
+
+* **seeds, fitted**: the package's step (seeded watershed) with the fitted settings: what the points suite
+  scores;
+* **seeds, defaults**: the same step with the settings' defaults;
+* **components**: the connected components of the fitted foreground, pieces under the fitted smallest
+  object dropped (no seed, no interface);
+* **components cut by interfaces**: the same, with the predicted interfaces (boundary probability over
+  the fitted interface threshold) taken out first.
+
+The point agreement the fit maximises (:func:`~napari_lazylabels.engine.instance_fitting_points.
+agreement_score`) is given for the seeds and for the components on the training tiles: it says whether
+the fit could tell the two apart. One JSON line per (set, seed) goes to ``--results``; a line already
+there is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.segmentation import relabel_sequential
+
+from benchmarks.harness.config import BenchConfig
+from benchmarks.harness.results import append_record, read_results
+from benchmarks.harness.stamps import machine
+from benchmarks.report.docs import write_docs
+from benchmarks.suites import points as suite
+from napari_lazylabels.engine.instance_fitting import MAX_IMAGES
+from napari_lazylabels.engine.instance_fitting_points import agreement_score
+from napari_lazylabels.engine.labels import drop_small
+from napari_lazylabels.engine.pipeline import segment, segmentation_from_probabilities
+from napari_lazylabels.engine.tasks import BOUNDARIES, heads_by_role
+from napari_lazylabels.io.modelio import load_model
+from napari_lazylabels.recipes.instance_fit import fit_on_labels, point_examples
+
+RESULTS = Path(__file__).resolve().parent / "results" / "autolabel" / "instance_variants.jsonl"
+#: The block of docs/benchmarks.md the report rewrites.
+MARKS = ("<!-- instance-variants:begin -->", "<!-- instance-variants:end -->")
+VARIANTS = ("seeds, fitted", "seeds, defaults", "components", "components cut by interfaces")
+
+
+def components(foreground: np.ndarray, min_size: int, interfaces: np.ndarray | None = None) -> np.ndarray:
+    """The 4-connected components of ``foreground`` (minus ``interfaces``), those under ``min_size`` px
+    dropped (instance map, ids 1..N)."""
+    region = np.asarray(foreground, bool) & (True if interfaces is None else ~np.asarray(interfaces, bool))
+    labels = ndi.label(region)[0].astype(np.int32)
+    drop_small(labels, min_size)
+    return relabel_sequential(labels)[0]
+
+
+def _variants(probabilities: dict, model, fitted) -> dict[str, np.ndarray]:
+    seg = segmentation_from_probabilities(probabilities, model.tasks, fitted)
+    boundary = heads_by_role(probabilities, model.tasks).get(BOUNDARIES)
+    cut = None if boundary is None else np.asarray(boundary)[1] > fitted.instances.interface_threshold
+    return {VARIANTS[0]: seg.instances,
+            VARIANTS[1]: segmentation_from_probabilities(probabilities, model.tasks, model.postprocess).instances,
+            VARIANTS[2]: components(seg.semantic > 0, fitted.instances.min_size),
+            VARIANTS[3]: components(seg.semantic > 0, fitted.instances.min_size, cut)}
+
+
+def run_one(name: str, seed: int, folder: Path, config: BenchConfig) -> dict:
+    t0 = time.perf_counter()
+    ds = suite.load(name, 8, config)
+    model = load_model(folder)
+    items, _ = suite.training_items(ds, "machine")
+    fit = fit_on_labels(model, items)
+    fitted = model.postprocess if fit is None else dataclasses.replace(model.postprocess, instances=fit.instances)
+    made = [_variants(segment(model, suite._gray_or_rgb(image), device="cpu").probabilities, model, fitted)
+            for _, image, _ in ds.test]
+    truths = [t for _, _, t in ds.test]
+    record = {"key": f"{name}/seed{seed}", "dataset": name, "seed": seed, "model": folder.name,
+              "n_objects": int(sum(len(np.unique(t[t > 0])) for t in truths)),
+              "instance_fit": None if fit is None else fit.to_dict()}
+    for v in VARIANTS:
+        maps = [m[v] for m in made]
+        record[v] = {"ap50": suite.score(list(zip(maps, truths)))["ap50"], "objects": int(sum(m.max() for m in maps))}
+    examples = [(image, pts) for image, pts in point_examples(items) if len(pts)][:MAX_IMAGES]
+    if fit is not None and examples:
+        train = [_variants(segment(model, image, device="cpu").probabilities, model, fitted) for image, _ in examples]
+        pts = [p for _, p in examples]
+        record["train_agreement"] = {v: agreement_score([t[v] for t in train], pts, fit.median_area)
+                                     for v in (VARIANTS[0], VARIANTS[2])}
+    record["wall_s"] = round(time.perf_counter() - t0, 1)
+    record["machine"] = machine()
+    return record
+
+
+def report(records: list[dict]) -> str:
+    """The markdown table: AP50 per variant, mean and spread over the seeds, and the objects made."""
+    out = ["| set | seeds | true objects | " + " | ".join(VARIANTS) + " | training agreement: seeds / components |",
+           "|---" * (len(VARIANTS) + 4) + "|"]
+    for name in dict.fromkeys(r["dataset"] for r in records):
+        rs = [r for r in records if r["dataset"] == name]
+        cells = []
+        for v in VARIANTS:
+            ap = [r[v]["ap50"] for r in rs]
+            spread = f" ± {np.std(ap):.3f}" if len(ap) > 1 else ""
+            cells.append(f"{np.mean(ap):.3f}{spread} ({np.mean([r[v]['objects'] for r in rs]):.0f})")
+        agree = [r.get("train_agreement") for r in rs if r.get("train_agreement")]
+        tail = " / ".join(f"{np.mean([a[v] for a in agree]):.2f}" for v in (VARIANTS[0], VARIANTS[2])) if agree else "-"
+        out.append(f"| {name} | {len(rs)} | {rs[0]['n_objects']} | " + " | ".join(cells) + f" | {tail} |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.instance_variants", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", type=Path, help="the --models folder of a points-suite run")
+    ap.add_argument("--datasets", nargs="*", default=["em", "he", "hela", "mibi", "synthetic", "phase"])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0])
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--report", action="store_true", help="print the table of the results file and stop")
+    ap.add_argument("--docs", type=Path, default=BenchConfig().docs_file,
+                    help="the Markdown file whose instance-variants block the table replaces")
+    ap.add_argument("--no-docs", action="store_true", help="do not write the table into --docs")
+    args = ap.parse_args(argv)
+    if not args.report:
+        if args.models is None:
+            ap.error("--models is needed to score (or --report)")
+        done = {r["key"] for r in read_results(args.results)} if args.results.exists() else set()
+        config = BenchConfig()
+        for name in args.datasets:
+            for seed in args.seeds:
+                folder = args.models / suite.run_key(name, "machine", seed).replace("/", "_")
+                if f"{name}/seed{seed}" in done or not (folder / "config.json").exists():
+                    continue
+                record = run_one(name, seed, folder, config)
+                append_record(args.results, record)
+                print(f"{name} seed {seed}: " + ", ".join(f"{v} {record[v]['ap50']:.3f}" for v in VARIANTS),
+                      flush=True)
+    if not args.results.exists():
+        print("no results yet")
+        return 0
+    table = report(read_results(args.results))
+    print(table)
+    if not args.no_docs:
+        write_docs(args.docs, f"{MARKS[0]}\n{table}\n{MARKS[1]}", *MARKS)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""benchmarks/instance_variants.py: the seedless instance steps it compares (the foreground's components,
+specks dropped; the same cut by the predicted interfaces) and its report's means and spreads."""
+
+import json
+
+import numpy as np
+
+from benchmarks.instance_variants import VARIANTS, components, report
+
+
+def test_components_drop_specks_and_cut_at_interfaces():
+    fg = np.zeros((20, 40), bool)
+    fg[2:18, 2:30] = True            # one large object ...
+    fg[0, 0] = fg[5, 35] = True      # ... and two specks, one found first
+    cut = np.zeros_like(fg)
+    cut[:, 15] = True                # an interface across the object
+    assert components(fg, 10).max() == 1
+    halves = components(fg, 10, cut)
+    assert halves.max() == 2 and halves[10, 5] != halves[10, 25] and halves[5, 35] == 0 == halves[0, 0]
+
+
+def test_report_gives_means_spreads_and_objects():
+    def rec(seed, seeds_ap, cc_ap):
+        r = {"dataset": "em", "seed": seed, "n_objects": 230,
+             "train_agreement": {VARIANTS[0]: 0.8, VARIANTS[2]: 0.5}}
+        for v, ap in zip(VARIANTS, (seeds_ap, seeds_ap, cc_ap, cc_ap)):
+            r[v] = {"ap50": ap, "objects": 100}
+        return r
+    table = report([rec(0, 0.2, 0.6), rec(1, 0.3, 0.7)])
+    assert "| em | 2 | 230 | 0.250 ± 0.050 (100) | 0.250 ± 0.050 (100) | 0.650 ± 0.050 (100)" in table
+    assert table.rstrip().endswith("| 0.80 / 0.50 |")
+
+
+def test_report_replaces_its_block_of_the_docs(tmp_path):
+    from benchmarks.instance_variants import MARKS, main
+    results, docs = tmp_path / "r.jsonl", tmp_path / "b.md"
+    rec = {"key": "em/seed0", "dataset": "em", "seed": 0, "n_objects": 230,
+           **{v: {"ap50": 0.5, "objects": 9} for v in VARIANTS}}
+    results.write_text(json.dumps(rec) + "\n")
+    docs.write_text(f"before\n{MARKS[0]}\nold\n{MARKS[1]}\nafter\n")
+    assert main(["--report", "--results", str(results), "--docs", str(docs)]) == 0
+    text = docs.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n") and "old" not in text
+    assert "| em | 1 | 230 | 0.500 (9) |" in text
