@@ -101,7 +101,7 @@ def run_one(name: str, seed: int, folder: Path, config: BenchConfig) -> dict:
 
 
 def report(records: list[dict]) -> str:
-    """The markdown table: AP50 per variant, mean and spread over the seeds, and the objects made."""
+    """The markdown table: AP50 per variant, mean and standard deviation over the seeds, and the objects made."""
     out = ["| set | seeds | true objects | " + " | ".join(VARIANTS) + " | training agreement: seeds / components |",
            "|---" * (len(VARIANTS) + 4) + "|"]
     for name in dict.fromkeys(r["dataset"] for r in records):
@@ -109,7 +109,7 @@ def report(records: list[dict]) -> str:
         cells = []
         for v in VARIANTS:
             ap = [r[v]["ap50"] for r in rs]
-            spread = f" ± {np.std(ap):.3f}" if len(ap) > 1 else ""
+            spread = f" ± {np.std(ap, ddof=1):.3f}" if len(ap) > 1 else ""
             cells.append(f"{np.mean(ap):.3f}{spread} ({np.mean([r[v]['objects'] for r in rs]):.0f})")
         agree = [r.get("train_agreement") for r in rs if r.get("train_agreement")]
         tail = " / ".join(f"{np.mean([a[v] for a in agree]):.2f}" for v in (VARIANTS[0], VARIANTS[2])) if agree else "-"
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     table = report(read_results(args.results))
     print(table)
     if not args.no_docs:
-        write_docs(args.docs, f"{MARKS[0]}\n{table}\n{MARKS[1]}", *MARKS)
+        write_docs(args.docs, f"{MARKS[0]}\n\n{table}\n\n{MARKS[1]}", *MARKS)
     return 0
 
 

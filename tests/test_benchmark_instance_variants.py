@@ -27,7 +27,7 @@ def test_report_gives_means_spreads_and_objects():
             r[v] = {"ap50": ap, "objects": 100}
         return r
     table = report([rec(0, 0.2, 0.6), rec(1, 0.3, 0.7)])
-    assert "| em | 2 | 230 | 0.250 ± 0.050 (100) | 0.250 ± 0.050 (100) | 0.650 ± 0.050 (100)" in table
+    assert "| em | 2 | 230 | 0.250 ± 0.071 (100) | 0.250 ± 0.071 (100) | 0.650 ± 0.071 (100)" in table
     assert table.rstrip().endswith("| 0.80 / 0.50 |")
 
 
