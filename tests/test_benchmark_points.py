@@ -55,3 +55,12 @@ def test_a_full_report_writes_its_own_block_and_leaves_the_quick_one(tmp_path):
     text = docs.read_text()
     assert quick in text and "stale" not in text and text.endswith("prose after\n")
     assert "| machine points + machine foreground | 0.620 |" in text and "**met**" in text
+
+
+def test_the_block_names_the_commands_its_records_were_made_by():
+    recs = [_record("he", "classical", 0, 0.50), _record("he", "machine", 0, 0.62), _record("em", "machine", 0, 0.2)]
+    assert "the last invocation was `report`" in points.markdown(recs, "report", "m", points.BUDGET["full"])
+    recs[0]["command"] = recs[1]["command"] = "run he"
+    table = points.markdown(recs, "report", "m", points.BUDGET["full"])
+    assert ("the records were made by `run he` and 1 earlier record(s) by commands not kept; this block by "
+            "`report`") in table
