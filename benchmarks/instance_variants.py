@@ -36,6 +36,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import relabel_sequential
 
 from benchmarks.harness.config import BenchConfig
+from benchmarks.harness.data import gray_or_rgb
 from benchmarks.harness.results import append_record, read_results
 from benchmarks.harness.stamps import machine
 from benchmarks.report.docs import write_docs
@@ -80,7 +81,7 @@ def run_one(name: str, seed: int, folder: Path, config: BenchConfig) -> dict:
     items, _ = suite.training_items(ds, "machine")
     fit = fit_on_labels(model, items)
     fitted = model.postprocess if fit is None else dataclasses.replace(model.postprocess, instances=fit.instances)
-    made = [_variants(segment(model, suite._gray_or_rgb(image), device="cpu").probabilities, model, fitted)
+    made = [_variants(segment(model, gray_or_rgb(image), device="cpu").probabilities, model, fitted)
             for _, image, _ in ds.test]
     truths = [t for _, _, t in ds.test]
     record = {"key": f"{name}/seed{seed}", "dataset": name, "seed": seed, "model": folder.name,

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from benchmarks.instance_variants import VARIANTS, components, report
+from benchmarks.instance_variants import MARKS, VARIANTS, components, main, report
 
 
 def test_components_drop_specks_and_cut_at_interfaces():
@@ -32,7 +32,6 @@ def test_report_gives_means_spreads_and_objects():
 
 
 def test_report_replaces_its_block_of_the_docs(tmp_path):
-    from benchmarks.instance_variants import MARKS, main
     results, docs = tmp_path / "r.jsonl", tmp_path / "b.md"
     rec = {"key": "em/seed0", "dataset": "em", "seed": 0, "n_objects": 230,
            **{v: {"ap50": 0.5, "objects": 9} for v in VARIANTS}}
