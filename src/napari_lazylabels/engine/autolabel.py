@@ -9,7 +9,10 @@
   blob, class 1. A point outside the mask first grows the mask there by a
   local threshold (a dim object, :mod:`.autolabel_mask`); the points still
   outside it are dropped. Each object of the mask (its parts between necks)
-  keeps one point, its most confident.
+  keeps one point, its most confident. When the objects tile the image (an
+  EM section's cells between thin membranes, :mod:`.autolabel_tiling`), each
+  piece of the mask is one object and takes one point instead, at its deepest
+  pixel.
 * **Polarity**: bright or dark objects, read from the image by default (the
   sign of that response), or given.
 * **Denoising**: on a noisy image (the noise estimate above
@@ -36,6 +39,7 @@ these labels must beat.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -49,6 +53,7 @@ from .autolabel_mask import grown_to_points, one_per_basin, region_confidence, w
 from .autolabel_reading import SIZE_CORRECTION, ImageReading, read_image, sized_by_mask  # noqa: F401
 from .autolabel_scale import scaled, texture_of
 from .autolabel_stats import choose_threshold
+from .autolabel_tiling import decide as tiling_applies, one_per_piece
 from .points import empty_points, point_disks, point_pixels, seeded_partition
 
 _THRESHOLD_FUNCTIONS = {OTSU: "threshold_otsu", LI: "threshold_li", TRIANGLE: "threshold_triangle"}
@@ -253,10 +258,33 @@ def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, point
     if not mask.any():
         raise AnnotationError(f"the {method} threshold ({t:.4g}) leaves no foreground: try another "
                               f"threshold method or value, or --polarity", source=source)
+    grown = None
+    if tiling_applies(config.tiling, mask, reading.diameter):
+        reading = dataclasses.replace(reading, tiled=True)
+        points = one_per_piece(mask)
+        confidence = np.ones(len(points))
+    else:
+        points, confidence, mask, grown = _points_in(pts_img, config, reading, mask, smoothed, foreground is None)
+    if not len(points):
+        raise AnnotationError(f"no blob of diameter {reading.diameter:.3g} px found"
+                              f"{' inside the mask' if config.points_in_mask else ''}: lower "
+                              f"--detection-threshold or check --object-size", source=source)
+    pieces, piece_conf = region_confidence(mask, smoothed, t, points, grown, confidence)
+    if foreground is not None:
+        piece_conf = np.ones_like(piece_conf)
+    return MachineLabels(points, mask, t, method, why, reading, confidence, pieces, piece_conf,
+                         float(config.min_confidence))
+
+
+def _points_in(pts_img: np.ndarray, config: AutolabelConfig, reading: ImageReading, mask: np.ndarray,
+               smoothed: np.ndarray, may_grow: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The blobs (:func:`_blobs`) kept inside the mask, grown first to the points outside it when
+    ``may_grow`` (:func:`.autolabel_mask.grown_to_points`), one per object of the mask: the points, their
+    confidence, the mask and what was grown of it (None: nothing tried)."""
     points, confidence = _blobs(pts_img, config, reading)
     grown = None
     if config.points_in_mask and len(points):
-        if config.grow_mask and foreground is None:
+        if config.grow_mask and may_grow:
             before = mask > 0
             mask, keep = grown_to_points(before, smoothed, reading.dark and not reading.texture, points,
                                          reading.diameter, config.area_px(reading.diameter),
@@ -269,15 +297,7 @@ def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, point
     if config.one_per_object and len(points):
         keep = one_per_basin(points, confidence, mask)
         points, confidence = points[keep], confidence[keep]
-    if not len(points):
-        raise AnnotationError(f"no blob of diameter {reading.diameter:.3g} px found"
-                              f"{' inside the mask' if config.points_in_mask else ''}: lower "
-                              f"--detection-threshold or check --object-size", source=source)
-    pieces, piece_conf = region_confidence(mask, smoothed, t, points, grown, confidence)
-    if foreground is not None:
-        piece_conf = np.ones_like(piece_conf)
-    return MachineLabels(points, mask, t, method, why, reading, confidence, pieces, piece_conf,
-                         float(config.min_confidence))
+    return points, confidence, mask, grown
 
 
 def classical_instances(points: np.ndarray, mask: np.ndarray) -> np.ndarray:

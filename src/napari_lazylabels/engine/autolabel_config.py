@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 
 from ..errors import SettingsError
 from .autolabel_stats import POLARITIES
+from .autolabel_tiling import TILING
 from .config import check_number
 
 #: Threshold methods of the foreground mask.
@@ -62,6 +63,11 @@ class AutolabelConfig:
             :data:`SIZE_CORRECTION` of the blob read) and make the labels at that size.
         min_confidence: points and mask pieces of lower confidence are left
             out of the region trained on (0: none is).
+        tiling: ``auto`` (read from the mask: :func:`.autolabel_tiling.tiles_image`),
+            ``on`` or ``off``: whether the objects tile the image (an EM
+            section's cells, the background a thin network of membranes), so
+            that each piece of the mask is one object and takes one point
+            (:func:`.autolabel_tiling.one_per_piece`) instead of the blobs.
     """
 
     object_size: float | None = field(default=None, metadata=_help(
@@ -100,6 +106,9 @@ class AutolabelConfig:
         "correct the object size read from the image by the median size of the mask's objects"))
     min_confidence: float = field(default=0.5, metadata=_help(
         "points and mask pieces of lower confidence (0..1) are left out of the region trained on", metavar="C"))
+    tiling: str = field(default="auto", metadata=_help(
+        "objects that tile the image (EM cells between thin membranes): one point per piece of the mask instead "
+        "of the blobs (auto: read from the mask)", choices=TILING, metavar="|".join(TILING)))
 
     def __post_init__(self):
         if self.object_size is not None:
@@ -109,6 +118,8 @@ class AutolabelConfig:
         if self.denoise is not None:
             check_number("denoise", self.denoise, low=0, high=100)
         check_number("min confidence", self.min_confidence, low=0, high=1)
+        if self.tiling not in TILING:
+            raise SettingsError(f"tiling must be one of {', '.join(TILING)}, got {self.tiling!r}")
         if self.size_unit not in SIZE_UNITS:
             raise SettingsError(f"size unit must be one of {', '.join(SIZE_UNITS)}, got {self.size_unit!r}")
         if self.threshold not in THRESHOLDS:

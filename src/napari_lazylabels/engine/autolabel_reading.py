@@ -29,6 +29,7 @@ class ImageReading:
     estimate: ScaleEstimate | None = None
     texture: bool = False         # the objects show in the local contrast (phase contrast), not the intensity
     from_mask: bool = False       # the diameter is the mask's objects' (the blob read corrected)
+    tiled: bool = False           # the objects tile the image: one point per piece of the mask
 
     def describe(self) -> str:
         how = "given" if self.estimate is None else \
@@ -37,7 +38,8 @@ class ImageReading:
         kind = "told apart by their texture" if self.texture else \
             f"{'darker' if self.dark else 'brighter'} than the background"
         text = f"objects {kind}, {self.diameter:.0f} px ({how})"
-        return text + (f"; noisy (noise {self.noise:.3f}), denoised by {self.denoise:.1f} px" if self.denoise else "")
+        text += f"; noisy (noise {self.noise:.3f}), denoised by {self.denoise:.1f} px" if self.denoise else ""
+        return text + ("; objects tile the image: one point per piece of the mask" if self.tiled else "")
 
 
 #: A noisy image is smoothed by this sigma (px) for the scale read alone (2 px made the membranes of a noisy
