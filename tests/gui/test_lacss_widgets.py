@@ -95,3 +95,21 @@ def test_machine_labels_preview_can_be_discarded_and_take_the_models_foreground(
     assert labels.method == "given" and np.array_equal(labels.foreground > 0, predicted > 0)
     panel.discard()
     assert PREVIEW_MASK not in viewer.layers and len(points.data) == 0 and mask.data.sum() == 0
+
+
+def test_machine_labels_take_one_point_per_blob_or_per_piece_of_the_mask(viewer, qtbot):
+    _viewer_with_image(viewer)
+    w = AnnotationWidget(viewer)
+    qtbot.addWidget(w)
+    w.add_layers()
+    panel = w.autolabel
+    assert panel.point_per.currentText() == "auto" and panel.config().tiling == "auto"
+    panel.point_per.setCurrentText("blob")
+    assert panel.config().tiling == "off"
+    panel.point_per.setCurrentText("piece of the mask")      # forced: each piece of the mask takes one point
+    assert panel.config().tiling == "on"
+    panel.run()
+    qtbot.waitUntil(lambda: not panel.busy and panel.pending is not None, timeout=30000)
+    labels = panel.pending[-1]
+    assert labels.reading.tiled and "one point per piece of the mask" in panel.status.text()
+    assert len(viewer.layers[PREVIEW_POINTS].data) == len(labels.points)

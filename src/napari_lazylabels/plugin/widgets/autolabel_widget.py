@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, Q
 
 from ...engine.autolabel import FIXED, SIZE_UNITS, THRESHOLDS, AutolabelConfig, autolabel
 from ...engine.autolabel_stats import POLARITIES
+from ...engine.autolabel_tiling import AUTO as TILING_AUTO, OFF as TILING_OFF, ON as TILING_ON
 from ...engine.regimes import registry
 from ...errors import LazyLabelsError
 from ..layers import current_plane, ensure_label_layers, class_names, label_layers, plane_data, pixel_size_of
@@ -33,6 +34,8 @@ from .grabcut_widget import apply_drafts
 from .tooltips import tip
 
 MEAN = "mean of the channels"
+#: "One point per": the tiling setting in plain words (a piece of the mask: cells that fill the image).
+POINT_PER = {"auto": TILING_AUTO, "blob": TILING_OFF, "piece of the mask": TILING_ON}
 THRESHOLD_MASK, MODEL_MASK = "a threshold", "the model's foreground"
 PREVIEW_POINTS, PREVIEW_MASK = "autolabel preview: points", "autolabel preview: mask"
 
@@ -140,6 +143,9 @@ class AutolabelPanel(QGroupBox):
         self.polarity = QComboBox()
         self.polarity.addItems(POLARITIES)
         self.polarity.setToolTip(tip("autolabel_dark"))
+        self.point_per = QComboBox()
+        self.point_per.addItems(list(POINT_PER))
+        self.point_per.setToolTip(tip("autolabel_tiling"))
         self.mask_source = QComboBox()
         self.mask_source.addItems([THRESHOLD_MASK, MODEL_MASK])
         self.mask_source.setToolTip("The mask: a threshold of the image, or the objects the current model "
@@ -162,26 +168,27 @@ class AutolabelPanel(QGroupBox):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         size_row = QHBoxLayout()
-        size_row.addWidget(self.size)
+        size_row.addWidget(self.size, 1)         # the room goes to "read from the image", not to the unit
         size_row.addWidget(self.unit)
-        thr_row = QHBoxLayout()
-        thr_row.addWidget(self.threshold)
-        thr_row.addWidget(self.value)
         form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)     # a narrow dock: fields under their labels
         form.addRow("Points from", self.points_channel)
         form.addRow("Mask by", self.mask_source)
         form.addRow("Mask from", self.mask_channel)
-        form.addRow("Object size", size_row)
-        form.addRow("Threshold", thr_row)
+        form.addRow(QLabel("Object size"))          # the box under its label: room for "read from the image"
+        form.addRow(size_row)
+        form.addRow("Threshold", self.threshold)
+        form.addRow("Fixed value", self.value)       # a row of its own: beside the method it overflows the dock
         form.addRow("Blob response", self.detection)
         form.addRow("Objects", self.polarity)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.button)
+        form.addRow("One point per", self.point_per)
+        buttons = QHBoxLayout()       # under the preview button: four in a row are wider than a laptop's dock
         buttons.addWidget(self.merge_button)
         buttons.addWidget(self.discard_button)
         buttons.addWidget(self.undo_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.button)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         self._call = BackgroundCall(self)
@@ -218,7 +225,8 @@ class AutolabelPanel(QGroupBox):
         return AutolabelConfig(object_size=size if size > 0 else None, size_unit=self.unit.currentText(),
                                detection_threshold=float(self.detection.value()), threshold=method,
                                threshold_value=float(self.value.value()) if method == FIXED else None,
-                               polarity=self.polarity.currentText())
+                               polarity=self.polarity.currentText(),
+                               tiling=POINT_PER[self.point_per.currentText()])
 
     def run(self) -> None:
         """Make the labels of the current plane in the background, then show them in the preview layers."""

@@ -35,10 +35,12 @@ def scrolled(widget: QWidget) -> QScrollArea:
 
 
 def compact_combos(parent: QWidget) -> None:
-    """Every combo box under ``parent`` asks for room for :data:`COMBO_CHARS` characters, not its longest item."""
+    """Every combo box under ``parent`` asks for room for :data:`COMBO_CHARS` characters, not its longest item
+    (nor more than its longest item: a unit's box stays narrow)."""
     for combo in parent.findChildren(QComboBox):
+        longest = max((len(combo.itemText(i)) for i in range(combo.count())), default=COMBO_CHARS)
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(COMBO_CHARS)
+        combo.setMinimumContentsLength(max(2, min(COMBO_CHARS, longest)))
 
 
 class FittedDock(QWidget):

@@ -36,6 +36,8 @@ TIPS: dict[str, str] = {
                            "image's histogram), Otsu, Li, triangle, or a fixed value (in the channel's "
                            "intensity units).",
     "autolabel_detection": "Smallest blob response (on the channel scaled to 0..1): lower finds dimmer objects.",
+    "autolabel_tiling": "One point per blob, or per piece of the mask when the cells fill the image with only thin "
+                        "membranes between them (electron microscopy): auto decides from the mask.",
     "autolabel_dark": "Objects brighter or darker than the background (H&E nuclei are darker): auto reads it from the image.",
     # training
     "train_images": "Images to train on (tick several). The image highlighted here shows its label "
