@@ -58,6 +58,11 @@ def test_a_membrane_section_tiles_and_separate_objects_do_not():
     one[::8] = False
     one[:, 0] = True         # the stripes joined at the left: a single piece
     assert not tiles_image(one, 30.0)
+    few = np.ones((64, 64), bool)
+    few[::16] = few[1::16] = False     # lines 2 px wide: a thin background, but four pieces are a tissue
+    assert ndi.label(few)[1] == 4 and not tiles_image(few, 30.0)
+    few[40:42] = False                 # five pieces
+    assert tiles_image(few, 30.0)
     assert background_gap(np.zeros((8, 8), bool)) == float("inf")
 
 
