@@ -5,10 +5,11 @@ import json
 
 import numpy as np
 import tifffile
+from scipy import ndimage as ndi
 
 from benchmarks.harness.config import BenchConfig
 from benchmarks.tiling_survey import main
-from test_autolabel_tiling import membrane_section     # tests/ is on the path (pytest's rootdir import)
+from test_autolabel_tiling import membrane_section, separate_discs     # tests/ is on the path (rootdir import)
 
 
 def _section():
@@ -16,17 +17,9 @@ def _section():
     return (img * 1000).astype(np.uint16), truth.astype(np.uint16)
 
 
-def _discs(size=192):
-    img = np.full((size, size), 100, np.uint16)
-    truth = np.zeros((size, size), np.uint16)
-    yy, xx = np.mgrid[:size, :size]
-    k = 0
-    for y in range(24, size, 48):
-        for x in range(24, size, 48):
-            k += 1
-            disc = (yy - y) ** 2 + (xx - x) ** 2 <= 12 ** 2
-            img[disc], truth[disc] = 900, k
-    return img, truth
+def _discs():
+    img = separate_discs()              # 16 bright discs apart on a dark background
+    return (img * 1000).astype(np.uint16), ndi.label(img > 0.5)[0].astype(np.uint16)
 
 
 def test_the_survey_records_each_frame_once_and_tells_tiled_from_separate(tmp_path, capsys):
