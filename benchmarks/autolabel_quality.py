@@ -18,6 +18,9 @@ frame's ground-truth instances:
 * AP50 of the classical pipeline (``classical_instances``: the mask cut
   between the points) on the frame, the baseline a network trained on these
   labels must beat.
+* the warnings ``autolabel`` gives about its own labels
+  (``MachineLabels.concerns``: a mask over almost the whole image, a single
+  point for the size read); the table counts the frames warned about.
 
 Resumable: each frame's record is appended to
 ``benchmarks/results/autolabel_quality.jsonl`` under the key
@@ -83,7 +86,8 @@ def frame_record(name: str, image: np.ndarray, truth: np.ndarray, config: Autola
                classical_ap50=float(average_precision(classical_instances(labels.points, labels.foreground), truth)),
                diameter=float(labels.reading.diameter), true_diameter=true_diameter(truth),
                dark=bool(labels.reading.dark), denoise=float(labels.reading.denoise), method=labels.method,
-               why=labels.why, describe=labels.describe(), seconds=round(time.perf_counter() - t0, 1))
+               why=labels.why, describe=labels.describe(), concerns=labels.concerns(),
+               seconds=round(time.perf_counter() - t0, 1))
     return rec
 
 
@@ -104,12 +108,14 @@ def pooled(records: list[dict]) -> dict:
             "true_diameter": float(np.median([r["true_diameter"] for r in records])),
             "polarity": "/".join(sorted({_shows_as(r) for r in records if "dark" in r})),
             "method": "/".join(methods), "classical_ap50": float(np.mean([r["classical_ap50"] for r in records])),
-            "errors": sum("error" in r for r in records), "frames": len(records)}
+            "errors": sum("error" in r for r in records), "frames": len(records),
+            "warned": sum(bool(r.get("concerns")) for r in records) if all("concerns" in r or "error" in r
+                                                                           for r in records) else None}
 
 
 def table(records: list[dict], tags: list[str]) -> str:
     out = ["| set | labels | frames | points / object | point precision | point recall | mask Dice | "
-           "diameter (true) px | polarity | threshold | classical AP50 |", "|---" * 11 + "|"]
+           "diameter (true) px | polarity | threshold | classical AP50 | frames warned |", "|---" * 12 + "|"]
     for ds in SETS:
         for tag in tags:
             rs = [r for r in records if r.get("tag") == tag and r.get("dataset") == ds]
@@ -119,7 +125,8 @@ def table(records: list[dict], tags: list[str]) -> str:
             err = f" ({p['errors']} failed)" if p["errors"] else ""
             out.append(f"| {ds} | {tag} | {p['frames']}{err} | {p['per_object']:.2f} | {p['precision']:.2f} | "
                        f"{p['recall']:.2f} | {p['dice']:.2f} | {p['diameter']:.0f} ({p['true_diameter']:.0f}) | "
-                       f"{p['polarity']} | {p['method']} | {p['classical_ap50']:.3f} |")
+                       f"{p['polarity']} | {p['method']} | {p['classical_ap50']:.3f} | "
+                       f"{'-' if p['warned'] is None else p['warned']} |")
     return "\n".join(out)
 
 

@@ -113,3 +113,22 @@ def test_machine_labels_take_one_point_per_blob_or_per_piece_of_the_mask(viewer,
     labels = panel.pending[-1]
     assert labels.reading.tiled and "one point per piece of the mask" in panel.status.text()
     assert len(viewer.layers[PREVIEW_POINTS].data) == len(labels.points)
+
+
+def test_machine_labels_that_look_wrong_are_warned_about_with_the_preview(viewer, qtbot):
+    im = _viewer_with_image(viewer)
+    w = AnnotationWidget(viewer)
+    qtbot.addWidget(w)
+    w.add_layers()
+    panel = w.autolabel
+    panel.threshold.setCurrentText("fixed")
+    panel.value.setValue(float(im.image.min()) - 1.0)       # under every pixel: the mask is the whole image
+    panel.run()
+    qtbot.waitUntil(lambda: not panel.busy and panel.pending is not None, timeout=30000)
+    text = panel.status.text()
+    assert text.startswith("preview:") and "Warning: the mask covers 100 % of the image" in text
+    panel.discard()
+    panel.threshold.setCurrentText("auto")                  # sound labels: no warning
+    panel.run()
+    qtbot.waitUntil(lambda: not panel.busy and panel.pending is not None, timeout=30000)
+    assert "Warning" not in panel.status.text()

@@ -11,6 +11,7 @@ other labels, and napari opens them for review.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..engine.autolabel import AutolabelConfig
@@ -92,6 +93,8 @@ def cmd_autolabel(args) -> int:
     write_labels_tiff(mask_out, labels.foreground, overwrite=args.overwrite, pixel_size=pixel_size)
     write_points_csv(points_out, labels.points, overwrite=args.overwrite)
     print(f"{args.image}: {labels.describe()}; written to {points_out} and {mask_out}")
+    for concern in labels.concerns():
+        print(f"warning: {args.image}: {concern}", file=sys.stderr)
     if args.self_train:
         _self_train(args, image, labels)
     return 0

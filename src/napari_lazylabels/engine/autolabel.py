@@ -47,6 +47,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import AnnotationError, SettingsError
+from .autolabel_checks import concerns as _concerns
 from .autolabel_config import (AUTO, FIXED, LI, MICROMETERS, OTSU, PIXELS, SIZE_UNITS, THRESHOLDS,  # noqa: F401
                                TRIANGLE, AutolabelConfig)
 from .autolabel_mask import grown_to_points, one_per_basin, region_confidence, without_small
@@ -227,6 +228,11 @@ class MachineLabels:
         """How many points and mask pieces are doubtful."""
         return (int(np.sum(self.point_confidence < self.min_confidence)),
                 int(np.sum(self.piece_confidence[1:] < self.min_confidence)))
+
+    def concerns(self) -> list[str]:
+        """What looks wrong with these labels, one plain sentence each (:mod:`.autolabel_checks`): a mask
+        over almost the whole image, or a single point for the object size read."""
+        return _concerns(self.foreground, len(self.points), None if self.reading is None else self.reading.diameter)
 
     def describe(self) -> str:
         cover = 100.0 * float(np.count_nonzero(self.foreground)) / max(self.foreground.size, 1)

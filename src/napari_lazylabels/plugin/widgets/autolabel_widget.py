@@ -275,8 +275,12 @@ class AutolabelPanel(QGroupBox):
             self.pending = (points_layer, mask_layer, plane, labels)
             self.merge_button.setEnabled(True)
             self.discard_button.setEnabled(True)
+            concerns = labels.concerns()
+            warning = "".join(f" Warning: {c}." for c in concerns)
             self.status.setText(f"preview: {labels.describe()}. Merge writes them into '{points_layer.name}' "
-                                f"and '{mask_layer.name}'")
+                                f"and '{mask_layer.name}'.{warning}")
+            if concerns:
+                show_warning(f"{image_layer.name}: {concerns[0]}")
 
         self._call.start(work, done, self._failed)
 
