@@ -1,5 +1,6 @@
 """Points + foreground mask in napari: the Points layer, the summary, training items, the machine-made
-labels panel (merged without replacing anything, undone), export and reading back."""
+labels panel (merged without replacing anything, undone, its settings remembered), export and reading
+back."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from napari_lazylabels.engine.regimes.lacss import MASK_KEY, POINTS_KEY
 from napari_lazylabels.engine.synthetic import make_image
 from napari_lazylabels.plugin.data import training_items
 from napari_lazylabels.plugin.reader import read_lazylabels
-from napari_lazylabels.plugin.widgets import AnnotationWidget
+from napari_lazylabels.plugin.widgets import AnnotationWidget, remembered
 from napari_lazylabels.plugin.widgets.autolabel_widget import MODEL_MASK, PREVIEW_MASK, PREVIEW_POINTS
 from napari_lazylabels.plugin.widgets.export import stores_for_image, write_stores
 
@@ -132,3 +133,26 @@ def test_machine_labels_that_look_wrong_are_warned_about_with_the_preview(viewer
     panel.run()
     qtbot.waitUntil(lambda: not panel.busy and panel.pending is not None, timeout=30000)
     assert "Warning" not in panel.status.text()
+
+
+def test_the_machine_labels_settings_are_remembered_for_the_next_session(viewer, qtbot):
+    _viewer_with_image(viewer)
+    first = AnnotationWidget(viewer)
+    qtbot.addWidget(first)
+    panel = first.autolabel
+    panel.size.setValue(24.0)
+    panel.threshold.setCurrentText("fixed")
+    panel.value.setValue(0.25)
+    panel.polarity.setCurrentText("dark")
+    panel.point_per.setCurrentText("piece of the mask")
+    panel.mask_source.setCurrentText(MODEL_MASK)            # the session's model: not remembered
+    again = AnnotationWidget(viewer).autolabel               # the next session's panel
+    qtbot.addWidget(again.parentWidget() or again)
+    got = again.config()
+    assert (got.object_size, got.threshold, got.threshold_value, got.polarity, got.tiling) == \
+        (24.0, "fixed", 0.25, "dark", "on")
+    assert again.mask_source.currentText() != MODEL_MASK
+    remembered.save("autolabel", {"threshold": "a removed method", "size": "big", "polarity": "dark"})
+    odd = AnnotationWidget(viewer).autolabel                 # what no longer fits keeps its default
+    qtbot.addWidget(odd.parentWidget() or odd)
+    assert odd.threshold.currentText() == "auto" and odd.size.value() == 0.0 and odd.polarity.currentText() == "dark"

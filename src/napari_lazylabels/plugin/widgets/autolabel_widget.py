@@ -29,6 +29,7 @@ from ...engine.autolabel_tiling import AUTO as TILING_AUTO, OFF as TILING_OFF, O
 from ...engine.regimes import registry
 from ...errors import LazyLabelsError
 from ..layers import current_plane, ensure_label_layers, class_names, label_layers, plane_data, pixel_size_of
+from . import remembered
 from .background import BackgroundCall
 from .grabcut_widget import apply_drafts
 from .tooltips import tip
@@ -109,6 +110,10 @@ def undo_merge(m: Merge) -> tuple[int, int]:
             m.mask_layer.data_setitem(idx, np.zeros(len(idx[-1]), m.mask_layer.data.dtype))
         cleared = int(still.sum())
     return len(drop), cleared
+
+
+#: Where the panel's settings are remembered (:mod:`.remembered`).
+SETTINGS_KEY = "autolabel"
 
 
 class AutolabelPanel(QGroupBox):
@@ -194,6 +199,28 @@ class AutolabelPanel(QGroupBox):
         self._call = BackgroundCall(self)
         self.last: Merge | None = None
         self.refresh_channels()
+        self._remember()
+
+    def _remember(self) -> None:
+        """Put back the settings of the last session (:mod:`.remembered`) and store them on change: the size,
+        thresholds, polarity and points per object; not the channels or the mask's source, which belong to
+        the image and the session's model."""
+        combos = {"unit": self.unit, "threshold": self.threshold, "polarity": self.polarity,
+                  "point_per": self.point_per}
+        spins = {"size": self.size, "value": self.value, "detection": self.detection}
+        for name, value in remembered.load(SETTINGS_KEY).items():
+            if name in combos and isinstance(value, str) and combos[name].findText(value) >= 0:
+                combos[name].setCurrentText(value)
+            elif name in spins and isinstance(value, (int, float)) and not isinstance(value, bool):
+                spins[name].setValue(float(value))
+
+        def save(*_args) -> None:
+            remembered.save(SETTINGS_KEY, {**{n: c.currentText() for n, c in combos.items()},
+                                           **{n: s.value() for n, s in spins.items()}})
+        for combo in combos.values():
+            combo.currentTextChanged.connect(save)
+        for spin in spins.values():
+            spin.valueChanged.connect(save)
 
     @property
     def busy(self) -> bool:
