@@ -71,6 +71,7 @@ def test_cli_autolabel_prints_the_warning_and_still_writes_the_labels(tmp_path, 
     tifffile.imwrite(path, (halo_colony() * 1000).astype(np.uint16))
     pts, mask = tmp_path / "p.csv", tmp_path / "m.tif"
     assert main(["autolabel", "--image", str(path), "--points", str(pts), "--foreground", str(mask)]) == 0
-    err = capsys.readouterr().err
-    assert f"warning: {path}: the mask covers" in err
+    said = capsys.readouterr()
+    assert f"warning: {path}: the mask covers" in said.err
+    assert f"{path}: 1 point, foreground" in said.out                 # one point, in the singular
     assert pts.exists() and tifffile.imread(mask).mean() >= FULL_COVER

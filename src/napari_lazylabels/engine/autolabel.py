@@ -239,7 +239,8 @@ class MachineLabels:
         pts, pieces = self.doubtful()
         how = "given" if self.method == "given" else \
             f"{self.method} threshold {self.threshold:.4g}{', ' + self.why if self.why else ''}"
-        text = f"{len(self.points)} points, foreground {cover:.1f} % of the image ({how})"
+        n = len(self.points)
+        text = f"{n} point{'' if n == 1 else 's'}, foreground {cover:.1f} % of the image ({how})"
         if self.reading is not None:
             text += f"; {self.reading.describe()}"
         return text + (f"; doubtful (left out of training): {pts} points, {pieces} mask pieces"
