@@ -8,6 +8,7 @@ import pytest
 from napari_lazylabels.plugin.sample_data import REAL_NAME, SYNTHETIC_NAME, real_instances
 from napari_lazylabels.engine.regimes.detection import detection_blobs
 from napari_lazylabels.plugin.widgets import AnnotationWidget
+from napari_lazylabels.plugin.widgets.fit import ShortButton
 from napari_lazylabels.plugin.layers import input_keys, input_spec, label_layer_name
 
 pytestmark = pytest.mark.gui
@@ -155,3 +156,22 @@ def test_grabcut_with_only_blobs_painted_makes_the_masks_layer(real_viewer, qtbo
     masks = real_viewer.layers[label_layer_name(REAL_NAME, "segmentation")]
     assert w.grabcut.last_count > 1000 and masks.data.any()
     assert real_viewer.layers.selection.active is blobs       # still painting the blobs
+
+
+def test_a_kind_button_drops_its_shortcut_from_its_label_where_the_label_would_be_cut(real_viewer, qtbot):
+    lone = ShortButton("Fg/bg scribbles (Alt-4)", "Fg/bg scribbles")
+    qtbot.addWidget(lone)
+    lone.show()
+    for width, shown in ((400, "Fg/bg scribbles (Alt-4)"), (120, "Fg/bg scribbles"), (400, "Fg/bg scribbles (Alt-4)")):
+        lone.resize(width, 30)
+        qtbot.waitUntil(lambda: lone.text() == shown, timeout=3000)       # cut, then back with the room
+    w = AnnotationWidget(real_viewer)                                     # the dock, at most 330 px wide
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.wait(100)
+    buttons = list(w.input_buttons.values())
+    for b in buttons:
+        fits = b._needs(b.full_text) <= b.width()
+        assert b.text() == (b.full_text if fits else b.full_text.rsplit(" (", 1)[0])
+        assert "Alt-" in b.toolTip()                                      # the shortcut stays in the tooltip
+    assert sum(b.text() == b.full_text for b in buttons) >= len(buttons) - 2     # most keep their shortcut

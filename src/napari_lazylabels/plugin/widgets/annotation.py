@@ -27,7 +27,7 @@ from ..layers import (annotated_flags, class_names, ensure_label_layers, input_k
                       style_label_layer)
 from ..summary import NOT_ANNOTATED, PlaneSummary, painted_planes, summarize_plane
 from .combo import set_combo_items
-from .fit import button_grid, compact_combos, FittedDock, scrolled
+from .fit import button_grid, compact_combos, FittedDock, ShortButton, scrolled
 from .autolabel_widget import AutolabelPanel
 from .grabcut_widget import GrabCutPanel
 from .legend import KindsLegend, swatch
@@ -62,8 +62,9 @@ class AnnotationWidget(FittedDock):
         self.input_buttons = {}
         for key in input_keys():
             spec = input_spec(key)
-            label = f"{spec.title} ({spec.shortcut})" if spec.shortcut else spec.title
-            b = QPushButton(label)
+            # where "title (Alt-4)" would be cut (a laptop's dock), the button shows the title alone
+            b = ShortButton(f"{spec.title} ({spec.shortcut})", spec.title) if spec.shortcut \
+                else QPushButton(spec.title)
             b.setToolTip(tip("input_button", tooltip=spec.tooltip, shortcut=spec.shortcut or "-"))
             b.setIcon(swatch(spec.colours(1)[1]))
             b.clicked.connect(lambda _=False, k=key: self.select_input(k))

@@ -5,7 +5,8 @@ of buttons then pushes the window past the screen. Here a dock's parts go in
 scroll areas (the dock keeps the height napari gives it, and a section that
 opens or closes changes what scrolls, not the dock), combo boxes of layer
 names show about :data:`COMBO_CHARS` characters (the full name is in the list
-and the tooltip), and shortcut buttons wrap into a grid.
+and the tooltip), and shortcut buttons wrap into a grid, each dropping its
+shortcut from its label where the label would be cut (:class:`ShortButton`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 from typing import Iterable
 
 from qtpy.QtCore import QSize, Qt, QTimer
-from qtpy.QtWidgets import (QComboBox, QDockWidget, QFrame, QGridLayout, QMainWindow, QScrollArea, QSizePolicy,
-                            QWidget)
+from qtpy.QtWidgets import (QComboBox, QDockWidget, QFrame, QGridLayout, QMainWindow, QPushButton, QScrollArea,
+                            QSizePolicy, QWidget)
 
 #: The widest a dock of the plugin is (px): napari's layer list, a dock and an image view of at least
 #: half the window fit 1366 px.
@@ -85,3 +86,28 @@ def button_grid(buttons: Iterable[QWidget], columns: int = 2) -> QGridLayout:
         b.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         grid.addWidget(b, i // columns, i % columns)
     return grid
+
+
+class ShortButton(QPushButton):
+    """A push button that shows ``short`` (e.g. its label without the shortcut, which stays in the
+    tooltip) where its full text would be cut, and the full text again where it fits."""
+
+    def __init__(self, text: str, short: str, parent: QWidget | None = None):
+        super().__init__(text, parent)
+        self.full_text, self.short_text = text, short
+
+    def _needs(self, text: str) -> int:
+        """The width (px) the button asks for with ``text``: its style's padding and its icon included."""
+        shown = self.text()
+        self.blockSignals(True)
+        self.setText(text)
+        width = self.sizeHint().width()
+        self.setText(shown)
+        self.blockSignals(False)
+        return width
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        text = self.full_text if self._needs(self.full_text) <= self.width() else self.short_text
+        if text != self.text():
+            self.setText(text)
