@@ -207,7 +207,7 @@ class AutolabelPanel(QGroupBox):
         the image and the session's model."""
         combos = {"unit": self.unit, "threshold": self.threshold, "polarity": self.polarity,
                   "point_per": self.point_per}
-        spins = {"size": self.size, "value": self.value, "detection": self.detection}
+        spins = {"size": self.size, "value": self.value, "blob_response": self.detection}
         for name, value in remembered.load(SETTINGS_KEY).items():
             if name in combos and isinstance(value, str) and combos[name].findText(value) >= 0:
                 combos[name].setCurrentText(value)
