@@ -50,6 +50,7 @@ from ..errors import AnnotationError, SettingsError
 from .autolabel_checks import concerns as _concerns
 from .autolabel_config import (AUTO, FIXED, LI, MICROMETERS, OTSU, PIXELS, SIZE_UNITS, THRESHOLDS,  # noqa: F401
                                TRIANGLE, AutolabelConfig)
+from .autolabel_halo import MIN_PIECES as HALO_MIN_PIECES, halo_reading, piece_diameter, without_lines
 from .autolabel_mask import grown_to_points, one_per_basin, region_confidence, without_small
 from .autolabel_reading import SIZE_CORRECTION, ImageReading, read_image, sized_by_mask  # noqa: F401
 from .autolabel_scale import scaled, texture_of
@@ -279,8 +280,36 @@ def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, point
     pieces, piece_conf = region_confidence(mask, smoothed, t, points, grown, confidence)
     if foreground is not None:
         piece_conf = np.ones_like(piece_conf)
-    return MachineLabels(points, mask, t, method, why, reading, confidence, pieces, piece_conf,
-                         float(config.min_confidence))
+    labels = MachineLabels(points, mask, t, method, why, reading, confidence, pieces, piece_conf,
+                           float(config.min_confidence))
+    if _may_read_again(config) and foreground is None and labels.concerns():
+        again = _read_again(pts_img, config, reading)
+        if again is not None and not again.concerns():
+            return again
+    return labels
+
+
+def _may_read_again(config: AutolabelConfig) -> bool:
+    """The second reading is on, and it overrides nothing the user set: the threshold, polarity and size
+    are all read from the image."""
+    return config.second_reading == "auto" and config.threshold == AUTO and config.dark is None \
+        and config.object_size is None
+
+
+def _read_again(channel: np.ndarray, config: AutolabelConfig, first: ImageReading) -> MachineLabels | None:
+    """The labels of the second reading (:mod:`.autolabel_halo`: dark objects in bright halos, cut apart
+    at the lines between them, one point per piece), or None when it finds fewer than two pieces."""
+    cut, points, t, method = halo_reading(channel, config.smoothing)
+    if len(points) < HALO_MIN_PIECES:
+        return None
+    mask = without_lines(cut).astype(np.uint8)
+    reading = dataclasses.replace(first, diameter=piece_diameter(cut), dark=True, texture=False, denoise=0.0,
+                                  from_mask=False, tiled=False, halo=True)
+    smoothed = ndi.gaussian_filter(np.asarray(channel, np.float64), config.smoothing)
+    confidence = np.ones(len(points))
+    pieces, piece_conf = region_confidence(mask, smoothed, t, points, None, confidence)
+    return MachineLabels(points, mask, t, method, "the objects' side of the histogram", reading, confidence,
+                         pieces, piece_conf, float(config.min_confidence))
 
 
 def _points_in(pts_img: np.ndarray, config: AutolabelConfig, reading: ImageReading, mask: np.ndarray,

@@ -17,6 +17,8 @@ THRESHOLDS = (AUTO, OTSU, LI, TRIANGLE, FIXED)
 #: Units of the object size.
 PIXELS, MICROMETERS = "px", "um"
 SIZE_UNITS = (PIXELS, MICROMETERS)
+#: The second reading of labels that look wrong (:mod:`.autolabel_halo`): taken when it looks right, or never.
+SECOND_READING = ("auto", "off")
 
 
 def _help(text: str, **more) -> dict:
@@ -68,6 +70,12 @@ class AutolabelConfig:
             section's cells, the background a thin network of membranes), so
             that each piece of the mask is one object and takes one point
             (:func:`.autolabel_tiling.one_per_piece`) instead of the blobs.
+        second_reading: ``auto``: labels that look wrong (:mod:`.autolabel_checks`)
+            are made again as dark objects in bright halos, cut apart at the
+            bright lines between them (:mod:`.autolabel_halo`), and the second
+            reading is taken when it looks right (only when the threshold,
+            polarity and size are all read from the image: it sets them anew);
+            ``off``: never.
     """
 
     object_size: float | None = field(default=None, metadata=_help(
@@ -106,6 +114,12 @@ class AutolabelConfig:
         "correct the object size read from the image by the median size of the mask's objects"))
     min_confidence: float = field(default=0.5, metadata=_help(
         "points and mask pieces of lower confidence (0..1) are left out of the region trained on", metavar="C"))
+    second_reading: str = field(default="auto", metadata=_help(
+        "when the labels look wrong (a mask over almost the whole image, or a single point): read the image "
+        "again as dark objects in bright halos (phase-contrast bacteria), cut apart at the bright lines "
+        "between them (auto; only when threshold, polarity and size are all read from the image), or keep "
+        "the first reading (off)", choices=SECOND_READING,
+        metavar="|".join(SECOND_READING)))
     tiling: str = field(default="auto", metadata=_help(
         "objects that tile the image (EM cells between thin membranes): one point per piece of the mask instead "
         "of the blobs (auto: read from the mask)", choices=TILING, metavar="|".join(TILING)))
@@ -118,6 +132,9 @@ class AutolabelConfig:
         if self.denoise is not None:
             check_number("denoise", self.denoise, low=0, high=100)
         check_number("min confidence", self.min_confidence, low=0, high=1)
+        if self.second_reading not in SECOND_READING:
+            raise SettingsError(f"second reading must be one of {', '.join(SECOND_READING)}, "
+                                f"got {self.second_reading!r}")
         if self.tiling not in TILING:
             raise SettingsError(f"tiling must be one of {', '.join(TILING)}, got {self.tiling!r}")
         if self.size_unit not in SIZE_UNITS:

@@ -30,6 +30,7 @@ class ImageReading:
     texture: bool = False         # the objects show in the local contrast (phase contrast), not the intensity
     from_mask: bool = False       # the diameter is the mask's objects' (the blob read corrected)
     tiled: bool = False           # the objects tile the image: one point per piece of the mask
+    halo: bool = False            # read again: dark objects in bright halos, cut at the lines between them
 
     def describe(self) -> str:
         how = "given" if self.estimate is None else \
@@ -39,7 +40,9 @@ class ImageReading:
             f"{'darker' if self.dark else 'brighter'} than the background"
         text = f"objects {kind}, {self.diameter:.0f} px ({how})"
         text += f"; noisy (noise {self.noise:.3f}), denoised by {self.denoise:.1f} px" if self.denoise else ""
-        return text + ("; objects tile the image: one point per piece of the mask" if self.tiled else "")
+        text += "; objects tile the image: one point per piece of the mask" if self.tiled else ""
+        return text + ("; read again as dark objects in bright halos (the first reading looked wrong), cut "
+                       "apart at the bright lines between them: one point per piece" if self.halo else "")
 
 
 #: A noisy image is smoothed by this sigma (px) for the scale read alone (2 px made the membranes of a noisy

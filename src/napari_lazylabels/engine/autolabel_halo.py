@@ -1,0 +1,98 @@
+"""A second reading for labels that look wrong: objects in a halo, cut apart at the bright lines between them.
+
+In phase contrast, bacteria are dark and each one sits in a bright halo. The first reading
+(:mod:`.autolabel_reading`) can take the halo for the objects: its threshold falls at the halo's edge
+and the mask covers almost the whole image, or the local contrast reads the whole colony as one object
+(:mod:`.autolabel_checks` warns about both). When it does, ``autolabel`` reads the image again
+(:func:`halo_reading`):
+
+* **The mask** is the objects' side of the histogram alone: the values beyond the background's mode
+  (the histogram's highest bin) on the other side (the halo) are set to the mode, and the threshold
+  method is chosen from what remains (:func:`.autolabel_stats.choose_threshold`). Holes are filled.
+* **Touching objects** are cut apart where a bright-ridge filter (Sato, :data:`RIDGE_SIGMA`) answers
+  above :data:`RIDGE_SHARE` of its values around the mask: the bright lines between
+  touching dark rods. Pieces under :data:`PIECE_SHARE` of the median piece are dropped as fragments,
+  and the kept pieces grow back over the mask.
+* **One point per piece**, at its deepest pixel, as for objects that tile the image; the mask is the
+  pieces without the one-pixel lines between two of them.
+
+Only dark objects are read so (bacteria in phase contrast); a bright halo's own pieces would be
+rings. The pieces' lines stay out of the mask, so that the mask cut between the points
+(:func:`.autolabel.classical_instances`) keeps the pieces apart. ``autolabel`` takes this reading
+only when it has at least :data:`MIN_PIECES` pieces and no warning of its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .autolabel_stats import choose_threshold
+from .points import empty_points
+
+#: The ridge filter's scale (px): the lines between touching rods are 1-3 px wide.
+RIDGE_SIGMA = 1.0
+#: A pixel is on a line between objects where the ridge filter exceeds this quantile of its values
+#: around the mask.
+RIDGE_SHARE = 0.8
+#: Pieces smaller than this share of the median piece are fragments of the cut.
+PIECE_SHARE = 0.25
+#: A second reading needs at least this many pieces.
+MIN_PIECES = 2
+
+_FUNCTIONS = {"otsu": "threshold_otsu", "li": "threshold_li", "triangle": "threshold_triangle"}
+
+
+def one_sided_threshold(values: np.ndarray) -> tuple[float, str]:
+    """The threshold of ``values`` (objects high) on the objects' side of the mode, and its method."""
+    from skimage import filters
+    v = np.asarray(values, np.float64)
+    counts, edges = np.histogram(v, 512)
+    mode = 0.5 * (edges[counts.argmax()] + edges[counts.argmax() + 1])
+    clipped = np.maximum(v, mode)
+    method, _ = choose_threshold(clipped)
+    return float(getattr(filters, _FUNCTIONS[method])(clipped)), method
+
+
+def halo_reading(channel: np.ndarray, smoothing: float = 1.0) -> tuple[np.ndarray, np.ndarray, float, str]:
+    """Dark objects cut apart at the bright lines between them: their pieces grown back over the mask
+    (int32 map), one point per piece at its deepest pixel before the growth ((N, 3) y, x, class 1), the
+    threshold (in the channel's units) and its method."""
+    from skimage.filters import sato
+    from skimage.segmentation import watershed
+    img = np.asarray(channel, np.float64)
+    smooth = ndi.gaussian_filter(img, smoothing) if smoothing > 0 else img
+    sign = -1.0
+    t, method = one_sided_threshold(sign * smooth)
+    mask = ndi.binary_fill_holes(sign * smooth > t)
+    nothing = (np.zeros(img.shape, np.int32), empty_points(), sign * t, method)
+    if not mask.any():
+        return nothing
+    ridge = sato(img, sigmas=[RIDGE_SIGMA], black_ridges=False)
+    near = ndi.binary_dilation(mask, iterations=3)
+    pieces, n = ndi.label(mask & ~(ridge > np.quantile(ridge[near], RIDGE_SHARE)))
+    if n == 0:
+        return nothing
+    areas = np.bincount(pieces.ravel())[1:]
+    keep = np.flatnonzero(areas >= PIECE_SHARE * np.median(areas)) + 1
+    seeds = np.where(np.isin(pieces, keep), pieces, 0)
+    deepest = ndi.maximum_position(ndi.distance_transform_edt(seeds > 0), seeds, index=keep)
+    yx = np.asarray(deepest, np.float64).reshape(-1, 2)
+    grown = watershed(np.zeros(img.shape, np.float32), seeds, mask=mask)
+    return grown.astype(np.int32), np.column_stack([yx, np.ones(len(yx))]), sign * t, method
+
+
+def piece_diameter(pieces: np.ndarray) -> float:
+    """The median diameter (px) of a disc of each piece's area."""
+    areas = np.bincount(np.asarray(pieces).ravel())[1:]
+    areas = areas[areas > 0]
+    return float(np.median(2.0 * np.sqrt(areas / np.pi))) if len(areas) else 0.0
+
+
+def without_lines(pieces: np.ndarray) -> np.ndarray:
+    """The pieces' mask (bool) without the pixels that touch another piece."""
+    pieces = np.asarray(pieces)
+    big = int(pieces.max()) + 1
+    low = ndi.minimum_filter(np.where(pieces > 0, pieces, big), 3)
+    high = ndi.maximum_filter(pieces, 3)
+    return (pieces > 0) & ~((low < big) & (high != low))
