@@ -45,6 +45,7 @@ from benchmarks.harness.data import gray_or_rgb
 from benchmarks.harness.results import append_record, read_results
 from benchmarks.harness.stamps import machine
 from napari_lazylabels.engine.autolabel import AutolabelConfig, autolabel, classical_instances
+from napari_lazylabels.engine.autolabel_mask import disc_diameter
 from napari_lazylabels.engine.metrics import average_precision
 from napari_lazylabels.errors import LazyLabelsError
 
@@ -63,10 +64,9 @@ def point_scores(points: np.ndarray, truth: np.ndarray) -> dict:
 
 
 def true_diameter(truth: np.ndarray) -> float:
-    """The median diameter of a disc of each object's area."""
-    areas = np.bincount(truth.ravel())[1:]
-    areas = areas[areas > 0]
-    return float(np.median(2.0 * np.sqrt(areas / np.pi))) if len(areas) else 0.0
+    """The median diameter of a disc of each object's area (0 without objects)."""
+    d = disc_diameter(truth)
+    return 0.0 if d is None else d
 
 
 def frame_record(name: str, image: np.ndarray, truth: np.ndarray, config: AutolabelConfig) -> dict:

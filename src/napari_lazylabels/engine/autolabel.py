@@ -50,16 +50,13 @@ from ..errors import AnnotationError, SettingsError
 from .autolabel_checks import concerns as _concerns
 from .autolabel_config import (AUTO, FIXED, LI, MICROMETERS, OTSU, PIXELS, SIZE_UNITS, THRESHOLDS,  # noqa: F401
                                TRIANGLE, AutolabelConfig)
-from .autolabel_halo import MIN_PIECES as HALO_MIN_PIECES, halo_reading, piece_diameter, without_lines
-from .autolabel_mask import grown_to_points, one_per_basin, region_confidence, without_small
+from .autolabel_halo import MIN_PIECES as HALO_MIN_PIECES, halo_reading, without_lines
+from .autolabel_mask import disc_diameter, grown_to_points, one_per_basin, region_confidence, without_small
 from .autolabel_reading import SIZE_CORRECTION, ImageReading, read_image, sized_by_mask  # noqa: F401
 from .autolabel_scale import scaled, texture_of
-from .autolabel_stats import choose_threshold
+from .autolabel_stats import THRESHOLD_FUNCTIONS, choose_threshold
 from .autolabel_tiling import decide as tiling_applies, one_per_piece
 from .points import empty_points, point_disks, point_pixels, seeded_partition
-
-_THRESHOLD_FUNCTIONS = {OTSU: "threshold_otsu", LI: "threshold_li", TRIANGLE: "threshold_triangle"}
-
 
 def channel_of(image: np.ndarray, channel: int | None) -> np.ndarray:
     """One channel of a YX or YXC image as float64 (``None``: the mean of the channels).
@@ -147,7 +144,7 @@ def threshold_of(channel: np.ndarray, config: AutolabelConfig, dark: bool = Fals
         return float(sign * values.max()), config.threshold, "a flat image"
     method, why = choose_threshold(values) if config.threshold == AUTO else (config.threshold, "chosen")
     from skimage import filters
-    return sign * float(getattr(filters, _THRESHOLD_FUNCTIONS[method])(values)), method, why
+    return sign * float(getattr(filters, THRESHOLD_FUNCTIONS[method])(values)), method, why
 
 
 def machine_mask(channel: np.ndarray, config: AutolabelConfig,
@@ -303,7 +300,7 @@ def _read_again(channel: np.ndarray, config: AutolabelConfig, first: ImageReadin
     if len(points) < HALO_MIN_PIECES:
         return None
     mask = without_lines(cut).astype(np.uint8)
-    reading = dataclasses.replace(first, diameter=piece_diameter(cut), dark=True, texture=False, denoise=0.0,
+    reading = dataclasses.replace(first, diameter=disc_diameter(cut), dark=True, texture=False, denoise=0.0,
                                   from_mask=False, tiled=False, halo=True)
     smoothed = ndi.gaussian_filter(np.asarray(channel, np.float64), config.smoothing)
     confidence = np.ones(len(points))

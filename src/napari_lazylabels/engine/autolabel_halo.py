@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from .autolabel_stats import choose_threshold
+from .autolabel_stats import THRESHOLD_FUNCTIONS, choose_threshold
+from .autolabel_tiling import one_per_piece
 from .points import empty_points
 
 #: The ridge filter's scale (px): the lines between touching rods are 1-3 px wide.
@@ -40,9 +41,6 @@ PIECE_SHARE = 0.25
 #: A second reading needs at least this many pieces.
 MIN_PIECES = 2
 
-_FUNCTIONS = {"otsu": "threshold_otsu", "li": "threshold_li", "triangle": "threshold_triangle"}
-
-
 def one_sided_threshold(values: np.ndarray) -> tuple[float, str]:
     """The threshold of ``values`` (objects high) on the objects' side of the mode, and its method."""
     from skimage import filters
@@ -51,7 +49,7 @@ def one_sided_threshold(values: np.ndarray) -> tuple[float, str]:
     mode = 0.5 * (edges[counts.argmax()] + edges[counts.argmax() + 1])
     clipped = np.maximum(v, mode)
     method, _ = choose_threshold(clipped)
-    return float(getattr(filters, _FUNCTIONS[method])(clipped)), method
+    return float(getattr(filters, THRESHOLD_FUNCTIONS[method])(clipped)), method
 
 
 def halo_reading(channel: np.ndarray, smoothing: float = 1.0) -> tuple[np.ndarray, np.ndarray, float, str]:
@@ -76,17 +74,8 @@ def halo_reading(channel: np.ndarray, smoothing: float = 1.0) -> tuple[np.ndarra
     areas = np.bincount(pieces.ravel())[1:]
     keep = np.flatnonzero(areas >= PIECE_SHARE * np.median(areas)) + 1
     seeds = np.where(np.isin(pieces, keep), pieces, 0)
-    deepest = ndi.maximum_position(ndi.distance_transform_edt(seeds > 0), seeds, index=keep)
-    yx = np.asarray(deepest, np.float64).reshape(-1, 2)
     grown = watershed(np.zeros(img.shape, np.float32), seeds, mask=mask)
-    return grown.astype(np.int32), np.column_stack([yx, np.ones(len(yx))]), sign * t, method
-
-
-def piece_diameter(pieces: np.ndarray) -> float:
-    """The median diameter (px) of a disc of each piece's area."""
-    areas = np.bincount(np.asarray(pieces).ravel())[1:]
-    areas = areas[areas > 0]
-    return float(np.median(2.0 * np.sqrt(areas / np.pi))) if len(areas) else 0.0
+    return grown.astype(np.int32), one_per_piece(seeds), sign * t, method
 
 
 def without_lines(pieces: np.ndarray) -> np.ndarray:

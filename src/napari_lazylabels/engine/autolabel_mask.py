@@ -145,15 +145,20 @@ def mask_objects(mask: np.ndarray, depth: float = NECK_DEPTH) -> tuple[np.ndarra
     return seeded_partition(fg, markers, -dist), dist
 
 
+def disc_diameter(labels: np.ndarray, min_objects: int = 1) -> float | None:
+    """The median diameter (px) of the objects of a label map, each a disc of its area, or None when it
+    has fewer than ``min_objects``."""
+    areas = np.bincount(np.asarray(labels).ravel())[1:]
+    areas = areas[areas > 0]
+    return float(np.median(2.0 * np.sqrt(areas / np.pi))) if len(areas) >= max(1, min_objects) else None
+
+
 def mask_diameter(mask: np.ndarray, depth: float = NECK_DEPTH, min_objects: int = MIN_OBJECTS) -> float | None:
     """The median diameter (px) of the mask's objects (:func:`mask_objects`; each a disc of its area), or
     None when it has fewer than ``min_objects``."""
     if not np.any(mask):
         return None
-    basins, _ = mask_objects(mask, depth)
-    areas = np.bincount(basins.ravel())[1:]
-    areas = areas[areas > 0]
-    return float(np.median(2.0 * np.sqrt(areas / np.pi))) if len(areas) >= min_objects else None
+    return disc_diameter(mask_objects(mask, depth)[0], min_objects)
 
 
 def one_per_basin(points: np.ndarray, strength: np.ndarray, mask: np.ndarray,

@@ -28,6 +28,8 @@ BIMODAL = 0.75
 #: Skewness above which triangle is chosen (a dominant background with a tail of objects).
 SKEWED = 1.5
 BRIGHT, DARK, AUTO = "bright", "dark", "auto"
+#: The scikit-image function of each threshold method :func:`choose_threshold` chooses from.
+THRESHOLD_FUNCTIONS = {"otsu": "threshold_otsu", "li": "threshold_li", "triangle": "threshold_triangle"}
 POLARITIES = (AUTO, BRIGHT, DARK)
 
 
