@@ -4,28 +4,12 @@ none, and the CLI prints them while still writing its outputs."""
 
 import numpy as np
 import tifffile
-from scipy import ndimage as ndi
-from skimage.draw import ellipse
 
+from colonies import halo_colony
 from napari_lazylabels.cli.main import main
 from napari_lazylabels.engine.autolabel import AutolabelConfig, autolabel
 from napari_lazylabels.engine.autolabel_checks import FULL_COVER, concerns
 from napari_lazylabels.engine.synthetic import make_image
-
-
-def halo_colony(shape=(360, 480), n=8, seed=0):
-    """A phase-contrast colony: dark rods, each in a bright halo, clustered in the middle of a flat field.
-    The image's defaults read the halo's edge as the threshold (what they did on the E. coli frames)."""
-    rng = np.random.default_rng(seed)
-    cells = np.zeros(shape, bool)
-    cy, cx = shape[0] // 2, shape[1] // 2
-    for _ in range(n):
-        rr, cc = ellipse(cy + rng.uniform(-30, 30), cx + rng.uniform(-30, 30), 25, 8, shape,
-                         rotation=rng.uniform(0, np.pi))
-        cells[rr, cc] = True
-    halo = ndi.binary_dilation(cells, iterations=12) & ~cells
-    img = np.full(shape, 0.5) + 0.35 * ndi.gaussian_filter(halo.astype(float), 4) - 0.3 * cells
-    return ndi.gaussian_filter(img, 1) + rng.normal(0, 0.01, shape)
 
 
 def test_a_mask_over_almost_the_whole_image_is_warned_about():

@@ -5,9 +5,8 @@ them, one point per rod; labels that look right are never read again, and the se
 import numpy as np
 import pytest
 import tifffile
-from scipy import ndimage as ndi
-from skimage.draw import ellipse
 
+from colonies import rod_colony
 from napari_lazylabels.cli.main import main
 from napari_lazylabels.engine.autolabel import AutolabelConfig, autolabel, classical_instances
 from napari_lazylabels.engine.autolabel_halo import halo_reading, one_sided_threshold, without_lines
@@ -15,21 +14,6 @@ from napari_lazylabels.engine.metrics import average_precision
 from napari_lazylabels.engine.synthetic import make_image
 from napari_lazylabels.errors import SettingsError
 from napari_lazylabels.io.points import read_points_csv
-
-
-def rod_colony(shape=(360, 480), n=6, seed=0):
-    """Dark rods side by side, a bright line between two, in a bright halo on a flat field (phase
-    contrast), and the rods."""
-    rng = np.random.default_rng(seed)
-    rods = np.zeros(shape, np.int32)
-    cy, cx = shape[0] // 2, shape[1] // 2 - (n * 16) // 2
-    for i in range(n):
-        rr, cc = ellipse(cy + rng.uniform(-4, 4), cx + 16 * i, 28, 7, shape)
-        rods[rr, cc] = i + 1
-    cells = rods > 0
-    halo = ndi.binary_dilation(cells, iterations=12) & ~cells
-    img = np.full(shape, 0.5) + 0.35 * ndi.gaussian_filter(halo.astype(float), 4) - 0.3 * cells
-    return ndi.gaussian_filter(img, 1) + rng.normal(0, 0.01, shape), rods
 
 
 def test_rods_in_a_halo_are_read_again_one_point_per_rod():

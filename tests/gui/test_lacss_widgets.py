@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from colonies import rod_colony
 from napari_lazylabels.engine.regimes.lacss import MASK_KEY, POINTS_KEY
 from napari_lazylabels.engine.synthetic import make_image
 from napari_lazylabels.plugin.data import training_items
@@ -133,6 +134,32 @@ def test_machine_labels_that_look_wrong_are_warned_about_with_the_preview(viewer
     panel.run()
     qtbot.waitUntil(lambda: not panel.busy and panel.pending is not None, timeout=30000)
     assert "Warning" not in panel.status.text()
+
+
+def test_machine_labels_that_look_wrong_are_read_again_unless_unticked(viewer, qtbot):
+    viewer.add_image(rod_colony()[0], name="colony")  # the defaults take the bright halo for the objects
+    w = AnnotationWidget(viewer)
+    qtbot.addWidget(w)
+    w.add_layers()
+    panel = w.autolabel
+    assert panel.read_again.isChecked() and panel.read_again.isEnabled()
+    panel.run()
+    qtbot.waitUntil(lambda: not panel.busy and panel.pending is not None, timeout=30000)
+    assert panel.pending[-1].reading.halo and "read again as dark objects in bright halos" in panel.status.text()
+    assert "Warning" not in panel.status.text()
+    panel.discard()
+    panel.read_again.setChecked(False)                  # the first reading, with its warning
+    assert panel.config().second_reading == "off"
+    panel.run()
+    qtbot.waitUntil(lambda: not panel.busy and panel.pending is not None, timeout=30000)
+    assert not panel.pending[-1].reading.halo and "Warning:" in panel.status.text()
+    panel.polarity.setCurrentText("dark")               # what the user sets is kept: no second reading offered
+    assert not panel.read_again.isEnabled()
+    panel.polarity.setCurrentText("auto")
+    assert panel.read_again.isEnabled()
+    again = AnnotationWidget(viewer).autolabel           # the next session's panel remembers the choice
+    qtbot.addWidget(again.parentWidget() or again)
+    assert not again.read_again.isChecked() and again.config().second_reading == "off"
 
 
 def test_the_machine_labels_settings_are_remembered_for_the_next_session(viewer, qtbot):

@@ -296,17 +296,16 @@ def _may_read_again(config: AutolabelConfig) -> bool:
 def _read_again(channel: np.ndarray, config: AutolabelConfig, first: ImageReading) -> MachineLabels | None:
     """The labels of the second reading (:mod:`.autolabel_halo`: dark objects in bright halos, cut apart
     at the lines between them, one point per piece), or None when it finds fewer than two pieces."""
-    cut, points, t, method = halo_reading(channel, config.smoothing)
-    if len(points) < HALO_MIN_PIECES:
+    found = halo_reading(channel, config.smoothing)
+    if len(found.points) < HALO_MIN_PIECES:
         return None
-    mask = without_lines(cut).astype(np.uint8)
-    reading = dataclasses.replace(first, diameter=disc_diameter(cut), dark=True, texture=False, denoise=0.0,
-                                  from_mask=False, tiled=False, halo=True)
-    smoothed = ndi.gaussian_filter(np.asarray(channel, np.float64), config.smoothing)
-    confidence = np.ones(len(points))
-    pieces, piece_conf = region_confidence(mask, smoothed, t, points, None, confidence)
-    return MachineLabels(points, mask, t, method, "the objects' side of the histogram", reading, confidence,
-                         pieces, piece_conf, float(config.min_confidence))
+    mask = without_lines(found.pieces).astype(np.uint8)
+    reading = dataclasses.replace(first, diameter=disc_diameter(found.pieces), dark=True, texture=False,
+                                  denoise=0.0, from_mask=False, tiled=False, halo=True)
+    confidence = np.ones(len(found.points))
+    pieces, piece_conf = region_confidence(mask, found.smoothed, found.threshold, found.points, None, confidence)
+    return MachineLabels(found.points, mask, found.threshold, found.method, "the objects' side of the histogram",
+                         reading, confidence, pieces, piece_conf, float(config.min_confidence))
 
 
 def _points_in(pts_img: np.ndarray, config: AutolabelConfig, reading: ImageReading, mask: np.ndarray,

@@ -24,6 +24,8 @@ only when it has at least :data:`MIN_PIECES` pieces and no warning of its own.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -52,10 +54,19 @@ def one_sided_threshold(values: np.ndarray) -> tuple[float, str]:
     return float(getattr(filters, THRESHOLD_FUNCTIONS[method])(clipped)), method
 
 
-def halo_reading(channel: np.ndarray, smoothing: float = 1.0) -> tuple[np.ndarray, np.ndarray, float, str]:
-    """Dark objects cut apart at the bright lines between them: their pieces grown back over the mask
-    (int32 map), one point per piece at its deepest pixel before the growth ((N, 3) y, x, class 1), the
-    threshold (in the channel's units) and its method."""
+class HaloReading(NamedTuple):
+    """What :func:`halo_reading` found."""
+
+    pieces: np.ndarray        #: the pieces grown back over the mask (int32 map, 0 outside)
+    points: np.ndarray        #: one per piece at its deepest pixel before the growth ((N, 3) y, x, class 1)
+    threshold: float          #: in the channel's units
+    method: str               #: the threshold method
+    smoothed: np.ndarray      #: the channel as it was thresholded (float64, smoothed)
+
+
+def halo_reading(channel: np.ndarray, smoothing: float = 1.0) -> HaloReading:
+    """Dark objects cut apart at the bright lines between them: their pieces, one point per piece, the
+    threshold and its method, and the smoothed channel (:class:`HaloReading`)."""
     from skimage.filters import sato
     from skimage.segmentation import watershed
     img = np.asarray(channel, np.float64)
@@ -63,7 +74,7 @@ def halo_reading(channel: np.ndarray, smoothing: float = 1.0) -> tuple[np.ndarra
     sign = -1.0
     t, method = one_sided_threshold(sign * smooth)
     mask = ndi.binary_fill_holes(sign * smooth > t)
-    nothing = (np.zeros(img.shape, np.int32), empty_points(), sign * t, method)
+    nothing = HaloReading(np.zeros(img.shape, np.int32), empty_points(), sign * t, method, smooth)
     if not mask.any():
         return nothing
     ridge = sato(img, sigmas=[RIDGE_SIGMA], black_ridges=False)
@@ -75,7 +86,7 @@ def halo_reading(channel: np.ndarray, smoothing: float = 1.0) -> tuple[np.ndarra
     keep = np.flatnonzero(areas >= PIECE_SHARE * np.median(areas)) + 1
     seeds = np.where(np.isin(pieces, keep), pieces, 0)
     grown = watershed(np.zeros(img.shape, np.float32), seeds, mask=mask)
-    return grown.astype(np.int32), one_per_piece(seeds), sign * t, method
+    return HaloReading(grown.astype(np.int32), one_per_piece(seeds), sign * t, method, smooth)
 
 
 def without_lines(pieces: np.ndarray) -> np.ndarray:

@@ -20,10 +20,11 @@ from typing import Callable
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                            QPushButton, QVBoxLayout)
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
+                            QLabel, QPushButton, QVBoxLayout)
 
 from ...engine.autolabel import FIXED, SIZE_UNITS, THRESHOLDS, AutolabelConfig, autolabel
+from ...engine.autolabel_config import AUTO
 from ...engine.autolabel_stats import POLARITIES
 from ...engine.autolabel_tiling import AUTO as TILING_AUTO, OFF as TILING_OFF, ON as TILING_ON
 from ...engine.regimes import registry
@@ -151,6 +152,11 @@ class AutolabelPanel(QGroupBox):
         self.point_per = QComboBox()
         self.point_per.addItems(list(POINT_PER))
         self.point_per.setToolTip(tip("autolabel_tiling"))
+        self.read_again = QCheckBox("Read again if they look wrong")
+        self.read_again.setChecked(True)
+        self.read_again.setToolTip(tip("autolabel_second_reading"))
+        for changed in (self.threshold.currentTextChanged, self.polarity.currentTextChanged, self.size.valueChanged):
+            changed.connect(self._read_again_allowed)
         self.mask_source = QComboBox()
         self.mask_source.addItems([THRESHOLD_MASK, MODEL_MASK])
         self.mask_source.setToolTip("The mask: a threshold of the image, or the objects the current model "
@@ -187,6 +193,7 @@ class AutolabelPanel(QGroupBox):
         form.addRow("Blob response", self.detection)
         form.addRow("Objects", self.polarity)
         form.addRow("One point per", self.point_per)
+        form.addRow(self.read_again)
         buttons = QHBoxLayout()       # under the preview button: four in a row are wider than a laptop's dock
         buttons.addWidget(self.merge_button)
         buttons.addWidget(self.discard_button)
@@ -200,6 +207,7 @@ class AutolabelPanel(QGroupBox):
         self.last: Merge | None = None
         self.refresh_channels()
         self._remember()
+        self._read_again_allowed()
 
     def _remember(self) -> None:
         """Put back the settings of the last session (:mod:`.remembered`) and store them on change: the size,
@@ -208,19 +216,35 @@ class AutolabelPanel(QGroupBox):
         combos = {"unit": self.unit, "threshold": self.threshold, "polarity": self.polarity,
                   "point_per": self.point_per}
         spins = {"size": self.size, "value": self.value, "blob_response": self.detection}
+        checks = {"read_again": self.read_again}
         for name, value in remembered.load(SETTINGS_KEY).items():
             if name in combos and isinstance(value, str) and combos[name].findText(value) >= 0:
                 combos[name].setCurrentText(value)
             elif name in spins and isinstance(value, (int, float)) and not isinstance(value, bool):
                 spins[name].setValue(float(value))
+            elif name in checks and isinstance(value, bool):
+                checks[name].setChecked(value)
 
         def save(*_args) -> None:
             remembered.save(SETTINGS_KEY, {**{n: c.currentText() for n, c in combos.items()},
-                                           **{n: s.value() for n, s in spins.items()}})
+                                           **{n: s.value() for n, s in spins.items()},
+                                           **{n: c.isChecked() for n, c in checks.items()}})
         for combo in combos.values():
             combo.currentTextChanged.connect(save)
         for spin in spins.values():
             spin.valueChanged.connect(save)
+        for check in checks.values():
+            check.toggled.connect(save)
+
+    def _read_again_allowed(self, *_args) -> None:
+        """The second reading overrides nothing the user set: it is offered only while the threshold, the
+        polarity and the size are all read from the image."""
+        free = self.threshold.currentText() == AUTO and self.polarity.currentText() == AUTO \
+            and self.size.value() == 0.0
+        self.read_again.setEnabled(free)
+        self.read_again.setToolTip(tip("autolabel_second_reading") if free else
+                                   "Only when the threshold, the objects and the size are all read from the "
+                                   "image (auto): what you set is kept as it is.")
 
     @property
     def busy(self) -> bool:
@@ -253,7 +277,8 @@ class AutolabelPanel(QGroupBox):
                                detection_threshold=float(self.detection.value()), threshold=method,
                                threshold_value=float(self.value.value()) if method == FIXED else None,
                                polarity=self.polarity.currentText(),
-                               tiling=POINT_PER[self.point_per.currentText()])
+                               tiling=POINT_PER[self.point_per.currentText()],
+                               second_reading="auto" if self.read_again.isChecked() else "off")
 
     def run(self) -> None:
         """Make the labels of the current plane in the background, then show them in the preview layers."""

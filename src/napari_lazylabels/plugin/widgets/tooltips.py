@@ -38,6 +38,10 @@ TIPS: dict[str, str] = {
     "autolabel_detection": "Smallest blob response (on the channel scaled to 0..1): lower finds dimmer objects.",
     "autolabel_tiling": "One point per blob, or per piece of the mask when the cells fill the image with only thin "
                         "membranes between them (electron microscopy): auto decides from the mask.",
+    "autolabel_second_reading": "When the labels look wrong (a mask over almost the whole image, or a single "
+                                "point), read the image again as dark objects in bright halos (bacteria in phase "
+                                "contrast), cut apart at the bright lines between them. Untick to keep the first "
+                                "reading.",
     "autolabel_dark": "Objects brighter or darker than the background (H&E nuclei are darker): auto reads it from the image.",
     # training
     "train_images": "Images to train on (tick several). The image highlighted here shows its label "
