@@ -9,7 +9,8 @@ import tifffile
 from colonies import rod_colony
 from napari_lazylabels.cli.main import main
 from napari_lazylabels.engine.autolabel import AutolabelConfig, autolabel, classical_instances
-from napari_lazylabels.engine.autolabel_halo import halo_reading, one_sided_threshold, without_lines
+from napari_lazylabels.engine.autolabel_halo import (cut_large, deepest_points, halo_reading, one_sided_threshold,
+                                                     without_lines)
 from napari_lazylabels.engine.metrics import average_precision
 from napari_lazylabels.engine.synthetic import make_image
 from napari_lazylabels.errors import SettingsError
@@ -27,6 +28,23 @@ def test_rods_in_a_halo_are_read_again_one_point_per_rod():
     assert sorted(hit.tolist()) == list(range(1, 7))                        # one point in each rod
     assert average_precision(classical_instances(again.points, again.foreground), rods) >= 0.9
     assert np.mean(again.foreground[rods == 0] > 0) < 0.01                   # no halo in the mask
+
+
+def test_pieces_of_two_rods_are_cut_apart_end_to_end_or_side_by_side():
+    pieces = np.zeros((150, 160), np.int32)
+    for i, x in enumerate((10, 30, 50, 70)):                  # four single rods (10 x 40 px)
+        pieces[10:50, x:x + 10] = i + 1
+    pieces[60:140, 10:20] = 5                                 # two rods end to end: a dividing cell
+    pieces[70:110, 100:120] = 6                               # two rods side by side
+    cut = cut_large(pieces)
+    assert cut.max() == 8 and np.array_equal(cut[pieces <= 4], pieces[pieces <= 4])
+    ends = np.unique(cut[60:140, 10:20])
+    assert len(ends) == 2 and set(np.unique(cut[60:100, 10:20])) == {5}          # cut across its length
+    sides = np.unique(cut[70:110, 100:120])
+    assert len(sides) == 2 and len(np.unique(cut[70:110, 100:110])) == 1         # cut along it
+    points = deepest_points(cut)
+    assert len(points) == 8 and len(np.unique(cut[points[:, 0].astype(int), points[:, 1].astype(int)])) == 8
+    assert np.array_equal(cut_large(pieces[:55]), pieces[:55])                  # all of one size: nothing cut
 
 
 def test_what_the_user_set_is_never_read_again():

@@ -31,6 +31,19 @@ def test_the_target_is_judged_on_the_mean_over_seeds_and_names_the_worst():
     assert "| classical (threshold + LoG seeds + distance watershed) | 0.500 | - | - |" in table
 
 
+def test_the_target_names_what_exact_labels_reach_and_when_it_lies_above_them():
+    recs = [_record("ecoli", "classical", 0, 0.35), _record("ecoli", "machine", 0, 0.22),
+            _record("ecoli", "points", 0, 0.30), _record("ecoli", "points", 1, 0.40), _record("ecoli", "full", 0, 0.15)]
+    (line,) = points.targets(recs)
+    assert "**missed**" in line and "exact labels: points at centroids + exact foreground 0.350 ± 0.071, " \
+        "full supervision 0.150" in line
+    assert "under the target's 0.450: even exact labels do not reach it at this budget" in line
+    recs[3] = _record("ecoli", "points", 1, 0.60)                     # the exact labels reach past the target
+    (line,) = points.targets(recs)
+    assert "0.450 ± 0.212" in line and "under the target" not in line
+    assert "exact labels" not in points.targets(recs[:2])[0]          # no run on exact labels: nothing said
+
+
 def test_the_table_pairs_the_fitted_settings_with_the_defaults_on_the_same_models():
     recs = [_record("he", "classical", 0, 0.50)] + [_record("he", "machine", s, a) for s, a in ((0, 0.65), (1, 0.55))]
     for r, d in zip(recs[1:], (0.66, 0.35)):

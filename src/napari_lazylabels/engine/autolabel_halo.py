@@ -13,8 +13,12 @@ and the mask covers almost the whole image, or the local contrast reads the whol
   above :data:`RIDGE_SHARE` of its values around the mask: the bright lines between
   touching dark rods. Pieces under :data:`PIECE_SHARE` of the median piece are dropped as fragments,
   and the kept pieces grow back over the mask.
-* **One point per piece**, at its deepest pixel, as for objects that tile the image; the mask is the
-  pieces without the one-pixel lines between two of them.
+* **Pieces of two or more objects** with no line between them (a dividing rod, two rods side by side)
+  are cut apart by their size (:func:`cut_large`): a piece of at least :data:`CUT_SHARE` typical
+  pieces' area (the median piece, fragments left out) is cut into round(area / typical) parts of equal
+  area, across its length, or along it when it is wider than :data:`WIDE` typical widths.
+* **One point per piece**, at the deepest pixel of the mask, which is the pieces without the one-pixel
+  lines between two of them.
 
 Only dark objects are read so (bacteria in phase contrast); a bright halo's own pieces would be
 rings. The pieces' lines stay out of the mask, so that the mask cut between the points
@@ -30,7 +34,6 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .autolabel_stats import THRESHOLD_FUNCTIONS, choose_threshold
-from .autolabel_tiling import one_per_piece
 from .points import empty_points
 
 #: The ridge filter's scale (px): the lines between touching rods are 1-3 px wide.
@@ -42,6 +45,10 @@ RIDGE_SHARE = 0.8
 PIECE_SHARE = 0.25
 #: A second reading needs at least this many pieces.
 MIN_PIECES = 2
+#: A piece of at least this many typical pieces' area holds several objects (:func:`cut_large`).
+CUT_SHARE = 1.6
+#: A piece wider than this many typical widths holds objects side by side: it is cut along its length.
+WIDE = 1.5
 
 def one_sided_threshold(values: np.ndarray) -> tuple[float, str]:
     """The threshold of ``values`` (objects high) on the objects' side of the mode, and its method."""
@@ -85,8 +92,48 @@ def halo_reading(channel: np.ndarray, smoothing: float = 1.0) -> HaloReading:
     areas = np.bincount(pieces.ravel())[1:]
     keep = np.flatnonzero(areas >= PIECE_SHARE * np.median(areas)) + 1
     seeds = np.where(np.isin(pieces, keep), pieces, 0)
-    grown = watershed(np.zeros(img.shape, np.float32), seeds, mask=mask)
-    return HaloReading(grown.astype(np.int32), one_per_piece(seeds), sign * t, method, smooth)
+    grown = cut_large(watershed(np.zeros(img.shape, np.float32), seeds, mask=mask).astype(np.int32))
+    return HaloReading(grown, deepest_points(grown), sign * t, method, smooth)
+
+
+def cut_large(pieces: np.ndarray) -> np.ndarray:
+    """The pieces (int32 map) with each piece of ``k`` >= 2 typical pieces' area (and at least
+    :data:`CUT_SHARE` of it) cut into ``k`` parts of equal area: across its major axis (objects end to end),
+    or across its minor axis when it is wider than :data:`WIDE` typical widths (objects side by side).
+    The typical piece is the median one, pieces under :data:`PIECE_SHARE` of the median left out."""
+    from skimage.measure import regionprops
+    props = regionprops(pieces)
+    if len(props) < MIN_PIECES:
+        return pieces
+    areas = np.array([r.area for r in props], np.float64)
+    widths = np.array([r.axis_minor_length for r in props])
+    typical = areas >= PIECE_SHARE * np.median(areas)
+    area, width = float(np.median(areas[typical])), float(np.median(widths[typical]))
+    out, label = pieces.copy(), int(pieces.max())
+    for r in props:
+        k = int(round(r.area / area))
+        if r.area < CUT_SHARE * area or k < 2:
+            continue
+        o = r.orientation                        # the major axis' angle to the rows
+        axis = (-np.sin(o), np.cos(o)) if r.axis_minor_length > WIDE * width else (np.cos(o), np.sin(o))
+        along = (r.coords - r.coords.mean(0)) @ np.asarray(axis)
+        part = np.searchsorted(np.quantile(along, np.arange(1, k) / k), along)
+        for j in range(1, k):
+            at = r.coords[part == j]
+            label += 1
+            out[at[:, 0], at[:, 1]] = label
+    return out
+
+
+def deepest_points(pieces: np.ndarray) -> np.ndarray:
+    """One point per piece at the deepest pixel of the pieces' mask without the lines between them
+    (:func:`without_lines`): (N, 3) y, x, class 1 (a piece that is all line has none)."""
+    inside = np.where(without_lines(pieces), pieces, 0)
+    ids = np.unique(inside[inside > 0])
+    if not len(ids):
+        return empty_points()
+    yx = np.asarray(ndi.maximum_position(ndi.distance_transform_edt(inside > 0), inside, ids), np.float64)
+    return np.column_stack([yx.reshape(-1, 2), np.ones(len(ids))])
 
 
 def without_lines(pieces: np.ndarray) -> np.ndarray:
