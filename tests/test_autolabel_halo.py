@@ -9,8 +9,8 @@ import tifffile
 from colonies import rod_colony
 from napari_lazylabels.cli.main import main
 from napari_lazylabels.engine.autolabel import AutolabelConfig, autolabel, classical_instances
-from napari_lazylabels.engine.autolabel_halo import (cut_large, deepest_points, halo_reading, one_sided_threshold,
-                                                     without_lines)
+from napari_lazylabels.engine.autolabel_halo import cut_large, halo_reading, one_sided_threshold, without_lines
+from napari_lazylabels.engine.autolabel_tiling import one_per_piece
 from napari_lazylabels.engine.metrics import average_precision
 from napari_lazylabels.engine.synthetic import make_image
 from napari_lazylabels.errors import SettingsError
@@ -42,7 +42,7 @@ def test_pieces_of_two_rods_are_cut_apart_end_to_end_or_side_by_side():
     assert len(ends) == 2 and set(np.unique(cut[60:100, 10:20])) == {5}          # cut across its length
     sides = np.unique(cut[70:110, 100:120])
     assert len(sides) == 2 and len(np.unique(cut[70:110, 100:110])) == 1         # cut along it
-    points = deepest_points(cut)
+    points = one_per_piece(without_lines(cut), cut)
     assert len(points) == 8 and len(np.unique(cut[points[:, 0].astype(int), points[:, 1].astype(int)])) == 8
     assert np.array_equal(cut_large(pieces[:55]), pieces[:55])                  # all of one size: nothing cut
 

@@ -154,6 +154,12 @@ class AutolabelConfig:
                 raise SettingsError(f"{f.name.replace('_', ' ')} must be true or false")
 
     @property
+    def reads_everything(self) -> bool:
+        """The threshold, the polarity and the size are all read from the image (none set by the user):
+        what the second reading sets anew."""
+        return self.threshold == AUTO and self.dark is None and self.object_size is None
+
+    @property
     def dark(self) -> bool | None:
         """True: dark objects, False: bright ones, None: read from the image."""
         return True if self.dark_objects or self.polarity == "dark" else None if self.polarity == "auto" else False

@@ -34,6 +34,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .autolabel_stats import THRESHOLD_FUNCTIONS, choose_threshold
+from .autolabel_tiling import one_per_piece
 from .points import empty_points
 
 #: The ridge filter's scale (px): the lines between touching rods are 1-3 px wide.
@@ -50,6 +51,7 @@ CUT_SHARE = 1.6
 #: A piece wider than this many typical widths holds objects side by side: it is cut along its length.
 WIDE = 1.5
 
+
 def one_sided_threshold(values: np.ndarray) -> tuple[float, str]:
     """The threshold of ``values`` (objects high) on the objects' side of the mode, and its method."""
     from skimage import filters
@@ -65,7 +67,7 @@ class HaloReading(NamedTuple):
     """What :func:`halo_reading` found."""
 
     pieces: np.ndarray        #: the pieces grown back over the mask (int32 map, 0 outside)
-    points: np.ndarray        #: one per piece at its deepest pixel before the growth ((N, 3) y, x, class 1)
+    points: np.ndarray        #: one per piece at its deepest pixel in the mask without the lines ((N, 3))
     threshold: float          #: in the channel's units
     method: str               #: the threshold method
     smoothed: np.ndarray      #: the channel as it was thresholded (float64, smoothed)
@@ -93,7 +95,7 @@ def halo_reading(channel: np.ndarray, smoothing: float = 1.0) -> HaloReading:
     keep = np.flatnonzero(areas >= PIECE_SHARE * np.median(areas)) + 1
     seeds = np.where(np.isin(pieces, keep), pieces, 0)
     grown = cut_large(watershed(np.zeros(img.shape, np.float32), seeds, mask=mask).astype(np.int32))
-    return HaloReading(grown, deepest_points(grown), sign * t, method, smooth)
+    return HaloReading(grown, one_per_piece(without_lines(grown), grown), sign * t, method, smooth)
 
 
 def cut_large(pieces: np.ndarray) -> np.ndarray:
@@ -123,17 +125,6 @@ def cut_large(pieces: np.ndarray) -> np.ndarray:
             label += 1
             out[at[:, 0], at[:, 1]] = label
     return out
-
-
-def deepest_points(pieces: np.ndarray) -> np.ndarray:
-    """One point per piece at the deepest pixel of the pieces' mask without the lines between them
-    (:func:`without_lines`): (N, 3) y, x, class 1 (a piece that is all line has none)."""
-    inside = np.where(without_lines(pieces), pieces, 0)
-    ids = np.unique(inside[inside > 0])
-    if not len(ids):
-        return empty_points()
-    yx = np.asarray(ndi.maximum_position(ndi.distance_transform_edt(inside > 0), inside, ids), np.float64)
-    return np.column_stack([yx.reshape(-1, 2), np.ones(len(ids))])
 
 
 def without_lines(pieces: np.ndarray) -> np.ndarray:

@@ -68,14 +68,20 @@ def decide(setting: str, mask: np.ndarray, diameter: float) -> bool:
     return setting == ON or (setting == AUTO and tiles_image(mask, diameter))
 
 
-def one_per_piece(mask: np.ndarray) -> np.ndarray:
-    """One point per 4-connected piece of the mask, at its deepest pixel (the first in raster order
-    among equals): (N, 3) float64 of y, x, class 1."""
+def one_per_piece(mask: np.ndarray, pieces: np.ndarray | None = None) -> np.ndarray:
+    """One point per piece of the mask, at its deepest pixel in the mask (the first in raster order among
+    equals): (N, 3) float64 of y, x, class 1. The pieces are the mask's 4-connected ones, or the labels of
+    ``pieces`` inside the mask (a label with no pixel there has no point)."""
     fg = np.asarray(mask) > 0
-    pieces, n = ndi.label(fg)
-    if n == 0:
+    if pieces is None:
+        pieces, n = ndi.label(fg)
+        ids = np.arange(1, n + 1)
+    else:
+        pieces = np.where(fg, pieces, 0)
+        ids = np.unique(pieces[pieces > 0])
+    if not len(ids):
         return empty_points()
     dist = ndi.distance_transform_edt(fg)
-    deepest = ndi.maximum_position(dist, pieces, index=np.arange(1, n + 1))
+    deepest = ndi.maximum_position(dist, pieces, index=ids)
     yx = np.asarray(deepest, np.float64).reshape(-1, 2)
-    return np.column_stack([yx, np.ones(n)])
+    return np.column_stack([yx, np.ones(len(ids))])

@@ -24,7 +24,6 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, Q
                             QLabel, QPushButton, QVBoxLayout)
 
 from ...engine.autolabel import FIXED, SIZE_UNITS, THRESHOLDS, AutolabelConfig, autolabel
-from ...engine.autolabel_config import AUTO
 from ...engine.autolabel_stats import POLARITIES
 from ...engine.autolabel_tiling import AUTO as TILING_AUTO, OFF as TILING_OFF, ON as TILING_ON
 from ...engine.regimes import registry
@@ -238,13 +237,13 @@ class AutolabelPanel(QGroupBox):
 
     def _read_again_allowed(self, *_args) -> None:
         """The second reading overrides nothing the user set: it is offered only while the threshold, the
-        polarity and the size are all read from the image."""
-        free = self.threshold.currentText() == AUTO and self.polarity.currentText() == AUTO \
-            and self.size.value() == 0.0
+        polarity and the size are all read from the image (``AutolabelConfig.reads_everything``)."""
+        try:
+            free = self.config().reads_everything
+        except LazyLabelsError:
+            free = False
         self.read_again.setEnabled(free)
-        self.read_again.setToolTip(tip("autolabel_second_reading") if free else
-                                   "Only when the threshold, the objects and the size are all read from the "
-                                   "image (auto): what you set is kept as it is.")
+        self.read_again.setToolTip(tip("autolabel_second_reading" if free else "autolabel_second_reading_off"))
 
     @property
     def busy(self) -> bool:

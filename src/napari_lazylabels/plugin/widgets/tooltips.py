@@ -42,6 +42,8 @@ TIPS: dict[str, str] = {
                                 "point), read the image again as dark objects in bright halos (bacteria in phase "
                                 "contrast), cut apart at the bright lines between them. Untick to keep the first "
                                 "reading.",
+    "autolabel_second_reading_off": "Only when the threshold, the objects and the size are all read from the image "
+                                    "(auto): what you set is kept as it is.",
     "autolabel_dark": "Objects brighter or darker than the background (H&E nuclei are darker): auto reads it from the image.",
     # training
     "train_images": "Images to train on (tick several). The image highlighted here shows its label "
