@@ -289,7 +289,7 @@ def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, point
 def _may_read_again(config: AutolabelConfig) -> bool:
     """The second reading is on, and it overrides nothing the user set: the threshold, polarity and size
     are all read from the image."""
-    return config.second_reading == "auto" and config.reads_everything
+    return config.second_reading == AUTO and config.reads_everything
 
 
 def _read_again(channel: np.ndarray, config: AutolabelConfig, first: ImageReading) -> MachineLabels | None:

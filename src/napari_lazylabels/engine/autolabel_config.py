@@ -18,7 +18,8 @@ THRESHOLDS = (AUTO, OTSU, LI, TRIANGLE, FIXED)
 PIXELS, MICROMETERS = "px", "um"
 SIZE_UNITS = (PIXELS, MICROMETERS)
 #: The second reading of labels that look wrong (:mod:`.autolabel_halo`): taken when it looks right, or never.
-SECOND_READING = ("auto", "off")
+OFF = "off"
+SECOND_READING = (AUTO, OFF)
 
 
 def _help(text: str, **more) -> dict:
@@ -114,7 +115,7 @@ class AutolabelConfig:
         "correct the object size read from the image by the median size of the mask's objects"))
     min_confidence: float = field(default=0.5, metadata=_help(
         "points and mask pieces of lower confidence (0..1) are left out of the region trained on", metavar="C"))
-    second_reading: str = field(default="auto", metadata=_help(
+    second_reading: str = field(default=AUTO, metadata=_help(
         "when the labels look wrong (a mask over almost the whole image, or a single point): read the image "
         "again as dark objects in bright halos (phase-contrast bacteria), cut apart at the bright lines "
         "between them (auto; only when threshold, polarity and size are all read from the image), or keep "

@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, Q
                             QLabel, QPushButton, QVBoxLayout)
 
 from ...engine.autolabel import FIXED, SIZE_UNITS, THRESHOLDS, AutolabelConfig, autolabel
+from ...engine.autolabel_config import AUTO as READ_AGAIN, OFF as FIRST_READING_ONLY
 from ...engine.autolabel_stats import POLARITIES
 from ...engine.autolabel_tiling import AUTO as TILING_AUTO, OFF as TILING_OFF, ON as TILING_ON
 from ...engine.regimes import registry
@@ -277,7 +278,7 @@ class AutolabelPanel(QGroupBox):
                                threshold_value=float(self.value.value()) if method == FIXED else None,
                                polarity=self.polarity.currentText(),
                                tiling=POINT_PER[self.point_per.currentText()],
-                               second_reading="auto" if self.read_again.isChecked() else "off")
+                               second_reading=READ_AGAIN if self.read_again.isChecked() else FIRST_READING_ONLY)
 
     def run(self) -> None:
         """Make the labels of the current plane in the background, then show them in the preview layers."""
