@@ -8,10 +8,12 @@ same kept models and the same probabilities.
 kept model, named after its run: ``em_machine``, ``em_machine_seed1``, ...). For each kept model of the
 method ``machine`` the points suite's own fit is made again (to the machine-made points of the training
 tiles, as the end of a training makes it), the test images are predicted once, and their instances are
-made four ways from the same probabilities:
+made five ways from the same probabilities:
 
 * **seeds, fitted**: the package's step (seeded watershed) with the fitted settings: what the points suite
   scores;
+* **seeds, fitted, seed pull**: the same step and settings with the seed head's probability subtracted
+  from the watershed's elevation (``seed_pull=1``; tried on 2026-12-07, not the package's default);
 * **seeds, defaults**: the same step with the settings' defaults;
 * **components**: the connected components of the fitted foreground, pieces under the fitted smallest
   object dropped (no seed, no interface);
@@ -45,6 +47,7 @@ from napari_lazylabels.engine.instance_fitting import MAX_IMAGES
 from napari_lazylabels.engine.instance_fitting_points import agreement_score
 from napari_lazylabels.engine.labels import drop_small
 from napari_lazylabels.engine.pipeline import segment, segmentation_from_probabilities
+from napari_lazylabels.engine.postprocess.instances import instances_from_probabilities
 from napari_lazylabels.engine.tasks import BOUNDARIES, heads_by_role
 from napari_lazylabels.io.modelio import load_model
 from napari_lazylabels.recipes.instance_fit import fit_on_labels, point_examples
@@ -52,7 +55,9 @@ from napari_lazylabels.recipes.instance_fit import fit_on_labels, point_examples
 RESULTS = Path(__file__).resolve().parent / "results" / "autolabel" / "instance_variants.jsonl"
 #: The block of docs/benchmarks.md the report rewrites.
 MARKS = ("<!-- instance-variants:begin -->", "<!-- instance-variants:end -->")
-VARIANTS = ("seeds, fitted", "seeds, defaults", "components", "components cut by interfaces")
+VARIANTS = ("seeds, fitted", "seeds, fitted, seed pull", "seeds, defaults", "components",
+            "components cut by interfaces")
+SEEDS_FITTED, SEED_PULL, SEEDS_DEFAULTS, COMPONENTS, COMPONENTS_CUT = VARIANTS
 
 
 def components(foreground: np.ndarray, min_size: int, interfaces: np.ndarray | None = None) -> np.ndarray:
@@ -68,10 +73,13 @@ def _variants(probabilities: dict, model, fitted) -> dict[str, np.ndarray]:
     seg = segmentation_from_probabilities(probabilities, model.tasks, fitted)
     boundary = heads_by_role(probabilities, model.tasks).get(BOUNDARIES)
     cut = None if boundary is None else np.asarray(boundary)[1] > fitted.instances.interface_threshold
-    return {VARIANTS[0]: seg.instances,
-            VARIANTS[1]: segmentation_from_probabilities(probabilities, model.tasks, model.postprocess).instances,
-            VARIANTS[2]: components(seg.semantic > 0, fitted.instances.min_size),
-            VARIANTS[3]: components(seg.semantic > 0, fitted.instances.min_size, cut)}
+    _, pulled = instances_from_probabilities(heads_by_role(probabilities, model.tasks), fitted.instances,
+                                             seed_pull=1.0)
+    return {SEEDS_FITTED: seg.instances,
+            SEED_PULL: pulled,
+            SEEDS_DEFAULTS: segmentation_from_probabilities(probabilities, model.tasks, model.postprocess).instances,
+            COMPONENTS: components(seg.semantic > 0, fitted.instances.min_size),
+            COMPONENTS_CUT: components(seg.semantic > 0, fitted.instances.min_size, cut)}
 
 
 def run_one(name: str, seed: int, folder: Path, config: BenchConfig) -> dict:
@@ -89,13 +97,14 @@ def run_one(name: str, seed: int, folder: Path, config: BenchConfig) -> dict:
               "instance_fit": None if fit is None else fit.to_dict()}
     for v in VARIANTS:
         maps = [m[v] for m in made]
-        record[v] = {"ap50": suite.score(list(zip(maps, truths)))["ap50"], "objects": int(sum(m.max() for m in maps))}
+        scores = suite.score(list(zip(maps, truths)))
+        record[v] = {"ap50": scores["ap50"], "ap_mean": scores["ap_mean"], "objects": int(sum(m.max() for m in maps))}
     examples = [(image, pts) for image, pts in point_examples(items) if len(pts)][:MAX_IMAGES]
     if fit is not None and examples:
         train = [_variants(segment(model, image, device="cpu").probabilities, model, fitted) for image, _ in examples]
         pts = [p for _, p in examples]
         record["train_agreement"] = {v: agreement_score([t[v] for t in train], pts, fit.median_area)
-                                     for v in (VARIANTS[0], VARIANTS[2])}
+                                     for v in (SEEDS_FITTED, COMPONENTS)}
     record["wall_s"] = round(time.perf_counter() - t0, 1)
     record["machine"] = machine()
     return record
@@ -109,11 +118,14 @@ def report(records: list[dict]) -> str:
         rs = [r for r in records if r["dataset"] == name]
         cells = []
         for v in VARIANTS:
-            ap = [r[v]["ap50"] for r in rs]
+            ap = [r[v]["ap50"] for r in rs if v in r]
+            if not ap:  # records made before the variant was
+                cells.append("-")
+                continue
             spread = f" ± {np.std(ap, ddof=1):.3f}" if len(ap) > 1 else ""
-            cells.append(f"{np.mean(ap):.3f}{spread} ({np.mean([r[v]['objects'] for r in rs]):.0f})")
+            cells.append(f"{np.mean(ap):.3f}{spread} ({np.mean([r[v]['objects'] for r in rs if v in r]):.0f})")
         agree = [r.get("train_agreement") for r in rs if r.get("train_agreement")]
-        tail = " / ".join(f"{np.mean([a[v] for a in agree]):.2f}" for v in (VARIANTS[0], VARIANTS[2])) if agree else "-"
+        tail = " / ".join(f"{np.mean([a[v] for a in agree]):.2f}" for v in (SEEDS_FITTED, COMPONENTS)) if agree else "-"
         out.append(f"| {name} | {len(rs)} | {rs[0]['n_objects']} | " + " | ".join(cells) + f" | {tail} |")
     return "\n".join(out)
 

@@ -114,6 +114,27 @@ def test_touching_disks_without_interfaces_split_by_seeds():
     assert np.array_equal(inst, inst2)
 
 
+def test_rods_side_by_side_split_along_their_seeds():
+    """Two rods side by side with no neck and no interface: the region's distance ridge runs along the
+    line where they touch, so the default watershed (foreground probability and distance) floods that line
+    first from one seed. ``seed_pull`` lowers the elevation along each rod's core by the seed head's
+    probability, which puts the cut where neither rod's seed is likely: between them."""
+    gt = np.zeros((40, 60), np.int32)
+    gt[5:35, 10:20] = 1
+    gt[5:35, 20:30] = 2
+    core = np.zeros(gt.shape, np.float32)
+    core[8:32, 13:17] = core[8:32, 23:27] = 1
+    seed_p = ndi.gaussian_filter(core, 2.0)
+    seed_p /= seed_p.max()
+    fg = (gt > 0).astype(np.float32)
+    probs = {FOREGROUND: np.stack([1 - fg, fg]), SEEDS: np.stack([1 - seed_p, seed_p])}
+    _, plain = instances_from_probabilities(probs)
+    _, pulled = instances_from_probabilities(probs, seed_pull=1.0)
+    assert plain.max() == pulled.max() == 2
+    assert min(best_ious(gt, plain)) < 0.9
+    assert min(best_ious(gt, pulled)) >= 0.95
+
+
 def test_segmentation_only_falls_back_to_distance_peaks():
     gt, cls = ground_truth()
     probs = {FOREGROUND: ideal_probabilities(gt, cls)[FOREGROUND]}
