@@ -71,10 +71,10 @@ def components(foreground: np.ndarray, min_size: int, interfaces: np.ndarray | N
 
 def _variants(probabilities: dict, model, fitted) -> dict[str, np.ndarray]:
     seg = segmentation_from_probabilities(probabilities, model.tasks, fitted)
-    boundary = heads_by_role(probabilities, model.tasks).get(BOUNDARIES)
+    heads = heads_by_role(probabilities, model.tasks)
+    boundary = heads.get(BOUNDARIES)
     cut = None if boundary is None else np.asarray(boundary)[1] > fitted.instances.interface_threshold
-    _, pulled = instances_from_probabilities(heads_by_role(probabilities, model.tasks), fitted.instances,
-                                             seed_pull=1.0)
+    _, pulled = instances_from_probabilities(heads, fitted.instances, seed_pull=1.0)
     return {SEEDS_FITTED: seg.instances,
             SEED_PULL: pulled,
             SEEDS_DEFAULTS: segmentation_from_probabilities(probabilities, model.tasks, model.postprocess).instances,
