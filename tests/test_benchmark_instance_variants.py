@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 
-from benchmarks.instance_variants import COMPONENTS, MARKS, SEED_PULL, SEEDS_FITTED, VARIANTS, components, main, report
+from benchmarks.instance_variants import (COMPONENTS, COMPONENTS_CUT, MARKS, NO_JOIN, SEED_PULL, SEEDS_FITTED,
+                                          VARIANTS, components, main, report)
 
 
 def test_components_drop_specks_and_cut_at_interfaces():
@@ -22,17 +23,20 @@ def test_components_drop_specks_and_cut_at_interfaces():
 def test_report_gives_means_spreads_and_objects():
     def rec(seed, seeds_ap, cc_ap):
         r = {"dataset": "em", "seed": seed, "n_objects": 230,
-             "train_agreement": {SEEDS_FITTED: 0.8, COMPONENTS: 0.5}}
-        for v, ap in zip(VARIANTS, (seeds_ap, seeds_ap, seeds_ap, cc_ap, cc_ap)):
+             "train_agreement": {SEEDS_FITTED: 0.8, COMPONENTS: 0.5, COMPONENTS_CUT: 0.6}}
+        assert len(VARIANTS) == 6
+        for v, ap in zip(VARIANTS, (seeds_ap, seeds_ap, seeds_ap, seeds_ap, cc_ap, cc_ap)):
             r[v] = {"ap50": ap, "objects": 100}
         return r
     table = report([rec(0, 0.2, 0.6), rec(1, 0.3, 0.7)])
-    assert "| em | 2 | 230 | 0.250 ± 0.071 (100) | 0.250 ± 0.071 (100) | 0.250 ± 0.071 (100) | 0.650 ± 0.071 (100)" \
-        in table
-    assert table.rstrip().endswith("| 0.80 / 0.50 |")
+    assert "| em | 2 | 230 | " + "0.250 ± 0.071 (100) | " * 4 + "0.650 ± 0.071 (100) | 0.650 ± 0.071 (100) |" in table
+    assert table.rstrip().endswith("| 0.80 / 0.50 / 0.60 |")
     # A record made before a variant was: that cell is "-", the others are the records' means.
-    old = {k: v for k, v in rec(2, 0.4, 0.8).items() if k != SEED_PULL}
-    assert "| em | 1 | 230 | 0.400 (100) | - | 0.400 (100) | 0.800 (100)" in report([old])
+    old = {k: v for k, v in rec(2, 0.4, 0.8).items() if k not in (SEED_PULL, NO_JOIN)}
+    old["train_agreement"] = {SEEDS_FITTED: 0.8, COMPONENTS: 0.5}  # and before the cut's agreement was kept
+    table = report([old])
+    assert "| em | 1 | 230 | 0.400 (100) | - | - | 0.400 (100) | 0.800 (100) | 0.800 (100) |" in table
+    assert table.rstrip().endswith("| 0.80 / 0.50 / - |")
 
 
 def test_report_replaces_its_block_of_the_docs(tmp_path):

@@ -17,6 +17,12 @@ TASKS = [TaskSpec("fg", 2, "plain", FOREGROUND), TaskSpec("blobs", 2, "plain", S
 SHAPE = (128, 128)
 
 
+def _probabilities(fg: np.ndarray, seeds: np.ndarray) -> dict:
+    """The heads' probabilities of a foreground and a seed map (object's probability), no interface."""
+    return {"fg": np.stack([1 - fg, fg]), "blobs": np.stack([1 - seeds, seeds]),
+            "interfaces": np.stack([np.ones(SHAPE, np.float32), np.zeros(SHAPE, np.float32)])}
+
+
 def _image_with_debris(seed: int, radius: int = 14, debris: int = 4):
     """Probabilities of large round cells (sure foreground, a seed blob in each) plus small specks of
     debris the foreground head also calls "object" (each with a seed), and the cells' true instances."""
@@ -34,9 +40,7 @@ def _image_with_debris(seed: int, radius: int = 14, debris: int = 4):
         y, x = rng.integers(58, 70), rng.integers(5, 123)
         fg[disk((y, x), debris, shape=SHAPE)] = 0.8
         seeds[disk((y, x), 2, shape=SHAPE)] = 0.8
-    probs = {"fg": np.stack([1 - fg, fg]), "blobs": np.stack([1 - seeds, seeds]),
-             "interfaces": np.stack([np.ones(SHAPE, np.float32), np.zeros(SHAPE, np.float32)])}
-    return probs, truth
+    return _probabilities(fg, seeds), truth
 
 
 def test_fit_drops_debris_smaller_than_the_users_objects():
@@ -110,3 +114,32 @@ def test_a_run_fits_its_instance_settings_to_the_exact_masks_and_says_so(train_t
     run = train_tiny(items, steps=4, instances=given)
     assert run.fitted is None and run.model().postprocess.instances == given
     assert train_tiny(items, steps=4, fit_instances=False).fitted is None
+
+
+def _touching_pairs_bridged(seed: int):
+    """Probabilities of two pairs of touching round cells (no interface predicted) whose seed head is sure
+    of each cell's core and hesitates (0.4) on a bridge between the two cores of a pair."""
+    rng = np.random.default_rng(seed)
+    truth = np.zeros(SHAPE, np.int32)
+    fg = np.zeros(SHAPE, np.float32)
+    seeds = np.zeros(SHAPE, np.float32)
+    for k, y in enumerate((32, 96)):
+        y += int(rng.integers(-3, 4))
+        for j, x in enumerate((46, 68)):
+            truth[disk((y, x), 13, shape=SHAPE)] = 2 * k + j + 1
+            fg[disk((y, x), 13, shape=SHAPE)] = 0.9
+        seeds[y - 2:y + 3, 46:69] = 0.4
+        for x in (46, 68):
+            seeds[disk((y, x), 4, shape=SHAPE)] = 0.9
+    return _probabilities(fg, seeds), truth
+
+
+def test_fit_turns_the_seed_join_off_where_it_merges_the_users_objects():
+    data = [_touching_pairs_bridged(s) for s in range(3)]
+    probs, truths = [p for p, _ in data], [t for _, t in data]
+    joined = segmentation_from_probabilities(probs[0], TASKS, PostProcessing()).instances
+    assert joined.max() == 2                                    # the bridge joins each pair's seeds
+    fit = fit_instances(probs, truths, TASKS, PostProcessing())
+    assert fit is not None and fit.changed.get("seed_join_threshold") == (0.3, 0.5)
+    apart = segmentation_from_probabilities(probs[0], TASKS, PostProcessing(instances=fit.instances)).instances
+    assert average_precision(apart, truths[0]) == 1.0

@@ -108,6 +108,32 @@ def test_disks_partition_and_interfaces_split_two_touching_objects_at_their_neck
     assert cut.any() and 25 <= cols.min() and cols.max() <= 32       # around the neck at x ~ 28.5
 
 
+def test_parts_a_thin_line_apart_meet_at_an_interface_over_the_line():
+    # two rods side by side, 2 px of background between them (a cut of a machine-made mask), and a third
+    # one 10 px away
+    part = np.zeros((40, 60), np.int32)
+    part[5:35, 10:20] = 1
+    part[5:35, 22:32] = 2
+    part[5:35, 42:52] = 3
+    line = np.s_[5:35, 20:22]
+    assert not partition_interfaces(part, 3).any()                      # the parts do not touch
+    cut = partition_interfaces(part, 3, gap=4)
+    assert cut[line].all()                                              # the line is the interface's core
+    assert cut[5:35, 19].all() and cut[5:35, 22].all()                  # and 1 px of each rod beside it
+    assert not cut[:, 33:].any() and not cut[:, :18].any()              # the far rod meets none
+    assert np.array_equal(partition_interfaces(part, 3, gap=1), partition_interfaces(part, 3))  # too wide a line
+    # the targets: the interface covers the line, the foreground keeps it background
+    mask = part > 0
+    pts = np.array([[20.0, 15.0, 1.0], [20.0, 27.0, 1.0], [20.0, 47.0, 1.0]])
+    (item,) = check_inputs([LazyAnnotations(image=mask.astype(np.float32),
+                                            labels={POINTS_KEY: pts, MASK_KEY: mask.astype(np.uint8)})], 1)
+    tasks = REGIME.configure(LacssConfig()).tasks(1)
+    out = REGIME.configure(LacssConfig()).targets(item, {}, tasks)
+    assert out[CELL_BOUNDARIES][0][line].all() and not out[CELLS][0][line].any()
+    off = REGIME.configure(LacssConfig(interface_gap=0)).targets(item, {}, tasks)
+    assert not off[CELL_BOUNDARIES][0].any()
+
+
 def test_targets_of_points_and_a_mask():
     inst = _two_touching()
     labels = REGIME.simulate(inst)
@@ -141,7 +167,8 @@ def test_points_without_a_mask_or_with_an_empty_one_are_refused():
 
 
 def test_config_is_checked():
-    for bad in ({"disk_radius": 0}, {"interface_width": 0}, {"partition_rounds": -1}, {"boundary_task": 1}):
+    for bad in ({"disk_radius": 0}, {"interface_width": 0}, {"interface_gap": -1}, {"partition_rounds": -1},
+                {"boundary_task": 1}):
         with pytest.raises(SettingsError):
             LacssConfig(**bad)
 
@@ -155,6 +182,10 @@ def _items(n=3, shape=(64, 64)):
         out.append(LazyAnnotations(image=im.image, labels=REGIME.simulate(im.instances), name=f"im{s}"))
         truths.append(im)
     return out, truths
+
+
+def cut_of(part, opts):
+    return partition_interfaces(part, opts.interface_width, opts.interface_gap)
 
 
 def test_rounds_repartition_the_mask_and_resume_continues(tmp_path):
@@ -171,7 +202,7 @@ def test_rounds_repartition_the_mask_and_resume_continues(tmp_path):
     for i, im in enumerate(run.trainer.sampler.images):
         part = hook.partitions[-1][i]
         assert np.array_equal(part > 0, np.asarray(im.targets[CELLS]) > 0)          # covers the mask
-        assert np.array_equal(im.targets[CELL_BOUNDARIES], partition_interfaces(part, opts.interface_width))
+        assert np.array_equal(im.targets[CELL_BOUNDARIES], cut_of(part, opts))
         assert len(np.unique(part[part > 0])) == len(items[i].labels[POINTS_KEY])  # one part per point
     saved = load_artifacts(tmp_path / "m")
     assert sorted(k for k in saved if k.endswith(".npz")) == [f"partitions/round_{r:02d}.npz" for r in range(3)]
@@ -185,7 +216,7 @@ def test_rounds_repartition_the_mask_and_resume_continues(tmp_path):
     restored = again.hooks[REGIME.name]
     assert restored.current_round == 2
     for im, part in zip(again.trainer.sampler.images, hook.partitions[-1]):
-        assert np.array_equal(im.targets[CELL_BOUNDARIES], partition_interfaces(part, opts.interface_width))
+        assert np.array_equal(im.targets[CELL_BOUNDARIES], cut_of(part, opts))
 
 
 def test_no_rounds_and_no_auxnet_train_too(tmp_path):

@@ -70,6 +70,7 @@ def test_min_size_and_min_seed_area_drop_small_things():
     (dict(probability_threshold=1.5), "probability_threshold"),
     (dict(interface_threshold=-0.1), "interface_threshold"),
     (dict(min_size=-1), "min_size"),
+    (dict(seed_join_threshold=1.2), "seed_join_threshold"),
 ])
 def test_bad_instance_settings_are_refused(kwargs, match):
     with pytest.raises(SettingsError, match=match):

@@ -24,7 +24,7 @@ from test_blockwise import _blockwise, same_partition
 OTHER_VALUES = {
     "method": GROWTH, "lambda_final": 2.0, "rescale": 1.0, "flips": True,
     "min_seed_area": 20, "min_size": 60, "interface_threshold": 0.3, "seed_source": PARTIAL,
-    "min_peak_distance": 9, "probability_threshold": 0.3,
+    "min_peak_distance": 9, "probability_threshold": 0.3, "seed_join_threshold": 0.6,
 }
 _BASE = {"lambda_final": PostProcessing(method=GROWTH),
          "min_peak_distance": PostProcessing(instances=InstanceParams(seed_source=DISTANCE))}

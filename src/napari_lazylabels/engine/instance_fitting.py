@@ -10,7 +10,8 @@ images that have them and the settings that reproduce those objects best are kep
    back over the mask (:func:`exact_objects`);
 2. a small search, one group of settings at a time (about 25 post-processings per image, no network
    pass besides the first): the foreground and interface thresholds together, then the smallest
-   object (``min_size``) as a share of the median object's area, then the smallest seed;
+   object (``min_size``) as a share of the median object's area, then the smallest seed with the seed
+   join on or off (``seed_join_threshold`` 0.3 or 0.5);
 3. the score of a setting is the mean of AP50 and object Dice over the images
    (:func:`~.metrics.summarize`); a change is kept only when it gains more than :data:`MIN_GAIN`.
 
@@ -40,6 +41,8 @@ INTERFACE_THRESHOLDS = (0.3, 0.5, 0.7)
 MIN_SIZE_SHARES = (0.05, 0.1, 0.2, 0.35, 0.5)
 #: The smallest seed tried, as shares of the median exact object's area (and the current setting).
 MIN_SEED_SHARES = (0.01, 0.03, 0.06)
+#: The seed joins tried with each smallest seed: the default (pieces of a seed join over p > 0.3) and none.
+SEED_JOINS = (0.3, 0.5)
 #: A setting replaces the current one only when the score gains more than this.
 MIN_GAIN = 0.005
 #: At most this many images with exact masks are predicted for the fit (the first ones).
@@ -125,7 +128,8 @@ def _candidates(current: InstanceParams, group: int, median_area: float,
                 for p in probability_thresholds for i in interface_thresholds]
     if group == 1:
         return [replace(current, min_size=m) for m in sizes(MIN_SIZE_SHARES)]
-    return [replace(current, min_seed_area=m) for m in sizes(MIN_SEED_SHARES)]
+    return [replace(current, min_seed_area=m, seed_join_threshold=j)
+            for m in sizes(MIN_SEED_SHARES) for j in SEED_JOINS]
 
 
 #: How many groups :func:`_candidates` has.

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.segmentation import watershed
+from skimage.segmentation import expand_labels, watershed
 
 from ..errors import AnnotationError
 
@@ -147,15 +147,21 @@ def seeded_partition(mask: np.ndarray, markers: np.ndarray, elevation: np.ndarra
     return watershed(np.asarray(elevation, np.float64), markers=seeds, mask=fg).astype(np.int32, copy=False)
 
 
-def partition_interfaces(partition: np.ndarray, width: float) -> np.ndarray:
+def partition_interfaces(partition: np.ndarray, width: float, gap: float = 0) -> np.ndarray:
     """1 on the interfaces between the parts of a partition, ``width`` px wide (uint8 YX).
 
     The pixels on both sides of a 4-neighbour edge between two different
     parts (both > 0) are the core of the interface, which is then widened to
     the pixels within ``(width - 1) / 2`` px of the core (width 3: 2 px on
-    each side of the cut).
+    each side of the cut). With ``gap`` > 0, two parts at most ``gap`` px
+    apart (a thin line of background between them, such as a cut of a
+    machine-made mask) meet too: each part is first grown by ``gap / 2`` px
+    into the background (:func:`skimage.segmentation.expand_labels`), and the
+    interface covers the line between them.
     """
     part = np.asarray(partition)
+    if gap > 0:
+        part = expand_labels(part, distance=float(gap) / 2.0)
     core = np.zeros(part.shape, bool)
     for a, b, sa, sb in ((part[:, :-1], part[:, 1:], np.s_[:, :-1], np.s_[:, 1:]),
                          (part[:-1, :], part[1:, :], np.s_[:-1, :], np.s_[1:, :])):

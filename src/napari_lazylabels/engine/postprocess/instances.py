@@ -16,7 +16,11 @@ so this module never names a task. It turns them into
   3. region = foreground minus interfaces;
   4. seeds = connected components of the seed head's foreground (argmax of
      ``seeds``, or of ``partial``, > 0) inside the region; seeds
-     smaller than ``min_seed_area`` are dropped. Without a seed head, seeds are
+     smaller than ``min_seed_area`` are dropped, and each one that is left
+     reaches over the region's pixels where the seed head's probability of an
+     object exceeds ``seed_join_threshold`` (0.3) and that connect to it, so the
+     pieces of one object's seed (a long rod's, broken where the head
+     hesitates) join into one seed (hysteresis). Without a seed head, seeds are
      the peaks of the region's (slightly smoothed) distance transform, at
      least ``min_peak_distance`` apart (the usual watershed fallback for convex
      objects such as nuclei; it may split elongated or irregular objects and
@@ -150,7 +154,7 @@ def _seeds(seed_head: np.ndarray | None, region: np.ndarray, dist: np.ndarray,
         mask = (np.argmax(seed_head, axis=0) > 0) & region
         seeds, _ = ndi.label(mask, structure=_CROSS)
         drop_small(seeds, params.min_seed_area)
-        return seeds.astype(np.int32, copy=False)
+        return _joined(seeds, seed_head, region, params.seed_join_threshold)
     # Fallback: peaks of the distance transform. A component whose peak is
     # suppressed by a taller neighbour's within min_peak_distance gets no seed
     # and becomes an instance of its own later (orphan step).
@@ -165,6 +169,22 @@ def _seeds(seed_head: np.ndarray | None, region: np.ndarray, dist: np.ndarray,
         # Plateau peaks (several pixels at the same height) form one seed.
         seeds, _ = ndi.label(ndi.binary_dilation(seeds, _SQUARE) & region, structure=_SQUARE)
     return seeds.astype(np.int32, copy=False)
+
+
+def _joined(seeds: np.ndarray, seed_head: np.ndarray, region: np.ndarray, low: float) -> np.ndarray:
+    """The seeds grown over the pixels of ``region`` where the seed head's probability of an object
+    exceeds ``low`` and connected to them; seeds that such pixels connect become one seed (hysteresis
+    thresholding, high: the argmax). From 0.5 on, the seeds as they are."""
+    if not seeds.any() or low >= 0.5:
+        return seeds.astype(np.int32, copy=False)
+    weak = ((1.0 - seed_head[0]) > low) & region
+    weak |= seeds > 0
+    parts, n = ndi.label(weak, structure=_CROSS)
+    held = np.zeros(n + 1, bool)
+    held[parts[seeds > 0]] = True
+    held[0] = False
+    joined = np.where(held[parts], parts, 0)
+    return relabel_sequential(joined)[0].astype(np.int32, copy=False)
 
 
 def _merge_small(labels: np.ndarray, min_size: int) -> np.ndarray:

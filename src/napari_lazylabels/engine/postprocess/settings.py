@@ -68,6 +68,12 @@ class InstanceParams:
             smallest distance in pixels between two seeds. 5 px (just under the
             smallest radius) splits touching nuclei without cutting single
             elongated ones too often.
+        seed_join_threshold: each seed (the seed head's argmax, less the
+            small ones) reaches over the connected pixels where the seed
+            head's probability of an object exceeds this, so the pieces of one
+            object's seed that the argmax breaks apart (a long rod's, where the
+            head hesitates) join into one seed (hysteresis). 0.3 by default;
+            0.5 or more: the argmax's seeds as they are.
         probability_threshold: a pixel is foreground (part of an object)
             where the segmentation head's probability of "not background"
             exceeds this; its class is then the most likely object class.
@@ -89,6 +95,9 @@ class InstanceParams:
     min_peak_distance: int = field(default=5, metadata=_help(
         "without a seed head: the least distance in pixels between two seeds (distance-transform peaks)",
         metavar="PX"))
+    seed_join_threshold: float = field(default=0.3, metadata=_help(
+        "pieces of seed joined by pixels where the seed head's probability exceeds this become one seed (0..1; "
+        "0.5 or more: no joining)", metavar="P"))
     probability_threshold: float | None = field(default=None, metadata=_help(
         "a pixel belongs to an object where the probability of not being background exceeds this (0..1; "
         "lower: fuller objects; unset: the most likely of background and the classes)", metavar="P"))
@@ -100,6 +109,7 @@ class InstanceParams:
         check_number("min_size", self.min_size, low=0, integer=True)
         check_number("min_peak_distance", self.min_peak_distance, low=1, high=MAX_PEAK_DISTANCE, integer=True)
         check_number("interface_threshold", self.interface_threshold, low=0, high=1)
+        check_number("seed_join_threshold", self.seed_join_threshold, low=0, high=1)
         if self.probability_threshold is not None:
             check_number("probability_threshold", self.probability_threshold, low=0, high=1)
 

@@ -25,6 +25,11 @@ the multi-task U-Net and its seeded-watershed post-processing:
   partition has no overlaps and covers the mask, so LACSS's two consistency
   terms hold for these targets by construction; where two cells touch, the
   cut is first a guess (round 0: the neck of the mask's distance transform).
+  Two parts at most ``interface_gap`` px apart meet at an interface too,
+  which covers the thin line of background between them: a machine-made
+  mask's cuts between objects lying side by side (and the narrow gaps
+  of exact masks) teach the boundary heads the lines that part them,
+  where a mask whose parts never touch would teach them nothing.
 * ``local_boundaries`` (the ``local`` path: a few convolutions of the image,
   a 7 px field of view; no post-processing role, unused at inference): the
   same interfaces, learned from local image evidence only. It plays the
@@ -94,6 +99,10 @@ class LacssConfig:
             smaller than the smallest object.
         interface_width: width (px) of the interface targets between two
             parts of the partition.
+        interface_gap: two parts at most this many px apart (a thin line of
+            background between them, as a machine-made mask's cuts leave)
+            meet at an interface too, which covers the line; 0: only parts
+            that touch do.
         boundary_task: learn the interfaces of the point-seeded partition (the
             post-processing's cuts); off: touching objects are split by the
             seeded watershed alone.
@@ -109,6 +118,9 @@ class LacssConfig:
     interface_width: int = field(default=3, metadata={
         "help": "width (px) of the interfaces between the parts of the point-seeded partition of the mask",
         "metavar": "PX"})
+    interface_gap: int = field(default=4, metadata={
+        "help": "two parts of the mask at most this many px apart (a thin line of background between them) "
+                "meet at an interface too (0: only touching parts do)", "metavar": "PX"})
     boundary_task: bool = field(default=True, metadata={
         "help": "learn the interfaces of the point-seeded partition of the mask (the cuts between touching "
                 "objects)"})
@@ -121,6 +133,7 @@ class LacssConfig:
     def __post_init__(self):
         check_number("disk radius", self.disk_radius, low=1, high=64, integer=True)
         check_number("interface width", self.interface_width, low=1, high=32, integer=True)
+        check_number("interface gap", self.interface_gap, low=0, high=32, integer=True)
         check_number("partition rounds", self.partition_rounds, low=0, high=100, integer=True)
         for name in ("boundary_task", "auxiliary_head"):
             if not isinstance(getattr(self, name), bool):
@@ -155,8 +168,8 @@ class PartitionTargets:
         out[self.mask & (self.partition == 0)] = n_classes + 1
         return out
 
-    def interfaces(self, width: int) -> np.ndarray:
-        return partition_interfaces(self.partition, width).astype(np.int16)
+    def interfaces(self, width: int, gap: int = 0) -> np.ndarray:
+        return partition_interfaces(self.partition, width, gap).astype(np.int16)
 
 
 def partition_targets(points: np.ndarray, mask: np.ndarray, radius: int) -> PartitionTargets:
@@ -245,7 +258,8 @@ class PartitionRounds:
 
     def _apply(self, trainer: Trainer, i: int, part: np.ndarray) -> None:
         """Targets of image ``i`` from partition ``part``: the interfaces, and the classes of the mask."""
-        interfaces = partition_interfaces(part, self.config.interface_width).astype(np.int16)
+        interfaces = partition_interfaces(part, self.config.interface_width,
+                                          self.config.interface_gap).astype(np.int16)
         for h in self.heads:
             trainer.replace_targets(i, h, interfaces)
         if self.n_classes > 1:
@@ -368,7 +382,7 @@ class Lacss(Regime):
         out[CELLS] = (geo.cells(k), True)
         if has_points:
             out[LOCATIONS] = (geo.locations(), True)
-            interfaces = geo.interfaces(options.interface_width)
+            interfaces = geo.interfaces(options.interface_width, options.interface_gap)
             for name in _BOUNDARY_TASKS:
                 if name in out:
                     out[name] = (interfaces, True)
