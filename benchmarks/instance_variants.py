@@ -54,6 +54,7 @@ from napari_lazylabels.engine.instance_fitting_points import agreement_score
 from napari_lazylabels.engine.labels import drop_small
 from napari_lazylabels.engine.pipeline import segment, segmentation_from_probabilities
 from napari_lazylabels.engine.postprocess.instances import instances_from_probabilities
+from napari_lazylabels.engine.postprocess.settings import NO_SEED_JOIN
 from napari_lazylabels.engine.tasks import BOUNDARIES, SEEDS, heads_by_role
 from napari_lazylabels.io.figures import overlay_rgb, pyplot
 from napari_lazylabels.io.modelio import load_model
@@ -84,7 +85,7 @@ def _variants(probabilities: dict, model, fitted) -> dict[str, np.ndarray]:
     boundary = heads.get(BOUNDARIES)
     cut = None if boundary is None else np.asarray(boundary)[1] > fitted.instances.interface_threshold
     _, pulled = instances_from_probabilities(heads, fitted.instances, seed_pull=1.0)
-    _, joinless = instances_from_probabilities(heads, dataclasses.replace(fitted.instances, seed_join_threshold=0.5))
+    _, joinless = instances_from_probabilities(heads, dataclasses.replace(fitted.instances, seed_join_threshold=NO_SEED_JOIN))
     return {SEEDS_FITTED: seg.instances,
             SEED_PULL: pulled,
             NO_JOIN: joinless,
@@ -93,13 +94,20 @@ def _variants(probabilities: dict, model, fitted) -> dict[str, np.ndarray]:
             COMPONENTS_CUT: components(seg.semantic > 0, fitted.instances.min_size, cut)}
 
 
-def run_one(name: str, seed: int, folder: Path, config: BenchConfig) -> dict:
-    t0 = time.perf_counter()
+def _fitted_model(name: str, folder: Path, config: BenchConfig):
+    """The set, the kept model, its machine-made training items, and the points suite's fit made again:
+    ``(data, model, items, fit or None, the post-processing with the fitted settings)``."""
     ds = suite.load(name, 8, config)
     model = load_model(folder)
     items, _ = suite.training_items(ds, "machine")
     fit = fit_on_labels(model, items)
     fitted = model.postprocess if fit is None else dataclasses.replace(model.postprocess, instances=fit.instances)
+    return ds, model, items, fit, fitted
+
+
+def run_one(name: str, seed: int, folder: Path, config: BenchConfig) -> dict:
+    t0 = time.perf_counter()
+    ds, model, items, fit, fitted = _fitted_model(name, folder, config)
     made = [_variants(segment(model, gray_or_rgb(image), device="cpu").probabilities, model, fitted)
             for _, image, _ in ds.test]
     truths = [t for _, _, t in ds.test]
@@ -124,10 +132,7 @@ def run_one(name: str, seed: int, folder: Path, config: BenchConfig) -> dict:
 def figure(name: str, seed: int, folder: Path, config: BenchConfig, path: Path) -> Path:
     """The seed join on one test image: the seed head's and the interface head's probability, and the
     fitted objects without and with the join, outlined in red over the true ones (green)."""
-    ds = suite.load(name, 8, config)
-    model = load_model(folder)
-    fit = fit_on_labels(model, suite.training_items(ds, "machine")[0])
-    fitted = model.postprocess if fit is None else dataclasses.replace(model.postprocess, instances=fit.instances)
+    ds, model, _, _, fitted = _fitted_model(name, folder, config)
     _, image, truth = ds.test[0]
     image = gray_or_rgb(image)
     probabilities = segment(model, image, device="cpu").probabilities

@@ -184,10 +184,6 @@ def _items(n=3, shape=(64, 64)):
     return out, truths
 
 
-def cut_of(part, opts):
-    return partition_interfaces(part, opts.interface_width, opts.interface_gap)
-
-
 def test_rounds_repartition_the_mask_and_resume_continues(tmp_path):
     items, _ = _items()
     cfg = TrainConfig(steps=6, patch_size=32, batch_size=2, checkpoint_every=100, device="cpu")
@@ -202,7 +198,7 @@ def test_rounds_repartition_the_mask_and_resume_continues(tmp_path):
     for i, im in enumerate(run.trainer.sampler.images):
         part = hook.partitions[-1][i]
         assert np.array_equal(part > 0, np.asarray(im.targets[CELLS]) > 0)          # covers the mask
-        assert np.array_equal(im.targets[CELL_BOUNDARIES], cut_of(part, opts))
+        assert np.array_equal(im.targets[CELL_BOUNDARIES], opts.interfaces(part))
         assert len(np.unique(part[part > 0])) == len(items[i].labels[POINTS_KEY])  # one part per point
     saved = load_artifacts(tmp_path / "m")
     assert sorted(k for k in saved if k.endswith(".npz")) == [f"partitions/round_{r:02d}.npz" for r in range(3)]
@@ -216,7 +212,7 @@ def test_rounds_repartition_the_mask_and_resume_continues(tmp_path):
     restored = again.hooks[REGIME.name]
     assert restored.current_round == 2
     for im, part in zip(again.trainer.sampler.images, hook.partitions[-1]):
-        assert np.array_equal(im.targets[CELL_BOUNDARIES], cut_of(part, opts))
+        assert np.array_equal(im.targets[CELL_BOUNDARIES], opts.interfaces(part))
 
 
 def test_no_rounds_and_no_auxnet_train_too(tmp_path):

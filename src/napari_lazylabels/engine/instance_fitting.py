@@ -31,7 +31,7 @@ from skimage.segmentation import watershed
 
 from .metrics import aggregate, summarize
 from .pipeline import segmentation_from_probabilities
-from .postprocess.settings import InstanceParams, PostProcessing
+from .postprocess.settings import NO_SEED_JOIN, InstanceParams, PostProcessing
 from .tasks import TaskSpec
 
 #: The foreground thresholds tried (None: the head's argmax) and the interface thresholds.
@@ -42,7 +42,7 @@ MIN_SIZE_SHARES = (0.05, 0.1, 0.2, 0.35, 0.5)
 #: The smallest seed tried, as shares of the median exact object's area (and the current setting).
 MIN_SEED_SHARES = (0.01, 0.03, 0.06)
 #: The seed joins tried with each smallest seed: the default (pieces of a seed join over p > 0.3) and none.
-SEED_JOINS = (0.3, 0.5)
+SEED_JOINS = (InstanceParams().seed_join_threshold, NO_SEED_JOIN)
 #: A setting replaces the current one only when the score gains more than this.
 MIN_GAIN = 0.005
 #: At most this many images with exact masks are predicted for the fit (the first ones).

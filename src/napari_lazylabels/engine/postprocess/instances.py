@@ -54,7 +54,7 @@ from skimage.segmentation import relabel_sequential, watershed
 from ...errors import LazyLabelsError
 from ..labels import drop_small
 from ..tasks import BOUNDARIES, FOREGROUND, PARTIAL, SEEDS
-from .settings import DISTANCE, InstanceParams
+from .settings import DISTANCE, NO_SEED_JOIN, InstanceParams
 
 _CROSS = ndi.generate_binary_structure(2, 1)
 _SQUARE = ndi.generate_binary_structure(2, 2)
@@ -174,8 +174,8 @@ def _seeds(seed_head: np.ndarray | None, region: np.ndarray, dist: np.ndarray,
 def _joined(seeds: np.ndarray, seed_head: np.ndarray, region: np.ndarray, low: float) -> np.ndarray:
     """The seeds grown over the pixels of ``region`` where the seed head's probability of an object
     exceeds ``low`` and connected to them; seeds that such pixels connect become one seed (hysteresis
-    thresholding, high: the argmax). From 0.5 on, the seeds as they are."""
-    if not seeds.any() or low >= 0.5:
+    thresholding, high: the argmax). From :data:`NO_SEED_JOIN` (0.5) on, the seeds as they are."""
+    if not seeds.any() or low >= NO_SEED_JOIN:
         return seeds.astype(np.int32, copy=False)
     weak = ((1.0 - seed_head[0]) > low) & region
     weak |= seeds > 0

@@ -28,6 +28,10 @@ WATERSHED, GROWTH = "watershed", "growth"
 METHODS = (WATERSHED, GROWTH)
 
 
+#: :attr:`InstanceParams.seed_join_threshold` from which nothing joins (the argmax's seeds as they are:
+#: over 0.5 lies only what the argmax already holds).
+NO_SEED_JOIN = 0.5
+
 #: The range of :attr:`PostProcessing.rescale`.
 RESCALE_RANGE = (0.1, 10.0)
 #: The largest :attr:`InstanceParams.min_peak_distance` (px): the peak search holds a square of

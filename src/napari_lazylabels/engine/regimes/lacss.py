@@ -139,6 +139,10 @@ class LacssConfig:
             if not isinstance(getattr(self, name), bool):
                 raise SettingsError(f"{name.replace('_', ' ')} must be true or false, got {getattr(self, name)!r}")
 
+    def interfaces(self, partition: np.ndarray) -> np.ndarray:
+        """The interface targets of a partition of the mask under these options (int16 YX)."""
+        return partition_interfaces(partition, self.interface_width, self.interface_gap).astype(np.int16)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -167,9 +171,6 @@ class PartitionTargets:
         out = self.classes[self.partition].astype(np.int16)
         out[self.mask & (self.partition == 0)] = n_classes + 1
         return out
-
-    def interfaces(self, width: int, gap: int = 0) -> np.ndarray:
-        return partition_interfaces(self.partition, width, gap).astype(np.int16)
 
 
 def partition_targets(points: np.ndarray, mask: np.ndarray, radius: int) -> PartitionTargets:
@@ -258,8 +259,7 @@ class PartitionRounds:
 
     def _apply(self, trainer: Trainer, i: int, part: np.ndarray) -> None:
         """Targets of image ``i`` from partition ``part``: the interfaces, and the classes of the mask."""
-        interfaces = partition_interfaces(part, self.config.interface_width,
-                                          self.config.interface_gap).astype(np.int16)
+        interfaces = self.config.interfaces(part)
         for h in self.heads:
             trainer.replace_targets(i, h, interfaces)
         if self.n_classes > 1:
@@ -382,7 +382,7 @@ class Lacss(Regime):
         out[CELLS] = (geo.cells(k), True)
         if has_points:
             out[LOCATIONS] = (geo.locations(), True)
-            interfaces = geo.interfaces(options.interface_width, options.interface_gap)
+            interfaces = options.interfaces(geo.partition)
             for name in _BOUNDARY_TASKS:
                 if name in out:
                     out[name] = (interfaces, True)
