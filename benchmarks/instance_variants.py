@@ -48,6 +48,7 @@ from benchmarks.harness.data import gray_or_rgb
 from benchmarks.harness.results import append_record, read_results
 from benchmarks.harness.stamps import machine
 from benchmarks.report.docs import write_docs
+from benchmarks.report.tables import mean_sd_text
 from benchmarks.suites import points as suite
 from napari_lazylabels.engine.instance_fitting import MAX_IMAGES
 from napari_lazylabels.engine.instance_fitting_points import agreement_score
@@ -175,8 +176,7 @@ def report(records: list[dict]) -> str:
             if not ap:  # records made before the variant was
                 cells.append("-")
                 continue
-            spread = f" ± {np.std(ap, ddof=1):.3f}" if len(ap) > 1 else ""
-            cells.append(f"{np.mean(ap):.3f}{spread} ({np.mean([r[v]['objects'] for r in rs if v in r]):.0f})")
+            cells.append(f"{mean_sd_text(ap)} ({np.mean([r[v]['objects'] for r in rs if v in r]):.0f})")
         agree = [r.get("train_agreement") for r in rs if r.get("train_agreement")]
         tail = " / ".join(f"{np.mean([a[v] for a in agree]):.2f}" if all(v in a for a in agree) else "-"
                           for v in AGREEMENT_VARIANTS) if agree else "-"
@@ -209,15 +209,10 @@ def main(argv=None) -> int:
             ap.error("--models is needed to score (or --report)")
         done = {r["key"] for r in read_results(args.results)} if args.results.exists() else set()
         config = BenchConfig()
-        for name in args.datasets:
-            for seed in args.seeds:
-                folder = args.models / suite.run_key(name, "machine", seed).replace("/", "_")
-                if f"{name}/seed{seed}" in done or not (folder / "config.json").exists():
-                    continue
-                record = run_one(name, seed, folder, config)
-                append_record(args.results, record)
-                print(f"{name} seed {seed}: " + ", ".join(f"{v} {record[v]['ap50']:.3f}" for v in VARIANTS),
-                      flush=True)
+        for name, seed, folder in suite.kept_machine_models(args.models, args.datasets, args.seeds, done):
+            record = run_one(name, seed, folder, config)
+            append_record(args.results, record)
+            print(f"{name} seed {seed}: " + ", ".join(f"{v} {record[v]['ap50']:.3f}" for v in VARIANTS), flush=True)
     if not args.results.exists():
         print("no results yet")
         return 0

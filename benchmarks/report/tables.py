@@ -18,6 +18,12 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
 
+def mean_sd_text(values) -> str:
+    """The mean, and "± the standard deviation" when there are two values or more (3 decimals)."""
+    a = np.asarray(values, float)
+    return f"{a.mean():.3f}" if len(a) < 2 else f"{a.mean():.3f} ± {a.std(ddof=1):.3f}"
+
+
 def rows_of(records: list[dict], family: str, variant: str = "default", budget: str | None = None) -> list[dict]:
     """Records of a family (one variant and budget) averaged over seeds, per (method, ratio)."""
     sel = [r for r in records if r["family"] == family and r.get("variant", "default") == variant and

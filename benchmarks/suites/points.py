@@ -59,6 +59,7 @@ from benchmarks.harness.regimes import foreground_regime, lazy_regimes
 from benchmarks.harness.results import read_results
 from benchmarks.harness.tiles import REAL_SETS, Budget, items_from_tiles, load_frame_data
 from benchmarks.report.docs import write_docs
+from benchmarks.report.tables import mean_sd_text
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.autolabel import AutolabelConfig, autolabel, classical_instances
 from napari_lazylabels.engine.config import TrainConfig, preset
@@ -222,6 +223,16 @@ def _refined(model, items: list[LazyAnnotations], regime) -> list[LazyAnnotation
     return out
 
 
+def kept_machine_models(models: Path, datasets, seeds, done=()):
+    """``(set, seed, folder)`` of each model of the method ``machine`` kept in ``models`` (a ``--models``
+    folder), but those whose ``set/seedN`` is in ``done``."""
+    for name in datasets:
+        for seed in seeds:
+            folder = models / run_key(name, "machine", seed).replace("/", "_")
+            if f"{name}/seed{seed}" not in done and (folder / "config.json").exists():
+                yield name, seed, folder
+
+
 def run_key(dataset: str, method: str, seed: int) -> str:
     """A run's key: the classical pipeline trains nothing and has one run; a trained method one per seed
     (seed 0 keeps the key of the records made before seeds were run)."""
@@ -297,7 +308,7 @@ def _spread(r: dict, key: str = "ap50_seeds") -> str:
     a = r.get(key) or []
     if not a:
         return "-"
-    return f"{np.mean(a):.3f}" if len(a) < 2 else f"{np.mean(a):.3f} ± {np.std(a, ddof=1):.3f}"
+    return mean_sd_text(a)
 
 
 def targets(records: list[dict]) -> list[str]:

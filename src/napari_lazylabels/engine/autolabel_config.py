@@ -7,18 +7,17 @@ import math
 from dataclasses import dataclass, field, fields
 
 from ..errors import SettingsError
-from .autolabel_stats import POLARITIES
-from .autolabel_tiling import TILING
+from .autolabel_stats import AUTO, POLARITIES
+from .autolabel_tiling import OFF, TILING
 from .config import check_number
 
 #: Threshold methods of the foreground mask.
-AUTO, OTSU, LI, TRIANGLE, FIXED = "auto", "otsu", "li", "triangle", "fixed"
+OTSU, LI, TRIANGLE, FIXED = "otsu", "li", "triangle", "fixed"
 THRESHOLDS = (AUTO, OTSU, LI, TRIANGLE, FIXED)
 #: Units of the object size.
 PIXELS, MICROMETERS = "px", "um"
 SIZE_UNITS = (PIXELS, MICROMETERS)
 #: The second reading of labels that look wrong (:mod:`.autolabel_halo`): taken when it looks right, or never.
-OFF = "off"
 SECOND_READING = (AUTO, OFF)
 
 

@@ -26,10 +26,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .autolabel_stats import AUTO
 from .points import empty_points
 
-#: Auto-detected, on, off: whether the mask's pieces are taken as the objects.
-AUTO, ON, OFF = "auto", "on", "off"
+#: Auto-detected (:data:`.autolabel_stats.AUTO`), on, off: whether the mask's pieces are taken as the objects.
+ON, OFF = "on", "off"
 TILING = (AUTO, ON, OFF)
 #: The objects tile the image when the median distance of a background pixel to the mask is under this share
 #: of the object diameter (the background is a thin network between them) ...
