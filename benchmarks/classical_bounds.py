@@ -5,7 +5,7 @@
 The classical pipeline of the points suite (``classical_instances``: the mask cut between the points by a
 seeded watershed of its distance transform) is run on each set's test images four ways: with the
 machine-made points and mask (``autolabel`` at its defaults, what the suite scores), with a point at each
-true object's centroid instead of the machine points, with the true foreground instead of the machine
+true object's centroid (``points_of_instances``, as the suite's exact points) instead of the machine points, with the true foreground instead of the machine
 mask, and with both true. AP50 pooled over the test images, as the suite scores it. A network trained on
 machine-made labels has to beat the first column; if exact points alone barely move it, the classical
 pipeline is held back by its mask, and better points can only help the network.
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from benchmarks.harness.config import BenchConfig
 from benchmarks.harness.data import gray_or_rgb
@@ -28,19 +27,13 @@ from benchmarks.harness.results import append_record, read_results
 from benchmarks.harness.stamps import machine
 from benchmarks.suites import points as suite
 from napari_lazylabels.engine.autolabel import autolabel, classical_instances
+from napari_lazylabels.engine.points import points_of_instances
 
 RESULTS = Path(__file__).resolve().parent / "results" / "autolabel" / "classical_bounds.jsonl"
 SETS = ("synthetic", "mibi", "hela", "he", "em", "ecoli", "phase")
 #: The columns: which points and which mask the pipeline is given.
 WAYS = ("machine points, machine mask", "true centroids, machine mask", "machine points, true mask",
         "true centroids, true mask")
-
-
-def centroids(truth: np.ndarray) -> np.ndarray:
-    """A point (y, x, class 1) at each true object's centroid."""
-    ids = np.unique(truth[truth > 0])
-    yx = np.array(ndi.center_of_mass(np.ones_like(truth), truth, ids), np.float64).reshape(-1, 2)
-    return np.column_stack([yx, np.ones(len(yx))])
 
 
 def run_one(name: str, config: BenchConfig) -> dict:
@@ -50,7 +43,7 @@ def run_one(name: str, config: BenchConfig) -> dict:
     for _, image, truth in ds.test:
         truth = np.asarray(truth)
         labels = autolabel(gray_or_rgb(image), suite.AUTOLABEL, source=name)
-        exact_points, exact_mask = centroids(truth), (truth > 0).astype(np.uint8)
+        exact_points, exact_mask = points_of_instances(truth), (truth > 0).astype(np.uint8)
         for way, (pts, mask) in zip(WAYS, ((labels.points, labels.foreground), (exact_points, labels.foreground),
                                           (labels.points, exact_mask), (exact_points, exact_mask))):
             made[way].append((classical_instances(pts, mask), truth))

@@ -12,6 +12,7 @@ from benchmarks.instance_starts import STARTS
 from napari_lazylabels.engine import instance_fitting
 from napari_lazylabels.engine.autolabel import classical_instances
 from napari_lazylabels.engine.metrics import average_precision
+from napari_lazylabels.engine.points import points_of_instances
 from napari_lazylabels.engine.postprocess.settings import PostProcessing
 
 
@@ -23,9 +24,9 @@ def touching_pair() -> np.ndarray:
     return truth
 
 
-def test_centroids_put_one_point_in_each_object_and_split_a_touching_pair():
+def test_true_points_split_a_touching_pair_that_one_point_merges():
     truth = touching_pair()
-    pts = classical_bounds.centroids(truth)
+    pts = points_of_instances(truth)        # the true points classical_bounds gives the pipeline
     assert pts.shape == (2, 3) and np.all(pts[:, 2] == 1)
     pix = np.floor(pts[:, :2] + 0.5).astype(int)
     assert sorted(truth[pix[:, 0], pix[:, 1]].tolist()) == [1, 2]

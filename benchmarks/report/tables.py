@@ -20,8 +20,8 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 
 def mean_sd_text(values) -> str:
     """The mean, and "± the standard deviation" when there are two values or more (3 decimals)."""
-    a = np.asarray(values, float)
-    return f"{a.mean():.3f}" if len(a) < 2 else f"{a.mean():.3f} ± {a.std(ddof=1):.3f}"
+    mean, sd = _mean_sd(list(values))
+    return f"{mean:.3f}" if len(values) < 2 else f"{mean:.3f} ± {sd:.3f}"
 
 
 def rows_of(records: list[dict], family: str, variant: str = "default", budget: str | None = None) -> list[dict]:
