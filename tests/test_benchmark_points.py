@@ -3,6 +3,8 @@ the targets and the tables (mean, spread, worst seed)."""
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.suites import points
 
 
@@ -77,3 +79,70 @@ def test_the_block_names_the_commands_its_records_were_made_by():
     table = points.markdown(recs, "report", "m", points.BUDGET["full"])
     assert ("the records were made by `run he` and 1 earlier record(s) by commands not kept; this block by "
             "`report`") in table
+
+
+
+def test_the_mixed_labels_take_one_part_exact_and_the_rest_machine_made():
+    import numpy as np
+
+    from benchmarks.suites import points_mixed
+    from napari_lazylabels.engine.points import point_pixels
+    from napari_lazylabels.engine.synthetic import make_image
+
+    t = make_image(903, (192, 192), touching=0.5)
+    regime = points.points_regime()
+    keys = tuple(i.key for i in regime.inputs)
+    pts_key, mask_key = keys
+    machine, _ = points.machine_labels("synthetic", t.image)
+    exact = regime.simulate(t.instances)
+
+    def mix(method):
+        return points_mixed.mixed(method, machine, exact, t.instances, *keys)
+
+    assert np.array_equal(mix("centroids_machine_mask")[pts_key], exact[pts_key])
+    assert np.array_equal(mix("centroids_machine_mask")[mask_key], machine[mask_key])
+    assert np.array_equal(mix("machine_points_exact_mask")[pts_key], machine[pts_key])
+    assert np.array_equal(mix("machine_points_exact_mask")[mask_key], exact[mask_key])
+    assert not np.array_equal(machine[mask_key], exact[mask_key])     # the parts differ, so the test can fail
+
+    def objects(pts):
+        pix = point_pixels(pts)
+        ids = t.instances[pix[:, 0], pix[:, 1]]
+        return set(ids[ids > 0].tolist())
+
+    found, every = objects(machine[pts_key]), set(np.unique(t.instances[t.instances > 0]).tolist())
+    assert found < every                     # the detector misses some touching nuclei here
+    assert objects(mix("centroids_of_found")[pts_key]) == found
+    assert len(mix("centroids_of_found")[pts_key]) == len(found)
+    completed = mix("machine_points_and_missed")[pts_key]
+    assert objects(completed) == every and len(completed) == len(machine[pts_key]) + len(every - found)
+    with pytest.raises(ValueError, match="unknown mixed labels"):
+        mix("nothing")
+
+
+def test_the_mixed_labels_table_puts_each_mix_between_machine_and_exact_labels():
+    from benchmarks.suites import points_mixed
+
+    records = [_record("synthetic", "machine", s, v) for s, v in ((0, 0.88), (1, 0.84), (2, 0.83))]
+    records += [_record("synthetic", "centroids_machine_mask", 0, 0.96), _record("synthetic", "points", 0, 0.94),
+                _record("he", "centroids_machine_mask", 0, 0.5)]
+    table = points_mixed.report(records, "synthetic", points.METHOD_NAMES).splitlines()
+    assert len(table) == 2 + 3                 # header, rule, and the three rows with records of synthetic
+    assert "0.880, 0.840, 0.830" in table[2] and "0.850 ± 0.026" in table[2]
+    assert table[3].startswith("| points at centroids + machine foreground |") and "0.960" in table[3]
+    assert table[4].startswith("| points at centroids + exact foreground | both |")
+
+
+def test_the_mixed_labels_command_prints_the_table_and_names_a_missing_file(tmp_path, capsys):
+    import json
+
+    from benchmarks import mixed_labels
+
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(json.dumps(_record("synthetic", m, 0, v))
+                              for m, v in (("machine", 0.88), ("centroids_of_found", 0.9))) + "\n")
+    assert mixed_labels.main(["--results", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| centroids of the objects machine points find + machine foreground |" in out
+    with pytest.raises(SystemExit, match="no records file"):
+        mixed_labels.main(["--results", str(tmp_path / "none.jsonl")])

@@ -20,6 +20,8 @@ Methods (the same network, the ``cpu`` preset, the same steps on the same images
     no_aux      ablation of "points": no low field-of-view auxiliary head
     no_cuts     ablation of "points": no boundary task at all (and so no auxnet and no rounds): cuts by the
                 seeded watershed alone
+    and the diagnostics of ``points_mixed`` (machine-made labels with one part exact, e.g.
+    ``centroids_machine_mask``: a point at each true centroid + the machine mask)
 
 Machine-label settings per data set (``AUTOLABEL``) were set as a user would
 set them, by eye: the objects' typical diameter, and dark objects for H&E;
@@ -60,6 +62,7 @@ from benchmarks.harness.results import read_results
 from benchmarks.harness.tiles import REAL_SETS, Budget, items_from_tiles, load_frame_data
 from benchmarks.report.docs import write_docs
 from benchmarks.report.tables import mean_sd_text
+from benchmarks.suites import points_mixed
 from napari_lazylabels.engine.annotations import LazyAnnotations
 from napari_lazylabels.engine.autolabel import AutolabelConfig, autolabel, classical_instances
 from napari_lazylabels.engine.config import TrainConfig, preset
@@ -73,12 +76,14 @@ from napari_lazylabels.io.modelio import load_model, save_model
 from napari_lazylabels.recipes.instance_fit import fit_on_labels
 from napari_lazylabels.recipes.train import TrainingPlan, TrainingRun
 
-METHODS = ("points", "machine", "selftrain", "classical", "lazy", "full", "no_rounds", "no_aux", "no_cuts")
+METHODS = ("points", "machine", "selftrain", "classical", "lazy", "full", "no_rounds", "no_aux", "no_cuts",
+           *points_mixed.METHODS)
 METHOD_NAMES = {"points": "points at centroids + exact foreground", "machine": "machine points + machine foreground",
                 "selftrain": "machine labels + 1 self-training round",
                 "classical": "classical (threshold + LoG seeds + distance watershed)",
                 "lazy": "lazy (blobs + interfaces + 10 % masks)", "full": "full supervision",
-                "no_rounds": "points, no rounds", "no_aux": "points, no auxnet", "no_cuts": "points, no boundary task"}
+                "no_rounds": "points, no rounds", "no_aux": "points, no auxnet", "no_cuts": "points, no boundary task",
+                **points_mixed.NAMES}
 ABLATIONS = {"no_rounds": dict(partition_rounds=0), "no_aux": dict(auxiliary_head=False),
              "no_cuts": dict(boundary_task=False, auxiliary_head=False)}
 POINT_METHODS = ("points", "no_rounds", "no_aux", "no_cuts")
@@ -163,6 +168,9 @@ def training_items(ds: Data, method: str) -> tuple[list[LazyAnnotations], dict]:
             labels = regime.simulate(inst)
         elif method in ("machine", "selftrain"):
             labels, roi = machine_labels(ds.name, image)
+        elif method in points_mixed.METHODS:
+            labels = points_mixed.mixed(method, machine_labels(ds.name, image)[0], regime.simulate(inst), inst,
+                                        *(i.key for i in regime.inputs))
         elif method == "lazy":
             labels = simulate_lazy_labels(inst, rng=np.random.default_rng([k, 23]), strong=True)
         else:
@@ -252,7 +260,7 @@ def run_one(ds: Data, method: str, b: Budget, log, seed: int = 0, models: Path |
         regime = points_regime()
         config = TrainConfig(steps=b.steps, batch_size=b.batch_size, patch_size=b.patch_size, device="cpu",
                              checkpoint_every=10**9, seed=seed)
-        if method in POINT_METHODS or method in ("machine", "selftrain"):
+        if method in POINT_METHODS or method in ("machine", "selftrain", *points_mixed.METHODS):
             opts = regime.options(**ABLATIONS.get(method, {}))
             plan = TrainingPlan(items, network=preset("cpu"), config=config, regimes=[regime],
                                 options={regime.name: opts})

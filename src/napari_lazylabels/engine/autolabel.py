@@ -51,7 +51,8 @@ from .autolabel_checks import concerns as _concerns
 from .autolabel_config import (AUTO, FIXED, LI, MICROMETERS, OTSU, PIXELS, SIZE_UNITS, THRESHOLDS,  # noqa: F401
                                TRIANGLE, AutolabelConfig)
 from .autolabel_halo import MIN_PIECES as HALO_MIN_PIECES, halo_reading, without_lines
-from .autolabel_mask import disc_diameter, grown_to_points, one_per_basin, region_confidence, without_small
+from .autolabel_mask import (disc_diameter, grown_to_points, one_per_basin, region_confidence, split_pairs,
+                             without_small)
 from .autolabel_reading import SIZE_CORRECTION, ImageReading, read_image, sized_by_mask  # noqa: F401
 from .autolabel_scale import scaled, texture_of
 from .autolabel_stats import THRESHOLD_FUNCTIONS, choose_threshold
@@ -328,6 +329,8 @@ def _points_in(pts_img: np.ndarray, config: AutolabelConfig, reading: ImageReadi
     if config.one_per_object and len(points):
         keep = one_per_basin(points, confidence, mask)
         points, confidence = points[keep], confidence[keep]
+    if config.split_pairs and len(points):
+        points, confidence = split_pairs(points, confidence, mask)
     return points, confidence, mask, grown
 
 

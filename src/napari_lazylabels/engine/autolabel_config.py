@@ -59,6 +59,10 @@ class AutolabelConfig:
         one_per_object: keep the most confident point of each object of the mask
             (:func:`.autolabel_mask.one_per_basin`: its parts between necks),
             so the texture inside a large object does not make it several.
+        split_pairs: give a large elongated part of the mask (cut between the points) two points
+            instead of one (:func:`.autolabel_mask.split_pairs`): touching round nuclei that the
+            detector sees as one blob; off by default (it splits irregular nuclei too: on H&E it
+            cost 0.28 AP50, docs/benchmarks.md).
         size_from_mask: when the object size is read from the image, correct it by
             the median diameter of the mask's objects
             (:func:`.autolabel_mask.mask_diameter`; within a factor
@@ -110,6 +114,9 @@ class AutolabelConfig:
         "grow the mask at each point outside it by a local threshold (dim objects) before dropping any"))
     one_per_object: bool = field(default=True, metadata=_help(
         "keep one point (the most confident) per object of the mask: its parts between necks"))
+    split_pairs: bool = field(default=False, metadata=_help(
+        "give a large elongated part of the mask (cut between the points) two points: touching round nuclei "
+        "seen as one blob (not for irregular nuclei such as H&E)"))
     size_from_mask: bool = field(default=True, metadata=_help(
         "correct the object size read from the image by the median size of the mask's objects"))
     min_confidence: float = field(default=0.5, metadata=_help(

@@ -21,7 +21,7 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from .points import point_pixels, seeded_partition
+from .points import point_disks, point_pixels, seeded_partition
 
 _EIGHT = np.ones((3, 3), bool)
 #: The background level around a point: this percentile of the window.
@@ -181,3 +181,67 @@ def one_per_basin(points: np.ndarray, strength: np.ndarray, mask: np.ndarray,
     first = np.ones(len(order), bool)
     first[1:] = sorted_basin[1:] != sorted_basin[:-1]
     return np.sort(order[first | (sorted_basin == 0)])
+
+
+#: :func:`split_pairs`: a part of the mask is split when its area is at least this many median parts' ...
+PAIR_AREA = 1.6
+#: ... and its major axis at least this many times its minor axis.
+PAIR_ELONGATION = 1.5
+
+
+def _two_means(coords: np.ndarray, centre: np.ndarray, orientation: float) -> np.ndarray | None:
+    """The two centres of a 2-means split of the pixel coordinates, started across the major axis, or None
+    when one side comes out empty."""
+    side = (coords - centre) @ np.array([np.cos(orientation), np.sin(orientation)]) > 0
+    for _ in range(10):
+        if side.all() or not side.any():
+            return None
+        a, b = coords[~side].mean(0), coords[side].mean(0)
+        side = np.sum((coords - b) ** 2, 1) < np.sum((coords - a) ** 2, 1)
+    if side.all() or not side.any():
+        return None
+    return np.array([coords[~side].mean(0), coords[side].mean(0)])
+
+
+def split_pairs(points: np.ndarray, confidence: np.ndarray, mask: np.ndarray, area: float = PAIR_AREA,
+                elongation: float = PAIR_ELONGATION) -> tuple[np.ndarray, np.ndarray]:
+    """Two points, not one, for each large elongated part of the mask: the touching pairs that the blob
+    detector sees as one blob.
+
+    The mask is cut between the points (the point-seeded partition, as the classical pipeline cuts it).
+    A part of at least ``area`` times the median part's area whose major axis is at least ``elongation``
+    times its minor axis loses its point, and takes two instead, at the two centres of a 2-means split of
+    its pixels (each moved to the part's pixel nearest to it), with the lost point's class and confidence.
+    Returns the points and their confidence (the kept ones first, in their order).
+    """
+    from skimage.measure import regionprops
+    fg = np.asarray(mask) > 0
+    points = np.asarray(points, np.float64).reshape(-1, 3)
+    confidence = np.asarray(confidence, np.float64)
+    if not len(points) or not fg.any():
+        return points, confidence
+    parts = seeded_partition(fg, point_disks(points, fg.shape, 1.0, within=fg))
+    areas = np.bincount(parts.ravel(), minlength=len(points) + 1)[1:]
+    if not np.any(areas > 0):
+        return points, confidence
+    median = float(np.median(areas[areas > 0]))
+    lost, new, new_confidence = [], [], []
+    for part in regionprops(parts):
+        if part.area < area * median or part.axis_minor_length <= 0 \
+                or part.axis_major_length < elongation * part.axis_minor_length:
+            continue
+        coords = part.coords.astype(np.float64)
+        centres = _two_means(coords, np.asarray(part.centroid), part.orientation)
+        if centres is None:
+            continue
+        k = part.label - 1
+        lost.append(k)
+        for c in centres:
+            y, x = coords[int(np.argmin(np.sum((coords - c) ** 2, 1)))]
+            new.append((y, x, points[k, 2]))
+            new_confidence.append(confidence[k])
+    if not lost:
+        return points, confidence
+    keep = np.setdiff1d(np.arange(len(points)), lost)
+    return (np.concatenate([points[keep], np.asarray(new, np.float64)]),
+            np.concatenate([confidence[keep], np.asarray(new_confidence, np.float64)]))
