@@ -23,7 +23,7 @@ import numpy as np
 
 from benchmarks.harness.config import BenchConfig
 from benchmarks.harness.data import gray_or_rgb
-from benchmarks.harness.results import append_record, read_results
+from benchmarks.harness.results import append_record, done_keys, read_results
 from benchmarks.harness.stamps import machine
 from benchmarks.suites import points as suite
 from napari_lazylabels.engine.autolabel import autolabel, classical_instances
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     ap.add_argument("--datasets", nargs="*", default=list(SETS), choices=SETS)
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    done = {r["key"] for r in read_results(args.results)} if args.results.exists() else set()
+    done = done_keys(args.results)
     config = BenchConfig()
     for name in args.datasets:
         if name not in done:

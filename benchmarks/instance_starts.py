@@ -25,7 +25,8 @@ import numpy as np
 
 from benchmarks.harness.config import BenchConfig
 from benchmarks.harness.data import gray_or_rgb
-from benchmarks.harness.results import append_record, read_results
+from benchmarks.harness.options import kept_model_options
+from benchmarks.harness.results import append_record, done_keys, read_results
 from benchmarks.harness.stamps import machine
 from benchmarks.report.tables import mean_sd_text
 from benchmarks.suites import points as suite
@@ -95,13 +96,10 @@ def report(records: list[dict]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.instance_starts", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", type=Path, help="the --models folder of a points-suite run")
-    ap.add_argument("--datasets", nargs="*", default=["ecoli"])
-    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
-    ap.add_argument("--results", type=Path, default=RESULTS)
+    kept_model_options(ap, ["ecoli"], [0, 1, 2], RESULTS)
     args = ap.parse_args(argv)
     if args.models is not None:
-        done = {r["key"] for r in read_results(args.results)} if args.results.exists() else set()
+        done = done_keys(args.results)
         for name, seed, folder in suite.kept_machine_models(args.models, args.datasets, args.seeds, done):
             record = run_one(name, seed, folder, BenchConfig())
             append_record(args.results, record)

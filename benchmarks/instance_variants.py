@@ -45,7 +45,8 @@ from skimage.segmentation import relabel_sequential
 
 from benchmarks.harness.config import BenchConfig
 from benchmarks.harness.data import gray_or_rgb
-from benchmarks.harness.results import append_record, read_results
+from benchmarks.harness.options import kept_model_options
+from benchmarks.harness.results import append_record, done_keys, read_results
 from benchmarks.harness.stamps import machine
 from benchmarks.report.docs import write_docs
 from benchmarks.report.tables import mean_sd_text
@@ -187,10 +188,7 @@ def report(records: list[dict]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.instance_variants", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", type=Path, help="the --models folder of a points-suite run")
-    ap.add_argument("--datasets", nargs="*", default=["em", "he", "hela", "mibi", "synthetic", "phase"])
-    ap.add_argument("--seeds", type=int, nargs="*", default=[0])
-    ap.add_argument("--results", type=Path, default=RESULTS)
+    kept_model_options(ap, ["em", "he", "hela", "mibi", "synthetic", "phase"], [0], RESULTS)
     ap.add_argument("--report", action="store_true", help="print the table of the results file and stop")
     ap.add_argument("--docs", type=Path, default=BenchConfig().docs_file,
                     help="the Markdown file whose instance-variants block the table replaces")
@@ -207,7 +205,7 @@ def main(argv=None) -> int:
     if not args.report:
         if args.models is None:
             ap.error("--models is needed to score (or --report)")
-        done = {r["key"] for r in read_results(args.results)} if args.results.exists() else set()
+        done = done_keys(args.results)
         config = BenchConfig()
         for name, seed, folder in suite.kept_machine_models(args.models, args.datasets, args.seeds, done):
             record = run_one(name, seed, folder, config)

@@ -27,6 +27,15 @@ def suite_options(ap: argparse.ArgumentParser, threads_help: str = "torch thread
     ap.add_argument("--report-only", action="store_true", help="rewrite the tables and figures from the results")
 
 
+def kept_model_options(ap: argparse.ArgumentParser, datasets: list[str], seeds: list[int], results: Path) -> None:
+    """--models, --datasets, --seeds, --results of a command that scores the models a points-suite run kept
+    (``benchmarks.suites.points.kept_machine_models``)."""
+    ap.add_argument("--models", type=Path, help="the --models folder of a points-suite run")
+    ap.add_argument("--datasets", nargs="*", default=datasets)
+    ap.add_argument("--seeds", type=int, nargs="*", default=seeds)
+    ap.add_argument("--results", type=Path, default=results)
+
+
 def stopwatch(threads: int) -> Callable[[str], None]:
     """Set the torch threads and return a logger that stamps each line with the seconds since now."""
     torch.set_num_threads(max(1, threads))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_lazylabels.engine.instance_fitting_points import points_per_object
 from napari_lazylabels.engine.points import point_pixels
 
 NAMES = {"centroids_machine_mask": "points at centroids + machine foreground",
@@ -23,14 +24,6 @@ NAMES = {"centroids_machine_mask": "points at centroids + machine foreground",
          "centroids_of_found": "centroids of the objects machine points find + machine foreground",
          "machine_points_and_missed": "machine points + centroids of the objects they miss + machine foreground"}
 METHODS = tuple(NAMES)
-
-
-def _objects_hit(points: np.ndarray, instances: np.ndarray) -> np.ndarray:
-    """The ids of the objects at least one of the points falls in."""
-    pix = point_pixels(points)
-    inside = np.all((pix >= 0) & (pix < np.array(instances.shape)), axis=1)
-    ids = np.asarray(instances)[pix[inside, 0], pix[inside, 1]]
-    return np.unique(ids[ids > 0])
 
 
 def _centroids_where(exact_points: np.ndarray, instances: np.ndarray, hit: np.ndarray, found: bool) -> np.ndarray:
@@ -49,7 +42,7 @@ def mixed(method: str, machine: dict, exact: dict, instances: np.ndarray, pts_ke
         return {**machine, mask_key: exact[mask_key]}
     if method == "centroids_machine_mask":
         return {**machine, pts_key: exact[pts_key]}
-    hit = _objects_hit(machine[pts_key], instances)
+    hit = np.flatnonzero(points_per_object(instances, machine[pts_key]))       # the objects a point falls in
     if method == "centroids_of_found":
         return {**machine, pts_key: _centroids_where(exact[pts_key], instances, hit, True)}
     missed = _centroids_where(exact[pts_key], instances, hit, False)

@@ -51,13 +51,13 @@ from .autolabel_checks import concerns as _concerns
 from .autolabel_config import (AUTO, FIXED, LI, MICROMETERS, OTSU, PIXELS, SIZE_UNITS, THRESHOLDS,  # noqa: F401
                                TRIANGLE, AutolabelConfig)
 from .autolabel_halo import MIN_PIECES as HALO_MIN_PIECES, halo_reading, without_lines
-from .autolabel_mask import (disc_diameter, grown_to_points, one_per_basin, region_confidence, split_pairs,
-                             without_small)
+from .autolabel_mask import (cut_between_points, disc_diameter, grown_to_points, one_per_basin,
+                             region_confidence, split_pairs, without_small)
 from .autolabel_reading import SIZE_CORRECTION, ImageReading, read_image, sized_by_mask  # noqa: F401
 from .autolabel_scale import scaled, texture_of
 from .autolabel_stats import THRESHOLD_FUNCTIONS, choose_threshold
 from .autolabel_tiling import decide as tiling_applies, one_per_piece
-from .points import empty_points, point_disks, point_pixels, seeded_partition
+from .points import empty_points, point_disks, point_pixels
 
 def channel_of(image: np.ndarray, channel: int | None) -> np.ndarray:
     """One channel of a YX or YXC image as float64 (``None``: the mean of the channels).
@@ -340,8 +340,7 @@ def classical_instances(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
     own (int32 instance map)."""
     from skimage.segmentation import relabel_sequential
     fg = np.asarray(mask) > 0
-    seeds = point_disks(points, fg.shape, 1.0, within=fg)
-    out = seeded_partition(fg, seeds)
+    out = cut_between_points(points, fg)
     rest = fg & (out == 0)
     if rest.any():
         extra, _ = ndi.label(rest)

@@ -183,6 +183,14 @@ def one_per_basin(points: np.ndarray, strength: np.ndarray, mask: np.ndarray,
     return np.sort(order[first | (sorted_basin == 0)])
 
 
+def cut_between_points(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The mask cut between the points (the point-seeded partition of the classical pipeline): a seeded
+    watershed of its distance transform from a 1 px disk at each point; a pixel's value is its point's
+    number (1..N in the points' order), 0 outside the mask and in pieces without a point."""
+    fg = np.asarray(mask) > 0
+    return seeded_partition(fg, point_disks(points, fg.shape, 1.0, within=fg))
+
+
 #: :func:`split_pairs`: a part of the mask is split when its area is at least this many median parts' ...
 PAIR_AREA = 1.6
 #: ... and its major axis at least this many times its minor axis.
@@ -220,7 +228,7 @@ def split_pairs(points: np.ndarray, confidence: np.ndarray, mask: np.ndarray, ar
     confidence = np.asarray(confidence, np.float64)
     if not len(points) or not fg.any():
         return points, confidence
-    parts = seeded_partition(fg, point_disks(points, fg.shape, 1.0, within=fg))
+    parts = cut_between_points(points, fg)
     areas = np.bincount(parts.ravel(), minlength=len(points) + 1)[1:]
     if not np.any(areas > 0):
         return points, confidence
