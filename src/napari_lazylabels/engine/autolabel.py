@@ -9,7 +9,9 @@
   blob, class 1. A point outside the mask first grows the mask there by a
   local threshold (a dim object, :mod:`.autolabel_mask`); the points still
   outside it are dropped. Each object of the mask (its parts between necks)
-  keeps one point, its most confident. When the objects tile the image (an
+  keeps one point, its most confident; when the objects are round (read from
+  the mask), a large elongated part of the mask cut between the points takes
+  two (a touching pair seen as one blob). When the objects tile the image (an
   EM section's cells between thin membranes, :mod:`.autolabel_tiling`), each
   piece of the mask is one object and takes one point instead, at its deepest
   pixel.
@@ -51,7 +53,7 @@ from .autolabel_checks import concerns as _concerns
 from .autolabel_config import (AUTO, FIXED, LI, MICROMETERS, OTSU, PIXELS, SIZE_UNITS, THRESHOLDS,  # noqa: F401
                                TRIANGLE, AutolabelConfig)
 from .autolabel_halo import MIN_PIECES as HALO_MIN_PIECES, halo_reading, without_lines
-from .autolabel_mask import (cut_between_points, disc_diameter, grown_to_points, one_per_basin,
+from .autolabel_mask import (cut_between_points, disc_diameter, grown_to_points, objects_round, one_per_basin,
                              region_confidence, split_pairs, without_small)
 from .autolabel_reading import SIZE_CORRECTION, ImageReading, read_image, sized_by_mask  # noqa: F401
 from .autolabel_scale import scaled, texture_of
@@ -270,7 +272,9 @@ def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, point
         points = one_per_piece(mask)
         confidence = np.ones(len(points))
     else:
-        points, confidence, mask, grown = _points_in(pts_img, config, reading, mask, smoothed, foreground is None)
+        points, confidence, mask, grown, split = _points_in(pts_img, config, reading, mask, smoothed,
+                                                            foreground is None)
+        reading = dataclasses.replace(reading, pairs_split=split)
     if not len(points):
         raise AnnotationError(f"no blob of diameter {reading.diameter:.3g} px found"
                               f"{' inside the mask' if config.points_in_mask else ''}: lower "
@@ -309,10 +313,12 @@ def _read_again(channel: np.ndarray, config: AutolabelConfig, first: ImageReadin
 
 
 def _points_in(pts_img: np.ndarray, config: AutolabelConfig, reading: ImageReading, mask: np.ndarray,
-               smoothed: np.ndarray, may_grow: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+               smoothed: np.ndarray, may_grow: bool
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, bool]:
     """The blobs (:func:`_blobs`) kept inside the mask, grown first to the points outside it when
-    ``may_grow`` (:func:`.autolabel_mask.grown_to_points`), one per object of the mask: the points, their
-    confidence, the mask and what was grown of it (None: nothing tried)."""
+    ``may_grow`` (:func:`.autolabel_mask.grown_to_points`), one per object of the mask, two for a pair
+    (:func:`_splits`): the points, their confidence, the mask, what was grown of it (None: nothing tried)
+    and whether the pairs were split."""
     points, confidence = _blobs(pts_img, config, reading)
     grown = None
     if config.points_in_mask and len(points):
@@ -329,9 +335,16 @@ def _points_in(pts_img: np.ndarray, config: AutolabelConfig, reading: ImageReadi
     if config.one_per_object and len(points):
         keep = one_per_basin(points, confidence, mask)
         points, confidence = points[keep], confidence[keep]
-    if config.split_pairs and len(points):
+    split = bool(len(points)) and _splits(config, points, mask)
+    if split:
         points, confidence = split_pairs(points, confidence, mask)
-    return points, confidence, mask, grown
+    return points, confidence, mask, grown, split
+
+
+def _splits(config: AutolabelConfig, points: np.ndarray, mask: np.ndarray) -> bool:
+    """Whether the large elongated parts of the mask take two points: ``config.split_pairs`` on, or auto
+    and the objects (the mask cut between the points) are round."""
+    return config.split_pairs == "on" or (config.split_pairs == AUTO and objects_round(points, mask))
 
 
 def classical_instances(points: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -17,6 +17,9 @@ THRESHOLDS = (AUTO, OTSU, LI, TRIANGLE, FIXED)
 #: Units of the object size.
 PIXELS, MICROMETERS = "px", "um"
 SIZE_UNITS = (PIXELS, MICROMETERS)
+#: Whether a large elongated part of the mask takes two points: when the objects are round (read from the
+#: mask), always, or never.
+SPLIT_PAIRS = (AUTO, "on", OFF)
 #: The second reading of labels that look wrong (:mod:`.autolabel_halo`): taken when it looks right, or never.
 SECOND_READING = (AUTO, OFF)
 
@@ -61,8 +64,10 @@ class AutolabelConfig:
             so the texture inside a large object does not make it several.
         split_pairs: give a large elongated part of the mask (cut between the points) two points
             instead of one (:func:`.autolabel_mask.split_pairs`): touching round nuclei that the
-            detector sees as one blob; off by default (it splits irregular nuclei too: on H&E it
-            cost 0.28 AP50, docs/benchmarks.md).
+            detector sees as one blob. ``auto``: only when the objects are round
+            (:func:`.autolabel_mask.objects_round`: the parts mostly convex, the median part not
+            elongated), since it splits irregular nuclei too (on H&E, always on, it cost 0.28
+            AP50: docs/benchmarks.md); ``on``: always; ``off``: never.
         size_from_mask: when the object size is read from the image, correct it by
             the median diameter of the mask's objects
             (:func:`.autolabel_mask.mask_diameter`; within a factor
@@ -114,9 +119,10 @@ class AutolabelConfig:
         "grow the mask at each point outside it by a local threshold (dim objects) before dropping any"))
     one_per_object: bool = field(default=True, metadata=_help(
         "keep one point (the most confident) per object of the mask: its parts between necks"))
-    split_pairs: bool = field(default=False, metadata=_help(
+    split_pairs: str = field(default=AUTO, metadata=_help(
         "give a large elongated part of the mask (cut between the points) two points: touching round nuclei "
-        "seen as one blob (not for irregular nuclei such as H&E)"))
+        "seen as one blob (auto: when the objects are round, read from the mask; on; off)",
+        choices=SPLIT_PAIRS, metavar="|".join(SPLIT_PAIRS)))
     size_from_mask: bool = field(default=True, metadata=_help(
         "correct the object size read from the image by the median size of the mask's objects"))
     min_confidence: float = field(default=0.5, metadata=_help(
@@ -142,6 +148,8 @@ class AutolabelConfig:
         if self.second_reading not in SECOND_READING:
             raise SettingsError(f"second reading must be one of {', '.join(SECOND_READING)}, "
                                 f"got {self.second_reading!r}")
+        if self.split_pairs not in SPLIT_PAIRS:
+            raise SettingsError(f"split pairs must be one of {', '.join(SPLIT_PAIRS)}, got {self.split_pairs!r}")
         if self.tiling not in TILING:
             raise SettingsError(f"tiling must be one of {', '.join(TILING)}, got {self.tiling!r}")
         if self.size_unit not in SIZE_UNITS:

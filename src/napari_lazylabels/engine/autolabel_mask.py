@@ -183,6 +183,29 @@ def one_per_basin(points: np.ndarray, strength: np.ndarray, mask: np.ndarray,
     return np.sort(order[first | (sorted_basin == 0)])
 
 
+#: :func:`objects_round`: a part of the mask is convex when its solidity (area over its convex hull's) is
+#: at least this ...
+CONVEX_SOLIDITY = 0.9
+#: ... the objects are round when at least this share of the parts is convex ...
+CONVEX_SHARE = 0.75
+#: ... and the median part at most this many times as long as it is wide.
+ROUND_ELONGATION = 1.6
+
+
+def objects_round(points: np.ndarray, mask: np.ndarray, min_objects: int = MIN_OBJECTS) -> bool:
+    """Whether the objects of the mask, cut between the points (:func:`cut_between_points`), are round:
+    three in four parts convex and the median part not elongated (constants above). Round nuclei
+    (fluorescent stains) are; irregular or elongated ones (H&E, cells in phase contrast, bacteria) are
+    not. False with fewer than ``min_objects`` parts."""
+    from skimage.measure import regionprops
+    parts = regionprops(cut_between_points(points, mask))
+    if len(parts) < max(1, min_objects):
+        return False
+    solidity = np.array([p.solidity for p in parts])
+    elongation = np.array([p.axis_major_length / max(p.axis_minor_length, 1.0) for p in parts])
+    return bool(np.mean(solidity >= CONVEX_SOLIDITY) >= CONVEX_SHARE and np.median(elongation) <= ROUND_ELONGATION)
+
+
 def cut_between_points(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The mask cut between the points (the point-seeded partition of the classical pipeline): a seeded
     watershed of its distance transform from a 1 px disk at each point; a pixel's value is its point's
