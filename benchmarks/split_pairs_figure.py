@@ -26,8 +26,9 @@ NAMES = {"synthetic": "synthetic", "mibi": "MIBI-like (noisy)", "hela": "HeLa", 
 WINDOW = 256
 
 
-def _rows(points: np.ndarray) -> set[tuple]:
-    return {tuple(p) for p in np.round(np.asarray(points)[:, :2], 3)}
+def _at(point: np.ndarray) -> tuple:
+    """Where a point lies (to 1/1000 px): the key that tells the same point in two sets of labels."""
+    return tuple(np.round(point[:2], 3))
 
 
 def changed_points(image: np.ndarray, name: str, split: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
@@ -37,10 +38,10 @@ def changed_points(image: np.ndarray, name: str, split: str = "auto") -> tuple[n
     img = gray_or_rgb(image)
     before = autolabel(img, AutolabelConfig(split_pairs="off"), source=name).points
     after = autolabel(img, AutolabelConfig(split_pairs=split), source=name)
-    old, new = _rows(before), _rows(after.points)
-    kept = np.array([p for p in before if tuple(np.round(p[:2], 3)) in new]).reshape(-1, 3)
-    lost = np.array([p for p in before if tuple(np.round(p[:2], 3)) not in new]).reshape(-1, 3)
-    added = np.array([p for p in after.points if tuple(np.round(p[:2], 3)) not in old]).reshape(-1, 3)
+    old, new = {_at(p) for p in before}, {_at(p) for p in after.points}
+    kept = np.array([p for p in before if _at(p) in new]).reshape(-1, 3)
+    lost = np.array([p for p in before if _at(p) not in new]).reshape(-1, 3)
+    added = np.array([p for p in after.points if _at(p) not in old]).reshape(-1, 3)
     return kept, lost, added, bool(after.reading.pairs_split)
 
 

@@ -7,7 +7,7 @@ import pytest
 from skimage.draw import disk, ellipse, polygon
 
 from napari_lazylabels.engine.autolabel import AutolabelConfig, autolabel
-from napari_lazylabels.engine.autolabel_mask import objects_round, split_pairs
+from napari_lazylabels.engine.autolabel_mask import cut_between_points, objects_round, split_pairs
 from napari_lazylabels.errors import SettingsError
 
 
@@ -55,17 +55,17 @@ def test_round_objects_are_told_from_elongated_or_ragged_ones():
     discs = np.zeros(shape, bool)
     for y, x in LONE:
         discs[disk((y, x), 10, shape=shape)] = True
-    assert objects_round(points, discs)
-    assert not objects_round(points[:3], discs)             # three parts are too few to say
+    assert objects_round(cut_between_points(points, discs))
+    assert not objects_round(cut_between_points(points[:3], discs))     # three parts are too few to say
     long = np.zeros(shape, bool)
     for y, x in LONE:
         long[ellipse(y, x, 4, 15, shape=shape)] = True       # 3.75 times as long as wide
-    assert not objects_round(points, long)
+    assert not objects_round(cut_between_points(points, long))
     ragged = np.zeros(shape, bool)
     for y, x in LONE:                                        # crosses: far from convex
         ragged[polygon([y - 12, y - 12, y + 12, y + 12], [x - 3, x + 3, x + 3, x - 3], shape)] = True
         ragged[polygon([y - 3, y - 3, y + 3, y + 3], [x - 12, x + 12, x + 12, x - 12], shape)] = True
-    assert not objects_round(points, ragged)
+    assert not objects_round(cut_between_points(points, ragged))
 
 
 def image_of(mask, seed=0):

@@ -58,7 +58,7 @@ from .autolabel_mask import (cut_between_points, disc_diameter, grown_to_points,
 from .autolabel_reading import SIZE_CORRECTION, ImageReading, read_image, sized_by_mask  # noqa: F401
 from .autolabel_scale import scaled, texture_of
 from .autolabel_stats import THRESHOLD_FUNCTIONS, choose_threshold
-from .autolabel_tiling import decide as tiling_applies, one_per_piece
+from .autolabel_tiling import OFF, decide as tiling_applies, one_per_piece
 from .points import empty_points, point_disks, point_pixels
 
 def channel_of(image: np.ndarray, channel: int | None) -> np.ndarray:
@@ -317,7 +317,7 @@ def _points_in(pts_img: np.ndarray, config: AutolabelConfig, reading: ImageReadi
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, bool]:
     """The blobs (:func:`_blobs`) kept inside the mask, grown first to the points outside it when
     ``may_grow`` (:func:`.autolabel_mask.grown_to_points`), one per object of the mask, two for a pair
-    (:func:`_splits`): the points, their confidence, the mask, what was grown of it (None: nothing tried)
+    (:func:`_pairs_split`): the points, their confidence, the mask, what was grown of it (None: nothing tried)
     and whether the pairs were split."""
     points, confidence = _blobs(pts_img, config, reading)
     grown = None
@@ -335,16 +335,22 @@ def _points_in(pts_img: np.ndarray, config: AutolabelConfig, reading: ImageReadi
     if config.one_per_object and len(points):
         keep = one_per_basin(points, confidence, mask)
         points, confidence = points[keep], confidence[keep]
-    split = bool(len(points)) and _splits(config, points, mask)
-    if split:
-        points, confidence = split_pairs(points, confidence, mask)
+    points, confidence, split = _pairs_split(config, points, confidence, mask)
     return points, confidence, mask, grown, split
 
 
-def _splits(config: AutolabelConfig, points: np.ndarray, mask: np.ndarray) -> bool:
-    """Whether the large elongated parts of the mask take two points: ``config.split_pairs`` on, or auto
-    and the objects (the mask cut between the points) are round."""
-    return config.split_pairs == "on" or (config.split_pairs == AUTO and objects_round(points, mask))
+def _pairs_split(config: AutolabelConfig, points: np.ndarray, confidence: np.ndarray, mask: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The points and their confidence with each large elongated part of the mask given two points
+    (:func:`.autolabel_mask.split_pairs`) when ``config.split_pairs`` is on, or auto and the objects are
+    round (:func:`.autolabel_mask.objects_round`; both read the one cut of the mask between the points),
+    and whether they were split."""
+    if not len(points) or config.split_pairs == OFF:
+        return points, confidence, False
+    cut = cut_between_points(points, mask)
+    if config.split_pairs == AUTO and not objects_round(cut):
+        return points, confidence, False
+    return (*split_pairs(points, confidence, mask, cut=cut), True)
 
 
 def classical_instances(points: np.ndarray, mask: np.ndarray) -> np.ndarray:

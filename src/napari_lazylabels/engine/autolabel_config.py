@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 
 from ..errors import SettingsError
 from .autolabel_stats import AUTO, POLARITIES
-from .autolabel_tiling import OFF, TILING
+from .autolabel_tiling import OFF, ON, TILING
 from .config import check_number
 
 #: Threshold methods of the foreground mask.
@@ -19,7 +19,7 @@ PIXELS, MICROMETERS = "px", "um"
 SIZE_UNITS = (PIXELS, MICROMETERS)
 #: Whether a large elongated part of the mask takes two points: when the objects are round (read from the
 #: mask), always, or never.
-SPLIT_PAIRS = (AUTO, "on", OFF)
+SPLIT_PAIRS = (AUTO, ON, OFF)
 #: The second reading of labels that look wrong (:mod:`.autolabel_halo`): taken when it looks right, or never.
 SECOND_READING = (AUTO, OFF)
 

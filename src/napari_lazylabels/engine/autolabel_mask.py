@@ -192,13 +192,13 @@ CONVEX_SHARE = 0.75
 ROUND_ELONGATION = 1.6
 
 
-def objects_round(points: np.ndarray, mask: np.ndarray, min_objects: int = MIN_OBJECTS) -> bool:
-    """Whether the objects of the mask, cut between the points (:func:`cut_between_points`), are round:
-    three in four parts convex and the median part not elongated (constants above). Round nuclei
+def objects_round(cut: np.ndarray, min_objects: int = MIN_OBJECTS) -> bool:
+    """Whether the objects of a mask cut between its points (``cut``: :func:`cut_between_points`) are
+    round: three in four parts convex and the median part not elongated (constants above). Round nuclei
     (fluorescent stains) are; irregular or elongated ones (H&E, cells in phase contrast, bacteria) are
     not. False with fewer than ``min_objects`` parts."""
     from skimage.measure import regionprops
-    parts = regionprops(cut_between_points(points, mask))
+    parts = regionprops(cut)
     if len(parts) < max(1, min_objects):
         return False
     solidity = np.array([p.solidity for p in parts])
@@ -235,7 +235,7 @@ def _two_means(coords: np.ndarray, centre: np.ndarray, orientation: float) -> np
 
 
 def split_pairs(points: np.ndarray, confidence: np.ndarray, mask: np.ndarray, area: float = PAIR_AREA,
-                elongation: float = PAIR_ELONGATION) -> tuple[np.ndarray, np.ndarray]:
+                elongation: float = PAIR_ELONGATION, cut: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Two points, not one, for each large elongated part of the mask: the touching pairs that the blob
     detector sees as one blob.
 
@@ -243,7 +243,8 @@ def split_pairs(points: np.ndarray, confidence: np.ndarray, mask: np.ndarray, ar
     A part of at least ``area`` times the median part's area whose major axis is at least ``elongation``
     times its minor axis loses its point, and takes two instead, at the two centres of a 2-means split of
     its pixels (each moved to the part's pixel nearest to it), with the lost point's class and confidence.
-    Returns the points and their confidence (the kept ones first, in their order).
+    Returns the points and their confidence (the kept ones first, in their order). ``cut``: the mask
+    already cut between these points (:func:`cut_between_points`), when the caller has it.
     """
     from skimage.measure import regionprops
     fg = np.asarray(mask) > 0
@@ -251,7 +252,7 @@ def split_pairs(points: np.ndarray, confidence: np.ndarray, mask: np.ndarray, ar
     confidence = np.asarray(confidence, np.float64)
     if not len(points) or not fg.any():
         return points, confidence
-    parts = cut_between_points(points, fg)
+    parts = cut_between_points(points, fg) if cut is None else cut
     areas = np.bincount(parts.ravel(), minlength=len(points) + 1)[1:]
     if not np.any(areas > 0):
         return points, confidence
