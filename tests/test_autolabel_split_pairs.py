@@ -99,5 +99,6 @@ def test_by_default_elongated_objects_are_not_split_and_on_splits_always():
     assert not found.reading.pairs_split
     forced = autolabel(image_of(img, 1), AutolabelConfig(split_pairs="on", **CFG))
     assert forced.reading.pairs_split and len(forced.points) > len(found.points)
+    assert "touching pairs split as set" in forced.describe() and "round objects" not in forced.describe()
     with pytest.raises(SettingsError, match="split pairs"):
         AutolabelConfig(split_pairs="yes")

@@ -117,6 +117,40 @@ def test_machine_labels_take_one_point_per_blob_or_per_piece_of_the_mask(viewer,
     assert len(viewer.layers[PREVIEW_POINTS].data) == len(labels.points)
 
 
+def _round_nuclei_with_a_touching_pair():
+    """Six lone discs of radius 10 and a pair of them touching without a neck (centres 16 px apart)."""
+    from skimage.draw import disk
+    mask = np.zeros((100, 160), bool)
+    for y, x in ((25, 25), (25, 75), (75, 25), (75, 75), (25, 130), (60, 100), (60, 116)):
+        mask[disk((y, x), 10, shape=mask.shape)] = True
+    return 0.1 + 0.8 * mask + np.random.default_rng(0).normal(0, 0.01, mask.shape)
+
+
+def test_a_touching_pair_takes_two_points_by_default_or_one_when_the_user_says_so(viewer, qtbot):
+    viewer.add_image(_round_nuclei_with_a_touching_pair(), name="nuclei")
+    w = AnnotationWidget(viewer)
+    qtbot.addWidget(w)
+    w.add_layers()
+    panel = w.autolabel
+    panel.size.setValue(20.0)
+    panel.threshold.setCurrentText("fixed")
+    panel.value.setValue(0.5)
+    assert panel.touching_pair.currentText() == "auto" and panel.config().split_pairs == "auto"
+    found = {}
+    for choice, setting in (("auto", "auto"), ("one point", "off"), ("two points", "on")):
+        panel.touching_pair.setCurrentText(choice)
+        assert panel.config().split_pairs == setting
+        panel.run()
+        qtbot.waitUntil(lambda: not panel.busy and panel.pending is not None, timeout=30000)
+        labels = panel.pending[-1]
+        on_pair = labels.points[(labels.points[:, 1] > 95) & (np.abs(labels.points[:, 0] - 60) < 8)]
+        found[choice] = (len(on_pair), labels.reading.pairs_split, "round objects" in panel.status.text())
+        assert labels.reading.pairs_set == (choice == "two points")
+        assert len(viewer.layers[PREVIEW_POINTS].data) == len(labels.points)
+        panel.discard()
+    assert found == {"auto": (2, True, True), "one point": (1, False, False), "two points": (2, True, False)}
+
+
 def test_machine_labels_that_look_wrong_are_warned_about_with_the_preview(viewer, qtbot):
     im = _viewer_with_image(viewer)
     w = AnnotationWidget(viewer)
@@ -172,12 +206,13 @@ def test_the_machine_labels_settings_are_remembered_for_the_next_session(viewer,
     panel.value.setValue(0.25)
     panel.polarity.setCurrentText("dark")
     panel.point_per.setCurrentText("piece of the mask")
+    panel.touching_pair.setCurrentText("one point")
     panel.mask_source.setCurrentText(MODEL_MASK)            # the session's model: not remembered
     again = AnnotationWidget(viewer).autolabel               # the next session's panel
     qtbot.addWidget(again.parentWidget() or again)
     got = again.config()
-    assert (got.object_size, got.threshold, got.threshold_value, got.polarity, got.tiling) == \
-        (24.0, "fixed", 0.25, "dark", "on")
+    assert (got.object_size, got.threshold, got.threshold_value, got.polarity, got.tiling, got.split_pairs) == \
+        (24.0, "fixed", 0.25, "dark", "on", "off")
     assert again.mask_source.currentText() != MODEL_MASK
     remembered.save("autolabel", {"threshold": "a removed method", "size": "big", "polarity": "dark"})
     odd = AnnotationWidget(viewer).autolabel                 # what no longer fits keeps its default

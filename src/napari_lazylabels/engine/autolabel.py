@@ -58,7 +58,7 @@ from .autolabel_mask import (cut_between_points, disc_diameter, grown_to_points,
 from .autolabel_reading import SIZE_CORRECTION, ImageReading, read_image, sized_by_mask  # noqa: F401
 from .autolabel_scale import scaled, texture_of
 from .autolabel_stats import THRESHOLD_FUNCTIONS, choose_threshold
-from .autolabel_tiling import OFF, decide as tiling_applies, one_per_piece
+from .autolabel_tiling import OFF, ON, decide as tiling_applies, one_per_piece
 from .points import empty_points, point_disks, point_pixels
 
 def channel_of(image: np.ndarray, channel: int | None) -> np.ndarray:
@@ -274,7 +274,7 @@ def autolabel(image: np.ndarray, config: AutolabelConfig | None = None, *, point
     else:
         points, confidence, mask, grown, split = _points_in(pts_img, config, reading, mask, smoothed,
                                                             foreground is None)
-        reading = dataclasses.replace(reading, pairs_split=split)
+        reading = dataclasses.replace(reading, pairs_split=split, pairs_set=split and config.split_pairs == ON)
     if not len(points):
         raise AnnotationError(f"no blob of diameter {reading.diameter:.3g} px found"
                               f"{' inside the mask' if config.points_in_mask else ''}: lower "

@@ -32,6 +32,7 @@ class ImageReading:
     tiled: bool = False           # the objects tile the image: one point per piece of the mask
     halo: bool = False            # read again: dark objects in bright halos, cut at the lines between them
     pairs_split: bool = False     # round objects: a large elongated part of the mask took two points
+    pairs_set: bool = False       # ... because the user set it (split pairs on), not read from the objects
 
     def describe(self) -> str:
         how = "given" if self.estimate is None else \
@@ -42,7 +43,8 @@ class ImageReading:
         text = f"objects {kind}, {self.diameter:.0f} px ({how})"
         text += f"; noisy (noise {self.noise:.3f}), denoised by {self.denoise:.1f} px" if self.denoise else ""
         text += "; objects tile the image: one point per piece of the mask" if self.tiled else ""
-        text += "; round objects: a large elongated part of the mask takes two points" if self.pairs_split else ""
+        why = "touching pairs split as set" if self.pairs_set else "round objects"
+        text += f"; {why}: a large elongated part of the mask takes two points" if self.pairs_split else ""
         return text + ("; read again as dark objects in bright halos (the first reading looked wrong), cut "
                        "apart at the bright lines between them: one point per piece" if self.halo else "")
 

@@ -38,6 +38,8 @@ from .tooltips import tip
 MEAN = "mean of the channels"
 #: "One point per": the tiling setting in plain words (a piece of the mask: cells that fill the image).
 POINT_PER = {"auto": TILING_AUTO, "blob": TILING_OFF, "piece of the mask": TILING_ON}
+#: "Touching pair": the split_pairs setting in plain words (two round nuclei that read as one blob).
+TOUCHING_PAIR = {"auto": TILING_AUTO, "two points": TILING_ON, "one point": TILING_OFF}
 THRESHOLD_MASK, MODEL_MASK = "a threshold", "the model's foreground"
 PREVIEW_POINTS, PREVIEW_MASK = "autolabel preview: points", "autolabel preview: mask"
 
@@ -152,6 +154,9 @@ class AutolabelPanel(QGroupBox):
         self.point_per = QComboBox()
         self.point_per.addItems(list(POINT_PER))
         self.point_per.setToolTip(tip("autolabel_tiling"))
+        self.touching_pair = QComboBox()
+        self.touching_pair.addItems(list(TOUCHING_PAIR))
+        self.touching_pair.setToolTip(tip("autolabel_split_pairs"))
         self.read_again = QCheckBox("Read again if they look wrong")
         self.read_again.setChecked(True)
         self.read_again.setToolTip(tip("autolabel_second_reading"))
@@ -193,6 +198,7 @@ class AutolabelPanel(QGroupBox):
         form.addRow("Blob response", self.detection)
         form.addRow("Objects", self.polarity)
         form.addRow("One point per", self.point_per)
+        form.addRow("Touching pair", self.touching_pair)
         form.addRow(self.read_again)
         buttons = QHBoxLayout()       # under the preview button: four in a row are wider than a laptop's dock
         buttons.addWidget(self.merge_button)
@@ -211,10 +217,10 @@ class AutolabelPanel(QGroupBox):
 
     def _remember(self) -> None:
         """Put back the settings of the last session (:mod:`.remembered`) and store them on change: the size,
-        thresholds, polarity and points per object; not the channels or the mask's source, which belong to
+        thresholds, polarity, points per object and per touching pair; not the channels or the mask's source, which belong to
         the image and the session's model."""
         combos = {"unit": self.unit, "threshold": self.threshold, "polarity": self.polarity,
-                  "point_per": self.point_per}
+                  "point_per": self.point_per, "touching_pair": self.touching_pair}
         spins = {"size": self.size, "value": self.value, "blob_response": self.detection}
         checks = {"read_again": self.read_again}
         for name, value in remembered.load(SETTINGS_KEY).items():
@@ -278,6 +284,7 @@ class AutolabelPanel(QGroupBox):
                                threshold_value=float(self.value.value()) if method == FIXED else None,
                                polarity=self.polarity.currentText(),
                                tiling=POINT_PER[self.point_per.currentText()],
+                               split_pairs=TOUCHING_PAIR[self.touching_pair.currentText()],
                                second_reading=READ_AGAIN if self.read_again.isChecked() else FIRST_READING_ONLY)
 
     def run(self) -> None:

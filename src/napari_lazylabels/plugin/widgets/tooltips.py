@@ -38,6 +38,9 @@ TIPS: dict[str, str] = {
     "autolabel_detection": "Smallest blob response (on the channel scaled to 0..1): lower finds dimmer objects.",
     "autolabel_tiling": "One point per blob, or per piece of the mask when the cells fill the image with only thin "
                         "membranes between them (electron microscopy): auto decides from the mask.",
+    "autolabel_split_pairs": "Two round nuclei that touch without a neck read as one blob. Two points gives such a "
+                             "pair (a large elongated part of the mask) one point in each nucleus; auto does so "
+                             "only when the objects read round, not for irregular or long ones (H&E, bacteria).",
     "autolabel_second_reading": "When the labels look wrong (a mask over almost the whole image, or a single "
                                 "point), read the image again as dark objects in bright halos (bacteria in phase "
                                 "contrast), cut apart at the bright lines between them. Untick to keep the first "
