@@ -217,8 +217,8 @@ class AutolabelPanel(QGroupBox):
 
     def _remember(self) -> None:
         """Put back the settings of the last session (:mod:`.remembered`) and store them on change: the size,
-        thresholds, polarity, points per object and per touching pair; not the channels or the mask's source, which belong to
-        the image and the session's model."""
+        thresholds, polarity, points per object and per touching pair; not the channels or the mask's source,
+        which belong to the image and the session's model."""
         combos = {"unit": self.unit, "threshold": self.threshold, "polarity": self.polarity,
                   "point_per": self.point_per, "touching_pair": self.touching_pair}
         spins = {"size": self.size, "value": self.value, "blob_response": self.detection}
