@@ -75,11 +75,16 @@ def image_of(mask, seed=0):
 CFG = dict(object_size=20, threshold="fixed", threshold_value=0.5)
 
 
-def test_by_default_the_pair_is_split_where_the_nuclei_are_round():
+def round_nuclei():
+    """The scene with five lone nuclei, enough to read their shape (also the napari panel's test image)."""
     mask = scene()
-    for y, x in ((75, 75), (25, 130)):                       # five lone nuclei: enough to read their shape
+    for y, x in ((75, 75), (25, 130)):
         mask[disk((y, x), 10, shape=mask.shape)] = True
-    img = image_of(mask)
+    return image_of(mask)
+
+
+def test_by_default_the_pair_is_split_where_the_nuclei_are_round():
+    img = round_nuclei()
     assert AutolabelConfig().split_pairs == "auto"
     split = autolabel(img, AutolabelConfig(**CFG))
     assert len(split.points) == 7 and len(split.point_confidence) == 7

@@ -15,6 +15,7 @@ from napari_lazylabels.plugin.reader import read_lazylabels
 from napari_lazylabels.plugin.widgets import AnnotationWidget, remembered
 from napari_lazylabels.plugin.widgets.autolabel_widget import MODEL_MASK, PREVIEW_MASK, PREVIEW_POINTS
 from napari_lazylabels.plugin.widgets.export import stores_for_image, write_stores
+from test_autolabel_split_pairs import round_nuclei     # tests/ is on the path (rootdir import)
 
 pytestmark = pytest.mark.gui
 
@@ -117,17 +118,8 @@ def test_machine_labels_take_one_point_per_blob_or_per_piece_of_the_mask(viewer,
     assert len(viewer.layers[PREVIEW_POINTS].data) == len(labels.points)
 
 
-def _round_nuclei_with_a_touching_pair():
-    """Six lone discs of radius 10 and a pair of them touching without a neck (centres 16 px apart)."""
-    from skimage.draw import disk
-    mask = np.zeros((100, 160), bool)
-    for y, x in ((25, 25), (25, 75), (75, 25), (75, 75), (25, 130), (60, 100), (60, 116)):
-        mask[disk((y, x), 10, shape=mask.shape)] = True
-    return 0.1 + 0.8 * mask + np.random.default_rng(0).normal(0, 0.01, mask.shape)
-
-
 def test_a_touching_pair_takes_two_points_by_default_or_one_when_the_user_says_so(viewer, qtbot):
-    viewer.add_image(_round_nuclei_with_a_touching_pair(), name="nuclei")
+    viewer.add_image(round_nuclei(), name="nuclei")      # five lone round nuclei and a touching pair
     w = AnnotationWidget(viewer)
     qtbot.addWidget(w)
     w.add_layers()

@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, Q
                             QLabel, QPushButton, QVBoxLayout)
 
 from ...engine.autolabel import FIXED, SIZE_UNITS, THRESHOLDS, AutolabelConfig, autolabel
-from ...engine.autolabel_config import AUTO as READ_AGAIN, OFF as FIRST_READING_ONLY
+from ...engine.autolabel_config import AUTO as READ_AGAIN, OFF as FIRST_READING_ONLY, SPLIT_PAIRS
 from ...engine.autolabel_stats import POLARITIES
 from ...engine.autolabel_tiling import AUTO as TILING_AUTO, OFF as TILING_OFF, ON as TILING_ON
 from ...engine.regimes import registry
@@ -38,8 +38,9 @@ from .tooltips import tip
 MEAN = "mean of the channels"
 #: "One point per": the tiling setting in plain words (a piece of the mask: cells that fill the image).
 POINT_PER = {"auto": TILING_AUTO, "blob": TILING_OFF, "piece of the mask": TILING_ON}
-#: "Touching pair": the split_pairs setting in plain words (two round nuclei that read as one blob).
-TOUCHING_PAIR = {"auto": TILING_AUTO, "two points": TILING_ON, "one point": TILING_OFF}
+#: "Touching pair": the split_pairs setting (auto, on, off) in plain words (two round nuclei that read as one
+#: blob).
+TOUCHING_PAIR = dict(zip(("auto", "two points", "one point"), SPLIT_PAIRS))
 THRESHOLD_MASK, MODEL_MASK = "a threshold", "the model's foreground"
 PREVIEW_POINTS, PREVIEW_MASK = "autolabel preview: points", "autolabel preview: mask"
 
