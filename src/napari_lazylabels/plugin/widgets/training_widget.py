@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                             QProgressBar, QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
@@ -28,6 +28,7 @@ from ...recipes.train import TrainingPlan, prepare
 from . import remembered
 from .combo import set_combo_items
 from .fit import compact_combos, FittedDock, scrolled
+from .job_lifecycle import CloseWatcher, JobHolder, abandon
 from ..data import training_set
 from .label_picker import LabelLayerPicker
 from ..layers import class_names, current_plane, plane_data, source_images
@@ -68,47 +69,6 @@ class TrainingTimings:
         self.preview_gui_ms.append(gui_ms)
         if self.first_preview_s is None and self.clicked_at is not None:
             self.first_preview_s = time.perf_counter() - self.clicked_at
-
-
-class _CloseWatcher(QObject):
-    """Calls ``callback`` when the watched window gets a Close event."""
-
-    def __init__(self, window, callback):
-        super().__init__(window)
-        self._callback = callback
-        window.installEventFilter(self)
-
-    def eventFilter(self, obj, event):  # noqa: N802 (Qt name)
-        if event.type() == QEvent.Type.Close:
-            self._callback()
-        return False
-
-
-class _JobHolder:
-    """The running job, reachable without the widget (for clean-up when the widget is destroyed).
-
-    Called by the widget's ``destroyed`` signal. Qt calls it after the widget's
-    Python side may be gone, so the holder is kept alive here, not by the widget.
-    """
-
-    alive: set = set()
-
-    def __init__(self):
-        self.job: TrainingJob | None = None
-        _JobHolder.alive.add(self)
-
-    def __call__(self, *_args) -> None:
-        _abandon(self)
-        _JobHolder.alive.discard(self)
-
-
-def _abandon(holder: _JobHolder) -> None:
-    """Stop the job of a destroyed widget and wait for its thread (no Qt is touched)."""
-    job, holder.job = holder.job, None
-    if job is not None:
-        job.spec.preview_image = None
-        job.stop()
-        job.join(60.0)
 
 
 class TrainWidget(FittedDock):
@@ -177,7 +137,7 @@ class TrainWidget(FittedDock):
         self.tabs.setCurrentIndex(int(remembered.load("train_tabs").get("tab", 0)) % self.tabs.count())
         self.tabs.currentChanged.connect(lambda i: remembered.save("train_tabs", {"tab": i}))
 
-        self._holder = _JobHolder()
+        self._holder = JobHolder()
         self.destroyed.connect(self._holder)
         self._watched = None
         self.checkpoint: str | None = None
@@ -270,7 +230,7 @@ class TrainWidget(FittedDock):
             top = top.parentWidget()
         if top is not self and top is not self._watched:
             self._watched = top
-            _CloseWatcher(top, self.shutdown)
+            CloseWatcher(top, self.shutdown)
 
     def showEvent(self, event):  # noqa: N802 (Qt name)
         super().showEvent(event)
@@ -494,7 +454,7 @@ class TrainWidget(FittedDock):
     def shutdown(self) -> None:
         """Stop a running job and wait for its thread (the viewer is closing)."""
         self._poll.stop()
-        _abandon(self._holder)
+        abandon(self._holder)
         gc.unfreeze()
         self.model_panel.shutdown()
         self.suggest_panel.shutdown()
