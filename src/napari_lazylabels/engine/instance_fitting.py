@@ -119,7 +119,8 @@ def _score(probs: Sequence[Mapping[str, np.ndarray]], truths: Sequence[np.ndarra
 
 def _candidates(current: InstanceParams, group: int, median_area: float,
                 interface_thresholds: Sequence[float] = INTERFACE_THRESHOLDS,
-                probability_thresholds: Sequence[float | None] = PROBABILITY_THRESHOLDS) -> list[InstanceParams]:
+                probability_thresholds: Sequence[float | None] = PROBABILITY_THRESHOLDS,
+                seed_joins: Sequence[float] = SEED_JOINS) -> list[InstanceParams]:
     """Group ``group`` of the settings tried one group after the other, around the best so far."""
     def sizes(shares):
         return sorted({max(1, int(round(s * median_area))) for s in shares})
@@ -129,7 +130,7 @@ def _candidates(current: InstanceParams, group: int, median_area: float,
     if group == 1:
         return [replace(current, min_size=m) for m in sizes(MIN_SIZE_SHARES)]
     return [replace(current, min_seed_area=m, seed_join_threshold=j)
-            for m in sizes(MIN_SEED_SHARES) for j in SEED_JOINS]
+            for m in sizes(MIN_SEED_SHARES) for j in seed_joins]
 
 
 #: How many groups :func:`_candidates` has.
@@ -155,15 +156,16 @@ def search(score: Callable[[PostProcessing], float], postprocess: PostProcessing
            interface_thresholds: Sequence[float] = INTERFACE_THRESHOLDS,
            min_gain: float = MIN_GAIN,
            probability_thresholds: Sequence[float | None] = PROBABILITY_THRESHOLDS,
-           ) -> tuple[InstanceParams, float, float, dict]:
+           seed_joins: Sequence[float] = SEED_JOINS) -> tuple[InstanceParams, float, float, dict]:
     """The search of the module doc from ``postprocess.instances``: ``(best settings, score before, score
     after, the settings that moved as name -> (before, after))``. ``score(post)``: higher is better; a
     change is kept when it gains more than ``min_gain``. ``interface_thresholds`` and
-    ``probability_thresholds``: the values the first group tries."""
+    ``probability_thresholds``: the values the first group tries; ``seed_joins``: the seed joins the
+    last one tries."""
     start = best = postprocess.instances
     before = best_score = score(postprocess)
     for group in range(GROUPS):
-        for params in _candidates(best, group, median_area, interface_thresholds, probability_thresholds):
+        for params in _candidates(best, group, median_area, interface_thresholds, probability_thresholds, seed_joins):
             s = score(replace(postprocess, instances=params))
             if s > best_score + min_gain:
                 best, best_score = params, s
