@@ -143,8 +143,8 @@ def fit_instances_to_points(probabilities: Sequence[Mapping[str, np.ndarray]], p
     joins = (NO_SEED_JOIN,) if round_objects else SEED_JOINS
     best, before, after, changed = search(score, postprocess, median_area, POINT_INTERFACE_THRESHOLDS, MIN_GAIN_POINTS,
                                           (postprocess.instances.probability_threshold,), joins)
-    if best.seed_join_threshold != given.seed_join_threshold and "seed_join_threshold" not in changed:
-        changed = {**changed, "seed_join_threshold": (given.seed_join_threshold, best.seed_join_threshold)}
+    if round_objects and given.seed_join_threshold != NO_SEED_JOIN:     # set before the search: named here
+        changed = {**changed, "seed_join_threshold": (given.seed_join_threshold, NO_SEED_JOIN)}
     return FittedInstances(best, before, after, len(probabilities), n_points, median_area, changed, POINTS)
 
 
